@@ -1,0 +1,1 @@
+"""Reusable ComponentResources; they know nothing about stacks or pulumi.Config."""

@@ -1,0 +1,19 @@
+"""Small helpers shared by the components."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+
+def name_of(resource: Any) -> pulumi.Output[str]:
+    """A Kubernetes resource's metadata.name as an Output that also carries the dependency on it."""
+
+    def pick(meta: Any) -> str:
+        if meta is None or not meta.name:
+            raise ValueError(f"{resource} has no metadata.name")
+        return str(meta.name)
+
+    out: pulumi.Output[str] = resource.metadata.apply(pick)
+    return out

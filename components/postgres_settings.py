@@ -1,0 +1,81 @@
+"""Pure functions: PostgreSQL layout and settings derived from the pod's resources.
+
+Nothing here touches Pulumi, so the tests call these directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    """Where the volume mounts and where PGDATA lives inside it."""
+
+    mount_path: str
+    pgdata: str
+
+
+def data_layout(major: int) -> DataLayout:
+    """The official image's layout for a major version.
+
+    postgres:18 moved the VOLUME to /var/lib/postgresql and PGDATA to
+    /var/lib/postgresql/18/docker (docker-library/postgres 18/*/Dockerfile).
+    Older images mount /var/lib/postgresql/data; PGDATA must then be a
+    subdirectory, because initdb refuses a mount point holding lost+found (seed 003).
+    Either way PGDATA is a subdirectory of the mount.
+    """
+    if major >= 18:
+        return DataLayout("/var/lib/postgresql", f"/var/lib/postgresql/{major}/docker")
+    return DataLayout("/var/lib/postgresql/data", "/var/lib/postgresql/data/pgdata")
+
+
+def _mb(n_bytes: int) -> str:
+    return f"{max(n_bytes // MiB, 1)}MB"
+
+
+def server_settings(memory_limit_bytes: int, volume_bytes: int, replication: bool) -> dict[str, str]:
+    """postgresql.conf settings sized to the container and its volume.
+
+    - shared_buffers 25% and effective_cache_size 75% of the memory limit.
+    - max_wal_size at most a quarter of the volume: the default 1GB fills a 1Gi volume.
+    - wal_keep_size bounds how far a briefly disconnected standby can fall behind
+      and still catch up without re-cloning; no replication slots, so a dead standby
+      can never fill the primary's disk.
+    """
+    wal_budget = volume_bytes // 4
+    max_wal = min(wal_budget, 1024 * MiB)
+    settings = {
+        "listen_addresses": "*",
+        "shared_buffers": _mb(memory_limit_bytes // 4),
+        "effective_cache_size": _mb(memory_limit_bytes * 3 // 4),
+        "max_wal_size": _mb(max_wal),
+        "min_wal_size": _mb(max(max_wal // 4, 32 * MiB)),
+        "password_encryption": "scram-sha-256",
+        "log_min_duration_statement": "1000",
+        "log_statement": "none",
+    }
+    if replication:
+        settings |= {
+            "wal_level": "replica",
+            "hot_standby": "on",
+            "max_wal_senders": "10",
+            "wal_keep_size": _mb(min(volume_bytes // 8, 1024 * MiB)),
+            "hot_standby_feedback": "on",
+        }
+    return settings
+
+
+def postgres_args(settings: dict[str, str]) -> list[str]:
+    """Command-line form: postgres -c key=value ..., sorted so diffs stay stable."""
+    args = ["postgres"]
+    for key in sorted(settings):
+        args += ["-c", f"{key}={settings[key]}"]
+    return args
+
+
+def pod_dns(pod: str, service: str, namespace: str, cluster_domain: str = "cluster.local") -> str:
+    """Stable per-pod DNS name a headless Service gives a StatefulSet pod."""
+    return f"{pod}.{service}.{namespace}.svc.{cluster_domain}"

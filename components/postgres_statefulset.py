@@ -1,0 +1,449 @@
+"""PostgresStatefulSet: PostgreSQL with a volume per pod, generated passwords and streaming replication.
+
+Pod 0 (StatefulSet ``<name>``) is the primary. With replication on, the standbys
+run in a second StatefulSet ``<name>-standby`` whose ordinals start at 1, so the
+read-write and read-only Services can tell the roles apart with plain label
+selectors, and scaling the standbys never touches the primary's StatefulSet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.headless_service import HeadlessService, HeadlessServiceArgs, NamedPort
+from components.naming import name_of
+from components.postgres_settings import DataLayout, data_layout, pod_dns, postgres_args, server_settings
+
+SCRIPTS_DIR = Path(__file__).parent / "scripts"
+
+# The official Debian-based image runs PostgreSQL as postgres, uid/gid 999.
+POSTGRES_UID = 999
+CONTAINER_PORT = 5432
+SUPERUSER = "postgres"
+# RFC 3986 unreserved characters: safe in connection URIs and pgpass files unescaped.
+PASSWORD_SPECIALS = "-_.~"
+
+SCRIPTS_MOUNT = "/scripts"
+SECRETS_MOUNT = "/etc/postgresql/secrets"
+SOCKET_DIR = "/var/run/postgresql"
+
+
+@dataclass(frozen=True)
+class NetworkPolicyPeer:
+    """Clients allowed to reach PostgreSQL: pods matching both selectors (empty matches all)."""
+
+    pod_labels: dict[str, str] = field(default_factory=dict)
+    namespace_labels: dict[str, str] | None = None  # None: the database's own namespace
+
+
+@dataclass(frozen=True)
+class PostgresStatefulSetArgs:
+    namespace: pulumi.Input[str]
+    storage_class: pulumi.Input[str]
+    image: str
+    image_major: int
+    image_pull_policy: str = "IfNotPresent"
+    replicas: int = 1
+    storage_size: str = "1Gi"
+    storage_bytes: int = 1024**3
+    requests: dict[str, str] = field(default_factory=lambda: {"cpu": "1", "memory": "1Gi"})
+    limits: dict[str, str] = field(default_factory=lambda: {"cpu": "2", "memory": "1Gi"})
+    memory_limit_bytes: int = 1024**3
+    database: str = "app"
+    username: str | None = "app"
+    service_type: str = "ClusterIP"
+    service_port: int = 5432
+    node_port: int | None = None
+    replication: bool = True
+    replication_user: str = "replicator"
+    max_lag_bytes: int = 16 * 1024 * 1024
+    anti_affinity: str = "soft"
+    shm_size: str = "256Mi"
+    cluster_domain: str = "cluster.local"
+
+    @property
+    def replicating(self) -> bool:
+        """Replication only means something with more than one pod."""
+        return self.replication and self.replicas > 1
+
+
+def script_files() -> dict[str, str]:
+    """The container scripts shipped to every pod through a ConfigMap."""
+    return {p.name: p.read_text() for p in sorted(SCRIPTS_DIR.glob("*.sh"))}
+
+
+def checksum(*parts: str) -> str:
+    """Stable digest used in pod-template annotations so pods roll when inputs change."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def instance_labels(name: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": "postgresql", "app.kubernetes.io/instance": name}
+
+
+def role_labels(name: str, role: str) -> dict[str, str]:
+    return instance_labels(name) | {"app.kubernetes.io/component": role}
+
+
+def primary_selector(name: str) -> dict[str, str]:
+    """Read-write Service: only pod 0, whatever else matches the instance."""
+    return role_labels(name, "primary") | {"statefulset.kubernetes.io/pod-name": f"{name}-0"}
+
+
+class PostgresStatefulSet(pulumi.ComponentResource):
+    """PostgreSQL StatefulSet(s), credentials Secret, scripts, Services and a PodDisruptionBudget."""
+
+    headless_service_name: pulumi.Output[str]
+    host: pulumi.Output[str]
+    read_only_host: pulumi.Output[str | None]
+    port: pulumi.Output[int]
+    database: pulumi.Output[str]
+    user: pulumi.Output[str]
+    secret_name: pulumi.Output[str]
+    connection_uri: pulumi.Output[str]
+
+    def __init__(self, name: str, args: PostgresStatefulSetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("pgstack:index:PostgresStatefulSet", name, None, opts)
+        self._name, self._args = name, args
+        child = pulumi.ResourceOptions(parent=self)
+        layout = data_layout(args.image_major)
+
+        # ---- credentials: generated here, stored only in the Secret
+        def password(role: str) -> pulumi.Output[str]:
+            pw = random.RandomPassword(
+                f"{name}-{role}-password", length=32, special=True, override_special=PASSWORD_SPECIALS, min_special=2, opts=child
+            )
+            # Mocks (and old providers) do not mark result secret; never rely on it.
+            return pulumi.Output.secret(pw.result)
+
+        passwords: dict[str, pulumi.Output[str]] = {"postgres-password": password("superuser")}
+        if args.username:
+            passwords["password"] = password("app")
+        if args.replicating:
+            passwords["replication-password"] = password("replication")
+
+        self.secret = k8s.core.v1.Secret(
+            f"{name}-credentials",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{name}-credentials", namespace=args.namespace, labels=instance_labels(name)),
+            type="Opaque",
+            string_data=passwords,
+            opts=child,
+        )
+        scripts = script_files()
+        self.scripts = k8s.core.v1.ConfigMap(
+            f"{name}-scripts",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{name}-scripts", namespace=args.namespace, labels=instance_labels(name)),
+            data=scripts,
+            opts=child,
+        )
+        self.service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-sa",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=name, namespace=args.namespace, labels=instance_labels(name)),
+            automount_service_account_token=False,
+            opts=child,
+        )
+        self.headless = HeadlessService(
+            f"{name}-hl",
+            HeadlessServiceArgs(
+                namespace=args.namespace,
+                selector=instance_labels(name),
+                ports=[NamedPort("postgresql", CONTAINER_PORT)],
+                publish_not_ready_addresses=True,
+                labels=instance_labels(name),
+                cluster_domain=args.cluster_domain,
+            ),
+            opts=child,
+        )
+
+        # Pods roll when a password or a script changes: POSTGRES_PASSWORD only acts at
+        # initdb, so the sidecar applies the new passwords, and restarts pick up new scripts.
+        # The digest is one-way; unsecret it so the diff shows that the template changed.
+        secret_sum = pulumi.Output.unsecret(pulumi.Output.all(*[passwords[k] for k in sorted(passwords)]).apply(lambda vs: checksum(*vs)))
+        annotations = pulumi.Output.all(secret_sum).apply(
+            lambda s: {"checksum/secret": s[0], "checksum/scripts": checksum(*(f"{k}={v}" for k, v in scripts.items()))}
+        )
+
+        primary_host = pulumi.Output.from_input(args.namespace).apply(
+            lambda ns: pod_dns(f"{name}-0", f"{name}-hl", ns, args.cluster_domain)
+        )
+        settings = server_settings(args.memory_limit_bytes, args.storage_bytes, args.replicating)
+        depends = pulumi.ResourceOptions(parent=self, depends_on=[self.secret, self.scripts, self.headless])
+
+        primary_replicas = 1 if args.replicating else args.replicas
+        self.primary = self._statefulset(name, "primary", primary_replicas, 0, layout, settings, primary_host, annotations, depends)
+        self.statefulsets = [self.primary]
+        if args.replicating:
+            self.standby = self._statefulset(
+                f"{name}-standby", "standby", args.replicas - 1, 1, layout, settings, primary_host, annotations, depends
+            )
+            self.statefulsets.append(self.standby)
+
+        # ---- client Services
+        self.rw_service = self._client_service(name, primary_selector(name), args.service_type, args.node_port)
+        self.ro_service = self._client_service(f"{name}-ro", role_labels(name, "standby"), "ClusterIP", None) if args.replicating else None
+        self.pdb = k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=name, namespace=args.namespace, labels=instance_labels(name)),
+            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                max_unavailable=1, selector=k8s.meta.v1.LabelSelectorArgs(match_labels=instance_labels(name))
+            ),
+            opts=child,
+        )
+
+        # ---- outputs
+        ns = pulumi.Output.from_input(args.namespace)
+        self.headless_service_name = self.headless.service_name
+        self.host = ns.apply(lambda n: f"{name}.{n}.svc.{args.cluster_domain}")
+        self.read_only_host = ns.apply(lambda n: f"{name}-ro.{n}.svc.{args.cluster_domain}" if args.replicating else None)
+        self.port = pulumi.Output.from_input(args.service_port)
+        self.database = pulumi.Output.from_input(args.database if args.username else SUPERUSER)
+        self.user = pulumi.Output.from_input(args.username or SUPERUSER)
+        self.secret_name = name_of(self.secret)
+        user_pw = passwords["password"] if args.username else passwords["postgres-password"]
+        self.connection_uri = pulumi.Output.secret(
+            pulumi.Output.format("postgresql://{0}:{1}@{2}:{3}/{4}", self.user, user_pw, self.host, args.service_port, self.database)
+        )
+        self.register_outputs(
+            {
+                "headless_service_name": self.headless_service_name,
+                "host": self.host,
+                "read_only_host": self.read_only_host,
+                "port": self.port,
+                "database": self.database,
+                "user": self.user,
+                "secret_name": self.secret_name,
+                "connection_uri": self.connection_uri,
+            }
+        )
+
+    # ------------------------------------------------------------------ pieces
+
+    def _env(self, primary_host: pulumi.Output[str], pgdata: str) -> list[k8s.core.v1.EnvVarArgs]:
+        a = self._args
+        plain = {
+            "PGDATA": pgdata,
+            "PGPORT": str(CONTAINER_PORT),
+            "PG_SOCKET_DIR": SOCKET_DIR,
+            "REPLICATION_ENABLED": "true" if a.replicating else "false",
+            "PRIMARY_PORT": str(CONTAINER_PORT),
+            "REPLICATION_USER": a.replication_user,
+            "SECRETS_DIR": SECRETS_MOUNT,
+            "POSTGRES_PASSWORD_FILE": f"{SECRETS_MOUNT}/postgres-password",
+            "APP_USER": a.username or "",
+            "APP_DATABASE": a.database if a.username else "",
+            "READINESS_MAX_LAG_BYTES": str(a.max_lag_bytes),
+        }
+        env = [
+            k8s.core.v1.EnvVarArgs(
+                name="POD_NAME",
+                value_from=k8s.core.v1.EnvVarSourceArgs(field_ref=k8s.core.v1.ObjectFieldSelectorArgs(field_path="metadata.name")),
+            ),
+            k8s.core.v1.EnvVarArgs(name="PRIMARY_HOST", value=primary_host),
+        ]
+        return env + [k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in plain.items()]
+
+    @staticmethod
+    def _container_security() -> k8s.core.v1.SecurityContextArgs:
+        return k8s.core.v1.SecurityContextArgs(
+            allow_privilege_escalation=False,
+            read_only_root_filesystem=True,
+            run_as_non_root=True,
+            run_as_user=POSTGRES_UID,
+            run_as_group=POSTGRES_UID,
+            capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+        )
+
+    def _mounts(self, mount_path: str, with_data: bool) -> list[k8s.core.v1.VolumeMountArgs]:
+        mounts = [
+            k8s.core.v1.VolumeMountArgs(name="scripts", mount_path=SCRIPTS_MOUNT, read_only=True),
+            k8s.core.v1.VolumeMountArgs(name="secrets", mount_path=SECRETS_MOUNT, read_only=True),
+            k8s.core.v1.VolumeMountArgs(name="run", mount_path=SOCKET_DIR),
+            k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
+        ]
+        if with_data:
+            mounts.append(k8s.core.v1.VolumeMountArgs(name="data", mount_path=mount_path))
+        return mounts
+
+    def _affinity(self) -> k8s.core.v1.AffinityArgs:
+        term = k8s.core.v1.PodAffinityTermArgs(
+            label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=instance_labels(self._name)),
+            topology_key="kubernetes.io/hostname",
+        )
+        if self._args.anti_affinity == "hard":
+            anti = k8s.core.v1.PodAntiAffinityArgs(required_during_scheduling_ignored_during_execution=[term])
+        else:
+            anti = k8s.core.v1.PodAntiAffinityArgs(
+                preferred_during_scheduling_ignored_during_execution=[
+                    k8s.core.v1.WeightedPodAffinityTermArgs(weight=100, pod_affinity_term=term)
+                ]
+            )
+        return k8s.core.v1.AffinityArgs(pod_anti_affinity=anti)
+
+    def _statefulset(
+        self,
+        sts_name: str,
+        role: str,
+        replicas: int,
+        first_ordinal: int,
+        layout: DataLayout,
+        settings: dict[str, str],
+        primary_host: pulumi.Output[str],
+        annotations: pulumi.Output[dict[str, str]],
+        opts: pulumi.ResourceOptions,
+    ) -> k8s.apps.v1.StatefulSet:
+        a, name = self._args, self._name
+        mount_path, pgdata = layout.mount_path, layout.pgdata
+        labels = role_labels(name, role)
+        env = self._env(primary_host, pgdata)
+        pg_isready = ["pg_isready", "--host", SOCKET_DIR, "--port", str(CONTAINER_PORT), "--quiet"]
+        small = k8s.core.v1.ResourceRequirementsArgs(requests={"cpu": "50m", "memory": "64Mi"}, limits={"cpu": "500m", "memory": "128Mi"})
+
+        init = k8s.core.v1.ContainerArgs(
+            name="init",
+            image=a.image,
+            image_pull_policy=a.image_pull_policy,
+            command=[f"{SCRIPTS_MOUNT}/init.sh"],
+            env=env,
+            volume_mounts=self._mounts(mount_path, with_data=True),
+            security_context=self._container_security(),
+            resources=k8s.core.v1.ResourceRequirementsArgs(requests=a.requests, limits=a.limits),
+        )
+        postgres = k8s.core.v1.ContainerArgs(
+            name="postgres",
+            image=a.image,
+            image_pull_policy=a.image_pull_policy,
+            command=postgres_args(settings)[:1],
+            args=postgres_args(settings)[1:],
+            env=env,
+            ports=[k8s.core.v1.ContainerPortArgs(name="postgresql", container_port=CONTAINER_PORT, protocol="TCP")],
+            resources=k8s.core.v1.ResourceRequirementsArgs(requests=a.requests, limits=a.limits),
+            security_context=self._container_security(),
+            volume_mounts=[*self._mounts(mount_path, with_data=True), k8s.core.v1.VolumeMountArgs(name="shm", mount_path="/dev/shm")],
+            # Crash recovery after a node reboot can take minutes: the startup probe
+            # allows 15 minutes before liveness starts counting.
+            startup_probe=k8s.core.v1.ProbeArgs(
+                exec_=k8s.core.v1.ExecActionArgs(command=pg_isready), period_seconds=10, timeout_seconds=5, failure_threshold=90
+            ),
+            liveness_probe=k8s.core.v1.ProbeArgs(
+                exec_=k8s.core.v1.ExecActionArgs(command=pg_isready), period_seconds=10, timeout_seconds=5, failure_threshold=6
+            ),
+            readiness_probe=k8s.core.v1.ProbeArgs(
+                exec_=k8s.core.v1.ExecActionArgs(command=[f"{SCRIPTS_MOUNT}/readiness.sh"]),
+                period_seconds=5,
+                timeout_seconds=5,
+                failure_threshold=3,
+            ),
+            # Kubernetes sends SIGTERM (smart shutdown waits for every client); ask for a fast one.
+            lifecycle=k8s.core.v1.LifecycleArgs(
+                pre_stop=k8s.core.v1.LifecycleHandlerArgs(
+                    exec_=k8s.core.v1.ExecActionArgs(command=["pg_ctl", "stop", "-D", pgdata, "-m", "fast", "-w", "-t", "50"])
+                )
+            ),
+        )
+        sync = k8s.core.v1.ContainerArgs(
+            name="password-sync",
+            image=a.image,
+            image_pull_policy=a.image_pull_policy,
+            command=[f"{SCRIPTS_MOUNT}/sync-passwords.sh"],
+            env=env,
+            resources=small,
+            security_context=self._container_security(),
+            volume_mounts=self._mounts(mount_path, with_data=False),
+        )
+        volumes = [
+            k8s.core.v1.VolumeArgs(
+                name="scripts",
+                config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=name_of(self.scripts), default_mode=0o555),
+            ),
+            k8s.core.v1.VolumeArgs(
+                name="secrets",
+                secret=k8s.core.v1.SecretVolumeSourceArgs(secret_name=name_of(self.secret), default_mode=0o440),
+            ),
+            k8s.core.v1.VolumeArgs(name="run", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="16Mi")),
+            k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="256Mi")),
+            k8s.core.v1.VolumeArgs(name="shm", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(medium="Memory", size_limit=a.shm_size)),
+        ]
+        spread = k8s.core.v1.TopologySpreadConstraintArgs(
+            max_skew=1,
+            topology_key="kubernetes.io/hostname",
+            when_unsatisfiable="DoNotSchedule" if a.anti_affinity == "hard" else "ScheduleAnyway",
+            label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=instance_labels(name)),
+        )
+        pod_spec = k8s.core.v1.PodSpecArgs(
+            service_account_name=name_of(self.service_account),
+            automount_service_account_token=False,
+            enable_service_links=False,
+            termination_grace_period_seconds=60,
+            security_context=k8s.core.v1.PodSecurityContextArgs(
+                run_as_non_root=True,
+                run_as_user=POSTGRES_UID,
+                run_as_group=POSTGRES_UID,
+                fs_group=POSTGRES_UID,
+                fs_group_change_policy="OnRootMismatch",
+                seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+            ),
+            affinity=self._affinity(),
+            topology_spread_constraints=[spread],
+            init_containers=[init],
+            containers=[postgres, sync],
+            volumes=volumes,
+        )
+        spec = k8s.apps.v1.StatefulSetSpecArgs(
+            replicas=replicas,
+            service_name=self.headless.service_name,
+            pod_management_policy="OrderedReady",
+            selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels),
+            ordinals=k8s.apps.v1.StatefulSetOrdinalsArgs(start=first_ordinal) if first_ordinal else None,
+            update_strategy=k8s.apps.v1.StatefulSetUpdateStrategyArgs(type="RollingUpdate"),
+            # Explicit: volumes outlive scale-down and deletion (seed 001's scale to zero).
+            persistent_volume_claim_retention_policy=k8s.apps.v1.StatefulSetPersistentVolumeClaimRetentionPolicyArgs(
+                when_deleted="Retain", when_scaled="Retain"
+            ),
+            template=k8s.core.v1.PodTemplateSpecArgs(
+                metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels, annotations=annotations),
+                spec=pod_spec,
+            ),
+            volume_claim_templates=[
+                k8s.core.v1.PersistentVolumeClaimArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(name="data", labels=instance_labels(name)),
+                    spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+                        access_modes=["ReadWriteOnce"],
+                        storage_class_name=a.storage_class,
+                        resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": a.storage_size}),
+                    ),
+                )
+            ],
+        )
+        return k8s.apps.v1.StatefulSet(
+            sts_name,
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=sts_name, namespace=a.namespace, labels=labels),
+            spec=spec,
+            opts=opts,
+        )
+
+    def _client_service(self, svc_name: str, selector: dict[str, str], svc_type: str, node_port: int | None) -> k8s.core.v1.Service:
+        return k8s.core.v1.Service(
+            svc_name,
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=svc_name, namespace=self._args.namespace, labels=instance_labels(self._name)),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                type=svc_type,
+                selector=selector,
+                ports=[
+                    k8s.core.v1.ServicePortArgs(
+                        name="postgresql", port=self._args.service_port, target_port="postgresql", node_port=node_port, protocol="TCP"
+                    )
+                ],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )

@@ -1,0 +1,1 @@
+"""Stack composition: typed settings in, components out."""

@@ -1,0 +1,311 @@
+"""Typed, validated stack settings: the only module that reads ``pulumi.Config``.
+
+Every key lives under the project namespace as an object (``pgstack:postgres``,
+``pgstack:storage``, ...). Each object is validated by a pydantic model with
+``extra="forbid"`` and strict types, so a typo or a wrong type fails at preview
+time with one message naming the key, the value and the accepted form, before
+any resource is registered.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+import pulumi
+from kubernetes.utils.quantity import parse_quantity
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PROJECT = "pgstack"
+
+# Image majors whose data layout and entrypoint behaviour we have checked.
+SUPPORTED_PG_MAJORS = (16, 17, 18)
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_PG_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+_TAG = re.compile(r"^(\d+)(\.\d+)?([-.][A-Za-z0-9_.-]+)?$")
+
+
+class ConfigError(pulumi.RunError):
+    """Invalid stack configuration. RunError makes Pulumi print just the message."""
+
+
+# ---------------------------------------------------------------- validators
+
+
+def dns_label(max_len: int) -> AfterValidator:
+    def check(value: str) -> str:
+        if len(value) > max_len or not _DNS_LABEL.match(value):
+            raise ValueError(
+                f"a DNS-1123 label: lowercase letters, digits and '-', starting and ending "
+                f"with a letter or digit, at most {max_len} characters"
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+def _dns_subdomain(value: str) -> str:
+    if len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
+        raise ValueError("a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', at most 253 characters")
+    return value
+
+
+def _pg_identifier(value: str) -> str:
+    if not _PG_IDENTIFIER.match(value):
+        raise ValueError("a PostgreSQL identifier: lowercase letters, digits and '_', not starting with a digit, at most 63 characters")
+    return value
+
+
+def quantity(value: str) -> Decimal:
+    """Parse a Kubernetes quantity (``1Gi``, ``500m``) with the official client's parser."""
+    try:
+        parsed = parse_quantity(value)  # type: ignore[no-untyped-call]
+    except ValueError:
+        raise ValueError("a Kubernetes quantity such as 500m, 1, 512Mi or 1Gi (suffixes Ki Mi Gi Ti, k M G T, m)") from None
+    return Decimal(parsed)
+
+
+def _positive_quantity(value: str) -> str:
+    if quantity(value) <= 0:
+        raise ValueError("a positive Kubernetes quantity such as 500m, 512Mi or 1Gi")
+    return value
+
+
+def _storage_size(value: str) -> str:
+    if quantity(value) < 1024**3 / 10 or quantity(value) % 1 != 0:
+        raise ValueError("a whole-byte Kubernetes size of at least 100Mi, such as 1Gi or 20Gi (binary suffixes Mi Gi Ti)")
+    return value
+
+
+DnsName = Annotated[str, dns_label(63)]
+DnsSubdomain = Annotated[str, AfterValidator(_dns_subdomain)]
+PgIdentifier = Annotated[str, AfterValidator(_pg_identifier)]
+Quantity = Annotated[str, AfterValidator(_positive_quantity)]
+StorageSize = Annotated[str, AfterValidator(_storage_size)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# ---------------------------------------------------------------- storage
+
+
+class LonghornSettings(_Model):
+    """Longhorn install (helm.v3.Release) and its cluster-wide default settings."""
+
+    install: bool = Field(True, description="Install Longhorn; false means use storage.existingClass")
+    chartVersion: str = Field("1.10.1", pattern=r"^\d+\.\d+\.\d+$", description="Pinned Longhorn chart version")
+    namespace: DnsName = Field("longhorn-system", description="Namespace for the Longhorn release")
+    defaultReplicaCount: int = Field(3, ge=1, le=20, description="Longhorn's default replica count for volumes")
+    defaultDataLocality: Literal["disabled", "best-effort", "strict-local"] = "disabled"
+    nodeDownPodDeletionPolicy: Literal[
+        "do-nothing",
+        "delete-statefulset-pod",
+        "delete-deployment-pod",
+        "delete-both-statefulset-and-deployment-pod",
+    ] = Field(
+        "delete-both-statefulset-and-deployment-pod",
+        description="What Longhorn does with pods on a down node; seed 000's reboot recovers faster when it deletes them",
+    )
+
+
+class StorageSettings(_Model):
+    """The StorageClass the database volumes use."""
+
+    className: DnsSubdomain = Field("longhorn-postgres", description="Name of the StorageClass we create")
+    existingClass: DnsSubdomain | None = Field(None, description="Use this class instead (required when longhorn.install is false)")
+    numberOfReplicas: int = Field(3, ge=1, le=20, description="Longhorn replicas of each database volume")
+    dataLocality: Literal["disabled", "best-effort", "strict-local"] = "best-effort"
+    reclaimPolicy: Literal["Retain", "Delete"] = Field("Retain", description="Retain keeps the volume when a PVC is deleted")
+
+
+# ---------------------------------------------------------------- postgres
+
+
+class ImageSettings(_Model):
+    repository: str = Field("docker.io/library/postgres", min_length=1, pattern=r"^[a-z0-9][a-z0-9._/:-]*$")
+    tag: str = Field("18.1", description="Image tag; its leading number is the PostgreSQL major")
+    digest: str | None = Field(None, description="Pin by digest: sha256:<64 hex>")
+    pullPolicy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+
+    @model_validator(mode="after")
+    def _check(self) -> ImageSettings:
+        match = _TAG.match(self.tag)
+        if not match or int(match.group(1)) not in SUPPORTED_PG_MAJORS:
+            raise _FieldError(
+                "tag",
+                self.tag,
+                f"a postgres image tag whose major is one of {', '.join(map(str, SUPPORTED_PG_MAJORS))}, such as 18.1 or 17",
+            )
+        if self.digest is not None and not _DIGEST.match(self.digest):
+            raise _FieldError("digest", self.digest, "sha256: followed by 64 lowercase hex digits")
+        return self
+
+    @property
+    def major(self) -> int:
+        match = _TAG.match(self.tag)
+        assert match is not None
+        return int(match.group(1))
+
+    @property
+    def reference(self) -> str:
+        ref = f"{self.repository}:{self.tag}"
+        return f"{ref}@{self.digest}" if self.digest else ref
+
+
+class ResourceAmounts(_Model):
+    cpu: Quantity
+    memory: Quantity
+
+
+class ResourceSettings(_Model):
+    requests: ResourceAmounts = ResourceAmounts(cpu="1", memory="1Gi")
+    limits: ResourceAmounts = ResourceAmounts(cpu="2", memory="1Gi")
+
+    @model_validator(mode="after")
+    def _limits_cover_requests(self) -> ResourceSettings:
+        for res in ("cpu", "memory"):
+            req, lim = getattr(self.requests, res), getattr(self.limits, res)
+            if quantity(lim) < quantity(req):
+                raise _FieldError(f"limits.{res}", lim, f"a quantity at least requests.{res} ({req})")
+        return self
+
+
+class ServiceSettings(_Model):
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    port: int = Field(5432, ge=1, le=65535)
+    nodePort: int | None = Field(None, ge=30000, le=32767, description="Only with type NodePort")
+
+    @model_validator(mode="after")
+    def _node_port_needs_type(self) -> ServiceSettings:
+        if self.nodePort is not None and self.type != "NodePort":
+            raise _FieldError("nodePort", self.nodePort, "unset unless type is NodePort")
+        return self
+
+
+class ReplicationSettings(_Model):
+    enabled: bool = Field(True, description="Stream from pod 0 to the other pods whenever replicas > 1")
+    user: PgIdentifier = "replicator"
+    maxLagBytes: int = Field(16 * 1024 * 1024, ge=0, description="A standby is ready only within this replay lag")
+    podAntiAffinity: Literal["soft", "hard"] = "soft"
+
+
+class PostgresSettings(_Model):
+    """The PostgreSQL StatefulSet."""
+
+    name: Annotated[str, dns_label(40)] = Field("postgres", description="Base name of the StatefulSet and its services")
+    replicas: int = Field(1, ge=1, le=15, description="PostgreSQL pods: 1 primary plus replicas-1 hot standbys")
+    image: ImageSettings = ImageSettings()
+    storageSize: StorageSize = Field("1Gi", description="Volume size of each pod")
+    resources: ResourceSettings = ResourceSettings()
+    database: PgIdentifier = Field("app", description="Database created for the application user")
+    username: PgIdentifier | None = Field("app", description="Application role; null for superuser only")
+    service: ServiceSettings = ServiceSettings()
+    replication: ReplicationSettings = ReplicationSettings()
+    shmSize: Quantity = Field("256Mi", description="Size of the memory-backed /dev/shm")
+
+
+class Settings(_Model):
+    """Everything a stack can set."""
+
+    namespace: DnsName = "postgres"
+    longhorn: LonghornSettings = LonghornSettings()
+    storage: StorageSettings = StorageSettings()
+    postgres: PostgresSettings = PostgresSettings()
+
+    @model_validator(mode="after")
+    def _storage_class_source(self) -> Settings:
+        if not self.longhorn.install and self.storage.existingClass is None:
+            raise _FieldError(
+                "storage.existingClass",
+                None,
+                "the name of an existing StorageClass (such as standard or csi-disk) when longhorn.install is false",
+            )
+        if self.longhorn.install and self.storage.existingClass is not None:
+            raise _FieldError("storage.existingClass", self.storage.existingClass, "unset while longhorn.install is true")
+        return self
+
+    @property
+    def storage_class(self) -> str:
+        return self.storage.existingClass or self.storage.className
+
+
+# Top-level config keys: each is an object under the project namespace.
+CONFIG_KEYS: tuple[str, ...] = tuple(Settings.model_fields)
+
+
+# ---------------------------------------------------------------- errors
+
+
+class _FieldError(ValueError):
+    """A cross-field error that knows which key it is about."""
+
+    def __init__(self, key: str, value: Any, accepted: str) -> None:
+        super().__init__(accepted)
+        self.key, self.value, self.accepted = key, value, accepted
+
+
+def _describe(err: Any, prefix: str) -> str:
+    loc = [str(p) for p in err["loc"]]
+    ctx_error = (err.get("ctx") or {}).get("error")
+    if isinstance(ctx_error, _FieldError):
+        return _line(".".join([*loc, ctx_error.key]), ctx_error.value, ctx_error.accepted, prefix)
+    value = err.get("input")
+    if err["type"] == "missing":
+        return f"{prefix}{'.'.join(loc)}: missing; this key is required here"
+    if err["type"] in ("dict_type", "model_type", "model_attributes_type"):
+        return _line(".".join(loc), value, "an object (a YAML mapping)", prefix)
+    if err["type"] == "extra_forbidden":
+        return f"{prefix}{'.'.join(loc)}: unknown key (value {_show(value)}); check the spelling against Pulumi.yaml"
+    if isinstance(ctx_error, ValueError):
+        accepted = str(ctx_error)
+    else:
+        accepted = err["msg"].replace("Input should be ", "").replace("String should match pattern", "a string matching")
+        if err["type"] in _NUMBER_BOUNDS:
+            accepted = f"a number {accepted}"
+    return _line(".".join(loc), value, accepted, prefix)
+
+
+_NUMBER_BOUNDS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+
+
+def _line(key: str, value: Any, accepted: str, prefix: str) -> str:
+    return f"{prefix}{key}: got {_show(value)}; expected {accepted}"
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value) if not isinstance(value, dict) else "an object"
+
+
+def parse_settings(raw: dict[str, Any]) -> Settings:
+    """Validate raw config objects (top-level key -> value) into Settings or raise ConfigError."""
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        lines = [_describe(err, f"{PROJECT}:") for err in exc.errors()]
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def load_settings() -> Settings:
+    """Read every top-level key from the stack's config and validate it."""
+    config = pulumi.Config(PROJECT)
+    known = set(pulumi.runtime.config.CONFIG.get()) | set(pulumi.runtime.get_config_env())
+    unknown = sorted(k for k in known if k.startswith(f"{PROJECT}:") and k.split(":", 1)[1] not in CONFIG_KEYS)
+    if unknown:
+        raise ConfigError(f"invalid configuration:\n  {unknown[0]}: unknown key; expected one of {', '.join(CONFIG_KEYS)}")
+    raw: dict[str, Any] = {}
+    for key in CONFIG_KEYS:
+        text = config.get(key)
+        if text is None:
+            continue
+        try:
+            raw[key] = json.loads(text)
+        except json.JSONDecodeError:
+            raw[key] = text  # a bare string such as the namespace name
+    return parse_settings(raw)

@@ -1,0 +1,93 @@
+"""The composition every stack runs: storage first, then the database, then the outputs."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.longhorn_install import LonghornInstall, LonghornInstallArgs
+from components.naming import name_of
+from components.postgres_statefulset import PostgresStatefulSet, PostgresStatefulSetArgs
+from stacks.config import Settings, quantity
+
+
+def postgres_args(settings: Settings, namespace: pulumi.Input[str], storage_class: pulumi.Input[str]) -> PostgresStatefulSetArgs:
+    """Map validated settings onto the component's typed arguments."""
+    pg = settings.postgres
+    return PostgresStatefulSetArgs(
+        namespace=namespace,
+        storage_class=storage_class,
+        image=pg.image.reference,
+        image_major=pg.image.major,
+        image_pull_policy=pg.image.pullPolicy,
+        replicas=pg.replicas,
+        storage_size=pg.storageSize,
+        storage_bytes=int(quantity(pg.storageSize)),
+        requests=pg.resources.requests.model_dump(),
+        limits=pg.resources.limits.model_dump(),
+        memory_limit_bytes=int(quantity(pg.resources.limits.memory)),
+        database=pg.database,
+        username=pg.username,
+        service_type=pg.service.type,
+        service_port=pg.service.port,
+        node_port=pg.service.nodePort,
+        replication=pg.replication.enabled,
+        replication_user=pg.replication.user,
+        max_lag_bytes=pg.replication.maxLagBytes,
+        anti_affinity=pg.replication.podAntiAffinity,
+        shm_size=pg.shmSize,
+    )
+
+
+def build(settings: Settings) -> PostgresStatefulSet:
+    """Create storage, namespace and database in dependency order and export the outputs."""
+    storage_deps: list[pulumi.Resource] = []
+    storage_class: pulumi.Input[str] = settings.storage_class
+    if settings.longhorn.install:
+        lh = settings.longhorn
+        longhorn = LonghornInstall(
+            "longhorn",
+            LonghornInstallArgs(
+                chart_version=lh.chartVersion,
+                namespace=lh.namespace,
+                default_replica_count=lh.defaultReplicaCount,
+                default_data_locality=lh.defaultDataLocality,
+                node_down_pod_deletion_policy=lh.nodeDownPodDeletionPolicy,
+                storage_class_name=settings.storage.className,
+                storage_class_replicas=settings.storage.numberOfReplicas,
+                storage_class_data_locality=settings.storage.dataLocality,
+                reclaim_policy=settings.storage.reclaimPolicy,
+            ),
+        )
+        storage_class = longhorn.storage_class_name
+        storage_deps.append(longhorn)
+
+    namespace = k8s.core.v1.Namespace(
+        "database-ns",
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=settings.namespace,
+            labels={
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/audit": "restricted",
+                "pod-security.kubernetes.io/warn": "restricted",
+            },
+        ),
+    )
+    db = PostgresStatefulSet(
+        settings.postgres.name,
+        postgres_args(settings, name_of(namespace), storage_class),
+        # The StatefulSet's PVCs would sit Pending until the storage class exists (seed 000).
+        opts=pulumi.ResourceOptions(depends_on=[namespace, *storage_deps]),
+    )
+
+    pulumi.export("namespace", name_of(namespace))
+    pulumi.export("storageClass", storage_class)
+    pulumi.export("headlessService", db.headless_service_name)
+    pulumi.export("host", db.host)
+    pulumi.export("readOnlyHost", db.read_only_host)
+    pulumi.export("port", db.port)
+    pulumi.export("database", db.database)
+    pulumi.export("user", db.user)
+    pulumi.export("secretName", db.secret_name)
+    pulumi.export("connectionUri", db.connection_uri)
+    return db

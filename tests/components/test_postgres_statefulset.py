@@ -1,0 +1,128 @@
+"""PostgresStatefulSet on its own: roles, selectors, pod template, PDB, scheduling and rollouts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pytest
+
+from components.postgres_statefulset import PostgresStatefulSet, PostgresStatefulSetArgs, script_files
+from stacks.render import Run, _plain
+from tests.conftest import PASSWORD, SECRET, STS, SVC, by_name, run_component
+
+
+def _build(**overrides: Any) -> Run:
+    def program() -> None:
+        args = PostgresStatefulSetArgs(namespace="db", storage_class="fast", image="postgres:18.1", image_major=18, **overrides)
+        pg = PostgresStatefulSet("pg", args)
+        pulumi.export("uri", pg.connection_uri)
+        pulumi.export("ro", pg.read_only_host)
+
+    return run_component(program)
+
+
+def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def _pods(run: Run) -> list[dict[str, str]]:
+    """The labels every pod of every StatefulSet would carry, with the controller's per-pod labels."""
+    pods = []
+    for sts in run.of_type(STS):
+        spec = _plain(sts.inputs["spec"])
+        start = (spec.get("ordinals") or {}).get("start", 0)
+        for ordinal in range(start, start + spec["replicas"]):
+            name = f"{sts.inputs['metadata']['name']}-{ordinal}"
+            pods.append(spec["template"]["metadata"]["labels"] | {"statefulset.kubernetes.io/pod-name": name, "ordinal": str(ordinal)})
+    return pods
+
+
+def test_three_replicas_primary_and_standbys() -> None:
+    run = _build(replicas=3)
+    sts = by_name(run, STS)
+    assert set(sts) == {"pg", "pg-standby"}
+    assert sts["pg"].inputs["spec"]["replicas"] == 1
+    assert sts["pg-standby"].inputs["spec"]["replicas"] == 2
+    assert sts["pg-standby"].inputs["spec"]["ordinals"] == {"start": 1}
+    for s in sts.values():
+        assert s.inputs["spec"]["serviceName"] == "pg-hl"
+        assert s.inputs["spec"]["podManagementPolicy"] == "OrderedReady"
+    pods = _pods(run)
+    assert sorted(p["statefulset.kubernetes.io/pod-name"] for p in pods) == ["pg-0", "pg-standby-1", "pg-standby-2"]
+
+    services = by_name(run, SVC)
+    rw, ro = services["pg"].inputs["spec"]["selector"], services["pg-ro"].inputs["spec"]["selector"]
+    assert [p["ordinal"] for p in pods if _matches(rw, p)] == ["0"]
+    assert sorted(p["ordinal"] for p in pods if _matches(ro, p)) == ["1", "2"]
+    headless = services["pg-hl"].inputs["spec"]
+    assert headless["publishNotReadyAddresses"] is True
+    assert len([p for p in pods if _matches(headless["selector"], p)]) == 3
+    assert run.outputs["ro"] == "pg-ro.db.svc.cluster.local"
+
+
+def _env(sts: Any) -> dict[str, str]:
+    c = next(c for c in _plain(sts.inputs["spec"])["template"]["spec"]["containers"] if c["name"] == "postgres")
+    return {e["name"]: e.get("value") for e in c["env"]}
+
+
+def test_replication_settings_reach_the_pods() -> None:
+    run = _build(replicas=2, max_lag_bytes=1234)
+    env = _env(run.one(STS, "pg-standby"))
+    assert env["REPLICATION_ENABLED"] == "true"
+    assert env["PRIMARY_HOST"] == "pg-0.pg-hl.db.svc.cluster.local"
+    assert env["READINESS_MAX_LAG_BYTES"] == "1234"
+    assert "replication-password" in _plain(run.one(SECRET, "pg-credentials").inputs["stringData"])
+    assert {p.name for p in run.of_type(PASSWORD)} == {"pg-superuser-password", "pg-app-password", "pg-replication-password"}
+    args = _plain(run.one(STS, "pg").inputs["spec"])["template"]["spec"]["containers"][0]["args"]
+    assert "wal_level=replica" in args and "hot_standby=on" in args
+
+
+@pytest.mark.parametrize(("replicas", "enabled"), [(1, True), (3, False)])
+def test_replication_off(replicas: int, enabled: bool) -> None:
+    run = _build(replicas=replicas, replication=enabled)
+    assert [s.name for s in run.of_type(STS)] == ["pg"]
+    assert run.one(STS, "pg").inputs["spec"]["replicas"] == replicas
+    assert "pg-ro" not in by_name(run, SVC)
+    assert "replication-password" not in _plain(run.one(SECRET, "pg-credentials").inputs["stringData"])
+    assert _env(run.one(STS, "pg"))["REPLICATION_ENABLED"] == "false"
+    assert run.outputs["ro"] is None
+
+
+def _annotations(run: Run, name: str = "pg") -> dict[str, str]:
+    return dict(_plain(run.one(STS, name).inputs["spec"]["template"]["metadata"]["annotations"]))
+
+
+def test_pod_template_rolls_when_a_password_changes() -> None:
+    first, second = _annotations(_build()), _annotations(_build())
+    # Mocks generate new passwords each run: the secret checksum moves, the scripts one does not.
+    assert first["checksum/secret"] != second["checksum/secret"]
+    assert first["checksum/scripts"] == second["checksum/scripts"]
+    assert len(first["checksum/secret"]) == 64
+
+
+def test_pdb_and_scheduling_soft_and_hard() -> None:
+    soft = _build(replicas=3)
+    pdb = _plain(soft.one("kubernetes:policy/v1:PodDisruptionBudget", "pg-pdb").inputs["spec"])
+    assert pdb["maxUnavailable"] == 1
+    assert all(_matches(pdb["selector"]["matchLabels"], p) for p in _pods(soft))
+    pod = _plain(soft.one(STS, "pg").inputs["spec"])["template"]["spec"]
+    anti = pod["affinity"]["podAntiAffinity"]
+    assert anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert pod["topologySpreadConstraints"][0]["whenUnsatisfiable"] == "ScheduleAnyway"
+
+    hard = _plain(_build(replicas=3, anti_affinity="hard").one(STS, "pg-standby").inputs["spec"])["template"]["spec"]
+    assert "requiredDuringSchedulingIgnoredDuringExecution" in hard["affinity"]["podAntiAffinity"]
+    assert hard["topologySpreadConstraints"][0]["whenUnsatisfiable"] == "DoNotSchedule"
+
+
+def test_scripts_ship_read_only_through_a_configmap() -> None:
+    run = _build()
+    cm = run.one("kubernetes:core/v1:ConfigMap", "pg-scripts")
+    assert cm.inputs["data"] == script_files()
+    pod = _plain(run.one(STS, "pg").inputs["spec"])["template"]["spec"]
+    scripts = next(v for v in pod["volumes"] if v["name"] == "scripts")
+    assert scripts["configMap"] == {"name": "pg-scripts", "defaultMode": 0o555}
+    for container in pod["containers"] + pod["initContainers"]:
+        mount = next(m for m in container["volumeMounts"] if m["name"] == "scripts")
+        assert mount["readOnly"] is True

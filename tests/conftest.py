@@ -1,0 +1,43 @@
+"""Shared fixtures: run the real program (or one component) under Pulumi's mocks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from stacks.render import Registered, Run, run_program, run_pulumi, stack_config, stacks
+
+STACKS = stacks()
+
+
+@pytest.fixture(params=STACKS)
+def stack(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def stack_run(stack: str) -> Run:
+    """The whole program, run once for this test with the stack file's config."""
+    return run_program(stack_config(stack), stack=stack)
+
+
+def run_with(overrides: dict[str, Any], stack: str = "dev") -> Run:
+    """Run the program with a stack's config plus top-level key overrides."""
+    return run_program(stack_config(stack) | overrides, stack=stack)
+
+
+def run_component(build: Callable[[], object]) -> Run:
+    return run_pulumi(build)
+
+
+def by_name(run: Run, type_: str) -> dict[str, Registered]:
+    return {r.name: r for r in run.of_type(type_)}
+
+
+STS = "kubernetes:apps/v1:StatefulSet"
+SVC = "kubernetes:core/v1:Service"
+SECRET = "kubernetes:core/v1:Secret"
+CONFIGMAP = "kubernetes:core/v1:ConfigMap"
+PASSWORD = "random:index/randomPassword:RandomPassword"

@@ -1,0 +1,196 @@
+"""Whole program, once per Pulumi.<stack>.yaml: resource graph, specs, outputs and secrecy."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pulumi.runtime import rpc
+
+from stacks.render import Registered, Run, _plain
+from tests.conftest import PASSWORD, SECRET, STS, SVC, by_name, run_with
+
+LONGHORN_TYPES = {
+    "pgstack:index:LonghornInstall",
+    "kubernetes:helm.sh/v3:Release",
+    "kubernetes:storage.k8s.io/v1:StorageClass",
+}
+
+
+def _urn(run: Run, type_: str, name: str) -> str:
+    return run.one(type_, name).urn
+
+
+def test_resource_graph_types_and_names(stack_run: Run) -> None:
+    urns = [r.urn for r in stack_run.resources]
+    assert len(urns) == len(set(urns)), "duplicate URNs are silently overwritten by mocks"
+    names = {(r.type, r.name) for r in stack_run.resources}
+    expected = {
+        ("pgstack:index:LonghornInstall", "longhorn"),
+        ("kubernetes:core/v1:Namespace", "longhorn-ns"),
+        ("kubernetes:helm.sh/v3:Release", "longhorn-release"),
+        ("kubernetes:storage.k8s.io/v1:StorageClass", "longhorn-sc"),
+        ("kubernetes:core/v1:Namespace", "database-ns"),
+        ("pgstack:index:PostgresStatefulSet", "postgres"),
+        ("pgstack:index:HeadlessService", "postgres-hl"),
+        (SVC, "postgres-hl"),
+        (SVC, "postgres"),
+        (SECRET, "postgres-credentials"),
+        ("kubernetes:core/v1:ConfigMap", "postgres-scripts"),
+        ("kubernetes:core/v1:ServiceAccount", "postgres-sa"),
+        (STS, "postgres"),
+        ("kubernetes:policy/v1:PodDisruptionBudget", "postgres-pdb"),
+        (PASSWORD, "postgres-superuser-password"),
+        (PASSWORD, "postgres-app-password"),
+    }
+    assert expected <= names
+
+
+def test_children_are_parented_to_their_component(stack_run: Run, stack: str) -> None:
+    for r in stack_run.resources:
+        if r.type in LONGHORN_TYPES - {"pgstack:index:LonghornInstall"} or r.name == "longhorn-ns":
+            assert r.parent == _urn(stack_run, "pgstack:index:LonghornInstall", "longhorn"), r.name
+        elif r.type.startswith(("kubernetes:", "random:")) and r.name != "database-ns":
+            component = "pgstack:index:HeadlessService" if r.name == "postgres-hl" else "pgstack:index:PostgresStatefulSet"
+            component_name = "postgres-hl" if r.name == "postgres-hl" else "postgres"
+            assert r.parent == _urn(stack_run, component, component_name), r.name
+    # The chain: PostgresStatefulSet > HeadlessService > Service; components hang off the stack.
+    headless = stack_run.one("pgstack:index:HeadlessService", "postgres-hl")
+    assert headless.parent == _urn(stack_run, "pgstack:index:PostgresStatefulSet", "postgres")
+    assert stack_run.one(SVC, "postgres-hl").parent == headless.urn
+    for component in ("pgstack:index:PostgresStatefulSet", "pgstack:index:LonghornInstall"):
+        assert stack_run.of_type(component)[0].parent == f"urn:pulumi:{stack}::pgstack::pulumi:pulumi:Stack::pgstack-{stack}"
+
+
+def test_storage_is_ready_before_the_database(stack_run: Run) -> None:
+    release = stack_run.one("kubernetes:helm.sh/v3:Release", "longhorn-release")
+    storage_class = stack_run.one("kubernetes:storage.k8s.io/v1:StorageClass", "longhorn-sc")
+    assert _urn(stack_run, "kubernetes:core/v1:Namespace", "longhorn-ns") in release.dependencies
+    assert release.urn in storage_class.dependencies
+    for sts in stack_run.of_type(STS):
+        assert storage_class.urn in sts.dependencies, sts.name
+        assert sts.inputs["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "longhorn-postgres"
+
+
+def _pod(sts: Registered) -> dict[str, Any]:
+    return dict(_plain(sts.inputs["spec"]["template"]["spec"]))
+
+
+def _container(sts: Registered, name: str = "postgres") -> dict[str, Any]:
+    return next(c for c in _pod(sts)["containers"] if c["name"] == name)
+
+
+def test_statefulset_spec(stack_run: Run, stack: str) -> None:
+    sts = stack_run.one(STS, "postgres")
+    spec = _plain(sts.inputs["spec"])
+    claim = spec["volumeClaimTemplates"][0]["spec"]
+    assert claim["accessModes"] == ["ReadWriteOnce"]
+    assert claim["resources"]["requests"]["storage"] == {"dev": "1Gi", "prod": "20Gi"}[stack]
+    assert spec["serviceName"] == "postgres-hl"
+    assert spec["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+
+    pg = _container(sts)
+    env = {e["name"]: e.get("value") for e in pg["env"]}
+    mount = next(m["mountPath"] for m in pg["volumeMounts"] if m["name"] == "data")
+    assert (mount, env["PGDATA"]) == ("/var/lib/postgresql", "/var/lib/postgresql/18/docker")
+    assert env["PGDATA"].startswith(mount + "/")
+    # Never trust auth, never a password literal in env.
+    assert "POSTGRES_HOST_AUTH_METHOD" not in env and "POSTGRES_PASSWORD" not in env
+    assert env["POSTGRES_PASSWORD_FILE"].startswith("/etc/postgresql/secrets/")
+    for probe in ("startupProbe", "livenessProbe"):
+        assert pg[probe]["exec"]["command"][0] == "pg_isready"
+    # A restarting database gets 15 minutes of startup before liveness may kill it.
+    assert pg["startupProbe"]["periodSeconds"] * pg["startupProbe"]["failureThreshold"] >= 900
+    expected = {
+        "dev": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "1Gi"}},
+        "prod": {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"cpu": "4", "memory": "4Gi"}},
+    }[stack]
+    assert pg["resources"] == expected
+    args = pg["args"]
+    assert "max_wal_size=256MB" in args if stack == "dev" else "max_wal_size=1024MB" in args
+
+
+def test_services(stack_run: Run, stack: str) -> None:
+    services = by_name(stack_run, SVC)
+    headless = _plain(services["postgres-hl"].inputs["spec"])
+    assert headless["clusterIP"] == "None"
+    assert headless["publishNotReadyAddresses"] is True
+    assert headless["ports"] == [{"name": "postgresql", "port": 5432, "protocol": "TCP", "targetPort": "postgresql"}]
+    client = _plain(services["postgres"].inputs["spec"])
+    assert client["type"] == "ClusterIP"
+    assert client["selector"]["statefulset.kubernetes.io/pod-name"] == "postgres-0"
+
+
+def test_service_type_and_node_port_from_config() -> None:
+    run = run_with({"pgstack:postgres": {"service": {"type": "NodePort", "nodePort": 30432}}})
+    client = _plain(run.one(SVC, "postgres").inputs["spec"])
+    assert client["type"] == "NodePort" and client["ports"][0]["nodePort"] == 30432
+    lb = run_with({"pgstack:postgres": {"service": {"type": "LoadBalancer"}}})
+    assert lb.one(SVC, "postgres").inputs["spec"]["type"] == "LoadBalancer"
+
+
+def test_outputs(stack_run: Run, stack: str) -> None:
+    ns = {"dev": "postgres", "prod": "postgres-prod"}[stack]
+    out = stack_run.outputs
+    assert out["headlessService"] == "postgres-hl"
+    assert out["host"] == f"postgres.{ns}.svc.cluster.local"
+    assert (out["port"], out["database"], out["user"]) == (5432, "app", "app")
+    assert out["secretName"] == "postgres-credentials"
+    assert out["storageClass"] == "longhorn-postgres"
+    assert out["connectionUri"].startswith("postgresql://app:") and out["connectionUri"].endswith(f"@{out['host']}:5432/app")
+    assert stack_run.secret_outputs == {"connectionUri"}
+
+
+def test_passwords_are_secrets_everywhere(stack_run: Run) -> None:
+    generated = stack_run.generated
+    assert len(generated) == len(stack_run.of_type(PASSWORD)) >= 2
+    secret = stack_run.one(SECRET, "postgres-credentials")
+    data = secret.inputs["stringData"]
+    whole = rpc.is_rpc_secret(data)
+    for key, value in (rpc.unwrap_rpc_secret(data) if whole else data).items():
+        assert whole or rpc.is_rpc_secret(value), f"Secret key {key} is not wrapped as a secret"
+        assert _plain(value) in generated
+    for r in stack_run.resources:
+        if r.type in (SECRET, PASSWORD):
+            continue
+        text = json.dumps(_plain(r.inputs), default=str)
+        for value in generated:
+            assert value not in text, f"a generated password leaked into {r.type} {r.name}"
+    for key, value in stack_run.outputs.items():
+        if key not in stack_run.secret_outputs:
+            assert not any(g in json.dumps(value, default=str) for g in generated), key
+    # The connection URI carries the application user's password, and only as a secret.
+    app_pw = _plain(secret.inputs["stringData"])["password"]
+    assert f":{app_pw}@" in stack_run.outputs["connectionUri"]
+
+
+def test_password_character_set_is_uri_safe(stack_run: Run) -> None:
+    for pw in stack_run.of_type(PASSWORD):
+        assert pw.inputs["overrideSpecial"] == "-_.~"
+        assert pw.inputs["length"] >= 32
+    for value in stack_run.generated:
+        assert set(value) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~")
+
+
+def test_existing_storage_class_skips_longhorn() -> None:
+    run = run_with({"pgstack:longhorn": {"install": False}, "pgstack:storage": {"existingClass": "csi-disk"}})
+    assert not [r for r in run.resources if r.type in LONGHORN_TYPES]
+    sts = run.one(STS, "postgres")
+    assert sts.inputs["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "csi-disk"
+    assert run.outputs["storageClass"] == "csi-disk"
+
+
+def test_superuser_only_when_no_app_user() -> None:
+    run = run_with({"pgstack:postgres": {"username": None}})
+    assert "password" not in _plain(run.one(SECRET, "postgres-credentials").inputs["stringData"])
+    assert (run.outputs["user"], run.outputs["database"]) == ("postgres", "postgres")
+    assert [p.name for p in run.of_type(PASSWORD)] == ["postgres-superuser-password"]
+
+
+def test_image_major_selects_data_layout() -> None:
+    run = run_with({"pgstack:postgres": {"image": {"tag": "16.4"}}})
+    pg = _container(run.one(STS, "postgres"))
+    env = {e["name"]: e.get("value") for e in pg["env"]}
+    assert env["PGDATA"] == "/var/lib/postgresql/data/pgdata"
+    assert next(m["mountPath"] for m in pg["volumeMounts"] if m["name"] == "data") == "/var/lib/postgresql/data"
+    assert pg["image"] == "docker.io/library/postgres:16.4"
