@@ -36,10 +36,15 @@ SOCKET_DIR = "/var/run/postgresql"
 
 @dataclass(frozen=True)
 class NetworkPolicyPeer:
-    """Clients allowed to reach PostgreSQL: pods matching both selectors (empty matches all)."""
+    """Clients allowed to reach PostgreSQL.
+
+    Either pods matching both selectors (an empty selector matches all; namespace_labels
+    None means the database's own namespace), or an IP block such as a load balancer's range.
+    """
 
     pod_labels: dict[str, str] = field(default_factory=dict)
-    namespace_labels: dict[str, str] | None = None  # None: the database's own namespace
+    namespace_labels: dict[str, str] | None = None
+    cidr: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,9 @@ class PostgresStatefulSetArgs:
     anti_affinity: str = "soft"
     shm_size: str = "256Mi"
     cluster_domain: str = "cluster.local"
+    network_policy: bool = True
+    # Default: any pod in the database's namespace may connect.
+    allowed_clients: tuple[NetworkPolicyPeer, ...] = (NetworkPolicyPeer(),)
 
     @property
     def replicating(self) -> bool:
@@ -85,6 +93,26 @@ def checksum(*parts: str) -> str:
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()
+
+
+# checkov checks that do not apply, with the reason; rendered as checkov.io/skipN annotations
+# and listed in the README.
+SKIP_HIGH_UID = (
+    "CKV_K8S_40",
+    "the official image runs PostgreSQL as uid 999; initdb and peer authentication need the running uid in the image's /etc/passwd",
+)
+SKIP_PULL_ALWAYS = (
+    "CKV_K8S_15",
+    "the image is pinned by digest, so IfNotPresent runs exactly that image; Always would make every restart depend on the registry",
+)
+
+
+def checkov_skips(image: str, pull_policy: str) -> dict[str, str]:
+    """Skip annotations for the StatefulSets; the pull-policy skip holds only for a digest-pinned image."""
+    skips = [SKIP_HIGH_UID]
+    if "@sha256:" in image and pull_policy == "IfNotPresent":
+        skips.append(SKIP_PULL_ALWAYS)
+    return {f"checkov.io/skip{i}": f"{check}={reason}" for i, (check, reason) in enumerate(skips, start=1)}
 
 
 def instance_labels(name: str) -> dict[str, str]:
@@ -199,6 +227,8 @@ class PostgresStatefulSet(pulumi.ComponentResource):
             ),
             opts=child,
         )
+
+        self.network_policy = self._network_policy() if args.network_policy else None
 
         # ---- outputs
         ns = pulumi.Output.from_input(args.namespace)
@@ -427,9 +457,50 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         )
         return k8s.apps.v1.StatefulSet(
             sts_name,
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=sts_name, namespace=a.namespace, labels=labels),
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=sts_name, namespace=a.namespace, labels=labels, annotations=checkov_skips(a.image, a.image_pull_policy)
+            ),
             spec=spec,
             opts=opts,
+        )
+
+    def _network_policy(self) -> k8s.networking.v1.NetworkPolicy:
+        """Ingress on the PostgreSQL port from peers and named clients; egress to DNS and peers only."""
+        a, name = self._args, self._name
+        peers = k8s.networking.v1.NetworkPolicyPeerArgs(pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=instance_labels(name)))
+        clients = [peers]
+        for c in a.allowed_clients:
+            if c.cidr:
+                clients.append(k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr=c.cidr)))
+                continue
+            clients.append(
+                k8s.networking.v1.NetworkPolicyPeerArgs(
+                    pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=c.pod_labels),
+                    namespace_selector=None
+                    if c.namespace_labels is None
+                    else k8s.meta.v1.LabelSelectorArgs(match_labels=c.namespace_labels),
+                )
+            )
+        pg_port = [k8s.networking.v1.NetworkPolicyPortArgs(port=CONTAINER_PORT, protocol="TCP")]
+        dns = k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+            to=[
+                k8s.networking.v1.NetworkPolicyPeerArgs(
+                    namespace_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"kubernetes.io/metadata.name": "kube-system"}),
+                    pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"k8s-app": "kube-dns"}),
+                )
+            ],
+            ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=53, protocol=p) for p in ("UDP", "TCP")],
+        )
+        return k8s.networking.v1.NetworkPolicy(
+            f"{name}-netpol",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=name, namespace=a.namespace, labels=instance_labels(name)),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=instance_labels(name)),
+                policy_types=["Ingress", "Egress"],
+                ingress=[k8s.networking.v1.NetworkPolicyIngressRuleArgs(from_=clients, ports=pg_port)],
+                egress=[dns, k8s.networking.v1.NetworkPolicyEgressRuleArgs(to=[peers], ports=pg_port)],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
     def _client_service(self, svc_name: str, selector: dict[str, str], svc_type: str, node_port: int | None) -> k8s.core.v1.Service:

@@ -196,6 +196,26 @@ class ReplicationSettings(_Model):
     podAntiAffinity: Literal["soft", "hard"] = "soft"
 
 
+class ClientPeer(_Model):
+    """Who may connect: pods matching podLabels in namespaces matching namespaceLabels
+    (null: the database's namespace), or an IP range in cidr."""
+
+    podLabels: dict[str, str] = Field(default_factory=dict)
+    namespaceLabels: dict[str, str] | None = None
+    cidr: str | None = Field(None, pattern=r"^[0-9a-fA-F:.]+/\d{1,3}$")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ClientPeer:
+        if self.cidr is not None and (self.podLabels or self.namespaceLabels is not None):
+            raise _FieldError("cidr", self.cidr, "either cidr or podLabels/namespaceLabels in one entry, not both")
+        return self
+
+
+class NetworkPolicySettings(_Model):
+    enabled: bool = Field(True, description="Restrict ingress to peers and allowFrom, egress to DNS and peers")
+    allowFrom: list[ClientPeer] = Field(default_factory=lambda: [ClientPeer()], description="Default: any pod in the namespace")
+
+
 class PostgresSettings(_Model):
     """The PostgreSQL StatefulSet."""
 
@@ -209,6 +229,7 @@ class PostgresSettings(_Model):
     service: ServiceSettings = ServiceSettings()
     replication: ReplicationSettings = ReplicationSettings()
     shmSize: Quantity = Field("256Mi", description="Size of the memory-backed /dev/shm")
+    networkPolicy: NetworkPolicySettings = NetworkPolicySettings()
 
 
 class Settings(_Model):

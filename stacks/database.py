@@ -7,7 +7,7 @@ import pulumi_kubernetes as k8s
 
 from components.longhorn_install import LonghornInstall, LonghornInstallArgs
 from components.naming import name_of
-from components.postgres_statefulset import PostgresStatefulSet, PostgresStatefulSetArgs
+from components.postgres_statefulset import NetworkPolicyPeer, PostgresStatefulSet, PostgresStatefulSetArgs
 from stacks.config import Settings, quantity
 
 
@@ -36,6 +36,11 @@ def postgres_args(settings: Settings, namespace: pulumi.Input[str], storage_clas
         max_lag_bytes=pg.replication.maxLagBytes,
         anti_affinity=pg.replication.podAntiAffinity,
         shm_size=pg.shmSize,
+        network_policy=pg.networkPolicy.enabled,
+        allowed_clients=tuple(
+            NetworkPolicyPeer(pod_labels=dict(c.podLabels), namespace_labels=c.namespaceLabels, cidr=c.cidr)
+            for c in pg.networkPolicy.allowFrom
+        ),
     )
 
 

@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+# The settings this file defines are read by the scripts that source it.
+# shellcheck disable=SC2034
+# Helpers shared by the PostgreSQL pod scripts (init.sh, readiness.sh,
+# sync-passwords.sh). Sourced, never executed on its own.
+#
+# Rules every helper keeps:
+# - logs go to stderr, one line each;
+# - a password is never printed, never put on a command line and never put
+#   into an environment variable: it travels from the Secret file to libpq or
+#   psql through a 0600 file or a pipe only;
+# - every value that ends up in a configuration file is validated first, so
+#   nothing needs quoting beyond what the helpers add.
+set -euo pipefail
+# Command substitutions ($(...)) stop at the first failure too.
+shopt -s inherit_errexit
+
+# Every file we create is private to the postgres user.
+umask 077
+
+SCRIPT_NAME=$(basename -- "${BASH_SOURCE[1]:-$0}")
+SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+readonly SCRIPT_NAME SCRIPT_DIR
+
+# Identifier rule for role and database names we interpolate: a plain,
+# lower-case SQL identifier that needs no quoting in pg_hba.conf, pgpass files
+# or connection strings.
+readonly IDENT_RE='^[a-z_][a-z0-9_]{0,62}$'
+readonly PATH_RE='^/[A-Za-z0-9._/-]*$'
+readonly HOST_RE='^[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$'
+readonly POD_RE='^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$'
+readonly UINT_RE='^[0-9]+$'
+
+# Name of the file (inside PGDATA) that holds the settings init.sh manages.
+readonly MANAGED_CONF_NAME='k8s-replication.conf'
+
+log() {
+  printf '%(%Y-%m-%dT%H:%M:%S%z)T %s[%d]: %s\n' -1 "$SCRIPT_NAME" "$$" "$*" >&2
+}
+
+die() {
+  log "FATAL: $*"
+  exit 1
+}
+
+# _require_match NAME REGEX DESCRIPTION: the variable NAME must match REGEX.
+_require_match() {
+  local name=$1 re=$2 what=$3 value
+  value=${!name-}
+  [[ $value =~ $re ]] || die "$name='$value' is invalid: expected $what"
+}
+
+# load_config: validate the environment contract and fill in defaults.
+# Sets ORDINAL, IS_PRIMARY, REPLICATION_PGPASS and SYNC_STATE_FILE.
+load_config() {
+  local v
+  for v in PGDATA PGPORT PG_SOCKET_DIR POD_NAME SECRETS_DIR; do
+    [[ -n ${!v-} ]] || die "environment variable $v is required"
+  done
+  PGDATA=${PGDATA%/}
+  _require_match PGDATA "$PATH_RE" 'an absolute path of [A-Za-z0-9._/-]'
+  _require_match PG_SOCKET_DIR "$PATH_RE" 'an absolute path of [A-Za-z0-9._/-]'
+  _require_match SECRETS_DIR "$PATH_RE" 'an absolute path of [A-Za-z0-9._/-]'
+  _require_match PGPORT "$UINT_RE" 'a TCP port number'
+  _require_match POD_NAME "$POD_RE" 'a pod name such as pg-0'
+
+  REPLICATION_ENABLED=${REPLICATION_ENABLED:-false}
+  case $REPLICATION_ENABLED in
+    true | false) ;;
+    *) die "REPLICATION_ENABLED='$REPLICATION_ENABLED' is invalid: expected 'true' or 'false'" ;;
+  esac
+  REPLICATION_USER=${REPLICATION_USER:-replicator}
+  _require_match REPLICATION_USER "$IDENT_RE" 'a lower-case SQL identifier'
+  PRIMARY_PORT=${PRIMARY_PORT:-5432}
+  _require_match PRIMARY_PORT "$UINT_RE" 'a TCP port number'
+  PRIMARY_HOST=${PRIMARY_HOST-}
+  if [[ $REPLICATION_ENABLED == true ]]; then
+    _require_match PRIMARY_HOST "$HOST_RE" 'a host name or IP address'
+  fi
+
+  APP_USER=${APP_USER-}
+  APP_DATABASE=${APP_DATABASE-}
+  if [[ -n $APP_USER ]]; then
+    _require_match APP_USER "$IDENT_RE" 'a lower-case SQL identifier or empty'
+  fi
+  if [[ -n $APP_DATABASE ]]; then
+    _require_match APP_DATABASE "$IDENT_RE" 'a lower-case SQL identifier or empty'
+    [[ -n $APP_USER ]] || die "APP_DATABASE='$APP_DATABASE' needs APP_USER to own it, but APP_USER is empty"
+  fi
+  local role
+  for role in "$REPLICATION_USER" "$APP_USER"; do
+    [[ -z $role ]] && continue
+    [[ $role != postgres ]] || die "role name 'postgres' is reserved for the superuser (REPLICATION_USER/APP_USER)"
+    [[ $role != pg_* ]] || die "role name '$role' is invalid: the pg_ prefix is reserved"
+  done
+  if [[ -n $APP_USER && $APP_USER == "$REPLICATION_USER" ]]; then
+    die "APP_USER='$APP_USER' must differ from REPLICATION_USER"
+  fi
+
+  READINESS_MAX_LAG_BYTES=${READINESS_MAX_LAG_BYTES:-16777216}
+  _require_match READINESS_MAX_LAG_BYTES "$UINT_RE" 'a non-negative integer (bytes)'
+  BOOTSTRAP_MAX_WAIT_SECONDS=${BOOTSTRAP_MAX_WAIT_SECONDS:-600}
+  _require_match BOOTSTRAP_MAX_WAIT_SECONDS "$UINT_RE" 'a non-negative integer (seconds)'
+  BOOTSTRAP_BACKOFF_MAX_SECONDS=${BOOTSTRAP_BACKOFF_MAX_SECONDS:-30}
+  _require_match BOOTSTRAP_BACKOFF_MAX_SECONDS "$UINT_RE" 'a non-negative integer (seconds)'
+  SYNC_INTERVAL_SECONDS=${SYNC_INTERVAL_SECONDS:-10}
+  _require_match SYNC_INTERVAL_SECONDS "$UINT_RE" 'a non-negative integer (seconds)'
+
+  ORDINAL=$(pod_ordinal "$POD_NAME")
+  if [[ $REPLICATION_ENABLED != true || $ORDINAL -eq 0 ]]; then
+    IS_PRIMARY=true
+  else
+    IS_PRIMARY=false
+  fi
+  REPLICATION_PGPASS="$PG_SOCKET_DIR/.pgpass-replication"
+  SYNC_STATE_FILE="$PG_SOCKET_DIR/.password-sync.state"
+  # libpq: never prompt, never wait forever for a connection.
+  export PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-10}
+}
+
+# pod_ordinal NAME: print the StatefulSet ordinal (the suffix after the last "-").
+pod_ordinal() {
+  local name=$1 ord
+  ord=${name##*-}
+  [[ $name == *-* && $ord =~ $UINT_RE ]] || die "cannot read an ordinal from pod name '$name' (expected <name>-<number>)"
+  printf '%d\n' "$((10#$ord))"
+}
+
+# secret_path NAME: path of a Secret file; dies unless it holds one usable line.
+# The check reads the content into a local variable only; nothing is printed.
+secret_path() {
+  # Keep the content out of an xtrace (bash -x) even when the caller enabled it.
+  local -
+  set +x
+  local path="$SECRETS_DIR/$1" content
+  [[ -r $path ]] || die "secret file $path is missing or unreadable"
+  content=''
+  IFS= read -r -d '' content <"$path" || true
+  content=${content%$'\n'}
+  [[ -n $content ]] || die "secret file $path is empty"
+  [[ $content != *[$'\n\r']* ]] || die "secret file $path must hold a single line"
+  printf '%s\n' "$path"
+}
+
+# write_replication_pgpass: (re)write the 0600 passfile libpq uses for
+# replication connections, from the Secret (which may be 0440 and so is never
+# handed to libpq directly). Lives on the pod's socket emptyDir, never on the
+# data volume. Replaced atomically so a reconnecting walreceiver never reads a
+# half-written file.
+write_replication_pgpass() {
+  local -
+  set +x
+  local src pw tmp
+  src=$(secret_path replication-password)
+  pw=''
+  IFS= read -r -d '' pw <"$src" || true
+  pw=${pw%$'\n'}
+  pw=${pw//\\/\\\\}
+  pw=${pw//:/\\:}
+  tmp=$(mktemp "$REPLICATION_PGPASS.XXXXXX")
+  printf '*:*:*:%s:%s\n' "$REPLICATION_USER" "$pw" >"$tmp"
+  chmod 0600 "$tmp"
+  mv -f -- "$tmp" "$REPLICATION_PGPASS"
+}
+
+# psql_at SOCKET_DIR [psql args...]: psql as the superuser over a unix socket
+# (peer authentication), no psqlrc, no prompts, stop on the first error.
+psql_at() {
+  local sock=$1
+  shift
+  psql -X -q -w -v ON_ERROR_STOP=1 -h "$sock" -p "$PGPORT" -U postgres -d postgres "$@"
+}
+
+# psql_local [psql args...]: psql_at the pod's shared socket directory.
+psql_local() {
+  psql_at "$PG_SOCKET_DIR" "$@"
+}
+
+# local_server_up: true when the local server accepts connections.
+local_server_up() {
+  pg_isready -q -h "$PG_SOCKET_DIR" -p "$PGPORT" -t "${1:-3}" >/dev/null 2>&1
+}
+
+# next_backoff CURRENT: print the next exponential backoff delay, capped.
+next_backoff() {
+  local next=$(($1 * 2))
+  ((next <= BOOTSTRAP_BACKOFF_MAX_SECONDS)) || next=$BOOTSTRAP_BACKOFF_MAX_SECONDS
+  ((next >= 1)) || next=1
+  printf '%d\n' "$next"
+}
+
+# sleep_within DELAY DEADLINE: sleep DELAY seconds but not past DEADLINE
+# (a value of $SECONDS). Returns 1 when the deadline has already passed.
+sleep_within() {
+  local delay=$1 deadline=$2 left
+  left=$((deadline - SECONDS))
+  ((left > 0)) || return 1
+  ((delay <= left)) || delay=$left
+  sleep "$delay"
+}
+
+# Session settings for any psql session that carries a password in a
+# statement: nothing may write the statement text to the server log (the pod
+# sets log_min_duration_statement, which would log a slow ALTER ROLE in full).
+# Placeholder names (pg_stat_statements.*) are accepted even when the module is
+# not loaded.
+readonly QUIET_SESSION_SQL="SET log_statement = 'none';
+SET log_min_duration_statement = -1;
+SET log_min_duration_sample = -1;
+SET log_transaction_sample_rate = 0;
+SET log_min_error_statement = 'panic';
+SET debug_print_parse = off;
+SET debug_print_rewritten = off;
+SET debug_print_plan = off;
+SET pg_stat_statements.track_utility = off;
+SET password_encryption = 'scram-sha-256';"
+
+# roles_sql: print the psql script that makes the roles, their passwords and
+# the application database match the configuration. Idempotent. The script
+# holds only file paths: psql reads each password itself (\set var `cat file`)
+# and sends it as a quoted literal (:'pw'), so it never appears in an
+# argument list, an environment variable or this script's output.
+roles_sql() {
+  local su_pw repl_pw app_pw
+  su_pw=$(secret_path postgres-password)
+  printf '%s\n' "$QUIET_SESSION_SQL"
+  printf '%s\n' "\\set pw \`cat -- '$su_pw'\`" \
+    "ALTER ROLE postgres WITH PASSWORD :'pw';"
+  if [[ $REPLICATION_ENABLED == true ]]; then
+    repl_pw=$(secret_path replication-password)
+    printf '%s\n' \
+      "SELECT format('CREATE ROLE %I', :'repl_user') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'repl_user') \\gexec" \
+      "\\set pw \`cat -- '$repl_pw'\`" \
+      "ALTER ROLE :\"repl_user\" WITH LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'pw';"
+  fi
+  if [[ -n $APP_USER ]]; then
+    app_pw=$(secret_path password)
+    printf '%s\n' \
+      "SELECT format('CREATE ROLE %I', :'app_user') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app_user') \\gexec" \
+      "\\set pw \`cat -- '$app_pw'\`" \
+      "ALTER ROLE :\"app_user\" WITH LOGIN PASSWORD :'pw';"
+  fi
+  printf '%s\n' '\unset pw'
+  if [[ -n $APP_DATABASE ]]; then
+    printf '%s\n' \
+      "SELECT format('CREATE DATABASE %I OWNER %I', :'app_db', :'app_user') WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'app_db') \\gexec"
+  fi
+}
+
+# apply_roles SOCKET_DIR: run roles_sql against the server at SOCKET_DIR.
+apply_roles() {
+  local sql
+  sql=$(roles_sql)
+  printf '%s\n' "$sql" | psql_at "$1" \
+    -v repl_user="$REPLICATION_USER" -v app_user="$APP_USER" -v app_db="$APP_DATABASE" -f -
+}

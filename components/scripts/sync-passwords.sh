@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Password sidecar: makes PostgreSQL follow the Secret.
+#
+#   sync-passwords.sh --once   one pass; exit 0 when applied or nothing to do,
+#                              3 when the local server is not up yet, 1 on error
+#   sync-passwords.sh          a pass every SYNC_INTERVAL_SECONDS, forever
+#
+# Each pass:
+# - rewrites the 0600 replication passfile on the socket emptyDir, so that a
+#   rotated replication password reaches the next walreceiver (re)connection;
+# - when the Secret's content (or the role set) changed since the last applied
+#   pass and the local server is a primary, creates missing roles / the app
+#   database and sets every role's password from its file
+#   (postgres, REPLICATION_USER, APP_USER). A standby needs no ALTER ROLE:
+#   roles replicate from the primary.
+# Only a SHA-256 of the inputs is remembered (on the emptyDir), never a password.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=common.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
+
+SELF="$SCRIPT_DIR/$(basename -- "${BASH_SOURCE[0]}")"
+readonly SELF
+
+usage() {
+  printf '%s\n' "usage: $SCRIPT_NAME [--once]" \
+    "  --once  apply the passwords once and exit (0 applied or nothing to do, 3 server not up, 1 error)" \
+    "  (none)  loop forever, one pass every SYNC_INTERVAL_SECONDS"
+}
+
+# Digest of everything a pass applies: the role set and the password files.
+inputs_hash() {
+  local files=() f digest
+  f=$(secret_path postgres-password)
+  files+=("$f")
+  if [[ $REPLICATION_ENABLED == true ]]; then
+    f=$(secret_path replication-password)
+    files+=("$f")
+  fi
+  if [[ -n $APP_USER ]]; then
+    f=$(secret_path password)
+    files+=("$f")
+  fi
+  digest=$(
+    {
+      printf '%s\0' "replication=$REPLICATION_ENABLED" "replication_user=$REPLICATION_USER" \
+        "app_user=$APP_USER" "app_database=$APP_DATABASE"
+      for f in "${files[@]}"; do
+        cat -- "$f"
+        printf '\0'
+      done
+    } | sha256sum
+  )
+  printf '%s\n' "${digest%% *}"
+}
+
+write_state() {
+  local tmp
+  tmp=$(mktemp "$SYNC_STATE_FILE.XXXXXX")
+  printf '%s\n' "$1" >"$tmp"
+  mv -f -- "$tmp" "$SYNC_STATE_FILE"
+}
+
+sync_once() {
+  load_config
+  if [[ $REPLICATION_ENABLED == true ]]; then
+    write_replication_pgpass
+  fi
+
+  local hash state='' in_recovery roles
+  hash=$(inputs_hash)
+  if [[ -r $SYNC_STATE_FILE ]]; then
+    state=$(<"$SYNC_STATE_FILE")
+  fi
+  if [[ $state == "$hash applied" ]]; then
+    return 0
+  fi
+
+  if ! local_server_up 3; then
+    log "local server is not accepting connections yet; passwords not applied"
+    return 3
+  fi
+  in_recovery=$(psql_local -A -t -c 'SELECT pg_is_in_recovery()')
+  if [[ $in_recovery == t ]]; then
+    if [[ $state != "$hash standby" ]]; then
+      log "standby: roles replicate from the primary; replication passfile refreshed"
+      write_state "$hash standby"
+    fi
+    return 0
+  fi
+
+  apply_roles "$PG_SOCKET_DIR"
+  write_state "$hash applied"
+  roles=postgres
+  [[ $REPLICATION_ENABLED != true ]] || roles+=", $REPLICATION_USER"
+  [[ -z $APP_USER ]] || roles+=", $APP_USER"
+  log "applied the Secret's passwords to roles: $roles"
+}
+
+sync_loop() {
+  load_config
+  local interval=$SYNC_INTERVAL_SECONDS rc sleeper=''
+  ((interval >= 1)) || interval=1
+  trap 'log "stopping"; [[ -z $sleeper ]] || kill "$sleeper" 2>/dev/null; exit 0' TERM INT
+  log "syncing passwords every ${interval}s"
+  while :; do
+    # Each pass runs in its own process so that errexit stays in force inside it.
+    rc=0
+    "$BASH" "$SELF" --once || rc=$?
+    if ((rc != 0 && rc != 3)); then
+      log "pass failed with exit status $rc; retrying in ${interval}s"
+    fi
+    sleep "$interval" &
+    sleeper=$!
+    wait "$sleeper" || true
+    sleeper=''
+  done
+}
+
+main() {
+  case $# in
+    0) sync_loop ;;
+    1)
+      case $1 in
+        --once)
+          # Called plainly (not in an || list) so errexit stays in force; a
+          # non-zero return (3: server not up) becomes the exit status.
+          sync_once
+          exit 0
+          ;;
+        -h | --help)
+          usage
+          exit 0
+          ;;
+      esac
+      ;;
+  esac
+  usage >&2
+  exit 2
+}
+
+main "$@"

@@ -1,0 +1,64 @@
+"""Fixtures for the pod-script tests: real PostgreSQL servers on loopback ports.
+
+Nothing here skips: without PostgreSQL binaries every test fails with a message
+saying what to install.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .pg_harness import Cluster, HarnessError, require_pg_bin, wait_for
+
+
+@pytest.fixture(scope="session")
+def pg_bin() -> Path:
+    try:
+        return require_pg_bin()
+    except HarnessError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keep each phase's report on the item, so fixtures can tell whether the test failed."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+@pytest.fixture
+def make_cluster(pg_bin: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., Cluster]]:
+    """Factory for clusters; every server and script it started is stopped at teardown."""
+    clusters: list[Cluster] = []
+
+    def factory(**kwargs: Any) -> Cluster:
+        cluster = Cluster(pg_bin, **kwargs)
+        clusters.append(cluster)
+        return cluster
+
+    yield factory
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    for cluster in clusters:
+        report = cluster.close()
+        if failed:
+            print(f"\n===== cluster {cluster.base} =====\n{report}")
+
+
+@pytest.fixture
+def cluster(make_cluster: Callable[..., Cluster]) -> Cluster:
+    return make_cluster()
+
+
+@pytest.fixture
+def replicated(cluster: Cluster) -> Cluster:
+    """A running primary (pg-0) and one streaming standby (pg-standby-1)."""
+    cluster.start_node(0)
+    cluster.start_node(1)
+    standby = cluster.node(1)
+    wait_for(lambda: standby.receiver_status() == "streaming", 30, "standby to stream")
+    return cluster
