@@ -49,6 +49,8 @@ def server_settings(memory_limit_bytes: int, volume_bytes: int, replication: boo
     max_wal = min(wal_budget, 1024 * MiB)
     settings = {
         "listen_addresses": "*",
+        # The pod's shared emptyDir: probes, scripts and the sidecar connect here (peer auth).
+        "unix_socket_directories": "/var/run/postgresql",
         "shared_buffers": _mb(memory_limit_bytes // 4),
         "effective_cache_size": _mb(memory_limit_bytes * 3 // 4),
         "max_wal_size": _mb(max_wal),

@@ -71,9 +71,15 @@ class PostgresStatefulSetArgs:
     anti_affinity: str = "soft"
     shm_size: str = "256Mi"
     cluster_domain: str = "cluster.local"
+    # The pod that must be the primary; None means <name>-0. Changed only by the
+    # promotion runbook (README), after a standby has been promoted by hand.
+    primary_pod: str | None = None
     network_policy: bool = True
     # Default: any pod in the database's namespace may connect.
     allowed_clients: tuple[NetworkPolicyPeer, ...] = (NetworkPolicyPeer(),)
+
+    def primary_pod_name(self, name: str) -> str:
+        return self.primary_pod or f"{name}-0"
 
     @property
     def replicating(self) -> bool:
@@ -123,9 +129,9 @@ def role_labels(name: str, role: str) -> dict[str, str]:
     return instance_labels(name) | {"app.kubernetes.io/component": role}
 
 
-def primary_selector(name: str) -> dict[str, str]:
-    """Read-write Service: only pod 0, whatever else matches the instance."""
-    return role_labels(name, "primary") | {"statefulset.kubernetes.io/pod-name": f"{name}-0"}
+def primary_selector(name: str, primary_pod: str) -> dict[str, str]:
+    """Read-write Service: only the primary pod (pod 0 unless the promotion runbook moved it)."""
+    return instance_labels(name) | {"statefulset.kubernetes.io/pod-name": primary_pod}
 
 
 class PostgresStatefulSet(pulumi.ComponentResource):
@@ -201,8 +207,9 @@ class PostgresStatefulSet(pulumi.ComponentResource):
             lambda s: {"checksum/secret": s[0], "checksum/scripts": checksum(*(f"{k}={v}" for k, v in scripts.items()))}
         )
 
+        primary_pod = args.primary_pod_name(name)
         primary_host = pulumi.Output.from_input(args.namespace).apply(
-            lambda ns: pod_dns(f"{name}-0", f"{name}-hl", ns, args.cluster_domain)
+            lambda ns: pod_dns(primary_pod, f"{name}-hl", ns, args.cluster_domain)
         )
         settings = server_settings(args.memory_limit_bytes, args.storage_bytes, args.replicating)
         depends = pulumi.ResourceOptions(parent=self, depends_on=[self.secret, self.scripts, self.headless])
@@ -217,7 +224,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
             self.statefulsets.append(self.standby)
 
         # ---- client Services
-        self.rw_service = self._client_service(name, primary_selector(name), args.service_type, args.node_port)
+        self.rw_service = self._client_service(name, primary_selector(name, primary_pod), args.service_type, args.node_port)
         self.ro_service = self._client_service(f"{name}-ro", role_labels(name, "standby"), "ClusterIP", None) if args.replicating else None
         self.pdb = k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
@@ -279,6 +286,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
                 value_from=k8s.core.v1.EnvVarSourceArgs(field_ref=k8s.core.v1.ObjectFieldSelectorArgs(field_path="metadata.name")),
             ),
             k8s.core.v1.EnvVarArgs(name="PRIMARY_HOST", value=primary_host),
+            k8s.core.v1.EnvVarArgs(name="PRIMARY_POD", value=a.primary_pod_name(self._name)),
         ]
         return env + [k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in plain.items()]
 
@@ -388,6 +396,19 @@ class PostgresStatefulSet(pulumi.ComponentResource):
             command=[f"{SCRIPTS_MOUNT}/sync-passwords.sh"],
             env=env,
             resources=small,
+            # The loop leaves a heartbeat after every pass; a stuck or failing loop gets restarted.
+            liveness_probe=k8s.core.v1.ProbeArgs(
+                exec_=k8s.core.v1.ExecActionArgs(command=[f"{SCRIPTS_MOUNT}/sync-passwords.sh", "--alive"]),
+                initial_delay_seconds=30,
+                period_seconds=30,
+                timeout_seconds=5,
+                failure_threshold=3,
+            ),
+            readiness_probe=k8s.core.v1.ProbeArgs(
+                exec_=k8s.core.v1.ExecActionArgs(command=[f"{SCRIPTS_MOUNT}/sync-passwords.sh", "--alive"]),
+                period_seconds=30,
+                timeout_seconds=5,
+            ),
             security_context=self._container_security(),
             volume_mounts=self._mounts(mount_path, with_data=False),
         )

@@ -194,6 +194,9 @@ class ReplicationSettings(_Model):
     user: PgIdentifier = "replicator"
     maxLagBytes: int = Field(16 * 1024 * 1024, ge=0, description="A standby is ready only within this replay lag")
     podAntiAffinity: Literal["soft", "hard"] = "soft"
+    primary: Annotated[str, dns_label(63)] | None = Field(
+        None, description="Pod that must be the primary; null means <name>-0. Set only by the promotion runbook"
+    )
 
 
 class ClientPeer(_Model):
@@ -230,6 +233,20 @@ class PostgresSettings(_Model):
     replication: ReplicationSettings = ReplicationSettings()
     shmSize: Quantity = Field("256Mi", description="Size of the memory-backed /dev/shm")
     networkPolicy: NetworkPolicySettings = NetworkPolicySettings()
+
+    @model_validator(mode="after")
+    def _roles_and_primary(self) -> PostgresSettings:
+        for key, role in (("username", self.username), ("replication.user", self.replication.user)):
+            if role is not None and (role == "postgres" or role.startswith("pg_")):
+                raise _FieldError(key, role, "a role name other than postgres (the superuser) and not starting with pg_")
+        if self.username is not None and self.username == self.replication.user:
+            raise _FieldError("username", self.username, f"a role name different from replication.user ({self.replication.user})")
+        primary = self.replication.primary
+        if primary is not None:
+            pods = [f"{self.name}-0"] + [f"{self.name}-standby-{i}" for i in range(1, self.replicas)]
+            if primary not in pods or self.replicas == 1 or not self.replication.enabled:
+                raise _FieldError("replication.primary", primary, f"null or one of this set's pods with replication on: {', '.join(pods)}")
+        return self
 
 
 class Settings(_Model):

@@ -35,6 +35,7 @@ def postgres_args(settings: Settings, namespace: pulumi.Input[str], storage_clas
         replication_user=pg.replication.user,
         max_lag_bytes=pg.replication.maxLagBytes,
         anti_affinity=pg.replication.podAntiAffinity,
+        primary_pod=pg.replication.primary,
         shm_size=pg.shmSize,
         network_policy=pg.networkPolicy.enabled,
         allowed_clients=tuple(

@@ -80,6 +80,16 @@ BAD: list[tuple[str, Any, str, str, str]] = [
     ("postgres", 3, "postgres", "3", "an object"),
     ("longhorn", {"nodeDownPodDeletionPolicy": "delete"}, "longhorn.nodeDownPodDeletionPolicy", '"delete"', "do-nothing"),
     ("storage", {"reclaimPolicy": "Recycle"}, "storage.reclaimPolicy", '"Recycle"', "'Retain'"),
+    ("postgres", {"username": "postgres"}, "postgres.username", '"postgres"', "other than postgres"),
+    ("postgres", {"username": "pg_app"}, "postgres.username", '"pg_app"', "not starting with pg_"),
+    ("postgres", {"username": "replicator"}, "postgres.username", '"replicator"', "different from replication.user"),
+    (
+        "postgres",
+        {"replicas": 3, "replication": {"primary": "postgres-standby-5"}},
+        "postgres.replication.primary",
+        '"postgres-standby-5"',
+        "postgres-0, postgres-standby-1, postgres-standby-2",
+    ),
 ]
 
 

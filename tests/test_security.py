@@ -154,7 +154,7 @@ def _checkov() -> str:
 
 def _run_checkov(directory: Path) -> dict[str, Any]:
     proc = subprocess.run(
-        [_checkov(), "-d", str(directory), "--framework", "kubernetes", "--output", "json", "--skip-download", "--quiet"],
+        [_checkov(), "-d", str(directory), "--framework", "kubernetes", "--output", "json", "--skip-download"],
         capture_output=True,
         text=True,
         check=False,

@@ -51,7 +51,7 @@ _require_match() {
 }
 
 # load_config: validate the environment contract and fill in defaults.
-# Sets ORDINAL, IS_PRIMARY, REPLICATION_PGPASS and SYNC_STATE_FILE.
+# Sets ORDINAL, IS_PRIMARY, REPLICATION_PGPASS, SYNC_STATE_FILE and SYNC_ALIVE_FILE.
 load_config() {
   local v
   for v in PGDATA PGPORT PG_SOCKET_DIR POD_NAME SECRETS_DIR; do
@@ -106,14 +106,23 @@ load_config() {
   SYNC_INTERVAL_SECONDS=${SYNC_INTERVAL_SECONDS:-10}
   _require_match SYNC_INTERVAL_SECONDS "$UINT_RE" 'a non-negative integer (seconds)'
 
+  # PRIMARY_POD names the pod that must be the primary (the pod sets it; it
+  # changes only in the promotion runbook). Unset: the pod with ordinal 0.
+  PRIMARY_POD=${PRIMARY_POD-}
+  if [[ -n $PRIMARY_POD ]]; then
+    _require_match PRIMARY_POD "$POD_RE" 'a pod name such as pg-0'
+  fi
   ORDINAL=$(pod_ordinal "$POD_NAME")
-  if [[ $REPLICATION_ENABLED != true || $ORDINAL -eq 0 ]]; then
+  if [[ $REPLICATION_ENABLED != true ]]; then
     IS_PRIMARY=true
+  elif [[ -n $PRIMARY_POD ]]; then
+    [[ $POD_NAME == "$PRIMARY_POD" ]] && IS_PRIMARY=true || IS_PRIMARY=false
   else
-    IS_PRIMARY=false
+    ((ORDINAL == 0)) && IS_PRIMARY=true || IS_PRIMARY=false
   fi
   REPLICATION_PGPASS="$PG_SOCKET_DIR/.pgpass-replication"
   SYNC_STATE_FILE="$PG_SOCKET_DIR/.password-sync.state"
+  SYNC_ALIVE_FILE="$PG_SOCKET_DIR/.password-sync.alive"
   # libpq: never prompt, never wait forever for a connection.
   export PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-10}
 }

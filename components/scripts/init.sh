@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Init container: runs on EVERY pod start, before postgres.
 #
-# Primary (ordinal 0, or any pod when REPLICATION_ENABLED=false):
+# Primary (PRIMARY_POD, by default ordinal 0; any pod when REPLICATION_ENABLED=false):
 #   no data yet -> initdb into "$PGDATA.partial", create the roles and the
 #   application database on a socket-only temporary server, then rename the
 #   directory to "$PGDATA" (atomic: a pod killed half-way leaves only the
 #   .partial directory, which the next start discards).
-# Standby (ordinal > 0 with replication):
+# Standby (every other pod, with replication):
 #   no data yet -> wait for the primary (exponential backoff, overall limit
 #   BOOTSTRAP_MAX_WAIT_SECONDS), pg_basebackup into "$PGDATA.partial", rename.
 #   Existing data is kept.

@@ -2,9 +2,9 @@
 # Readiness probe, role-aware. Exit 0 when ready, 1 when not; one line on
 # stderr says why either way.
 #
-# Primary (ordinal 0, or replication off): ready when it accepts connections
-#   and is not in recovery.
-# Standby (ordinal > 0 with replication): ready when in recovery, the WAL
+# Primary (PRIMARY_POD, by default ordinal 0; any pod with replication off):
+#   ready when it accepts connections and is not in recovery.
+# Standby (every other pod, with replication): ready when in recovery, the WAL
 #   receiver is streaming and the replay lag is <= READINESS_MAX_LAG_BYTES.
 #   A standby that is NOT in recovery has been promoted behind our back
 #   (split-brain risk) and is never ready.

@@ -4,6 +4,7 @@
 #   sync-passwords.sh --once   one pass; exit 0 when applied or nothing to do,
 #                              3 when the local server is not up yet, 1 on error
 #   sync-passwords.sh          a pass every SYNC_INTERVAL_SECONDS, forever
+#   sync-passwords.sh --alive  probe: 0 when the loop finished a pass recently
 #
 # Each pass:
 # - rewrites the 0600 replication passfile on the socket emptyDir, so that a
@@ -24,6 +25,7 @@ readonly SELF
 usage() {
   printf '%s\n' "usage: $SCRIPT_NAME [--once]" \
     "  --once  apply the passwords once and exit (0 applied or nothing to do, 3 server not up, 1 error)" \
+    "  --alive probe: exit 0 when the loop completed a pass within 3 intervals + 30s" \
     "  (none)  loop forever, one pass every SYNC_INTERVAL_SECONDS"
 }
 
@@ -108,12 +110,33 @@ sync_loop() {
     "$BASH" "$SELF" --once || rc=$?
     if ((rc != 0 && rc != 3)); then
       log "pass failed with exit status $rc; retrying in ${interval}s"
+    else
+      # Heartbeat for the liveness probe: the loop is alive and passes finish.
+      : >"$SYNC_ALIVE_FILE"
     fi
     sleep "$interval" &
     sleeper=$!
     wait "$sleeper" || true
     sleeper=''
   done
+}
+
+# alive: the probe. A pass that keeps failing (not "server not up yet") stops
+# the heartbeat, so Kubernetes restarts the sidecar and the failure shows up.
+alive() {
+  load_config
+  local max_age now mtime
+  max_age=$((3 * SYNC_INTERVAL_SECONDS + 30))
+  [[ -f $SYNC_ALIVE_FILE ]] || {
+    log "no completed pass yet"
+    return 1
+  }
+  now=$(date +%s)
+  mtime=$(stat -c %Y -- "$SYNC_ALIVE_FILE")
+  ((now - mtime <= max_age)) || {
+    log "last completed pass $((now - mtime))s ago (limit ${max_age}s)"
+    return 1
+  }
 }
 
 main() {
@@ -125,6 +148,10 @@ main() {
           # Called plainly (not in an || list) so errexit stays in force; a
           # non-zero return (3: server not up) becomes the exit status.
           sync_once
+          exit 0
+          ;;
+        --alive)
+          alive
           exit 0
           ;;
         -h | --help)

@@ -126,3 +126,27 @@ def test_scripts_ship_read_only_through_a_configmap() -> None:
     for container in pod["containers"] + pod["initContainers"]:
         mount = next(m for m in container["volumeMounts"] if m["name"] == "scripts")
         assert mount["readOnly"] is True
+
+
+def test_promotion_runbook_moves_the_primary() -> None:
+    run = _build(replicas=3, primary_pod="pg-standby-1")
+    rw = run.one(SVC, "pg").inputs["spec"]["selector"]
+    pods = _pods(run)
+    assert [p["statefulset.kubernetes.io/pod-name"] for p in pods if _matches(rw, p)] == ["pg-standby-1"]
+    for sts in ("pg", "pg-standby"):
+        env = _env(run.one(STS, sts))
+        assert env["PRIMARY_POD"] == "pg-standby-1"
+        assert env["PRIMARY_HOST"] == "pg-standby-1.pg-hl.db.svc.cluster.local"
+    default = _env(_build(replicas=3).one(STS, "pg-standby"))
+    assert default["PRIMARY_POD"] == "pg-0"
+
+
+def test_postgres_listens_on_the_shared_socket_and_sidecar_is_probed() -> None:
+    pod = _plain(_build().one(STS, "pg").inputs["spec"])["template"]["spec"]
+    postgres, sidecar = pod["containers"]
+    assert "unix_socket_directories=/var/run/postgresql" in postgres["args"]
+    assert sidecar["name"] == "password-sync"
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert sidecar[probe]["exec"]["command"] == ["/scripts/sync-passwords.sh", "--alive"]
+    assert postgres["readinessProbe"]["exec"]["command"] == ["/scripts/readiness.sh"]
+    assert pod["initContainers"][0]["command"] == ["/scripts/init.sh"]
