@@ -100,7 +100,7 @@ def timed_bootstrap(node: Node) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mb", type=int, default=500, help="approximate size of the primary's data (default 500)")
-    parser.add_argument("--runs", type=int, default=3, help="timed repetitions of each side (default 3; medians reported)")
+    parser.add_argument("--runs", type=int, default=5, help="timed repetitions of each side (default 5; medians reported)")
     parser.add_argument("--dir", type=Path, default=Path("/tmp"), help="where the volumes live (default /tmp)")
     args = parser.parse_args()
 
@@ -143,7 +143,7 @@ def main() -> int:
         print(f"runs (medians)                       : {args.runs}")
         print(f"(b) cp -a PGDATA                     : {cp_s:6.2f} s  ({data_bytes / MB / cp_s:5.0f} MB/s)  baseline")
         print(f"    cp -a PGDATA && sync -f          : {dcp_s:6.2f} s  {dcp_s / cp_s:5.2f}x  (durable copy, for reference)")
-        print(f"(a) init.sh alone (clone, fsynced)   : {clone_s:6.2f} s  {clone_s / cp_s:5.2f}x")
+        print(f"(a) init.sh alone (clone, synced)    : {clone_s:6.2f} s  {clone_s / cp_s:5.2f}x")
         print(f"(a) init.sh + postgres -> streaming  : {total_s:6.2f} s  {ratio:5.2f}x")
         print(
             f"ratio a/b = {ratio:.2f}x (target <= {TARGET_RATIO}x: {'met' if ratio <= TARGET_RATIO else 'NOT met'}); "

@@ -137,10 +137,12 @@ clone_from_primary() {
     else
       log "standby: cloning $PRIMARY_HOST:$PRIMARY_PORT into $partial (attempt $attempt)"
       # No -R: we write our own settings, so no password lands in the data directory.
-      # pg_basebackup fsyncs the clone before returning; publish() then renames it.
+      # --no-sync, then one syncfs of the volume: the same durability as pg_basebackup's
+      # file-by-file fsync, at a fraction of the cost. publish() renames only afterwards.
       if PGPASSFILE=$REPLICATION_PGPASS pg_basebackup \
         -h "$PRIMARY_HOST" -p "$PRIMARY_PORT" -U "$REPLICATION_USER" -w \
-        -D "$partial" --checkpoint=fast --wal-method=stream --no-manifest >&2; then
+        -D "$partial" --checkpoint=fast --wal-method=stream --no-manifest --no-sync >&2 &&
+        sync --file-system -- "$partial"; then
         break
       fi
       log "standby: pg_basebackup failed (attempt $attempt)"
