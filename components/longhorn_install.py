@@ -8,7 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.naming import name_of
+from components.naming import name_of, pod_security_labels
 
 LONGHORN_REPO = "https://charts.longhorn.io"
 LONGHORN_PROVISIONER = "driver.longhorn.io"
@@ -73,11 +73,7 @@ class LonghornInstall(pulumi.ComponentResource):
             f"{name}-ns",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=args.namespace,
-                labels={
-                    "pod-security.kubernetes.io/enforce": "privileged",
-                    "pod-security.kubernetes.io/audit": "privileged",
-                    "pod-security.kubernetes.io/warn": "privileged",
-                },
+                labels=pod_security_labels("privileged"),
             ),
             opts=child,
         )

@@ -1,4 +1,4 @@
-"""Small helpers shared by the components."""
+"""Small helpers shared by the components and the stack."""
 
 from __future__ import annotations
 
@@ -17,3 +17,8 @@ def name_of(resource: Any) -> pulumi.Output[str]:
 
     out: pulumi.Output[str] = resource.metadata.apply(pick)
     return out
+
+
+def pod_security_labels(level: str) -> dict[str, str]:
+    """Pod Security admission labels enforcing, auditing and warning at one level."""
+    return {f"pod-security.kubernetes.io/{mode}": level for mode in ("enforce", "audit", "warn")}

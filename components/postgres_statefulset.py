@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -347,26 +348,28 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         pg_isready = ["pg_isready", "--host", SOCKET_DIR, "--port", str(CONTAINER_PORT), "--quiet"]
         small = k8s.core.v1.ResourceRequirementsArgs(requests={"cpu": "50m", "memory": "64Mi"}, limits={"cpu": "500m", "memory": "128Mi"})
 
-        init = k8s.core.v1.ContainerArgs(
-            name="init",
-            image=a.image,
-            image_pull_policy=a.image_pull_policy,
-            command=[f"{SCRIPTS_MOUNT}/init.sh"],
-            env=env,
-            volume_mounts=self._mounts(mount_path, with_data=True),
-            security_context=self._container_security(),
-            resources=k8s.core.v1.ResourceRequirementsArgs(requests=a.requests, limits=a.limits),
+        def container(name: str, command: list[str], **spec: Any) -> k8s.core.v1.ContainerArgs:
+            """Every container runs the same image, environment and locked-down security context."""
+            return k8s.core.v1.ContainerArgs(
+                name=name,
+                image=a.image,
+                image_pull_policy=a.image_pull_policy,
+                command=command,
+                env=env,
+                security_context=self._container_security(),
+                **spec,
+            )
+
+        pg_resources = k8s.core.v1.ResourceRequirementsArgs(requests=a.requests, limits=a.limits)
+        init = container(
+            "init", [f"{SCRIPTS_MOUNT}/init.sh"], volume_mounts=self._mounts(mount_path, with_data=True), resources=pg_resources
         )
-        postgres = k8s.core.v1.ContainerArgs(
-            name="postgres",
-            image=a.image,
-            image_pull_policy=a.image_pull_policy,
-            command=postgres_args(settings)[:1],
+        postgres = container(
+            "postgres",
+            postgres_args(settings)[:1],
             args=postgres_args(settings)[1:],
-            env=env,
             ports=[k8s.core.v1.ContainerPortArgs(name="postgresql", container_port=CONTAINER_PORT, protocol="TCP")],
-            resources=k8s.core.v1.ResourceRequirementsArgs(requests=a.requests, limits=a.limits),
-            security_context=self._container_security(),
+            resources=pg_resources,
             volume_mounts=[*self._mounts(mount_path, with_data=True), k8s.core.v1.VolumeMountArgs(name="shm", mount_path="/dev/shm")],
             # Crash recovery after a node reboot can take minutes: the startup probe
             # allows 15 minutes before liveness starts counting.
@@ -389,12 +392,9 @@ class PostgresStatefulSet(pulumi.ComponentResource):
                 )
             ),
         )
-        sync = k8s.core.v1.ContainerArgs(
-            name="password-sync",
-            image=a.image,
-            image_pull_policy=a.image_pull_policy,
-            command=[f"{SCRIPTS_MOUNT}/sync-passwords.sh"],
-            env=env,
+        sync = container(
+            "password-sync",
+            [f"{SCRIPTS_MOUNT}/sync-passwords.sh"],
             resources=small,
             # The loop leaves a heartbeat after every pass; a stuck or failing loop gets restarted.
             liveness_probe=k8s.core.v1.ProbeArgs(
@@ -409,7 +409,6 @@ class PostgresStatefulSet(pulumi.ComponentResource):
                 period_seconds=30,
                 timeout_seconds=5,
             ),
-            security_context=self._container_security(),
             volume_mounts=self._mounts(mount_path, with_data=False),
         )
         volumes = [

@@ -6,7 +6,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.longhorn_install import LonghornInstall, LonghornInstallArgs
-from components.naming import name_of
+from components.naming import name_of, pod_security_labels
 from components.postgres_statefulset import NetworkPolicyPeer, PostgresStatefulSet, PostgresStatefulSetArgs
 from stacks.config import Settings, quantity
 
@@ -72,11 +72,7 @@ def build(settings: Settings) -> PostgresStatefulSet:
         "database-ns",
         metadata=k8s.meta.v1.ObjectMetaArgs(
             name=settings.namespace,
-            labels={
-                "pod-security.kubernetes.io/enforce": "restricted",
-                "pod-security.kubernetes.io/audit": "restricted",
-                "pod-security.kubernetes.io/warn": "restricted",
-            },
+            labels=pod_security_labels("restricted"),
         ),
     )
     db = PostgresStatefulSet(

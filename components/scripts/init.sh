@@ -99,18 +99,28 @@ stop_temp_server() {
   TEMP_SOCKET_DIR=''
 }
 
-init_primary() {
-  local partial="$PGDATA.partial" su_pw
+# has_data ROLE WORK: true when PGDATA already holds a cluster (kept as it is);
+# false when it is empty, after discarding an interrupted WORK in "$PGDATA.partial".
+has_data() {
+  local role=$1 work=$2 partial="$PGDATA.partial"
   if [[ -s $PGDATA/PG_VERSION ]]; then
     check_existing_data
-    log "primary: keeping the existing data directory $PGDATA"
+    log "$role: keeping the existing data directory $PGDATA"
     [[ ! -e $partial ]] || rm -rf -- "$partial"
     return 0
   fi
   require_empty_pgdata
   if [[ -e $partial ]]; then
-    log "primary: discarding the interrupted initialisation in $partial"
+    log "$role: discarding the interrupted $work in $partial"
     rm -rf -- "$partial"
+  fi
+  return 1
+}
+
+init_primary() {
+  local partial="$PGDATA.partial" su_pw
+  if has_data primary initialisation; then
+    return 0
   fi
   log "primary: initialising a new cluster in $partial"
   su_pw=$(secret_path postgres-password)
@@ -159,17 +169,8 @@ clone_from_primary() {
 }
 
 init_standby() {
-  local partial="$PGDATA.partial"
-  if [[ -s $PGDATA/PG_VERSION ]]; then
-    check_existing_data
-    log "standby: keeping the existing data directory $PGDATA"
-    [[ ! -e $partial ]] || rm -rf -- "$partial"
+  if has_data standby clone; then
     return 0
-  fi
-  require_empty_pgdata
-  if [[ -e $partial ]]; then
-    log "standby: discarding the interrupted clone in $partial"
-    rm -rf -- "$partial"
   fi
   clone_from_primary
 }
