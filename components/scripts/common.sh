@@ -198,14 +198,21 @@ next_backoff() {
   printf '%d\n' "$next"
 }
 
-# sleep_within DELAY DEADLINE: sleep DELAY seconds but not past DEADLINE
-# (a value of $SECONDS). Returns 1 when the deadline has already passed.
+# now_ms: wall-clock milliseconds. $SECONDS counts whole seconds from an
+# arbitrary fraction, which would make "waited N seconds" up to 1s short.
+now_ms() {
+  local us=${EPOCHREALTIME//[!0-9]/}
+  printf '%d\n' "$((10#$us / 1000))"
+}
+
+# sleep_within DELAY DEADLINE_MS: sleep DELAY seconds but not past DEADLINE_MS
+# (a value of now_ms). Returns 1 when the deadline has already passed.
 sleep_within() {
-  local delay=$1 deadline=$2 left
-  left=$((deadline - SECONDS))
+  local delay_ms=$(($1 * 1000)) left
+  left=$(($2 - $(now_ms)))
   ((left > 0)) || return 1
-  ((delay <= left)) || delay=$left
-  sleep "$delay"
+  ((delay_ms <= left)) || delay_ms=$left
+  sleep "$((delay_ms / 1000)).$(printf '%03d' "$((delay_ms % 1000))")"
 }
 
 # Session settings for any psql session that carries a password in a

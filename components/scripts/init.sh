@@ -136,7 +136,7 @@ init_primary() {
 
 clone_from_primary() {
   local partial="$PGDATA.partial" deadline delay=1 attempt=0
-  deadline=$((SECONDS + BOOTSTRAP_MAX_WAIT_SECONDS))
+  deadline=$(($(now_ms) + BOOTSTRAP_MAX_WAIT_SECONDS * 1000))
   while :; do
     attempt=$((attempt + 1))
     rm -rf -- "$partial"
