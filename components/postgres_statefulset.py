@@ -204,9 +204,8 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         # initdb, so the sidecar applies the new passwords, and restarts pick up new scripts.
         # The digest is one-way; unsecret it so the diff shows that the template changed.
         secret_sum = pulumi.Output.unsecret(pulumi.Output.all(*[passwords[k] for k in sorted(passwords)]).apply(lambda vs: checksum(*vs)))
-        annotations = pulumi.Output.all(secret_sum).apply(
-            lambda s: {"checksum/secret": s[0], "checksum/scripts": checksum(*(f"{k}={v}" for k, v in scripts.items()))}
-        )
+        scripts_sum = checksum(*(f"{k}={v}" for k, v in scripts.items()))
+        annotations = secret_sum.apply(lambda s: {"checksum/secret": s, "checksum/scripts": scripts_sum})
 
         primary_pod = args.primary_pod_name(name)
         primary_host = pulumi.Output.from_input(args.namespace).apply(
@@ -216,13 +215,12 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         depends = pulumi.ResourceOptions(parent=self, depends_on=[self.secret, self.scripts, self.headless])
 
         primary_replicas = 1 if args.replicating else args.replicas
-        self.primary = self._statefulset(name, "primary", primary_replicas, 0, layout, settings, primary_host, annotations, depends)
-        self.statefulsets = [self.primary]
+        # The StatefulSets: the primary's, then (with replication) the standbys', ordinals from 1.
+        self.statefulsets = [self._statefulset(name, "primary", primary_replicas, 0, layout, settings, primary_host, annotations, depends)]
         if args.replicating:
-            self.standby = self._statefulset(
-                f"{name}-standby", "standby", args.replicas - 1, 1, layout, settings, primary_host, annotations, depends
+            self.statefulsets.append(
+                self._statefulset(f"{name}-standby", "standby", args.replicas - 1, 1, layout, settings, primary_host, annotations, depends)
             )
-            self.statefulsets.append(self.standby)
 
         # ---- client Services
         self.rw_service = self._client_service(name, primary_selector(name, primary_pod), args.service_type, args.node_port)
