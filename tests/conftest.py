@@ -39,5 +39,4 @@ def by_name(run: Run, type_: str) -> dict[str, Registered]:
 STS = "kubernetes:apps/v1:StatefulSet"
 SVC = "kubernetes:core/v1:Service"
 SECRET = "kubernetes:core/v1:Secret"
-CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 PASSWORD = "random:index/randomPassword:RandomPassword"
