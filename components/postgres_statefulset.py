@@ -75,6 +75,8 @@ class PostgresStatefulSetArgs:
     # The pod that must be the primary; None means <name>-0. Changed only by the
     # promotion runbook (README), after a standby has been promoted by hand.
     primary_pod: str | None = None
+    # Bump to generate new passwords for every role (RandomPassword keepers).
+    password_rotation: int = 1
     network_policy: bool = True
     # Default: any pod in the database's namespace may connect.
     allowed_clients: tuple[NetworkPolicyPeer, ...] = (NetworkPolicyPeer(),)
@@ -156,7 +158,13 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         # ---- credentials: generated here, stored only in the Secret
         def password(role: str) -> pulumi.Output[str]:
             pw = random.RandomPassword(
-                f"{name}-{role}-password", length=32, special=True, override_special=PASSWORD_SPECIALS, min_special=2, opts=child
+                f"{name}-{role}-password",
+                length=32,
+                special=True,
+                override_special=PASSWORD_SPECIALS,
+                min_special=2,
+                keepers={"rotation": str(args.password_rotation)},
+                opts=child,
             )
             # Mocks (and old providers) do not mark result secret; never rely on it.
             return pulumi.Output.secret(pw.result)

@@ -228,6 +228,7 @@ class PostgresSettings(_Model):
     storageSize: StorageSize = Field("1Gi", description="Volume size of each pod")
     resources: ResourceSettings = ResourceSettings()
     database: PgIdentifier = Field("app", description="Database created for the application user")
+    passwordRotation: int = Field(1, ge=1, description="Bump to generate new passwords; the pods roll and apply them")
     username: PgIdentifier | None = Field("app", description="Application role; null for superuser only")
     service: ServiceSettings = ServiceSettings()
     replication: ReplicationSettings = ReplicationSettings()

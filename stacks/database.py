@@ -27,6 +27,7 @@ def postgres_args(settings: Settings, namespace: pulumi.Input[str], storage_clas
         limits=pg.resources.limits.model_dump(),
         memory_limit_bytes=int(quantity(pg.resources.limits.memory)),
         database=pg.database,
+        password_rotation=pg.passwordRotation,
         username=pg.username,
         service_type=pg.service.type,
         service_port=pg.service.port,

@@ -101,6 +101,14 @@ def test_pod_template_rolls_when_a_password_changes() -> None:
     assert len(first["checksum/secret"]) == 64
 
 
+def test_password_rotation_knob_feeds_every_password_keeper() -> None:
+    for rotation in (1, 7):
+        run = _build(replicas=2, password_rotation=rotation)
+        passwords = run.of_type(PASSWORD)
+        assert len(passwords) == 3
+        assert all(p.inputs["keepers"] == {"rotation": str(rotation)} for p in passwords)
+
+
 def test_pdb_and_scheduling_soft_and_hard() -> None:
     soft = _build(replicas=3)
     pdb = _plain(soft.one("kubernetes:policy/v1:PodDisruptionBudget", "pg-pdb").inputs["spec"])
