@@ -69,6 +69,12 @@ def build(settings: Settings) -> PostgresStatefulSet:
         storage_class = longhorn.storage_class_name
         storage_deps.append(longhorn)
 
+    if settings.postgres.replicas > 1 and not settings.postgres.replication.enabled:
+        pulumi.log.warn(
+            f"pgstack:postgres.replicas is {settings.postgres.replicas} with replication.enabled false: "
+            "that is that many unrelated databases (seed 000), and only pod 0 gets client traffic"
+        )
+
     namespace = k8s.core.v1.Namespace(
         "database-ns",
         metadata=k8s.meta.v1.ObjectMetaArgs(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
+import pytest
 from pulumi.runtime import rpc
 
 from stacks.render import Registered, Run, _plain
@@ -194,3 +196,14 @@ def test_image_major_selects_data_layout() -> None:
     assert env["PGDATA"] == "/var/lib/postgresql/data/pgdata"
     assert next(m["mountPath"] for m in pg["volumeMounts"] if m["name"] == "data") == "/var/lib/postgresql/data"
     assert pg["image"] == "docker.io/library/postgres:16.4"
+
+
+def test_replicas_without_replication_warns(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        run = run_with({"pgstack:postgres": {"replicas": 3, "replication": {"enabled": False}}})
+    assert run.one(STS, "postgres").inputs["spec"]["replicas"] == 3
+    assert any("3 with replication.enabled false" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        run_with({})
+    assert not [r for r in caplog.records if "replication.enabled" in r.getMessage()]
