@@ -21,9 +21,11 @@ set -euo pipefail
 
 TEMP_SERVER_PID=''
 TEMP_SOCKET_DIR=''
+FLUSHER_PID=''
 
 cleanup() {
   local rc=$?
+  stop_flusher
   if [[ -n $TEMP_SERVER_PID ]]; then
     kill -INT "$TEMP_SERVER_PID" 2>/dev/null || true
     wait "$TEMP_SERVER_PID" 2>/dev/null || true
@@ -134,6 +136,21 @@ init_primary() {
   log "primary: new cluster ready in $PGDATA"
 }
 
+# start_flusher DIR: write dirty pages back while pg_basebackup copies, so that
+# the final syncfs has little left to do (best effort; the final sync is not).
+start_flusher() {
+  (while sleep 0.2; do sync --file-system -- "$1" 2>/dev/null || :; done) &
+  FLUSHER_PID=$!
+}
+
+stop_flusher() {
+  if [[ -n $FLUSHER_PID ]]; then
+    kill "$FLUSHER_PID" 2>/dev/null || :
+    wait "$FLUSHER_PID" 2>/dev/null || :
+    FLUSHER_PID=''
+  fi
+}
+
 clone_from_primary() {
   local partial="$PGDATA.partial" deadline delay=1 attempt=0
   deadline=$(($(now_ms) + BOOTSTRAP_MAX_WAIT_SECONDS * 1000))
@@ -147,14 +164,17 @@ clone_from_primary() {
     else
       log "standby: cloning $PRIMARY_HOST:$PRIMARY_PORT into $partial (attempt $attempt)"
       # No -R: we write our own settings, so no password lands in the data directory.
-      # --no-sync, then one syncfs of the volume: the same durability as pg_basebackup's
-      # file-by-file fsync, at a fraction of the cost. publish() renames only afterwards.
+      # --no-sync plus syncfs of the volume (in the background while copying, then
+      # once more at the end): the same durability as pg_basebackup's file-by-file
+      # fsync at a fraction of the cost. publish() renames only after the final sync.
+      start_flusher "$partial"
       if PGPASSFILE=$REPLICATION_PGPASS pg_basebackup \
         -h "$PRIMARY_HOST" -p "$PRIMARY_PORT" -U "$REPLICATION_USER" -w \
         -D "$partial" --checkpoint=fast --wal-method=stream --no-manifest --no-sync >&2 &&
-        sync --file-system -- "$partial"; then
+        stop_flusher && sync --file-system -- "$partial"; then
         break
       fi
+      stop_flusher
       log "standby: pg_basebackup failed (attempt $attempt)"
       rm -rf -- "$partial"
     fi
