@@ -1,0 +1,38 @@
+"""The contract between the Pulumi side and the pod scripts: env names and Secret keys agree."""
+
+from __future__ import annotations
+
+import re
+
+from components.postgres_statefulset import SECRETS_MOUNT, script_files
+from stacks.render import _plain
+from tests.conftest import SECRET, STS, run_with
+
+SCRIPTS = "\n".join(script_files().values())
+# Variables the scripts read from the environment (load_config in common.sh validates them).
+SCRIPT_ENV = set(re.findall(r"\b([A-Z][A-Z0-9_]+)=\$\{\1[-:]", SCRIPTS)) | set(
+    re.search(r"for v in ([A-Z_ ]+); do", SCRIPTS).group(1).split()  # type: ignore[union-attr]
+)
+SECRET_FILES = set(re.findall(r"secret_path ([a-z-]+)", SCRIPTS))
+
+
+def test_scripts_contract_is_what_we_parse() -> None:
+    assert {"PGDATA", "PGPORT", "PG_SOCKET_DIR", "POD_NAME", "SECRETS_DIR", "PRIMARY_POD", "REPLICATION_USER"} <= SCRIPT_ENV
+    assert {"postgres-password", "replication-password", "password"} == SECRET_FILES
+
+
+def test_every_env_var_the_pod_sets_is_read_by_the_scripts_and_none_is_missing() -> None:
+    run = run_with({"pgstack:postgres": {"replicas": 2}})
+    secret_keys = set(_plain(run.one(SECRET, "postgres-credentials").inputs["stringData"]))
+    assert secret_keys == SECRET_FILES
+    for sts in run.of_type(STS):
+        pod = _plain(sts.inputs["spec"])["template"]["spec"]
+        for container in pod["containers"] + pod["initContainers"]:
+            env = {e["name"] for e in container["env"]}
+            # POSTGRES_PASSWORD_FILE follows the image's convention for anyone exec-ing into the pod.
+            assert env - {"POSTGRES_PASSWORD_FILE"} <= SCRIPT_ENV, f"{sts.name}/{container['name']} sets unknown variables"
+            missing = SCRIPT_ENV - env - {"BOOTSTRAP_MAX_WAIT_SECONDS", "BOOTSTRAP_BACKOFF_MAX_SECONDS", "SYNC_INTERVAL_SECONDS"}
+            missing -= {"PGCONNECT_TIMEOUT"}  # libpq's own, defaulted by the scripts
+            assert not missing, f"{sts.name}/{container['name']} lacks {missing}"
+            secrets_dir = next(e["value"] for e in container["env"] if e["name"] == "SECRETS_DIR")
+            assert secrets_dir == SECRETS_MOUNT
