@@ -28,9 +28,13 @@ class LonghornInstallArgs:
 
 
 def longhorn_values(args: LonghornInstallArgs) -> dict[str, Any]:
-    """Helm values for the Longhorn chart; every key exists in chart/values.yaml at the pinned version.
+    """Helm values for the Longhorn chart; every key exists in its values.yaml at 1.10.1.
 
-    Setting values are strings in the chart (they land in a ConfigMap), so we pass strings.
+    Checked against Rancher's repackage of upstream 1.10.1 (rancher/charts
+    charts/longhorn/108.2.0+up1.10.1/values.yaml); the upstream file itself was not
+    available to check (tests/fixtures/longhorn-1.10.1-value-keys.txt pins the keys).
+    Setting values are strings in the chart (they land in a ConfigMap; 1.10.0 even
+    refuses anything else), so we pass strings.
     """
     return {
         "defaultSettings": {
