@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MiB = 1024 * 1024
+# The pod's shared emptyDir for the server's socket: probes, scripts and the sidecar connect here.
+SOCKET_DIR = "/var/run/postgresql"
 
 
 @dataclass(frozen=True)
@@ -49,8 +51,7 @@ def server_settings(memory_limit_bytes: int, volume_bytes: int, replication: boo
     max_wal = min(wal_budget, 1024 * MiB)
     settings = {
         "listen_addresses": "*",
-        # The pod's shared emptyDir: probes, scripts and the sidecar connect here (peer auth).
-        "unix_socket_directories": "/var/run/postgresql",
+        "unix_socket_directories": SOCKET_DIR,
         "shared_buffers": _mb(memory_limit_bytes // 4),
         "effective_cache_size": _mb(memory_limit_bytes * 3 // 4),
         "max_wal_size": _mb(max_wal),

@@ -19,7 +19,7 @@ import pulumi_random as random
 
 from components.headless_service import HeadlessService, HeadlessServiceArgs, NamedPort
 from components.naming import name_of
-from components.postgres_settings import DataLayout, data_layout, pod_dns, postgres_args, server_settings
+from components.postgres_settings import SOCKET_DIR, DataLayout, data_layout, pod_dns, postgres_args, server_settings
 
 SCRIPTS_DIR = Path(__file__).parent / "scripts"
 
@@ -32,7 +32,6 @@ PASSWORD_SPECIALS = "-_.~"
 
 SCRIPTS_MOUNT = "/scripts"
 SECRETS_MOUNT = "/etc/postgresql/secrets"
-SOCKET_DIR = "/var/run/postgresql"
 
 
 @dataclass(frozen=True)
@@ -366,14 +365,15 @@ class PostgresStatefulSet(pulumi.ComponentResource):
                 **spec,
             )
 
+        argv = postgres_args(settings)
         pg_resources = k8s.core.v1.ResourceRequirementsArgs(requests=a.requests, limits=a.limits)
         init = container(
             "init", [f"{SCRIPTS_MOUNT}/init.sh"], volume_mounts=self._mounts(mount_path, with_data=True), resources=pg_resources
         )
         postgres = container(
             "postgres",
-            postgres_args(settings)[:1],
-            args=postgres_args(settings)[1:],
+            argv[:1],
+            args=argv[1:],
             ports=[k8s.core.v1.ContainerPortArgs(name="postgresql", container_port=CONTAINER_PORT, protocol="TCP")],
             resources=pg_resources,
             volume_mounts=[*self._mounts(mount_path, with_data=True), k8s.core.v1.VolumeMountArgs(name="shm", mount_path="/dev/shm")],

@@ -151,6 +151,19 @@ secret_path() {
   printf '%s\n' "$path"
 }
 
+# secret_files: print, one per line, the Secret files this configuration uses
+# (superuser always, replication with replication on, the app user's when set);
+# dies like secret_path on a missing or unusable file.
+secret_files() {
+  secret_path postgres-password
+  if [[ $REPLICATION_ENABLED == true ]]; then
+    secret_path replication-password
+  fi
+  if [[ -n $APP_USER ]]; then
+    secret_path password
+  fi
+}
+
 # write_replication_pgpass: (re)write the 0600 passfile libpq uses for
 # replication connections, from the Secret (which may be 0440 and so is never
 # handed to libpq directly). Lives on the pod's socket emptyDir, never on the

@@ -271,8 +271,7 @@ main() {
   log "pod $POD_NAME (ordinal $ORDINAL) starts as $role; replication=$REPLICATION_ENABLED"
 
   mkdir -p -- "$(dirname -- "$PGDATA")" "$PG_SOCKET_DIR"
-  secret_path postgres-password >/dev/null
-  [[ -z $APP_USER ]] || secret_path password >/dev/null
+  secret_files >/dev/null
   rm -f -- "$REPLICATION_PGPASS".*
   if [[ $REPLICATION_ENABLED == true ]]; then
     write_replication_pgpass

@@ -31,17 +31,9 @@ usage() {
 
 # Digest of everything a pass applies: the role set and the password files.
 inputs_hash() {
-  local files=() f digest
-  f=$(secret_path postgres-password)
-  files+=("$f")
-  if [[ $REPLICATION_ENABLED == true ]]; then
-    f=$(secret_path replication-password)
-    files+=("$f")
-  fi
-  if [[ -n $APP_USER ]]; then
-    f=$(secret_path password)
-    files+=("$f")
-  fi
+  local list files f digest
+  list=$(secret_files)
+  mapfile -t files <<<"$list"
   digest=$(
     {
       printf '%s\0' "replication=$REPLICATION_ENABLED" "replication_user=$REPLICATION_USER" \

@@ -8,7 +8,8 @@ from components.postgres_statefulset import SECRETS_MOUNT, script_files
 from stacks.render import _plain
 from tests.conftest import SECRET, STS, run_with
 
-SCRIPTS = "\n".join(script_files().values())
+# Code only: comments may mention the helpers in prose.
+SCRIPTS = "\n".join(line for text in script_files().values() for line in text.splitlines() if not line.lstrip().startswith("#"))
 # Variables the scripts read from the environment (load_config in common.sh validates them).
 SCRIPT_ENV = set(re.findall(r"\b([A-Z][A-Z0-9_]+)=\$\{\1[-:]", SCRIPTS)) | set(
     re.search(r"for v in ([A-Z_ ]+); do", SCRIPTS).group(1).split()  # type: ignore[union-attr]
