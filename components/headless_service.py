@@ -37,6 +37,7 @@ class HeadlessService(pulumi.ComponentResource):
 
     service_name: pulumi.Output[str]
     pod_dns_pattern: pulumi.Output[str]
+    fqdn: pulumi.Output[str]
 
     def __init__(self, name: str, args: HeadlessServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("pgstack:index:HeadlessService", name, None, opts)
@@ -58,4 +59,6 @@ class HeadlessService(pulumi.ComponentResource):
         )
         self.service_name = name_of(self.service)
         self.pod_dns_pattern = pulumi.Output.from_input(args.namespace).apply(lambda ns: pod_dns("<pod>", name, ns, args.cluster_domain))
-        self.register_outputs({"service_name": self.service_name, "pod_dns_pattern": self.pod_dns_pattern})
+        # Resolves to every selected pod's address (ready or not, with publish_not_ready_addresses).
+        self.fqdn = pulumi.Output.from_input(args.namespace).apply(lambda ns: f"{name}.{ns}.svc.{args.cluster_domain}")
+        self.register_outputs({"service_name": self.service_name, "pod_dns_pattern": self.pod_dns_pattern, "fqdn": self.fqdn})

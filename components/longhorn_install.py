@@ -1,4 +1,8 @@
-"""LonghornInstall: the Longhorn CSI (Helm release) plus the StorageClass our database uses."""
+"""LonghornInstall: the Longhorn CSI as a Helm release in its own namespace.
+
+One stack per cluster installs it; the database StorageClass is LonghornStorageClass, so
+stacks that share the cluster create their own class on the same Longhorn.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,6 @@ import pulumi_kubernetes as k8s
 from components.naming import name_of, pod_security_labels
 
 LONGHORN_REPO = "https://charts.longhorn.io"
-LONGHORN_PROVISIONER = "driver.longhorn.io"
 
 
 @dataclass(frozen=True)
@@ -21,10 +24,13 @@ class LonghornInstallArgs:
     default_replica_count: int = 3
     default_data_locality: str = "disabled"
     node_down_pod_deletion_policy: str = "delete-both-statefulset-and-deployment-pod"
-    storage_class_name: str = "longhorn-postgres"
-    storage_class_replicas: int = 3
-    storage_class_data_locality: str = "best-effort"
-    reclaim_policy: str = "Retain"
+    # Longhorn's deleting-confirmation-flag. Armed, deleting the release runs the chart's
+    # uninstall hook, which deletes EVERY Longhorn volume in the cluster whatever the
+    # reclaim policy (longhorn-manager's uninstall controller). Unarmed, the release and
+    # its namespace are retained on delete: `pulumi destroy` leaves Longhorn and the volumes.
+    delete_all_volumes_on_uninstall: bool = False
+    # Pulumi protect on the namespace and the release: delete and replace are refused.
+    protect: bool = True
 
 
 def longhorn_values(args: LonghornInstallArgs) -> dict[str, Any]:
@@ -41,8 +47,8 @@ def longhorn_values(args: LonghornInstallArgs) -> dict[str, Any]:
             "defaultReplicaCount": str(args.default_replica_count),
             "defaultDataLocality": args.default_data_locality,
             "nodeDownPodDeletionPolicy": args.node_down_pod_deletion_policy,
-            # Uninstall refuses to run without this flag; Pulumi destroy would hang otherwise.
-            "deletingConfirmationFlag": "true",
+            # The uninstall hook deletes every Longhorn volume only with this flag armed.
+            "deletingConfirmationFlag": "true" if args.delete_all_volumes_on_uninstall else "false",
         },
         "persistence": {
             # The chart's own "longhorn" class stays, but not as the cluster default:
@@ -53,24 +59,17 @@ def longhorn_values(args: LonghornInstallArgs) -> dict[str, Any]:
     }
 
 
-def storage_class_parameters(args: LonghornInstallArgs) -> dict[str, str]:
-    """driver.longhorn.io StorageClass parameters (all strings, as the CSI driver expects)."""
-    return {
-        "numberOfReplicas": str(args.storage_class_replicas),
-        "staleReplicaTimeout": "30",
-        "dataLocality": args.storage_class_data_locality,
-        "fsType": "ext4",
-    }
-
-
 class LonghornInstall(pulumi.ComponentResource):
     """Installs Longhorn with ``helm.v3.Release`` (v4 Chart drops the chart's hook jobs)."""
 
-    storage_class_name: pulumi.Output[str]
+    namespace_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: LonghornInstallArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("pgstack:index:LonghornInstall", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        # Unarmed, a delete (destroy, install: false) forgets the release instead of running
+        # the uninstall hook, which would fail without the flag and leave the stack stuck.
+        keep = not args.delete_all_volumes_on_uninstall
+        child = pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=keep)
 
         # Longhorn's manager and CSI pods are privileged; restricted would block them.
         self.namespace = k8s.core.v1.Namespace(
@@ -90,21 +89,11 @@ class LonghornInstall(pulumi.ComponentResource):
                 repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=LONGHORN_REPO),
                 namespace=name_of(self.namespace),
                 values=longhorn_values(args),
-                # Wait for the workloads so the StorageClass below is usable when created.
+                # Wait for the workloads so the database's StorageClass is usable when created.
                 skip_await=False,
                 timeout=900,
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.namespace])),
         )
-        self.storage_class = k8s.storage.v1.StorageClass(
-            f"{name}-sc",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.storage_class_name),
-            provisioner=LONGHORN_PROVISIONER,
-            parameters=storage_class_parameters(args),
-            allow_volume_expansion=True,
-            reclaim_policy=args.reclaim_policy,
-            volume_binding_mode="Immediate",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]),
-        )
-        self.storage_class_name = name_of(self.storage_class)
-        self.register_outputs({"storage_class_name": self.storage_class_name})
+        self.namespace_name = name_of(self.namespace)
+        self.register_outputs({"namespace_name": self.namespace_name})

@@ -22,3 +22,12 @@ def name_of(resource: Any) -> pulumi.Output[str]:
 def pod_security_labels(level: str) -> dict[str, str]:
     """Pod Security admission labels enforcing, auditing and warning at one level."""
     return {f"pod-security.kubernetes.io/{mode}": level for mode in ("enforce", "audit", "warn")}
+
+
+def dependencies_of(opts: pulumi.ResourceOptions | None) -> list[pulumi.Resource]:
+    """A component's explicit depends_on, for its children: Pulumi does not pass it down,
+    and a child that takes a known string instead of an output still has to wait."""
+    deps: Any = opts.depends_on if opts is not None else None
+    if deps is None:
+        return []
+    return [d for d in (deps if isinstance(deps, list | tuple) else [deps]) if isinstance(d, pulumi.Resource)]

@@ -38,24 +38,22 @@ def _mb(n_bytes: int) -> str:
     return f"{max(n_bytes // MiB, 1)}MB"
 
 
-def server_settings(memory_limit_bytes: int, volume_bytes: int, replication: bool) -> dict[str, str]:
-    """postgresql.conf settings sized to the container and its volume.
+def server_settings(memory_limit_bytes: int, replication: bool) -> dict[str, str]:
+    """postgresql.conf settings sized to the container, passed on the postgres command line.
 
     - shared_buffers 25% and effective_cache_size 75% of the memory limit.
-    - max_wal_size at most a quarter of the volume: the default 1GB fills a 1Gi volume.
-    - wal_keep_size bounds how far a briefly disconnected standby can fall behind
-      and still catch up without re-cloning; no replication slots, so a dead standby
-      can never fill the primary's disk.
+    - The WAL budget (max_wal_size, min_wal_size, wal_keep_size, max_slot_wal_keep_size)
+      is NOT here: init.sh derives it from the volume's real size on every start
+      (k8s-volume.conf), so growing a volume never changes the pod template and the
+      budget always fits the volume the pod actually has.
+    - Replication settings depend on replication being on, not on the replica count,
+      so scaling the standbys never restarts the primary.
     """
-    wal_budget = volume_bytes // 4
-    max_wal = min(wal_budget, 1024 * MiB)
     settings = {
         "listen_addresses": "*",
         "unix_socket_directories": SOCKET_DIR,
         "shared_buffers": _mb(memory_limit_bytes // 4),
         "effective_cache_size": _mb(memory_limit_bytes * 3 // 4),
-        "max_wal_size": _mb(max_wal),
-        "min_wal_size": _mb(max(max_wal // 4, 32 * MiB)),
         "password_encryption": "scram-sha-256",
         "log_min_duration_statement": "1000",
         "log_statement": "none",
@@ -64,8 +62,10 @@ def server_settings(memory_limit_bytes: int, volume_bytes: int, replication: boo
         settings |= {
             "wal_level": "replica",
             "hot_standby": "on",
-            "max_wal_senders": "10",
-            "wal_keep_size": _mb(min(volume_bytes // 8, 1024 * MiB)),
+            # Up to 14 standbys (replicas <= 15), each streaming, plus a clone's two connections.
+            "max_wal_senders": "20",
+            # One physical slot per standby (init.sh creates it): 10 standbys plus spares.
+            "max_replication_slots": "20",
             "hot_standby_feedback": "on",
         }
     return settings
@@ -77,6 +77,13 @@ def postgres_args(settings: dict[str, str]) -> list[str]:
     for key in sorted(settings):
         args += ["-c", f"{key}={settings[key]}"]
     return args
+
+
+def pod_names(name: str, replicas: int, replication: bool) -> list[str]:
+    """Every pod of the set: <name>-0 then, with replication, the standbys <name>-standby-1.. (ordinals from 1)."""
+    if not replication:
+        return [f"{name}-{i}" for i in range(replicas)]
+    return [f"{name}-0"] + [f"{name}-standby-{i}" for i in range(1, replicas)]
 
 
 def pod_dns(pod: str, service: str, namespace: str, cluster_domain: str = "cluster.local") -> str:

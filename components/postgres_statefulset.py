@@ -18,8 +18,8 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.headless_service import HeadlessService, HeadlessServiceArgs, NamedPort
-from components.naming import name_of
-from components.postgres_settings import SOCKET_DIR, DataLayout, data_layout, pod_dns, postgres_args, server_settings
+from components.naming import dependencies_of, name_of
+from components.postgres_settings import SOCKET_DIR, DataLayout, data_layout, pod_dns, pod_names, postgres_args, server_settings
 
 SCRIPTS_DIR = Path(__file__).parent / "scripts"
 
@@ -31,6 +31,16 @@ SUPERUSER = "postgres"
 PASSWORD_SPECIALS = "-_.~"
 
 SCRIPTS_MOUNT = "/scripts"
+DATA_VOLUME = "data"
+
+# pulumi-kubernetes await annotations (provider/pkg/metadata/annotations.go). `pulumi up`
+# waits until every replica of a StatefulSet is ready and a Service has ready endpoints.
+SKIP_AWAIT = "pulumi.com/skipAwait"
+TIMEOUT_SECONDS = "pulumi.com/timeoutSeconds"
+# The primary is awaited long enough for the 15-minute startup probe (crash recovery) plus init.
+PRIMARY_AWAIT_SECONDS = 20 * 60
+# Server-side apply takes the size field over from the StatefulSet controller, which created the claim.
+PATCH_FORCE = "pulumi.com/patchForce"
 SECRETS_MOUNT = "/etc/postgresql/secrets"
 
 
@@ -76,6 +86,8 @@ class PostgresStatefulSetArgs:
     primary_pod: str | None = None
     # Bump to generate new passwords for every role (RandomPassword keepers).
     password_rotation: int = 1
+    # Pulumi protect on the passwords, the Secret and the StatefulSets.
+    protect: bool = True
     network_policy: bool = True
     # Default: any pod in the database's namespace may connect.
     allowed_clients: tuple[NetworkPolicyPeer, ...] = (NetworkPolicyPeer(),)
@@ -85,7 +97,12 @@ class PostgresStatefulSetArgs:
 
     @property
     def replicating(self) -> bool:
-        """Replication only means something with more than one pod."""
+        """Replication is configured (role, settings, standby StatefulSet) whenever it is on,
+        even with no standby yet, so scaling the standbys never touches the primary."""
+        return self.replication
+
+    @property
+    def has_standbys(self) -> bool:
         return self.replication and self.replicas > 1
 
 
@@ -123,6 +140,14 @@ def checkov_skips(image: str, pull_policy: str) -> dict[str, str]:
     return {f"checkov.io/skip{i}": f"{check}={reason}" for i, (check, reason) in enumerate(skips, start=1)}
 
 
+def await_annotations(role: str) -> dict[str, str]:
+    """What `pulumi up` waits for: the primary, with time for crash recovery; never a standby,
+    which may legitimately be cloning or catching up (or be scaled to zero)."""
+    if role == "primary":
+        return {TIMEOUT_SECONDS: str(PRIMARY_AWAIT_SECONDS)}
+    return {SKIP_AWAIT: "true"}
+
+
 def instance_labels(name: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": "postgresql", "app.kubernetes.io/instance": name}
 
@@ -152,6 +177,8 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         super().__init__("pgstack:index:PostgresStatefulSet", name, None, opts)
         self._name, self._args = name, args
         child = pulumi.ResourceOptions(parent=self)
+        # The credentials of retained data, and the objects whose deletion takes pods down.
+        guarded = pulumi.ResourceOptions(parent=self, protect=args.protect)
         layout = data_layout(args.image_major)
 
         # ---- credentials: generated here, stored only in the Secret
@@ -163,7 +190,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
                 override_special=PASSWORD_SPECIALS,
                 min_special=2,
                 keepers={"rotation": str(args.password_rotation)},
-                opts=child,
+                opts=guarded,
             )
             # Mocks (and old providers) do not mark result secret; never rely on it.
             return pulumi.Output.secret(pw.result)
@@ -179,7 +206,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
             metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{name}-credentials", namespace=args.namespace, labels=instance_labels(name)),
             type="Opaque",
             string_data=passwords,
-            opts=child,
+            opts=guarded,
         )
         scripts = script_files()
         self.scripts = k8s.core.v1.ConfigMap(
@@ -218,8 +245,22 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         primary_host = pulumi.Output.from_input(args.namespace).apply(
             lambda ns: pod_dns(primary_pod, f"{name}-hl", ns, args.cluster_domain)
         )
-        settings = server_settings(args.memory_limit_bytes, args.storage_bytes, args.replicating)
-        depends = pulumi.ResourceOptions(parent=self, depends_on=[self.secret, self.scripts, self.headless])
+        settings = server_settings(args.memory_limit_bytes, args.replicating)
+
+        # ---- one claim per pod, owned here rather than by the StatefulSet templates
+        # The class name is a known string (a replaced class must not replace the sets), so the
+        # wait for the namespace and storage the component depends on is passed down explicitly.
+        outer = dependencies_of(opts)
+        self.claims = [self._claim(pod, outer) for pod in pod_names(name, args.replicas, args.replication)]
+        depends = pulumi.ResourceOptions(
+            parent=self,
+            protect=args.protect,
+            depends_on=[*outer, self.secret, self.scripts, self.headless, *self.claims],
+            # volumeClaimTemplates is immutable (a change replaces the StatefulSet, every pod
+            # down at once). The claims above carry size changes; the template only ever
+            # applies to a claim that does not exist, and the claims always exist first.
+            ignore_changes=["spec.volumeClaimTemplates"],
+        )
 
         primary_replicas = 1 if args.replicating else args.replicas
         # The StatefulSets: the primary's, then (with replication) the standbys', ordinals from 1.
@@ -231,12 +272,20 @@ class PostgresStatefulSet(pulumi.ComponentResource):
 
         # ---- client Services
         self.rw_service = self._client_service(name, primary_selector(name, primary_pod), args.service_type, args.node_port)
-        self.ro_service = self._client_service(f"{name}-ro", role_labels(name, "standby"), "ClusterIP", None) if args.replicating else None
+        self.ro_service = (
+            # No standby may be ready (cloning, lagging, none yet): never make `pulumi up` wait for one.
+            self._client_service(f"{name}-ro", role_labels(name, "standby"), "ClusterIP", None, {SKIP_AWAIT: "true"})
+            if args.replicating
+            else None
+        )
         self.pdb = k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=name, namespace=args.namespace, labels=instance_labels(name)),
             spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
-                max_unavailable=1, selector=k8s.meta.v1.LabelSelectorArgs(match_labels=instance_labels(name))
+                max_unavailable=1,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=instance_labels(name)),
+                # A pod that never becomes ready (a standby that fell off) must not block node drains.
+                unhealthy_pod_eviction_policy="AlwaysAllow",
             ),
             opts=child,
         )
@@ -247,7 +296,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         ns = pulumi.Output.from_input(args.namespace)
         self.headless_service_name = self.headless.service_name
         self.host = ns.apply(lambda n: f"{name}.{n}.svc.{args.cluster_domain}")
-        self.read_only_host = ns.apply(lambda n: f"{name}-ro.{n}.svc.{args.cluster_domain}" if args.replicating else None)
+        self.read_only_host = ns.apply(lambda n: f"{name}-ro.{n}.svc.{args.cluster_domain}" if args.has_standbys else None)
         self.port = pulumi.Output.from_input(args.service_port)
         self.database = pulumi.Output.from_input(args.database if args.username else SUPERUSER)
         self.user = pulumi.Output.from_input(args.username or SUPERUSER)
@@ -271,10 +320,34 @@ class PostgresStatefulSet(pulumi.ComponentResource):
 
     # ------------------------------------------------------------------ pieces
 
-    def _env(self, primary_host: pulumi.Output[str], pgdata: str) -> list[k8s.core.v1.EnvVarArgs]:
+    def _claim(self, pod: str, after: list[pulumi.Resource]) -> k8s.core.v1.PersistentVolumeClaimPatch:
+        """The data claim of one pod, applied with server-side apply (an upsert).
+
+        It creates the claim before the StatefulSet scales up, so a new standby gets the
+        current size, and expands existing claims in place when the size grows (only
+        resources.requests of a bound claim may change; Kubernetes refuses a shrink or a
+        new class). retain_on_delete: scaling down or destroying never deletes a claim.
+        """
+        a, name = self._args, self._name
+        claim = f"{DATA_VOLUME}-{pod}"
+        return k8s.core.v1.PersistentVolumeClaimPatch(
+            f"{name}-{claim}",
+            metadata=k8s.meta.v1.ObjectMetaPatchArgs(
+                name=claim, namespace=a.namespace, labels=instance_labels(name), annotations={PATCH_FORCE: "true"}
+            ),
+            spec=k8s.core.v1.PersistentVolumeClaimSpecPatchArgs(
+                access_modes=["ReadWriteOnce"],
+                storage_class_name=a.storage_class,
+                resources=k8s.core.v1.VolumeResourceRequirementsPatchArgs(requests={"storage": a.storage_size}),
+            ),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True, depends_on=after),
+        )
+
+    def _env(self, primary_host: pulumi.Output[str], layout: DataLayout) -> list[k8s.core.v1.EnvVarArgs]:
         a = self._args
         plain = {
-            "PGDATA": pgdata,
+            "PGDATA": layout.pgdata,
+            "DATA_MOUNT": layout.mount_path,
             "PGPORT": str(CONTAINER_PORT),
             "PG_SOCKET_DIR": SOCKET_DIR,
             "REPLICATION_ENABLED": "true" if a.replicating else "false",
@@ -288,10 +361,14 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         }
         env = [
             k8s.core.v1.EnvVarArgs(
-                name="POD_NAME",
-                value_from=k8s.core.v1.EnvVarSourceArgs(field_ref=k8s.core.v1.ObjectFieldSelectorArgs(field_path="metadata.name")),
-            ),
+                name=var,
+                value_from=k8s.core.v1.EnvVarSourceArgs(field_ref=k8s.core.v1.ObjectFieldSelectorArgs(field_path=f"metadata.{field}")),
+            )
+            for var, field in (("POD_NAME", "name"), ("POD_NAMESPACE", "namespace"))
+        ] + [
             k8s.core.v1.EnvVarArgs(name="PRIMARY_HOST", value=primary_host),
+            # Every pod's address, ready or not: a primary with an empty volume looks for peers holding data.
+            k8s.core.v1.EnvVarArgs(name="PEERS_HOST", value=self.headless.fqdn),
             k8s.core.v1.EnvVarArgs(name="PRIMARY_POD", value=a.primary_pod_name(self._name)),
         ]
         return env + [k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in plain.items()]
@@ -316,7 +393,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
             k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
         ]
         if with_data:
-            mounts.append(k8s.core.v1.VolumeMountArgs(name="data", mount_path=mount_path))
+            mounts.append(k8s.core.v1.VolumeMountArgs(name=DATA_VOLUME, mount_path=mount_path))
         return mounts
 
     def _affinity(self) -> k8s.core.v1.AffinityArgs:
@@ -349,7 +426,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         a, name = self._args, self._name
         mount_path, pgdata = layout.mount_path, layout.pgdata
         labels = role_labels(name, role)
-        env = self._env(primary_host, pgdata)
+        env = self._env(primary_host, layout)
         pg_isready = ["pg_isready", "--host", SOCKET_DIR, "--port", str(CONTAINER_PORT), "--quiet"]
         small = k8s.core.v1.ResourceRequirementsArgs(requests={"cpu": "50m", "memory": "64Mi"}, limits={"cpu": "500m", "memory": "128Mi"})
 
@@ -472,7 +549,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
             ),
             volume_claim_templates=[
                 k8s.core.v1.PersistentVolumeClaimArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(name="data", labels=instance_labels(name)),
+                    metadata=k8s.meta.v1.ObjectMetaArgs(name=DATA_VOLUME, labels=instance_labels(name)),
                     spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
                         access_modes=["ReadWriteOnce"],
                         storage_class_name=a.storage_class,
@@ -484,7 +561,10 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         return k8s.apps.v1.StatefulSet(
             sts_name,
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=sts_name, namespace=a.namespace, labels=labels, annotations=checkov_skips(a.image, a.image_pull_policy)
+                name=sts_name,
+                namespace=a.namespace,
+                labels=labels,
+                annotations=checkov_skips(a.image, a.image_pull_policy) | await_annotations(role),
             ),
             spec=spec,
             opts=opts,
@@ -529,10 +609,14 @@ class PostgresStatefulSet(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-    def _client_service(self, svc_name: str, selector: dict[str, str], svc_type: str, node_port: int | None) -> k8s.core.v1.Service:
+    def _client_service(
+        self, svc_name: str, selector: dict[str, str], svc_type: str, node_port: int | None, annotations: dict[str, str] | None = None
+    ) -> k8s.core.v1.Service:
         return k8s.core.v1.Service(
             svc_name,
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=svc_name, namespace=self._args.namespace, labels=instance_labels(self._name)),
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=svc_name, namespace=self._args.namespace, labels=instance_labels(self._name), annotations=annotations
+            ),
             spec=k8s.core.v1.ServiceSpecArgs(
                 type=svc_type,
                 selector=selector,

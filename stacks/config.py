@@ -99,7 +99,10 @@ class _Model(BaseModel):
 class LonghornSettings(_Model):
     """Longhorn install (helm.v3.Release) and its cluster-wide default settings."""
 
-    install: bool = Field(True, description="Install Longhorn; false means use storage.existingClass")
+    install: bool = Field(
+        True,
+        description="Install Longhorn from this stack; false when another stack (or a platform team) already installed it",
+    )
     chartVersion: str = Field("1.10.1", pattern=r"^\d+\.\d+\.\d+$", description="Pinned Longhorn chart version")
     namespace: DnsName = Field("longhorn-system", description="Namespace for the Longhorn release")
     defaultReplicaCount: int = Field(3, ge=1, le=20, description="Longhorn's default replica count for volumes")
@@ -113,13 +116,20 @@ class LonghornSettings(_Model):
         "delete-both-statefulset-and-deployment-pod",
         description="What Longhorn does with pods on a down node; seed 000's reboot recovers faster when it deletes them",
     )
+    deleteAllVolumesOnUninstall: bool = Field(
+        False,
+        description=(
+            "Arm Longhorn's deleting-confirmation-flag: uninstalling the release then deletes EVERY Longhorn volume in the "
+            "cluster, whatever the reclaim policy. Off: destroy leaves Longhorn and its volumes installed"
+        ),
+    )
 
 
 class StorageSettings(_Model):
     """The StorageClass the database volumes use."""
 
     className: DnsSubdomain = Field("longhorn-postgres", description="Name of the StorageClass we create")
-    existingClass: DnsSubdomain | None = Field(None, description="Use this class instead (required when longhorn.install is false)")
+    existingClass: DnsSubdomain | None = Field(None, description="Use this existing class instead of creating className on Longhorn")
     numberOfReplicas: int = Field(3, ge=1, le=20, description="Longhorn replicas of each database volume")
     dataLocality: Literal["disabled", "best-effort", "strict-local"] = "best-effort"
     reclaimPolicy: Literal["Retain", "Delete"] = Field("Retain", description="Retain keeps the volume when a PVC is deleted")
@@ -250,21 +260,29 @@ class PostgresSettings(_Model):
         return self
 
 
+# Namespaces a database must never live in: deleting the stack would delete them.
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
 class Settings(_Model):
     """Everything a stack can set."""
 
     namespace: DnsName = "postgres"
+    protect: bool = Field(True, description="Pulumi protect on every stateful resource: delete and replace are refused")
     longhorn: LonghornSettings = LonghornSettings()
     storage: StorageSettings = StorageSettings()
     postgres: PostgresSettings = PostgresSettings()
 
     @model_validator(mode="after")
     def _storage_class_source(self) -> Settings:
-        if not self.longhorn.install and self.storage.existingClass is None:
+        if self.namespace in SYSTEM_NAMESPACES:
+            raise _FieldError("namespace", self.namespace, f"a namespace of its own, not one of {', '.join(SYSTEM_NAMESPACES)}")
+        if self.namespace == self.longhorn.namespace:
             raise _FieldError(
-                "storage.existingClass",
-                None,
-                "the name of an existing StorageClass (such as standard or csi-disk) when longhorn.install is false",
+                "namespace",
+                self.namespace,
+                f"a namespace other than longhorn.namespace ({self.longhorn.namespace}): the database namespace is "
+                "Pod Security restricted, Longhorn's is privileged",
             )
         if self.longhorn.install and self.storage.existingClass is not None:
             raise _FieldError("storage.existingClass", self.storage.existingClass, "unset while longhorn.install is true")

@@ -6,6 +6,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.longhorn_install import LonghornInstall, LonghornInstallArgs
+from components.longhorn_storage_class import LonghornStorageClass, LonghornStorageClassArgs
 from components.naming import name_of, pod_security_labels
 from components.postgres_statefulset import NetworkPolicyPeer, PostgresStatefulSet, PostgresStatefulSetArgs
 from stacks.config import Settings, quantity
@@ -17,6 +18,7 @@ def postgres_args(settings: Settings, namespace: pulumi.Input[str], storage_clas
     return PostgresStatefulSetArgs(
         namespace=namespace,
         storage_class=storage_class,
+        protect=settings.protect,
         image=pg.image.reference,
         image_major=pg.image.major,
         image_pull_policy=pg.image.pullPolicy,
@@ -46,28 +48,53 @@ def postgres_args(settings: Settings, namespace: pulumi.Input[str], storage_clas
     )
 
 
-def build(settings: Settings) -> PostgresStatefulSet:
-    """Create storage, namespace and database in dependency order and export the outputs."""
-    storage_deps: list[pulumi.Resource] = []
-    storage_class: pulumi.Input[str] = settings.storage_class
+def storage(settings: Settings) -> list[pulumi.Resource]:
+    """Longhorn (when this stack installs it) and the database StorageClass (unless an existing one is used)."""
+    created: list[pulumi.Resource] = []
     if settings.longhorn.install:
         lh = settings.longhorn
-        longhorn = LonghornInstall(
-            "longhorn",
-            LonghornInstallArgs(
-                chart_version=lh.chartVersion,
-                namespace=lh.namespace,
-                default_replica_count=lh.defaultReplicaCount,
-                default_data_locality=lh.defaultDataLocality,
-                node_down_pod_deletion_policy=lh.nodeDownPodDeletionPolicy,
-                storage_class_name=settings.storage.className,
-                storage_class_replicas=settings.storage.numberOfReplicas,
-                storage_class_data_locality=settings.storage.dataLocality,
-                reclaim_policy=settings.storage.reclaimPolicy,
-            ),
+        created.append(
+            LonghornInstall(
+                "longhorn",
+                LonghornInstallArgs(
+                    chart_version=lh.chartVersion,
+                    namespace=lh.namespace,
+                    default_replica_count=lh.defaultReplicaCount,
+                    default_data_locality=lh.defaultDataLocality,
+                    node_down_pod_deletion_policy=lh.nodeDownPodDeletionPolicy,
+                    delete_all_volumes_on_uninstall=lh.deleteAllVolumesOnUninstall,
+                    protect=settings.protect,
+                ),
+            )
         )
-        storage_class = longhorn.storage_class_name
-        storage_deps.append(longhorn)
+    if settings.storage.existingClass is None:
+        st = settings.storage
+        # The class used to be a child of LonghornInstall "longhorn"; the alias keeps its URN's identity.
+        old_parent = f"urn:pulumi:{pulumi.get_stack()}::{pulumi.get_project()}::pgstack:index:LonghornInstall::longhorn"
+        created.append(
+            LonghornStorageClass(
+                "longhorn",
+                LonghornStorageClassArgs(
+                    name=st.className,
+                    replicas=st.numberOfReplicas,
+                    data_locality=st.dataLocality,
+                    reclaim_policy=st.reclaimPolicy,
+                    protect=settings.protect,
+                ),
+                # Longhorn's CSI driver must be running before a volume can be provisioned (seed 000).
+                opts=pulumi.ResourceOptions(depends_on=list(created)),
+                class_aliases=[pulumi.Alias(parent=old_parent)],
+            )
+        )
+    return created
+
+
+def build(settings: Settings) -> PostgresStatefulSet:
+    """Create storage, namespace and database in dependency order and export the outputs."""
+    storage_deps = storage(settings)
+    # A known string, not the class resource's output: a replaced class must never make the
+    # StatefulSets' volumeClaimTemplates unknown, which would replace them too.
+    storage_class = settings.storage_class
 
     if settings.postgres.replicas > 1 and not settings.postgres.replication.enabled:
         pulumi.log.warn(
@@ -81,6 +108,8 @@ def build(settings: Settings) -> PostgresStatefulSet:
             name=settings.namespace,
             labels=pod_security_labels("restricted"),
         ),
+        # Deleting the namespace deletes the PVCs in it (protect does not cover those).
+        opts=pulumi.ResourceOptions(protect=settings.protect),
     )
     db = PostgresStatefulSet(
         settings.postgres.name,
@@ -88,7 +117,6 @@ def build(settings: Settings) -> PostgresStatefulSet:
         # The StatefulSet's PVCs would sit Pending until the storage class exists (seed 000).
         opts=pulumi.ResourceOptions(depends_on=[namespace, *storage_deps]),
     )
-
     pulumi.export("namespace", name_of(namespace))
     pulumi.export("storageClass", storage_class)
     pulumi.export("headlessService", db.headless_service_name)

@@ -73,6 +73,18 @@ def as_pulumi_config(values: dict[str, Any]) -> dict[str, str]:
 # ------------------------------------------------------------------ mocks
 
 
+@dataclass(frozen=True)
+class Options:
+    """The resource options the engine acts on when a stack changes (what mocks otherwise drop)."""
+
+    protect: bool = False
+    retain_on_delete: bool = False
+    delete_before_replace: bool = False
+    ignore_changes: tuple[str, ...] = ()
+    replace_on_changes: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+
+
 @dataclass
 class Registered:
     type: str
@@ -81,6 +93,7 @@ class Registered:
     inputs: dict[str, Any]
     dependencies: list[str]
     parent: str
+    options: Options = field(default_factory=lambda: Options())
 
 
 @dataclass
@@ -123,6 +136,15 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return {}, None
 
 
+def _alias(alias: Any) -> str:
+    """An alias as `urn` or as its spec's parentUrn::name (the parts our tests check)."""
+    if alias.HasField("urn"):
+        return str(alias.urn)
+    spec = alias.spec
+    # The SDK adds empty specs of its own (inherited from parents without aliases): skip them.
+    return f"{spec.parentUrn}::{spec.name}" if spec.parentUrn or spec.name else ""
+
+
 class RecordingMonitor(mocks.MockMonitor):
     """MockMonitor that also keeps each registration's parent and dependencies."""
 
@@ -141,6 +163,14 @@ class RecordingMonitor(mocks.MockMonitor):
                     inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
                     dependencies=list(request.dependencies),
                     parent=request.parent,
+                    options=Options(
+                        protect=request.protect,
+                        retain_on_delete=request.retainOnDelete,
+                        delete_before_replace=request.deleteBeforeReplace,
+                        ignore_changes=tuple(request.ignoreChanges),
+                        replace_on_changes=tuple(request.replaceOnChanges),
+                        aliases=tuple(a for a in map(_alias, request.aliases) if a),
+                    ),
                 )
             )
         return response
@@ -181,9 +211,10 @@ def run_program(config: dict[str, Any], stack: str = "test", run: Run | None = N
 
 
 def _api_version_kind(type_token: str) -> tuple[str, str]:
-    # kubernetes:apps/v1:StatefulSet -> ("apps/v1", "StatefulSet"); core/v1 -> "v1"
+    # kubernetes:apps/v1:StatefulSet -> ("apps/v1", "StatefulSet"); core/v1 -> "v1".
+    # A *Patch resource is a server-side apply of the object of the base kind.
     _, group_version, kind = type_token.split(":")
-    return (group_version.removeprefix("core/"), kind)
+    return (group_version.removeprefix("core/"), kind.removesuffix("Patch"))
 
 
 def _plain(value: Any) -> Any:

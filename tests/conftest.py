@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from stacks.config import Settings, parse_settings
 from stacks.render import Registered, Run, run_program, run_pulumi, stack_config, stacks
 
 STACKS = stacks()
@@ -40,3 +41,9 @@ STS = "kubernetes:apps/v1:StatefulSet"
 SVC = "kubernetes:core/v1:Service"
 SECRET = "kubernetes:core/v1:Secret"
 PASSWORD = "random:index/randomPassword:RandomPassword"
+CLAIM = "kubernetes:core/v1:PersistentVolumeClaimPatch"
+
+
+def settings_of(stack: str) -> Settings:
+    """A stack's validated settings: per-stack expectations come from here, never from a table of stack names."""
+    return parse_settings({k.split(":", 1)[1]: v for k, v in stack_config(stack).items()})

@@ -69,7 +69,11 @@ BAD: list[tuple[str, Any, str, str, str]] = [
     ),
     ("postgres", {"replicass": 2}, "postgres.replicass", "2", "unknown key"),
     ("postgres", {"image": {"tga": "18"}}, "postgres.image.tga", '"18"', "unknown key"),
-    ("longhorn", {"install": False}, "storage.existingClass", "null", "existing StorageClass"),
+    ("namespace", "longhorn-system", "namespace", '"longhorn-system"', "other than longhorn.namespace (longhorn-system)"),
+    ("namespace", "kube-system", "namespace", '"kube-system"', "not one of default, kube-system"),
+    ("namespace", "default", "namespace", '"default"', "a namespace of its own"),
+    ("protect", "yes", "protect", '"yes"', "valid boolean"),
+    ("longhorn", {"deleteAllVolumesOnUninstall": "true"}, "longhorn.deleteAllVolumesOnUninstall", '"true"', "valid boolean"),
     ("postgres", {"image": {"tag": "14.5"}}, "postgres.image.tag", '"14.5"', "16, 17, 18"),
     ("postgres", {"image": {"tag": "latest"}}, "postgres.image.tag", '"latest"', "16, 17, 18"),
     ("postgres", {"image": {"digest": "sha256:xyz"}}, "postgres.image.digest", '"sha256:xyz"', "64 lowercase hex"),
@@ -121,3 +125,6 @@ def test_existing_storage_class_path_is_valid() -> None:
     assert settings.storage_class == "csi-disk"
     with pytest.raises(ConfigError, match=r"unset while longhorn\.install is true"):
         parse_settings({"storage": {"existingClass": "standard"}})
+    # Longhorn installed by another stack: this stack still creates its own tuned class.
+    shared = parse_settings({"longhorn": {"install": False}, "storage": {"className": "longhorn-postgres-staging"}})
+    assert shared.storage_class == "longhorn-postgres-staging"

@@ -10,28 +10,34 @@ import pytest
 from pulumi.runtime import rpc
 
 from stacks.render import Registered, Run, _plain
-from tests.conftest import PASSWORD, SECRET, STS, SVC, by_name, run_with
+from tests.conftest import CLAIM, PASSWORD, SECRET, STS, SVC, by_name, run_with, settings_of
 
 LONGHORN_TYPES = {
     "pgstack:index:LonghornInstall",
+    "pgstack:index:LonghornStorageClass",
     "kubernetes:helm.sh/v3:Release",
     "kubernetes:storage.k8s.io/v1:StorageClass",
 }
+SC = "kubernetes:storage.k8s.io/v1:StorageClass"
 
 
 def _urn(run: Run, type_: str, name: str) -> str:
     return run.one(type_, name).urn
 
 
-def test_resource_graph_types_and_names(stack_run: Run) -> None:
+def test_resource_graph_types_and_names(stack_run: Run, stack: str) -> None:
     urns = [r.urn for r in stack_run.resources]
     assert len(urns) == len(set(urns)), "duplicate URNs are silently overwritten by mocks"
     names = {(r.type, r.name) for r in stack_run.resources}
-    expected = {
+    settings = settings_of(stack)
+    longhorn = {
         ("pgstack:index:LonghornInstall", "longhorn"),
         ("kubernetes:core/v1:Namespace", "longhorn-ns"),
         ("kubernetes:helm.sh/v3:Release", "longhorn-release"),
-        ("kubernetes:storage.k8s.io/v1:StorageClass", "longhorn-sc"),
+    }
+    assert (longhorn <= names) == settings.longhorn.install
+    assert ((SC, "longhorn-sc") in names) == (settings.storage.existingClass is None)
+    expected = {
         ("kubernetes:core/v1:Namespace", "database-ns"),
         ("pgstack:index:PostgresStatefulSet", "postgres"),
         ("pgstack:index:HeadlessService", "postgres-hl"),
@@ -50,7 +56,9 @@ def test_resource_graph_types_and_names(stack_run: Run) -> None:
 
 def test_children_are_parented_to_their_component(stack_run: Run, stack: str) -> None:
     for r in stack_run.resources:
-        if r.type in LONGHORN_TYPES - {"pgstack:index:LonghornInstall"} or r.name == "longhorn-ns":
+        if r.type == SC:
+            assert r.parent == _urn(stack_run, "pgstack:index:LonghornStorageClass", "longhorn"), r.name
+        elif r.type == "kubernetes:helm.sh/v3:Release" or r.name == "longhorn-ns":
             assert r.parent == _urn(stack_run, "pgstack:index:LonghornInstall", "longhorn"), r.name
         elif r.type.startswith(("kubernetes:", "random:")) and r.name != "database-ns":
             component = "pgstack:index:HeadlessService" if r.name == "postgres-hl" else "pgstack:index:PostgresStatefulSet"
@@ -60,18 +68,25 @@ def test_children_are_parented_to_their_component(stack_run: Run, stack: str) ->
     headless = stack_run.one("pgstack:index:HeadlessService", "postgres-hl")
     assert headless.parent == _urn(stack_run, "pgstack:index:PostgresStatefulSet", "postgres")
     assert stack_run.one(SVC, "postgres-hl").parent == headless.urn
-    for component in ("pgstack:index:PostgresStatefulSet", "pgstack:index:LonghornInstall"):
-        assert stack_run.of_type(component)[0].parent == f"urn:pulumi:{stack}::pgstack::pulumi:pulumi:Stack::pgstack-{stack}"
+    for r in stack_run.resources:
+        if r.type.startswith("pgstack:index:") and r.type != "pgstack:index:HeadlessService":
+            assert r.parent == f"urn:pulumi:{stack}::pgstack::pulumi:pulumi:Stack::pgstack-{stack}", r.name
 
 
-def test_storage_is_ready_before_the_database(stack_run: Run) -> None:
-    release = stack_run.one("kubernetes:helm.sh/v3:Release", "longhorn-release")
-    storage_class = stack_run.one("kubernetes:storage.k8s.io/v1:StorageClass", "longhorn-sc")
-    assert _urn(stack_run, "kubernetes:core/v1:Namespace", "longhorn-ns") in release.dependencies
-    assert release.urn in storage_class.dependencies
+def test_storage_is_ready_before_the_database(stack_run: Run, stack: str) -> None:
+    settings = settings_of(stack)
+    storage_class = stack_run.one(SC, "longhorn-sc")
+    if settings.longhorn.install:
+        release = stack_run.one("kubernetes:helm.sh/v3:Release", "longhorn-release")
+        assert _urn(stack_run, "kubernetes:core/v1:Namespace", "longhorn-ns") in release.dependencies
+        assert release.urn in storage_class.dependencies
+    # The class moved out of LonghornInstall; the alias keeps it from being replaced.
+    assert storage_class.options.aliases == (f"urn:pulumi:{stack}::pgstack::pgstack:index:LonghornInstall::longhorn::",)
+    for r in [*stack_run.of_type(STS), *stack_run.of_type(CLAIM)]:
+        assert storage_class.urn in r.dependencies, r.name
+        assert _urn(stack_run, "kubernetes:core/v1:Namespace", "database-ns") in r.dependencies, r.name
     for sts in stack_run.of_type(STS):
-        assert storage_class.urn in sts.dependencies, sts.name
-        assert sts.inputs["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "longhorn-postgres"
+        assert sts.inputs["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == settings.storage.className
 
 
 def _pod(sts: Registered) -> dict[str, Any]:
@@ -87,7 +102,7 @@ def test_statefulset_spec(stack_run: Run, stack: str) -> None:
     spec = _plain(sts.inputs["spec"])
     claim = spec["volumeClaimTemplates"][0]["spec"]
     assert claim["accessModes"] == ["ReadWriteOnce"]
-    assert claim["resources"]["requests"]["storage"] == {"dev": "1Gi", "prod": "20Gi"}[stack]
+    assert claim["resources"]["requests"]["storage"] == settings_of(stack).postgres.storageSize
     assert spec["serviceName"] == "postgres-hl"
     assert spec["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
 
@@ -103,13 +118,9 @@ def test_statefulset_spec(stack_run: Run, stack: str) -> None:
         assert pg[probe]["exec"]["command"][0] == "pg_isready"
     # A restarting database gets 15 minutes of startup before liveness may kill it.
     assert pg["startupProbe"]["periodSeconds"] * pg["startupProbe"]["failureThreshold"] >= 900
-    expected = {
-        "dev": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "1Gi"}},
-        "prod": {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"cpu": "4", "memory": "4Gi"}},
-    }[stack]
-    assert pg["resources"] == expected
-    args = pg["args"]
-    assert "max_wal_size=256MB" in args if stack == "dev" else "max_wal_size=1024MB" in args
+    assert pg["resources"] == settings_of(stack).postgres.resources.model_dump()
+    # The WAL budget is derived from the volume by init.sh, never fixed in the pod template.
+    assert not [a for a in pg["args"] if a.startswith(("max_wal_size=", "wal_keep_size=", "max_slot_wal_keep_size="))]
 
 
 def test_services(stack_run: Run, stack: str) -> None:
@@ -132,13 +143,13 @@ def test_service_type_and_node_port_from_config() -> None:
 
 
 def test_outputs(stack_run: Run, stack: str) -> None:
-    ns = {"dev": "postgres", "prod": "postgres-prod"}[stack]
+    ns = settings_of(stack).namespace
     out = stack_run.outputs
     assert out["headlessService"] == "postgres-hl"
     assert out["host"] == f"postgres.{ns}.svc.cluster.local"
     assert (out["port"], out["database"], out["user"]) == (5432, "app", "app")
     assert out["secretName"] == "postgres-credentials"
-    assert out["storageClass"] == "longhorn-postgres"
+    assert out["storageClass"] == settings_of(stack).storage_class
     assert out["connectionUri"].startswith("postgresql://app:") and out["connectionUri"].endswith(f"@{out['host']}:5432/app")
     assert stack_run.secret_outputs == {"connectionUri"}
 
@@ -186,7 +197,7 @@ def test_superuser_only_when_no_app_user() -> None:
     run = run_with({"pgstack:postgres": {"username": None}})
     assert "password" not in _plain(run.one(SECRET, "postgres-credentials").inputs["stringData"])
     assert (run.outputs["user"], run.outputs["database"]) == ("postgres", "postgres")
-    assert [p.name for p in run.of_type(PASSWORD)] == ["postgres-superuser-password"]
+    assert sorted(p.name for p in run.of_type(PASSWORD)) == ["postgres-replication-password", "postgres-superuser-password"]
 
 
 def test_image_major_selects_data_layout() -> None:

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from stacks.render import REDACTED, Run, kubernetes_objects, main, render
+from tests.conftest import settings_of
 
 KUBERNETES_VERSIONS = ["1.30.0", "1.31.0", "1.32.0", "1.33.0", "1.34.0"]
 
@@ -36,8 +37,10 @@ def test_render_command_writes_yaml_without_secret_values(tmp_path: Path, stack:
     assert {"StatefulSet", "Service", "Secret", "ConfigMap", "Namespace", "StorageClass", "PodDisruptionBudget"} <= kinds
     secret = yaml.safe_load(next(tmp_path.glob("secret-*.yaml")).read_text())
     assert set(secret["stringData"].values()) == {REDACTED}
-    release = yaml.safe_load((tmp_path / "helm" / "release-longhorn.yaml").read_text())
-    assert release["chart"] == "longhorn"
+    releases = sorted((tmp_path / "helm").glob("*.yaml"))
+    assert [p.name for p in releases] == (["release-longhorn.yaml"] if settings_of(stack).longhorn.install else [])
+    for path in releases:
+        assert yaml.safe_load(path.read_text())["chart"] == "longhorn"
 
 
 def test_render_rewrites_the_directory(tmp_path: Path) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pulumi
+import pytest
 
 from components.longhorn_install import LonghornInstall, LonghornInstallArgs, longhorn_values
+from components.longhorn_storage_class import LonghornStorageClass, LonghornStorageClassArgs
 from stacks.render import _plain
 from tests.conftest import run_component
 
@@ -19,15 +22,14 @@ ARGS = LonghornInstallArgs(
     default_replica_count=2,
     default_data_locality="best-effort",
     node_down_pod_deletion_policy="delete-statefulset-pod",
-    storage_class_name="db-class",
-    storage_class_replicas=2,
-    reclaim_policy="Retain",
 )
+CLASS_ARGS = LonghornStorageClassArgs(name="db-class", replicas=2, reclaim_policy="Retain")
 
 
-def _build() -> None:
-    lh = LonghornInstall("lh", ARGS)
-    pulumi.export("storageClass", lh.storage_class_name)
+def _build(args: LonghornInstallArgs = ARGS) -> None:
+    lh = LonghornInstall("lh", args)
+    sc = LonghornStorageClass("db", CLASS_ARGS, opts=pulumi.ResourceOptions(depends_on=[lh]))
+    pulumi.export("storageClass", sc.storage_class_name)
 
 
 def _paths(values: dict[str, object], prefix: str = "") -> set[str]:
@@ -44,31 +46,56 @@ def test_every_helm_value_exists_in_the_pinned_chart() -> None:
     assert all(isinstance(v, str) for v in longhorn_values(ARGS)["defaultSettings"].values())
 
 
-def test_release_namespace_and_storage_class() -> None:
+def test_release_and_namespace_default_to_kept_on_destroy() -> None:
     run = run_component(_build)
     component = run.one("pgstack:index:LonghornInstall", "lh")
     ns = run.one("kubernetes:core/v1:Namespace", "lh-ns")
     release = run.one("kubernetes:helm.sh/v3:Release", "lh-release")
-    sc = run.one("kubernetes:storage.k8s.io/v1:StorageClass", "lh-sc")
-    assert {ns.parent, release.parent, sc.parent} == {component.urn}
+    assert {ns.parent, release.parent} == {component.urn}
 
     assert ns.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
     rel = _plain(release.inputs)
     assert (rel["chart"], rel["version"], rel["repositoryOpts"]["repo"]) == ("longhorn", "1.10.1", "https://charts.longhorn.io")
     assert rel["namespace"] == "longhorn-system"
+    # Unarmed by default: the uninstall hook would delete every Longhorn volume in the cluster.
     assert rel["values"]["defaultSettings"] == {
         "defaultReplicaCount": "2",
         "defaultDataLocality": "best-effort",
         "nodeDownPodDeletionPolicy": "delete-statefulset-pod",
-        "deletingConfirmationFlag": "true",
+        "deletingConfirmationFlag": "false",
     }
     assert rel["skipAwait"] is False
     assert ns.urn in release.dependencies
+    # Destroy forgets Longhorn instead of uninstalling it; protect refuses even that.
+    for r in (ns, release):
+        assert r.options.retain_on_delete and r.options.protect, r.name
 
-    assert release.urn in sc.dependencies, "the StorageClass waits for the release"
+
+def test_armed_uninstall_is_a_deliberate_choice() -> None:
+    run = run_component(lambda: _build(dataclasses.replace(ARGS, delete_all_volumes_on_uninstall=True, protect=False)))
+    release = run.one("kubernetes:helm.sh/v3:Release", "lh-release")
+    assert _plain(release.inputs)["values"]["defaultSettings"]["deletingConfirmationFlag"] == "true"
+    for r in (release, run.one("kubernetes:core/v1:Namespace", "lh-ns")):
+        assert not r.options.retain_on_delete and not r.options.protect, r.name
+
+
+def test_storage_class_is_replaced_never_updated_on_immutable_fields() -> None:
+    run = run_component(_build)
+    sc = run.one("kubernetes:storage.k8s.io/v1:StorageClass", "db-sc")
+    assert sc.parent == run.one("pgstack:index:LonghornStorageClass", "db").urn
+    # Longhorn's driver first: a component dependency reaches the class as the release's URN.
+    assert run.one("kubernetes:helm.sh/v3:Release", "lh-release").urn in sc.dependencies
     s = _plain(sc.inputs)
     assert s["provisioner"] == "driver.longhorn.io"
-    assert s["parameters"]["numberOfReplicas"] == "2"
+    assert s["parameters"] == {"numberOfReplicas": "2", "staleReplicaTimeout": "30", "dataLocality": "best-effort", "fsType": "ext4"}
     assert s["allowVolumeExpansion"] is True and s["reclaimPolicy"] == "Retain"
     assert s["metadata"]["name"] == "db-class"
+    # Kubernetes refuses updates to both; the provider only replaces on parameters/provisioner.
+    assert set(sc.options.replace_on_changes) == {"reclaimPolicy", "volumeBindingMode"}
+    assert sc.options.delete_before_replace and sc.options.protect
     assert run.outputs == {"storageClass": "db-class"}
+
+
+def test_storage_class_args_are_checked() -> None:
+    with pytest.raises(ValueError, match=r"replicas: got 0; expected 1 to 20"):
+        LonghornStorageClassArgs(name="x", replicas=0)

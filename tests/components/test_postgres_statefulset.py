@@ -9,7 +9,7 @@ import pytest
 
 from components.postgres_statefulset import PostgresStatefulSet, PostgresStatefulSetArgs, script_files
 from stacks.render import Run, _plain
-from tests.conftest import PASSWORD, SECRET, STS, SVC, by_name, run_component
+from tests.conftest import CLAIM, PASSWORD, SECRET, STS, SVC, by_name, run_component
 
 
 def _build(**overrides: Any) -> Run:
@@ -78,15 +78,77 @@ def test_replication_settings_reach_the_pods() -> None:
     assert "wal_level=replica" in args and "hot_standby=on" in args
 
 
-@pytest.mark.parametrize(("replicas", "enabled"), [(1, True), (3, False)])
-def test_replication_off(replicas: int, enabled: bool) -> None:
-    run = _build(replicas=replicas, replication=enabled)
+def test_replication_off_is_one_statefulset_of_unrelated_pods() -> None:
+    run = _build(replicas=3, replication=False)
     assert [s.name for s in run.of_type(STS)] == ["pg"]
-    assert run.one(STS, "pg").inputs["spec"]["replicas"] == replicas
+    assert run.one(STS, "pg").inputs["spec"]["replicas"] == 3
     assert "pg-ro" not in by_name(run, SVC)
     assert "replication-password" not in _plain(run.one(SECRET, "pg-credentials").inputs["stringData"])
     assert _env(run.one(STS, "pg"))["REPLICATION_ENABLED"] == "false"
     assert run.outputs["ro"] is None
+    assert sorted(c.inputs["metadata"]["name"] for c in run.of_type(CLAIM)) == ["data-pg-0", "data-pg-1", "data-pg-2"]
+
+
+def _primary_template(replicas: int) -> Any:
+    return _plain(_build(replicas=replicas).one(STS, "pg").inputs["spec"])["template"]["spec"]
+
+
+def test_scaling_the_standbys_never_touches_the_primary() -> None:
+    # Replication is configured from the first pod: 1 -> 2 -> 1 only changes the standby set.
+    one, two = _build(replicas=1), _build(replicas=2)
+    assert one.one(STS, "pg-standby").inputs["spec"]["replicas"] == 0
+    assert two.one(STS, "pg-standby").inputs["spec"]["replicas"] == 1
+    assert _env(one.one(STS, "pg"))["REPLICATION_ENABLED"] == "true"
+    assert _primary_template(1) == _primary_template(2)
+    assert one.outputs["ro"] is None and two.outputs["ro"] == "pg-ro.db.svc.cluster.local"
+
+
+def test_every_pod_has_a_claim_that_exists_before_its_statefulset() -> None:
+    run = _build(replicas=3, storage_size="5Gi")
+    claims = run.of_type(CLAIM)
+    assert sorted(c.inputs["metadata"]["name"] for c in claims) == ["data-pg-0", "data-pg-standby-1", "data-pg-standby-2"]
+    for claim in claims:
+        spec = _plain(claim.inputs["spec"])
+        assert spec == {"accessModes": ["ReadWriteOnce"], "storageClassName": "fast", "resources": {"requests": {"storage": "5Gi"}}}
+        # Scale-down and destroy forget the claim; server-side apply takes the size over.
+        assert claim.options.retain_on_delete and not claim.options.protect
+        assert claim.inputs["metadata"]["annotations"] == {"pulumi.com/patchForce": "true"}
+    for sts in run.of_type(STS):
+        assert {c.urn for c in claims} <= set(sts.dependencies), sts.name
+        # A size change goes through the claims: the immutable template never replaces the set.
+        assert sts.options.ignore_changes == ("spec.volumeClaimTemplates",)
+        template = _plain(sts.inputs["spec"])["volumeClaimTemplates"][0]
+        assert template["metadata"]["name"] == "data"
+
+
+def test_growing_the_volume_changes_only_the_claims() -> None:
+    small, large = _build(replicas=2, storage_size="1Gi"), _build(replicas=2, storage_size="2Gi")
+    for name in ("pg", "pg-standby"):
+        a, b = _plain(small.one(STS, name).inputs["spec"]), _plain(large.one(STS, name).inputs["spec"])
+        a.pop("volumeClaimTemplates"), b.pop("volumeClaimTemplates")  # ignored by the engine
+        for spec in (a, b):
+            spec["template"]["metadata"]["annotations"].pop("checksum/secret")  # random per mock run
+        assert a == b, f"{name}: a resize must not roll the pods"
+    assert {_plain(c.inputs["spec"])["resources"]["requests"]["storage"] for c in large.of_type(CLAIM)} == {"2Gi"}
+
+
+def test_protect_covers_the_stateful_resources_only() -> None:
+    run = _build(replicas=2)
+    protected = {r.name for r in run.resources if r.options.protect}
+    assert protected == {"pg", "pg-standby", "pg-credentials", "pg-superuser-password", "pg-app-password", "pg-replication-password"}
+    assert not any(r.options.protect for r in _build(replicas=2, protect=False).resources)
+
+
+def test_pulumi_up_waits_for_the_primary_only() -> None:
+    run = _build(replicas=3)
+    primary = run.one(STS, "pg").inputs["metadata"]["annotations"]
+    standby = run.one(STS, "pg-standby").inputs["metadata"]["annotations"]
+    # The startup probe allows 15 minutes of crash recovery; the await outlasts it.
+    assert int(primary["pulumi.com/timeoutSeconds"]) >= 15 * 60 + 60 and "pulumi.com/skipAwait" not in primary
+    assert standby["pulumi.com/skipAwait"] == "true"
+    services = by_name(run, SVC)
+    assert services["pg-ro"].inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+    assert not services["pg"].inputs["metadata"].get("annotations")
 
 
 def _annotations(run: Run, name: str = "pg") -> dict[str, str]:
@@ -113,6 +175,8 @@ def test_pdb_and_scheduling_soft_and_hard() -> None:
     soft = _build(replicas=3)
     pdb = _plain(soft.one("kubernetes:policy/v1:PodDisruptionBudget", "pg-pdb").inputs["spec"])
     assert pdb["maxUnavailable"] == 1
+    # A standby that never becomes ready must not block node drains.
+    assert pdb["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
     assert all(_matches(pdb["selector"]["matchLabels"], p) for p in _pods(soft))
     pod = _plain(soft.one(STS, "pg").inputs["spec"])["template"]["spec"]
     anti = pod["affinity"]["podAntiAffinity"]
@@ -147,6 +211,8 @@ def test_promotion_runbook_moves_the_primary() -> None:
         assert env["PRIMARY_HOST"] == "pg-standby-1.pg-hl.db.svc.cluster.local"
     default = _env(_build(replicas=3).one(STS, "pg-standby"))
     assert default["PRIMARY_POD"] == "pg-0"
+    assert default["PEERS_HOST"] == "pg-hl.db.svc.cluster.local"
+    assert default["DATA_MOUNT"] == "/var/lib/postgresql"
 
 
 def test_postgres_listens_on_the_shared_socket_and_sidecar_is_probed() -> None:
