@@ -15,6 +15,7 @@ the Release itself (chart, version, values) in helm/release-*.yaml for review.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import runpy
 import secrets
@@ -104,6 +105,9 @@ class Run:
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_outputs: set[str] = field(default_factory=set)
     generated: list[str] = field(default_factory=list)  # every generated password value
+    # Set: passwords are a function of (seed, name, inputs), so two runs of the same config
+    # agree and a diff shows only what the config changed (stacks/changes.py).
+    seed: str | None = None
 
     def of_type(self, type_: str) -> list[Registered]:
         return [r for r in self.resources if r.type == type_]
@@ -115,10 +119,18 @@ class Run:
         return found[0]
 
 
-def fake_password(inputs: dict[str, Any]) -> str:
-    """A random value shaped like RandomPassword's result, so leaks are detectable by value."""
+def fake_password(inputs: dict[str, Any], seed: str | None = None, name: str = "") -> str:
+    """A value shaped like RandomPassword's result, so leaks are detectable by value.
+
+    Random per call, or, with a seed, derived from the seed, the name and the inputs
+    (keepers included): like the provider, the same inputs keep the same password.
+    """
     alphabet = string.ascii_letters + string.digits + str(inputs.get("overrideSpecial") or "")
-    return "".join(secrets.choice(alphabet) for _ in range(int(inputs.get("length", 32))))
+    length = int(inputs.get("length", 32))
+    if seed is None:
+        return "".join(secrets.choice(alphabet) for _ in range(length))
+    digest = hashlib.sha256(json.dumps([seed, name, inputs], sort_keys=True, default=str).encode()).digest()
+    return "".join(alphabet[b % len(alphabet)] for b in (digest * 2)[:length])
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -128,7 +140,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         state = dict(args.inputs)
         if args.typ == "random:index/randomPassword:RandomPassword":
-            state["result"] = fake_password(args.inputs)
+            state["result"] = fake_password(args.inputs, self.run.seed, args.name)
             self.run.generated.append(state["result"])
         return f"{args.name}-id", state
 

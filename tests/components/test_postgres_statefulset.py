@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-import pytest
 
 from components.postgres_statefulset import PostgresStatefulSet, PostgresStatefulSetArgs, script_files
 from stacks.render import Run, _plain
