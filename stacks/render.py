@@ -94,6 +94,8 @@ class Registered:
     inputs: dict[str, Any]
     dependencies: list[str]
     parent: str
+    # Input property -> URNs its value came from (outputs of those resources).
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
     options: Options = field(default_factory=lambda: Options())
 
 
@@ -175,6 +177,7 @@ class RecordingMonitor(mocks.MockMonitor):
                     inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
                     dependencies=list(request.dependencies),
                     parent=request.parent,
+                    property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
                     options=Options(
                         protect=request.protect,
                         retain_on_delete=request.retainOnDelete,
