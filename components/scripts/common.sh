@@ -33,6 +33,8 @@ readonly UINT_RE='^[0-9]+$'
 
 # Name of the file (inside PGDATA) that holds the settings init.sh manages.
 readonly MANAGED_CONF_NAME='k8s-replication.conf'
+# Name of the file (inside PGDATA) with the settings sized to the data volume.
+readonly VOLUME_CONF_NAME='k8s-volume.conf'
 
 log() {
   printf '%(%Y-%m-%dT%H:%M:%S%z)T %s[%d]: %s\n' -1 "$SCRIPT_NAME" "$$" "$*" >&2
@@ -51,7 +53,7 @@ _require_match() {
 }
 
 # load_config: validate the environment contract and fill in defaults.
-# Sets ORDINAL, IS_PRIMARY, REPLICATION_PGPASS, SYNC_STATE_FILE and SYNC_ALIVE_FILE.
+# Sets ORDINAL, IS_PRIMARY, REPLICATION_PGPASS, SYNC_STATE_FILE, SYNC_ALIVE_FILE and SLOT_NAME.
 load_config() {
   local v
   for v in PGDATA PGPORT PG_SOCKET_DIR POD_NAME SECRETS_DIR; do
@@ -63,6 +65,22 @@ load_config() {
   _require_match SECRETS_DIR "$PATH_RE" 'an absolute path of [A-Za-z0-9._/-]'
   _require_match PGPORT "$UINT_RE" 'a TCP port number'
   _require_match POD_NAME "$POD_RE" 'a pod name such as pg-0'
+
+  # DATA_MOUNT: where the data volume is mounted. Unset: what the official
+  # image's layout implies (postgres:18+: PGDATA=<mount>/<major>/docker;
+  # 16 and 17: PGDATA=<mount>/pgdata).
+  DATA_MOUNT=${DATA_MOUNT-}
+  if [[ -z $DATA_MOUNT ]]; then
+    if [[ $PGDATA =~ ^(/.+)/[0-9]+/docker$ ]]; then
+      DATA_MOUNT=${BASH_REMATCH[1]}
+    else
+      DATA_MOUNT=$(dirname -- "$PGDATA")
+    fi
+  fi
+  [[ $DATA_MOUNT == / ]] || DATA_MOUNT=${DATA_MOUNT%/}
+  _require_match DATA_MOUNT "$PATH_RE" 'an absolute path of [A-Za-z0-9._/-]'
+  [[ $PGDATA == "${DATA_MOUNT%/}"/?* ]] ||
+    die "PGDATA='$PGDATA' must be a directory inside DATA_MOUNT='$DATA_MOUNT' (the data volume's mount path)"
 
   REPLICATION_ENABLED=${REPLICATION_ENABLED:-false}
   case $REPLICATION_ENABLED in
@@ -123,6 +141,24 @@ load_config() {
   REPLICATION_PGPASS="$PG_SOCKET_DIR/.pgpass-replication"
   SYNC_STATE_FILE="$PG_SOCKET_DIR/.password-sync.state"
   SYNC_ALIVE_FILE="$PG_SOCKET_DIR/.password-sync.alive"
+
+  # The physical replication slot a standby streams through, on the primary:
+  # the pod name with '-' and '.' as '_' (postgres-standby-1 -> postgres_standby_1).
+  SLOT_NAME=${POD_NAME//[-.]/_}
+  ((${#SLOT_NAME} <= 63)) || die "POD_NAME='$POD_NAME' is too long for a replication slot name (at most 63 characters)"
+  # POD_NAMESPACE (downward API) only goes into the commands we suggest.
+  POD_NAMESPACE=${POD_NAMESPACE-}
+  if [[ -n $POD_NAMESPACE ]]; then
+    _require_match POD_NAMESPACE "$POD_RE" 'a Kubernetes namespace name'
+  fi
+  # PEERS_HOST: the headless Service's name, whose A records are every pod of
+  # the set (not-ready ones too). Unset: the empty-primary peer check is skipped.
+  PEERS_HOST=${PEERS_HOST-}
+  if [[ -n $PEERS_HOST ]]; then
+    _require_match PEERS_HOST "$HOST_RE" 'a host name'
+  fi
+  PEER_CHECK_SECONDS=${PEER_CHECK_SECONDS:-20}
+  _require_match PEER_CHECK_SECONDS "$UINT_RE" 'a non-negative integer (seconds)'
   # libpq: never prompt, never wait forever for a connection.
   export PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-10}
 }
@@ -282,4 +318,58 @@ apply_roles() {
   sql=$(roles_sql)
   printf '%s\n' "$sql" | psql_at "$1" \
     -v repl_user="$REPLICATION_USER" -v app_user="$APP_USER" -v app_db="$APP_DATABASE" -f -
+}
+
+# mb BYTES: BYTES as a whole number of megabytes for postgresql.conf (at least 1MB).
+mb() {
+  local n=$(($1 / 1048576))
+  ((n >= 1)) || n=1
+  printf '%dMB\n' "$n"
+}
+
+# volume_settings BYTES: the WAL settings for a data volume of BYTES bytes, one
+# "name = 'value'" line each (init.sh writes them to $VOLUME_CONF_NAME on every
+# start, so they follow the volume's real size when it grows).
+# - max_wal_size: a quarter of the volume, at most 1GB (PostgreSQL's default 1GB
+#   fills a 1Gi volume);
+# - min_wal_size: a quarter of max_wal_size, at least 32MB;
+#   both at least 32MB: PostgreSQL refuses less than two 16MB WAL segments;
+# - with replication, wal_keep_size (an eighth of the volume, at most 1GB) lets a
+#   briefly disconnected standby catch up, and max_slot_wal_keep_size (a quarter
+#   of the volume) bounds the WAL a dead standby's replication slot can hold.
+volume_settings() {
+  local v=$1 mib=1048576 max_wal min_wal keep
+  [[ $v =~ $UINT_RE ]] || die "volume size '$v' is invalid: expected a number of bytes"
+  max_wal=$((v / 4))
+  ((max_wal <= 1024 * mib)) || max_wal=$((1024 * mib))
+  ((max_wal >= 32 * mib)) || max_wal=$((32 * mib))
+  min_wal=$((max_wal / 4))
+  ((min_wal >= 32 * mib)) || min_wal=$((32 * mib))
+  ((min_wal <= max_wal)) || min_wal=$max_wal
+  printf "max_wal_size = '%s'\n" "$(mb "$max_wal")"
+  printf "min_wal_size = '%s'\n" "$(mb "$min_wal")"
+  if [[ ${REPLICATION_ENABLED-} == true ]]; then
+    keep=$((v / 8))
+    ((keep <= 1024 * mib)) || keep=$((1024 * mib))
+    printf "wal_keep_size = '%s'\n" "$(mb "$keep")"
+    printf "max_slot_wal_keep_size = '%s'\n" "$(mb "$((v / 4))")"
+  fi
+}
+
+# volume_write_failed FILE ERROR_TEXT: die with why a write to the data volume
+# failed. A full volume (ENOSPC, or EDQUOT on a quota) gets its own message
+# with the way out; the error text comes from the failed command, never guessed.
+volume_write_failed() {
+  local file=$1 err=${2//[$'\n\r']/ } reason='' avail
+  case $err in
+    *'No space left on device'*) reason='No space left on device' ;;
+    *'Disk quota exceeded'*) reason='Disk quota exceeded' ;;
+  esac
+  if [[ -n $reason ]]; then
+    avail=$(df -B1 --output=avail -- "$DATA_MOUNT" 2>/dev/null) || avail=''
+    avail=${avail##*[!0-9 ]}
+    avail=${avail// /}
+    die "volume full: cannot write $file ($reason; ${avail:-?} bytes free on $DATA_MOUNT); grow the volume: raise pgstack:postgres.storageSize and run pulumi up (the PVCs are expanded in place), or kubectl -n <namespace> patch pvc data-$POD_NAME -p '{\"spec\":{\"resources\":{\"requests\":{\"storage\":\"<bigger size>\"}}}}'"
+  fi
+  die "cannot write $file: ${err:-unknown error}"
 }

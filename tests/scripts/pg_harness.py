@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -183,6 +184,10 @@ class Node:
         self.port = free_port()
         self.log_path = cluster.base / f"postgres-{ordinal}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        # Server binaries (postgres, initdb, pg_ctl) may be another major's than the
+        # client tools (psql, pg_isready, pg_basebackup from pg_bin), which stay on PATH after them.
+        self.server_bin: Path = cluster.server_bin
+        self.lib_dir: Path | None = cluster.lib_dir
         for d in (self.volume, self.socket_dir):
             d.mkdir(mode=0o700)
             chown_run_user(d)
@@ -190,10 +195,12 @@ class Node:
     # ---------------------------------------------------------------- env
     def env(self, **overrides: str) -> dict[str, str]:
         c = self.cluster
+        bins = f"{self.server_bin}:{c.pg_bin}" if self.server_bin != c.pg_bin else str(c.pg_bin)
         env = {
-            "PATH": f"{c.pg_bin}:/usr/local/bin:/usr/bin:/bin",
+            "PATH": f"{bins}:/usr/local/bin:/usr/bin:/bin",
             "HOME": str(c.base / "home"),
             "PGDATA": str(self.pgdata),
+            "DATA_MOUNT": str(self.volume),
             "PGPORT": str(self.port),
             "PG_SOCKET_DIR": str(self.socket_dir),
             "POD_NAME": self.name,
@@ -209,6 +216,8 @@ class Node:
             "BOOTSTRAP_BACKOFF_MAX_SECONDS": "2",
             "SYNC_INTERVAL_SECONDS": "1",
         }
+        if self.lib_dir is not None:
+            env["LD_LIBRARY_PATH"] = str(self.lib_dir)
         env.update(c.extra_env)
         env.update(overrides)
         return env
@@ -246,11 +255,15 @@ class Node:
         return self.run_script("sync-passwords.sh", "--once", env=env, check=False, timeout=60)
 
     # ------------------------------------------------------------- server
-    def start(self, settings: Mapping[str, str] | None = None, wait: bool = True) -> None:
-        """Start postgres the way the main container does: `postgres -c ...` on an initialised PGDATA."""
+    def start(self, settings: Mapping[str, str] | None = None, wait: bool = True, base_settings: Mapping[str, str] | None = None) -> None:
+        """Start postgres the way the main container does: `postgres -c ...` on an initialised PGDATA.
+
+        base_settings replaces TEST_SERVER_SETTINGS (e.g. to leave a setting to the configuration files).
+        """
         assert self.proc is None, f"{self.name} already running"
-        merged = TEST_SERVER_SETTINGS | {"unix_socket_directories": str(self.socket_dir)} | dict(settings or {})
-        argv = [str(self.cluster.pg_bin / "postgres"), "-D", str(self.pgdata), "-p", str(self.port)]
+        base = TEST_SERVER_SETTINGS if base_settings is None else base_settings
+        merged = dict(base) | {"unix_socket_directories": str(self.socket_dir)} | dict(settings or {})
+        argv = [str(self.server_bin / "postgres"), "-D", str(self.pgdata), "-p", str(self.port)]
         for key, value in merged.items():
             argv += ["-c", f"{key}={value}"]
         with open(self.log_path, "ab") as log:
@@ -379,8 +392,12 @@ class Cluster:
         passwords: Mapping[str, str] | None = None,
         extra_env: Mapping[str, str] | None = None,
         base_dir: Path | None = None,
+        server_bin: Path | None = None,
+        lib_dir: Path | None = None,
     ) -> None:
         self.pg_bin = pg_bin
+        self.server_bin = server_bin or pg_bin
+        self.lib_dir = lib_dir
         self.replication = replication
         self.app_user = app_user
         self.app_database = app_database
@@ -520,3 +537,95 @@ def wait_streaming(*standbys: Node, timeout: float = 30) -> None:
 def streaming_clients(primary: Node) -> list[str]:
     out = primary.psql("SELECT application_name FROM pg_stat_replication WHERE state = 'streaming' ORDER BY 1")
     return out.split()
+
+
+# ------------------------------------------------ replication slots, WAL
+
+
+def slot_state(primary: Node, name: str) -> str:
+    """'<active>|<wal_status>' of a replication slot on primary ('' when there is none)."""
+    return primary.psql(f"SELECT active, coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = '{name}'")
+
+
+def switch_wal(primary: Node, times: int, first_id: int) -> list[int]:
+    """Insert a row and switch to a new WAL segment, ``times`` times, then CHECKPOINT
+    (which removes the segments nothing keeps any more). Returns the ids inserted."""
+    added = list(range(first_id, first_id + times))
+    for i in added:
+        insert(primary, i)
+        primary.psql("SELECT pg_switch_wal()")
+    primary.psql("CHECKPOINT")
+    return added
+
+
+def timeline(node: Node) -> int:
+    return int(node.psql("SELECT timeline_id FROM pg_control_checkpoint()"))
+
+
+class StallingProxy:
+    """TCP proxy to a PostgreSQL port on 127.0.0.1 that passes everything until the
+    server answers START_REPLICATION (CopyBothResponse), then holds back every byte
+    from the server: the WAL receiver behind it says 'streaming' but never receives WAL
+    or a WAL position. Other connections (replication commands) pass unchanged."""
+
+    # CopyBothResponse of a physical START_REPLICATION: 'W', length 7, format 0, 0 columns.
+    MARKER = b"W\x00\x00\x00\x07\x00\x00\x00"
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = int(self.listener.getsockname()[1])
+        self.stalled = threading.Event()
+        self._sockets: list[socket.socket] = [self.listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+                server.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            self._sockets += [client, server]
+            threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, from_server: bool) -> None:
+        tail = b""
+        stalled = False
+        try:
+            while chunk := src.recv(65536):
+                if stalled:
+                    continue  # read and drop: the client never sees it
+                if from_server:
+                    window = tail + chunk
+                    at = window.find(self.MARKER)
+                    if at >= 0:
+                        end = at + len(self.MARKER) - len(tail)
+                        dst.sendall(chunk[:end])
+                        stalled = True
+                        self.stalled.set()
+                        continue
+                    tail = window[-(len(self.MARKER) - 1) :]
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            if not stalled:
+                with contextlib.suppress(OSError):
+                    dst.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        for s in self._sockets:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                s.close()
