@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import random
 import re
 import secrets
 import shutil
@@ -107,10 +108,30 @@ def chown_run_user(path: Path) -> None:
         os.chown(path, pw.pw_uid, pw.pw_gid)
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port no other test of this run will get.
+
+    Parallel workers (pytest-xdist) draw from disjoint ranges below the kernel's ephemeral
+    range, and a port is never handed out twice in a process, so a port chosen for a
+    server that has not started yet cannot be taken by another test meanwhile.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    low = 20000 + (int(worker) if worker.isdigit() else 0) % 6 * 2000
+    for _ in range(500):
+        port = random.randrange(low, low + 2000)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise HarnessError(f"no free loopback port in {low}-{low + 1999}")
 
 
 class PollingAbortedError(Exception):
