@@ -369,7 +369,7 @@ volume_write_failed() {
     avail=$(df -B1 --output=avail -- "$DATA_MOUNT" 2>/dev/null) || avail=''
     avail=${avail##*[!0-9 ]}
     avail=${avail// /}
-    die "volume full: cannot write $file ($reason; ${avail:-?} bytes free on $DATA_MOUNT); grow the volume: raise pgstack:postgres.storageSize and run pulumi up (the PVCs are expanded in place), or kubectl -n <namespace> patch pvc data-$POD_NAME -p '{\"spec\":{\"resources\":{\"requests\":{\"storage\":\"<bigger size>\"}}}}'"
+    die "volume full: cannot write $file ($reason; ${avail:-?} bytes free on $DATA_MOUNT); grow the volume: raise pgstack:postgres.storageSize and run pulumi up (the PVCs are expanded in place), or kubectl -n ${POD_NAMESPACE:-<namespace>} patch pvc data-$POD_NAME -p '{\"spec\":{\"resources\":{\"requests\":{\"storage\":\"<bigger size>\"}}}}'"
   fi
   die "cannot write $file: ${err:-unknown error}"
 }
