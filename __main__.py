@@ -1,6 +1,7 @@
-"""Entry point: read the stack's validated settings and build the stack."""
+"""Entry point: read the stack's validated settings and secrets, and build the stack."""
 
-from stacks.config import load_settings
+from stacks.config import load_secrets, load_settings
 from stacks.database import build
 
-build(load_settings())
+settings = load_settings()
+build(settings, load_secrets(settings))

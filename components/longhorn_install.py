@@ -31,18 +31,24 @@ class LonghornInstallArgs:
     delete_all_volumes_on_uninstall: bool = False
     # Pulumi protect on the namespace and the release: delete and replace are refused.
     protect: bool = True
+    # The cluster's default BackupTarget (chart defaultBackupStore), e.g. s3://bucket@region/path
+    # or nfs://host:/path, and the Secret keys Longhorn reads for it (AWS_ACCESS_KEY_ID,
+    # AWS_SECRET_ACCESS_KEY, AWS_ENDPOINTS, ...). Both come from secret config.
+    backup_target: pulumi.Output[str] | None = None
+    backup_credentials: pulumi.Output[dict[str, str]] | None = None
 
 
-def longhorn_values(args: LonghornInstallArgs) -> dict[str, Any]:
+BACKUP_CREDENTIALS_SECRET = "longhorn-backup-target"
+
+
+def longhorn_values(args: LonghornInstallArgs, backup_target: str | None = None) -> dict[str, Any]:
     """Helm values for the Longhorn chart; every key exists in its values.yaml at 1.10.1.
 
-    Checked against Rancher's repackage of upstream 1.10.1 (rancher/charts
-    charts/longhorn/108.2.0+up1.10.1/values.yaml); the upstream file itself was not
-    available to check (tests/fixtures/longhorn-1.10.1-value-keys.txt pins the keys).
-    Setting values are strings in the chart (they land in a ConfigMap; 1.10.0 even
-    refuses anything else), so we pass strings.
+    Checked against upstream chart/values.yaml at v1.10.1 (../shared/reference/longhorn-1.10.1/
+    chart-values.yaml; tests/components/test_longhorn_install.py reads it). Setting values are
+    strings in the chart (they land in a ConfigMap; 1.10.0 even refuses anything else).
     """
-    return {
+    values: dict[str, Any] = {
         "defaultSettings": {
             "defaultReplicaCount": str(args.default_replica_count),
             "defaultDataLocality": args.default_data_locality,
@@ -57,6 +63,10 @@ def longhorn_values(args: LonghornInstallArgs) -> dict[str, Any]:
             "defaultClassReplicaCount": args.default_replica_count,
         },
     }
+    if backup_target is not None:
+        # In 1.10 these configure the "default" BackupTarget object.
+        values["defaultBackupStore"] = {"backupTarget": backup_target, "backupTargetCredentialSecret": BACKUP_CREDENTIALS_SECRET}
+    return values
 
 
 class LonghornInstall(pulumi.ComponentResource):
@@ -80,6 +90,23 @@ class LonghornInstall(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        values: pulumi.Input[dict[str, Any]] = longhorn_values(args)
+        release_deps: list[pulumi.Resource] = [self.namespace]
+        if args.backup_target is not None:
+            credentials: pulumi.Output[dict[str, str]] = pulumi.Output.secret(
+                args.backup_credentials if args.backup_credentials is not None else pulumi.Output.from_input({})
+            )
+            self.backup_secret = k8s.core.v1.Secret(
+                f"{name}-backup-target",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=BACKUP_CREDENTIALS_SECRET, namespace=name_of(self.namespace)),
+                type="Opaque",
+                string_data=credentials,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            release_deps.append(self.backup_secret)
+            # The URL names the bucket and comes from secret config: the values stay secret in the state.
+            target: pulumi.Output[str] = pulumi.Output.secret(args.backup_target)
+            values = target.apply(lambda url: longhorn_values(args, url))
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
             k8s.helm.v3.ReleaseArgs(
@@ -88,12 +115,12 @@ class LonghornInstall(pulumi.ComponentResource):
                 version=args.chart_version,
                 repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=LONGHORN_REPO),
                 namespace=name_of(self.namespace),
-                values=longhorn_values(args),
+                values=values,
                 # Wait for the workloads so the database's StorageClass is usable when created.
                 skip_await=False,
                 timeout=900,
             ),
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.namespace])),
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=release_deps)),
         )
         self.namespace_name = name_of(self.namespace)
         self.register_outputs({"namespace_name": self.namespace_name})

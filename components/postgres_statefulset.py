@@ -88,6 +88,10 @@ class PostgresStatefulSetArgs:
     password_rotation: int = 1
     # Pulumi protect on the passwords, the Secret and the StatefulSets.
     protect: bool = True
+    # Extra labels on every data claim (Longhorn recurring-job groups: snapshots and backups).
+    claim_labels: dict[str, str] = field(default_factory=dict)
+    # Pods (labels, in the database namespace) that may connect besides allowed_clients: the dump job.
+    backup_clients: dict[str, str] | None = None
     network_policy: bool = True
     # Default: any pod in the database's namespace may connect.
     allowed_clients: tuple[NetworkPolicyPeer, ...] = (NetworkPolicyPeer(),)
@@ -138,6 +142,43 @@ def checkov_skips(image: str, pull_policy: str) -> dict[str, str]:
     if "@sha256:" in image and pull_policy == "IfNotPresent":
         skips.append(SKIP_PULL_ALWAYS)
     return {f"checkov.io/skip{i}": f"{check}={reason}" for i, (check, reason) in enumerate(skips, start=1)}
+
+
+def container_security() -> k8s.core.v1.SecurityContextArgs:
+    """The restricted Pod Security profile for a container running as the image's postgres user."""
+    return k8s.core.v1.SecurityContextArgs(
+        allow_privilege_escalation=False,
+        read_only_root_filesystem=True,
+        run_as_non_root=True,
+        run_as_user=POSTGRES_UID,
+        run_as_group=POSTGRES_UID,
+        capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+        seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+    )
+
+
+def pod_security_context() -> k8s.core.v1.PodSecurityContextArgs:
+    return k8s.core.v1.PodSecurityContextArgs(
+        run_as_non_root=True,
+        run_as_user=POSTGRES_UID,
+        run_as_group=POSTGRES_UID,
+        fs_group=POSTGRES_UID,
+        fs_group_change_policy="OnRootMismatch",
+        seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+    )
+
+
+def dns_egress() -> k8s.networking.v1.NetworkPolicyEgressRuleArgs:
+    """Egress to the cluster DNS (kube-dns in kube-system), UDP and TCP 53."""
+    return k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+        to=[
+            k8s.networking.v1.NetworkPolicyPeerArgs(
+                namespace_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"kubernetes.io/metadata.name": "kube-system"}),
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"k8s-app": "kube-dns"}),
+            )
+        ],
+        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=53, protocol=p) for p in ("UDP", "TCP")],
+    )
 
 
 def await_annotations(role: str) -> dict[str, str]:
@@ -297,6 +338,12 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         self.headless_service_name = self.headless.service_name
         self.host = ns.apply(lambda n: f"{name}.{n}.svc.{args.cluster_domain}")
         self.read_only_host = ns.apply(lambda n: f"{name}-ro.{n}.svc.{args.cluster_domain}" if args.has_standbys else None)
+        # Read-only clients (the dump job): the standbys' Service first when there is one, then the primary.
+        self.namespace = ns
+        self.pod_labels = instance_labels(name)
+        self.replica_hosts: list[pulumi.Output[str]] = [self.host]
+        if args.replicating:
+            self.replica_hosts.insert(0, ns.apply(lambda n: f"{name}-ro.{n}.svc.{args.cluster_domain}"))
         self.port = pulumi.Output.from_input(args.service_port)
         self.database = pulumi.Output.from_input(args.database if args.username else SUPERUSER)
         self.user = pulumi.Output.from_input(args.username or SUPERUSER)
@@ -333,7 +380,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         return k8s.core.v1.PersistentVolumeClaimPatch(
             f"{name}-{claim}",
             metadata=k8s.meta.v1.ObjectMetaPatchArgs(
-                name=claim, namespace=a.namespace, labels=instance_labels(name), annotations={PATCH_FORCE: "true"}
+                name=claim, namespace=a.namespace, labels=instance_labels(name) | a.claim_labels, annotations={PATCH_FORCE: "true"}
             ),
             spec=k8s.core.v1.PersistentVolumeClaimSpecPatchArgs(
                 access_modes=["ReadWriteOnce"],
@@ -372,18 +419,6 @@ class PostgresStatefulSet(pulumi.ComponentResource):
             k8s.core.v1.EnvVarArgs(name="PRIMARY_POD", value=a.primary_pod_name(self._name)),
         ]
         return env + [k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in plain.items()]
-
-    @staticmethod
-    def _container_security() -> k8s.core.v1.SecurityContextArgs:
-        return k8s.core.v1.SecurityContextArgs(
-            allow_privilege_escalation=False,
-            read_only_root_filesystem=True,
-            run_as_non_root=True,
-            run_as_user=POSTGRES_UID,
-            run_as_group=POSTGRES_UID,
-            capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
-            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-        )
 
     def _mounts(self, mount_path: str, with_data: bool) -> list[k8s.core.v1.VolumeMountArgs]:
         mounts = [
@@ -438,7 +473,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
                 image_pull_policy=a.image_pull_policy,
                 command=command,
                 env=env,
-                security_context=self._container_security(),
+                security_context=container_security(),
                 **spec,
             )
 
@@ -518,14 +553,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
             automount_service_account_token=False,
             enable_service_links=False,
             termination_grace_period_seconds=60,
-            security_context=k8s.core.v1.PodSecurityContextArgs(
-                run_as_non_root=True,
-                run_as_user=POSTGRES_UID,
-                run_as_group=POSTGRES_UID,
-                fs_group=POSTGRES_UID,
-                fs_group_change_policy="OnRootMismatch",
-                seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-            ),
+            security_context=pod_security_context(),
             affinity=self._affinity(),
             topology_spread_constraints=[spread],
             init_containers=[init],
@@ -575,6 +603,10 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         a, name = self._args, self._name
         peers = k8s.networking.v1.NetworkPolicyPeerArgs(pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=instance_labels(name)))
         clients = [peers]
+        if a.backup_clients is not None:
+            clients.append(
+                k8s.networking.v1.NetworkPolicyPeerArgs(pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=a.backup_clients))
+            )
         for c in a.allowed_clients:
             if c.cidr:
                 clients.append(k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr=c.cidr)))
@@ -588,15 +620,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
                 )
             )
         pg_port = [k8s.networking.v1.NetworkPolicyPortArgs(port=CONTAINER_PORT, protocol="TCP")]
-        dns = k8s.networking.v1.NetworkPolicyEgressRuleArgs(
-            to=[
-                k8s.networking.v1.NetworkPolicyPeerArgs(
-                    namespace_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"kubernetes.io/metadata.name": "kube-system"}),
-                    pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"k8s-app": "kube-dns"}),
-                )
-            ],
-            ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=53, protocol=p) for p in ("UDP", "TCP")],
-        )
+        dns = dns_egress()
         return k8s.networking.v1.NetworkPolicy(
             f"{name}-netpol",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=name, namespace=a.namespace, labels=instance_labels(name)),

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import pulumi
+from croniter import croniter
 from kubernetes.utils.quantity import parse_quantity
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -82,7 +83,15 @@ def _storage_size(value: str) -> str:
     return value
 
 
+def _schedule(value: str) -> str:
+    # Kubernetes and Longhorn take five-field cron expressions (or @hourly, @daily, ...).
+    if not croniter.is_valid(value) or (not value.startswith("@") and len(value.split()) != 5):
+        raise ValueError('a five-field cron schedule such as "0 3 * * *" (03:00 daily) or @daily')
+    return value
+
+
 DnsName = Annotated[str, dns_label(63)]
+Schedule = Annotated[str, AfterValidator(_schedule)]
 DnsSubdomain = Annotated[str, AfterValidator(_dns_subdomain)]
 PgIdentifier = Annotated[str, AfterValidator(_pg_identifier)]
 Quantity = Annotated[str, AfterValidator(_positive_quantity)]
@@ -260,6 +269,44 @@ class PostgresSettings(_Model):
         return self
 
 
+# ---------------------------------------------------------------- backups
+
+
+class LonghornJob(_Model):
+    """A Longhorn RecurringJob for the database volumes: when, and how many to keep per volume."""
+
+    schedule: Schedule
+    retain: int = Field(ge=1, le=100, description="Snapshots or backups kept per volume")
+
+
+class DumpSettings(_Model):
+    """The logical backup CronJob: pg_dumpall globals plus pg_dump -Fc per database."""
+
+    schedule: Schedule = "30 2 * * *"
+    keep: int = Field(7, ge=0, description="Complete dumps kept by count (0: no count rule)")
+    keepDays: int = Field(0, ge=0, description="Complete dumps kept by age in days (0: no age rule)")
+    storageSize: StorageSize = Field("5Gi", description="The dumps volume; grows in place like the data volumes")
+    s3Remote: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$",
+        description="bucket/prefix to copy every dump to with rclone; credentials in pgstack:dumpS3 (secret)",
+    )
+
+    @model_validator(mode="after")
+    def _some_retention(self) -> DumpSettings:
+        if self.keep == 0 and self.keepDays == 0:
+            raise _FieldError("keep", 0, "at least 1 in keep or keepDays: with neither, dumps would fill their volume")
+        return self
+
+
+class BackupSettings(_Model):
+    """Backups: Longhorn snapshots and off-cluster volume backups, and logical dumps. Each is off when null."""
+
+    snapshots: LonghornJob | None = Field(None, description="Crash-consistent Longhorn snapshots, on the volumes' replicas")
+    volumeBackups: LonghornJob | None = Field(None, description="Longhorn backups to the cluster's backup target (off-cluster)")
+    dumps: DumpSettings | None = Field(None, description="pg_dump CronJob writing to a PVC of its own (and S3)")
+
+
 # Namespaces a database must never live in: deleting the stack would delete them.
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
@@ -272,6 +319,7 @@ class Settings(_Model):
     longhorn: LonghornSettings = LonghornSettings()
     storage: StorageSettings = StorageSettings()
     postgres: PostgresSettings = PostgresSettings()
+    backup: BackupSettings = BackupSettings()
 
     @model_validator(mode="after")
     def _storage_class_source(self) -> Settings:
@@ -286,6 +334,13 @@ class Settings(_Model):
             )
         if self.longhorn.install and self.storage.existingClass is not None:
             raise _FieldError("storage.existingClass", self.storage.existingClass, "unset while longhorn.install is true")
+        longhorn_jobs = [k for k in ("snapshots", "volumeBackups") if getattr(self.backup, k) is not None]
+        if longhorn_jobs and self.storage.existingClass is not None:
+            raise _FieldError(
+                f"backup.{longhorn_jobs[0]}",
+                "an object",
+                "null with storage.existingClass: Longhorn snapshots and backups need the volumes on Longhorn",
+            )
         return self
 
     @property
@@ -295,6 +350,66 @@ class Settings(_Model):
 
 # Top-level config keys: each is an object under the project namespace.
 CONFIG_KEYS: tuple[str, ...] = tuple(Settings.model_fields)
+
+
+# ---------------------------------------------------------------- secret config
+
+# Keys Longhorn reads from the backup target's Secret (Longhorn docs, "Set up backup target";
+# not in the reference files, which hold the chart and the CRDs).
+LONGHORN_CREDENTIAL_KEYS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_ENDPOINTS",
+    "AWS_CERT",
+    "VIRTUAL_HOSTED_STYLE",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "CIFS_USERNAME",
+    "CIFS_PASSWORD",
+    "AZBLOB_ACCOUNT_NAME",
+    "AZBLOB_ACCOUNT_KEY",
+    "AZBLOB_ENDPOINT",
+    "AZBLOB_CERT",
+)
+
+
+class BackupTargetSecret(_Model):
+    """pgstack:backupTarget (secret): the cluster's Longhorn backup target and its credentials."""
+
+    url: str = Field(pattern=r"^(s3|nfs|cifs|azblob)://\S+$")
+    credentials: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_keys(self) -> BackupTargetSecret:
+        unknown = sorted(set(self.credentials) - set(LONGHORN_CREDENTIAL_KEYS))
+        if unknown:
+            raise _FieldError(
+                f"credentials.{unknown[0]}", "(hidden)", f"one of the keys Longhorn reads: {', '.join(LONGHORN_CREDENTIAL_KEYS)}"
+            )
+        if self.url.startswith("s3://") and not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(self.credentials):
+            raise _FieldError("credentials", "(hidden)", "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for an s3:// target")
+        return self
+
+
+class DumpS3Secret(_Model):
+    """pgstack:dumpS3 (secret): where rclone copies the dumps (backup.dumps.s3Remote names the bucket)."""
+
+    provider: str = Field("AWS", pattern=r"^[A-Za-z0-9]+$", description="rclone's S3 provider: AWS, Minio, Ceph, Cloudflare, ...")
+    accessKeyId: str = Field(min_length=1)
+    secretAccessKey: str = Field(min_length=1)
+    endpoint: str | None = Field(None, pattern=r"^(https?://)?[A-Za-z0-9.-]+(:\d+)?/?$")
+    region: str | None = Field(None, pattern=r"^[a-z0-9-]+$")
+
+
+class Secrets(_Model):
+    """Secret config: plain here, wrapped in pulumi.Output.secret wherever it leaves the program."""
+
+    backupTarget: BackupTargetSecret | None = None
+    dumpS3: DumpS3Secret | None = None
+
+
+SECRET_KEYS: tuple[str, ...] = tuple(Secrets.model_fields)
 
 
 # ---------------------------------------------------------------- errors
@@ -349,13 +464,61 @@ def parse_settings(raw: dict[str, Any]) -> Settings:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
 
 
+def parse_secrets(raw: dict[str, Any], settings: Settings) -> Secrets:
+    """Validate secret config without ever echoing a value: errors name the key and the form only."""
+    try:
+        secrets = Secrets.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            ctx_error = (err.get("ctx") or {}).get("error")
+            key = ".".join([*map(str, err["loc"]), *([ctx_error.key] if isinstance(ctx_error, _FieldError) else [])])
+            accepted = ctx_error.accepted if isinstance(ctx_error, _FieldError) else err["msg"].replace("Input should be ", "")
+            lines.append(f"{PROJECT}:{key}: invalid (value hidden: secret); expected {accepted}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+    if secrets.backupTarget is not None and not settings.longhorn.install:
+        raise ConfigError(
+            f"invalid configuration:\n  {PROJECT}:backupTarget: set on a stack that does not install Longhorn; expected it "
+            "on the stack with longhorn.install true (the backup target is the cluster's)"
+        )
+    dumps = settings.backup.dumps
+    wants_s3 = dumps is not None and dumps.s3Remote is not None
+    if wants_s3 != (secrets.dumpS3 is not None):
+        raise ConfigError(
+            f"invalid configuration:\n  {PROJECT}:dumpS3: {'missing' if wants_s3 else 'set'} while backup.dumps.s3Remote is "
+            f"{'set' if wants_s3 else 'unset'}; expected both or neither"
+        )
+    return secrets
+
+
+def load_secrets(settings: Settings) -> Secrets:
+    """Read the secret keys; each must have been set with `pulumi config set --secret`."""
+    raw: dict[str, Any] = {}
+    for key in SECRET_KEYS:
+        full = f"{PROJECT}:{key}"
+        text = pulumi.runtime.get_config(full)
+        if text is None:
+            continue
+        if not pulumi.runtime.is_config_secret(full):
+            raise ConfigError(
+                f"invalid configuration:\n  {full}: stored in plain text; expected a secret: "
+                f"pulumi config set --secret --path '{key}.<field>' <value>"
+            )
+        try:
+            raw[key] = json.loads(text)
+        except json.JSONDecodeError:
+            raise ConfigError(f"invalid configuration:\n  {full}: not an object; expected a YAML mapping (value hidden: secret)") from None
+    return parse_secrets(raw, settings)
+
+
 def load_settings() -> Settings:
     """Read every top-level key from the stack's config and validate it."""
     config = pulumi.Config(PROJECT)
     known = set(pulumi.runtime.config.CONFIG.get()) | set(pulumi.runtime.get_config_env())
-    unknown = sorted(k for k in known if k.startswith(f"{PROJECT}:") and k.split(":", 1)[1] not in CONFIG_KEYS)
+    allowed = set(CONFIG_KEYS) | set(SECRET_KEYS)
+    unknown = sorted(k for k in known if k.startswith(f"{PROJECT}:") and k.split(":", 1)[1] not in allowed)
     if unknown:
-        raise ConfigError(f"invalid configuration:\n  {unknown[0]}: unknown key; expected one of {', '.join(CONFIG_KEYS)}")
+        raise ConfigError(f"invalid configuration:\n  {unknown[0]}: unknown key; expected one of {', '.join(sorted(allowed))}")
     raw: dict[str, Any] = {}
     for key in CONFIG_KEYS:
         text = config.get(key)

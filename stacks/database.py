@@ -5,17 +5,29 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.logical_backup import DumpS3, LogicalBackup, LogicalBackupArgs, backup_labels, s3_endpoint_port
+from components.longhorn_backups import LonghornRecurringJobs, LonghornRecurringJobsArgs, Schedule, recurring_job_labels
 from components.longhorn_install import LonghornInstall, LonghornInstallArgs
 from components.longhorn_storage_class import LonghornStorageClass, LonghornStorageClassArgs
 from components.naming import name_of, pod_security_labels
 from components.postgres_statefulset import NetworkPolicyPeer, PostgresStatefulSet, PostgresStatefulSetArgs
-from stacks.config import Settings, quantity
+from stacks.config import LonghornJob, Secrets, Settings, quantity
+
+
+def backup_group(settings: Settings) -> str | None:
+    """The stack's Longhorn recurring-job group (named after its StorageClass), when it has jobs."""
+    if settings.backup.snapshots is None and settings.backup.volumeBackups is None:
+        return None
+    return settings.storage.className
 
 
 def postgres_args(settings: Settings, namespace: pulumi.Input[str], storage_class: pulumi.Input[str]) -> PostgresStatefulSetArgs:
     """Map validated settings onto the component's typed arguments."""
     pg = settings.postgres
+    group = backup_group(settings)
     return PostgresStatefulSetArgs(
+        claim_labels=recurring_job_labels(group) if group else {},
+        backup_clients=backup_labels(pg.name) if settings.backup.dumps is not None else None,
         namespace=namespace,
         storage_class=storage_class,
         protect=settings.protect,
@@ -48,11 +60,12 @@ def postgres_args(settings: Settings, namespace: pulumi.Input[str], storage_clas
     )
 
 
-def storage(settings: Settings) -> list[pulumi.Resource]:
+def storage(settings: Settings, secrets: Secrets) -> list[pulumi.Resource]:
     """Longhorn (when this stack installs it) and the database StorageClass (unless an existing one is used)."""
     created: list[pulumi.Resource] = []
     if settings.longhorn.install:
         lh = settings.longhorn
+        target = secrets.backupTarget
         created.append(
             LonghornInstall(
                 "longhorn",
@@ -64,6 +77,8 @@ def storage(settings: Settings) -> list[pulumi.Resource]:
                     node_down_pod_deletion_policy=lh.nodeDownPodDeletionPolicy,
                     delete_all_volumes_on_uninstall=lh.deleteAllVolumesOnUninstall,
                     protect=settings.protect,
+                    backup_target=pulumi.Output.secret(target.url) if target else None,
+                    backup_credentials=pulumi.Output.secret(dict(target.credentials)) if target else None,
                 ),
             )
         )
@@ -89,9 +104,71 @@ def storage(settings: Settings) -> list[pulumi.Resource]:
     return created
 
 
-def build(settings: Settings) -> PostgresStatefulSet:
+def _schedule(job: LonghornJob | None) -> Schedule | None:
+    return Schedule(job.schedule, job.retain) if job else None
+
+
+def volume_backup_schedule(settings: Settings, secrets: Secrets) -> Schedule | None:
+    """Volume backups need a backup target. The Longhorn stack knows whether it set one; a
+    stack on a shared Longhorn uses the cluster's."""
+    if settings.backup.volumeBackups is not None and settings.longhorn.install and secrets.backupTarget is None:
+        pulumi.log.warn(
+            "pgstack:backup.volumeBackups is set but pgstack:backupTarget is not: volume backups are not scheduled "
+            "until a target is set (pulumi config set --secret --path backupTarget.url s3://bucket@region/path ...)"
+        )
+        return None
+    return _schedule(settings.backup.volumeBackups)
+
+
+def backups(settings: Settings, secrets: Secrets, db: PostgresStatefulSet, after: list[pulumi.Resource]) -> None:
+    """Longhorn recurring jobs for the stack's volumes, and the logical dump CronJob."""
+    group = backup_group(settings)
+    snapshot, backup = _schedule(settings.backup.snapshots), volume_backup_schedule(settings, secrets)
+    if group is not None and (snapshot or backup):
+        LonghornRecurringJobs(
+            "backups",
+            LonghornRecurringJobsArgs(namespace=settings.longhorn.namespace, group=group, snapshot=snapshot, backup=backup),
+            # Longhorn's CRDs come with its chart.
+            opts=pulumi.ResourceOptions(depends_on=after),
+        )
+    dumps, pg = settings.backup.dumps, settings.postgres
+    if dumps is None:
+        return
+    s3 = None
+    if dumps.s3Remote is not None and secrets.dumpS3 is not None:
+        cred = secrets.dumpS3
+        values = {"provider": cred.provider, "access_key_id": cred.accessKeyId, "secret_access_key": cred.secretAccessKey}
+        values |= {k: v for k, v in (("endpoint", cred.endpoint), ("region", cred.region)) if v}
+        s3 = DumpS3(remote=dumps.s3Remote, credentials=pulumi.Output.secret(values), endpoint_port=s3_endpoint_port(cred.endpoint))
+    LogicalBackup(
+        "dumps",
+        LogicalBackupArgs(
+            name=pg.name,
+            namespace=db.namespace,
+            image=pg.image.reference,
+            image_pull_policy=pg.image.pullPolicy,
+            scripts_config_map=name_of(db.scripts),
+            credentials_secret=db.secret_name,
+            hosts=list(db.replica_hosts),
+            port=pg.service.port,
+            database_pods=db.pod_labels,
+            storage_class=settings.storage_class,
+            schedule=dumps.schedule,
+            keep=dumps.keep,
+            keep_days=dumps.keepDays,
+            storage_size=dumps.storageSize,
+            claim_labels=recurring_job_labels(group) if group else {},
+            s3=s3,
+            network_policy=pg.networkPolicy.enabled,
+        ),
+        opts=pulumi.ResourceOptions(depends_on=[db, *after]),
+    )
+
+
+def build(settings: Settings, secrets: Secrets | None = None) -> PostgresStatefulSet:
     """Create storage, namespace and database in dependency order and export the outputs."""
-    storage_deps = storage(settings)
+    secrets = secrets or Secrets()
+    storage_deps = storage(settings, secrets)
     # A known string, not the class resource's output: a replaced class must never make the
     # StatefulSets' volumeClaimTemplates unknown, which would replace them too.
     storage_class = settings.storage_class
@@ -117,6 +194,8 @@ def build(settings: Settings) -> PostgresStatefulSet:
         # The StatefulSet's PVCs would sit Pending until the storage class exists (seed 000).
         opts=pulumi.ResourceOptions(depends_on=[namespace, *storage_deps]),
     )
+    backups(settings, secrets, db, storage_deps)
+
     pulumi.export("namespace", name_of(namespace))
     pulumi.export("storageClass", storage_class)
     pulumi.export("headlessService", db.headless_service_name)

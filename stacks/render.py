@@ -191,14 +191,20 @@ class RecordingMonitor(mocks.MockMonitor):
         return response
 
 
-def run_pulumi(program: Callable[[], object], config: dict[str, Any] | None = None, stack: str = "test", run: Run | None = None) -> Run:
+def run_pulumi(
+    program: Callable[[], object],
+    config: dict[str, Any] | None = None,
+    stack: str = "test",
+    run: Run | None = None,
+    secret_keys: list[str] | None = None,
+) -> Run:
     """Run a Pulumi program function under mocks (preview=False, so every apply runs)."""
     run = run if run is not None else Run()
     m = RecordingMocks(run)
     # A fresh root Stack per run: set_mocks reuses an existing one, with its outputs.
     pulumi.runtime.settings.ROOT.set(None)
     pulumi.runtime.set_mocks(m, project="pgstack", stack=stack, preview=False, monitor=RecordingMonitor(m, run))
-    pulumi.runtime.set_all_config(as_pulumi_config(config or {}))
+    pulumi.runtime.set_all_config(as_pulumi_config(config or {}), secret_keys=secret_keys or [])
 
     def body() -> None:
         program()
@@ -213,11 +219,11 @@ def run_pulumi(program: Callable[[], object], config: dict[str, Any] | None = No
     return run
 
 
-def run_program(config: dict[str, Any], stack: str = "test", run: Run | None = None) -> Run:
+def run_program(config: dict[str, Any], stack: str = "test", run: Run | None = None, secret_keys: list[str] | None = None) -> Run:
     """Run __main__.py once with this config, as `pulumi up` would for a stack."""
     sys.path.insert(0, str(ROOT))
     try:
-        return run_pulumi(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"), config, stack, run)
+        return run_pulumi(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"), config, stack, run, secret_keys)
     finally:
         sys.path.remove(str(ROOT))
 

@@ -43,6 +43,7 @@ def _run(stack: str, change: dict[str, Any]) -> Run:
 
 PVC = "PersistentVolumeClaim postgres-data-postgres-"
 PROD_CLAIMS = (f"{PVC}0", f"{PVC}standby-1", f"{PVC}standby-2")
+DUMPS = "PersistentVolumeClaim dumps-claim"
 BOTH_SETS = {"StatefulSet postgres": ROLLS, "StatefulSet postgres-standby": ROLLS}
 PASSWORDS = (
     "RandomPassword postgres-app-password",
@@ -62,7 +63,7 @@ TABLE: list[tuple[str, str, dict[str, Any], dict[str, str]]] = [
         "prod",
         "class name",
         {"storage": {"className": "longhorn-fast"}},
-        {"StorageClass longhorn-sc": REFUSED_PROTECT} | dict.fromkeys(PROD_CLAIMS, REFUSED_K8S),
+        {"StorageClass longhorn-sc": REFUSED_PROTECT} | dict.fromkeys((*PROD_CLAIMS, DUMPS), REFUSED_K8S),
     ),
     ("prod", "replicas up", {"postgres": {"replicas": 4}}, {"StatefulSet postgres-standby": IN_PLACE, f"{PVC}standby-3": CREATED}),
     ("prod", "replicas down", {"postgres": {"replicas": 2}}, {"StatefulSet postgres-standby": IN_PLACE, f"{PVC}standby-2": FORGOTTEN}),
@@ -97,7 +98,7 @@ TABLE: list[tuple[str, str, dict[str, Any], dict[str, str]]] = [
             "StatefulSet postgres": REFUSED_PROTECT,
             "StatefulSet postgres-standby": REFUSED_PROTECT,
         }
-        | dict.fromkeys(PROD_CLAIMS, NEW_CLAIM),
+        | dict.fromkeys((*PROD_CLAIMS, DUMPS), NEW_CLAIM),
     ),
     (
         "dev",
@@ -126,7 +127,8 @@ TABLE: list[tuple[str, str, dict[str, Any], dict[str, str]]] = [
         | dict.fromkeys(PASSWORDS, REFUSED_PROTECT)
         | dict.fromkeys(PROD_CLAIMS, FORGOTTEN)
         | {f"PersistentVolumeClaim pg-data-pg-{p}": CREATED for p in ("0", "standby-1", "standby-2")}
-        | {f"RandomPassword pg-{r}-password": CREATED for r in ("app", "replication", "superuser")},
+        | {f"RandomPassword pg-{r}-password": CREATED for r in ("app", "replication", "superuser")}
+        | {DUMPS: NEW_CLAIM},
     ),
     (
         "prod",

@@ -73,6 +73,12 @@ BAD: list[tuple[str, Any, str, str, str]] = [
     ("namespace", "kube-system", "namespace", '"kube-system"', "not one of default, kube-system"),
     ("namespace", "default", "namespace", '"default"', "a namespace of its own"),
     ("protect", "yes", "protect", '"yes"', "valid boolean"),
+    ("backup", {"snapshots": {"schedule": "0 3 * *", "retain": 3}}, "backup.snapshots.schedule", '"0 3 * *"', "five-field cron"),
+    ("backup", {"snapshots": {"schedule": "0 0 3 * * *", "retain": 3}}, "backup.snapshots.schedule", '"0 0 3 * * *"', "five-field"),
+    ("backup", {"volumeBackups": {"schedule": "@daily", "retain": 0}}, "backup.volumeBackups.retain", "0", "greater than or equal to 1"),
+    ("backup", {"dumps": {"keep": 0, "keepDays": 0}}, "backup.dumps.keep", "0", "at least 1 in keep or keepDays"),
+    ("backup", {"dumps": {"storageSize": "5GB"}}, "backup.dumps.storageSize", '"5GB"', "Kubernetes quantity"),
+    ("backup", {"dumps": {"s3Remote": "s3://bucket"}}, "backup.dumps.s3Remote", '"s3://bucket"', "a string matching"),
     ("longhorn", {"deleteAllVolumesOnUninstall": "true"}, "longhorn.deleteAllVolumesOnUninstall", '"true"', "valid boolean"),
     ("postgres", {"image": {"tag": "14.5"}}, "postgres.image.tag", '"14.5"', "16, 17, 18"),
     ("postgres", {"image": {"tag": "latest"}}, "postgres.image.tag", '"latest"', "16, 17, 18"),
@@ -125,6 +131,14 @@ def test_existing_storage_class_path_is_valid() -> None:
     assert settings.storage_class == "csi-disk"
     with pytest.raises(ConfigError, match=r"unset while longhorn\.install is true"):
         parse_settings({"storage": {"existingClass": "standard"}})
+    with pytest.raises(ConfigError, match=r"backup\.snapshots: got \"an object\"; expected null with storage\.existingClass"):
+        parse_settings(
+            {
+                "longhorn": {"install": False},
+                "storage": {"existingClass": "csi-disk"},
+                "backup": {"snapshots": {"schedule": "@hourly", "retain": 3}},
+            }
+        )
     # Longhorn installed by another stack: this stack still creates its own tuned class.
     shared = parse_settings({"longhorn": {"install": False}, "storage": {"className": "longhorn-postgres-staging"}})
     assert shared.storage_class == "longhorn-postgres-staging"

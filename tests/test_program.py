@@ -54,16 +54,25 @@ def test_resource_graph_types_and_names(stack_run: Run, stack: str) -> None:
     assert expected <= names
 
 
+def _component_of(r: Registered) -> tuple[str, str]:
+    """The component each resource of the program belongs to."""
+    if r.type == SC:
+        return ("pgstack:index:LonghornStorageClass", "longhorn")
+    if r.name.startswith("longhorn-"):
+        return ("pgstack:index:LonghornInstall", "longhorn")
+    if r.name.startswith("backups-"):
+        return ("pgstack:index:LonghornRecurringJobs", "backups")
+    if r.name.startswith("dumps-"):
+        return ("pgstack:index:LogicalBackup", "dumps")
+    if r.name == "postgres-hl":
+        return ("pgstack:index:HeadlessService", "postgres-hl")
+    return ("pgstack:index:PostgresStatefulSet", "postgres")
+
+
 def test_children_are_parented_to_their_component(stack_run: Run, stack: str) -> None:
     for r in stack_run.resources:
-        if r.type == SC:
-            assert r.parent == _urn(stack_run, "pgstack:index:LonghornStorageClass", "longhorn"), r.name
-        elif r.type == "kubernetes:helm.sh/v3:Release" or r.name == "longhorn-ns":
-            assert r.parent == _urn(stack_run, "pgstack:index:LonghornInstall", "longhorn"), r.name
-        elif r.type.startswith(("kubernetes:", "random:")) and r.name != "database-ns":
-            component = "pgstack:index:HeadlessService" if r.name == "postgres-hl" else "pgstack:index:PostgresStatefulSet"
-            component_name = "postgres-hl" if r.name == "postgres-hl" else "postgres"
-            assert r.parent == _urn(stack_run, component, component_name), r.name
+        if r.type.startswith(("kubernetes:", "random:")) and r.name != "database-ns":
+            assert r.parent == _urn(stack_run, *_component_of(r)), r.name
     # The chain: PostgresStatefulSet > HeadlessService > Service; components hang off the stack.
     headless = stack_run.one("pgstack:index:HeadlessService", "postgres-hl")
     assert headless.parent == _urn(stack_run, "pgstack:index:PostgresStatefulSet", "postgres")

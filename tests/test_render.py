@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -14,12 +16,62 @@ from tests.conftest import settings_of
 KUBERNETES_VERSIONS = ["1.30.0", "1.31.0", "1.32.0", "1.33.0", "1.34.0"]
 
 
+# Longhorn's CRDs at the pinned chart version (upstream deploy/longhorn.yaml), beside the repository.
+LONGHORN_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "longhorn-1.10.1"
+LONGHORN_CRDS = LONGHORN_REFERENCE / "crds-recurringjob-backuptarget-volume.yaml"
+
+
+def _is_custom(obj: dict[str, Any]) -> bool:
+    return str(obj["apiVersion"]).split("/")[0].endswith("longhorn.io")
+
+
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_every_object_passes_strict_schema_validation(stack_run: Run, version: str) -> None:
-    objects = kubernetes_objects(stack_run)
+    objects = [o for o in kubernetes_objects(stack_run) if not _is_custom(o)]
     assert len(objects) >= 9
     for obj in objects:
         kubernetes_validate.validate(obj, version, strict=True)  # raises on any unknown or invalid field
+
+
+def _strict(schema: Any) -> Any:
+    """A CRD schema that, like kubernetes-validate --strict, refuses fields it does not declare
+    (the API server would silently prune them)."""
+    if isinstance(schema, dict):
+        out = {k: _strict(v) for k, v in schema.items()}
+        if "properties" in schema and "additionalProperties" not in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
+            out["additionalProperties"] = False
+        return out
+    if isinstance(schema, list):
+        return [_strict(v) for v in schema]
+    return schema
+
+
+def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    """(apiVersion, kind) -> strict openAPIV3Schema, from the reference CRDs."""
+    assert LONGHORN_CRDS.is_file(), f"{LONGHORN_CRDS} is missing: the tests need ../shared beside the repository"
+    out = {}
+    for crd in yaml.safe_load_all(LONGHORN_CRDS.read_text()):
+        for version in crd["spec"]["versions"]:
+            key = (f"{crd['spec']['group']}/{version['name']}", crd["spec"]["names"]["kind"])
+            out[key] = _strict(version["schema"]["openAPIV3Schema"])
+    return out
+
+
+def test_custom_resources_pass_their_crd_schema(stack_run: Run) -> None:
+    schemas = crd_schemas()
+    for obj in [o for o in kubernetes_objects(stack_run) if _is_custom(o)]:
+        schema = schemas.get((obj["apiVersion"], obj["kind"]))
+        assert schema is not None, f"no CRD for {obj['apiVersion']} {obj['kind']} at the pinned Longhorn version"
+        jsonschema.validate(obj, schema)
+
+
+def test_crd_validation_can_fail() -> None:
+    schema = crd_schemas()[("longhorn.io/v1beta2", "RecurringJob")]
+    good = {"apiVersion": "longhorn.io/v1beta2", "kind": "RecurringJob", "metadata": {"name": "x"}, "spec": {"task": "snapshot"}}
+    jsonschema.validate(good, schema)
+    for bad in ({"task": "snapshots"}, {"task": "backup", "retian": 3}, {"retain": "3"}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(good | {"spec": bad}, schema)
 
 
 def test_strict_validation_can_fail() -> None:

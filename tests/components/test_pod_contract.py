@@ -8,12 +8,25 @@ from components.postgres_statefulset import SECRETS_MOUNT, script_files
 from stacks.render import _plain
 from tests.conftest import SECRET, STS, run_with
 
-# Code only: comments may mention the helpers in prose.
-SCRIPTS = "\n".join(line for text in script_files().values() for line in text.splitlines() if not line.lstrip().startswith("#"))
-# Variables the scripts read from the environment (load_config in common.sh validates them).
-SCRIPT_ENV = set(re.findall(r"\b([A-Z][A-Z0-9_]+)=\$\{\1[-:]", SCRIPTS)) | set(
-    re.search(r"for v in ([A-Z_ ]+); do", SCRIPTS).group(1).split()  # type: ignore[union-attr]
-)
+# The dump job's scripts; every other script runs in the database pods.
+DUMP_SCRIPTS = {"backup.sh", "restore.sh"}
+
+
+def code(names: set[str] | None = None) -> str:
+    """The scripts' code without comments (comments may mention variables in prose)."""
+    texts = [text for name, text in script_files().items() if names is None or name in names]
+    return "\n".join(line for text in texts for line in text.splitlines() if not line.lstrip().startswith("#"))
+
+
+def env_read_by(text: str) -> set[str]:
+    """Variables the scripts read from the environment (the NAME=${NAME-...} and `for v in` forms)."""
+    return set(re.findall(r"\b([A-Z][A-Z0-9_]+)=\$\{\1[-:]", text)) | {
+        name for names in re.findall(r"for v in ([A-Z_ ]+); do", text) for name in names.split()
+    }
+
+
+SCRIPTS = code()
+SCRIPT_ENV = env_read_by(code(set(script_files()) - DUMP_SCRIPTS))
 # Tuning knobs with defaults in common.sh; the tests set them, the pod leaves the defaults.
 DEFAULTED = {"BOOTSTRAP_MAX_WAIT_SECONDS", "BOOTSTRAP_BACKOFF_MAX_SECONDS", "SYNC_INTERVAL_SECONDS", "PEER_CHECK_SECONDS"}
 SECRET_FILES = set(re.findall(r"secret_path ([a-z-]+)", SCRIPTS))
