@@ -23,7 +23,12 @@ TARGET = {
     "url": "s3://pg-backups@eu-west-1/longhorn",
     "credentials": {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLEKEY0001", "AWS_SECRET_ACCESS_KEY": "s3cr3t-Access-Key/xyz"},
 }
-DUMP_S3 = {"provider": "Minio", "accessKeyId": "dumpkey0001", "secretAccessKey": "dump-s3cr3t-key", "endpoint": "https://minio.example:9000"}
+DUMP_S3 = {
+    "provider": "Minio",
+    "accessKeyId": "dumpkey0001",
+    "secretAccessKey": "dump-s3cr3t-key",
+    "endpoint": "https://minio.example:9000",
+}
 
 
 def _prod(overrides: dict[str, Any] | None = None, secrets: dict[str, Any] | None = None) -> Run:
