@@ -31,24 +31,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.scripts.pg_harness import Cluster, Node, as_run_user, require_pg_bin
+from tests.scripts.pg_harness import BENCH_SETTINGS, Cluster, Node, as_run_user, du_bytes, require_pg_bin
 
 TARGET_RATIO = 1.5
 MB = 1024 * 1024
 PGBENCH_MB_PER_SCALE = 15  # pgbench -i: about 15 MB (tables and indexes) per scale unit
-
-# The benchmark measures real I/O: durable writes, no statement logging.
-BENCH_SETTINGS = {
-    "fsync": "on",
-    "log_statement": "none",
-    "log_min_duration_statement": "-1",
-    "shared_buffers": "128MB",
-    "max_wal_size": "1GB",
-}
-
-
-def du_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def run_as(node: Node, argv: list[str]) -> None:

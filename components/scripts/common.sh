@@ -373,3 +373,78 @@ volume_write_failed() {
   fi
   die "cannot write $file: ${err:-unknown error}"
 }
+
+# ------------------------------------------- dumps (backup.sh and restore.sh)
+
+# A dump directory's name: the UTC time its run started.
+readonly DUMP_STAMP_RE='^[0-9]{8}T[0-9]{6}Z$'
+# A database's file name stem in a dump (see dump_stem).
+readonly DUMP_STEM_RE='^[A-Za-z0-9_%-][A-Za-z0-9_.%-]*$'
+# First line of a dump's MANIFEST.
+readonly DUMP_FORMAT='pgstack-dump 1'
+
+# write_pgpass FILE ROLE SECRET: (re)write FILE as a 0600 passfile for ROLE
+# with the password of the Secret file SECRET (escaped as libpq reads it).
+write_pgpass() {
+  local -
+  set +x
+  local file=$1 role=$2 src pw tmp
+  src=$(secret_path "$3")
+  pw=''
+  IFS= read -r -d '' pw <"$src" || true
+  pw=${pw%$'\n'}
+  pw=${pw//\\/\\\\}
+  pw=${pw//:/\\:}
+  tmp=$(mktemp "$file.XXXXXX")
+  printf '*:*:*:%s:%s\n' "$role" "$pw" >"$tmp"
+  chmod 0600 "$tmp"
+  mv -f -- "$tmp" "$file"
+}
+
+# superuser_conninfo HOST DBNAME: a libpq connection string for the superuser
+# over TCP (or a socket directory) at HOST:$PGPORT; values quoted as libpq
+# parses them, so any database name is taken literally.
+superuser_conninfo() {
+  local host=${1//\\/\\\\} db=${2//\\/\\\\}
+  host=${host//\'/\\\'}
+  db=${db//\'/\\\'}
+  printf "host='%s' port=%s user=postgres dbname='%s'\n" "$host" "$PGPORT" "$db"
+}
+
+# dump_stem NAME: the file name stem of database NAME in a dump: NAME itself
+# when it is made of [A-Za-z0-9_-] and dots (not first), else every other byte
+# as %XX. dump_stem_name reverses it.
+dump_stem() {
+  local LC_ALL=C
+  local name=$1 out='' c i
+  for ((i = 0; i < ${#name}; i++)); do
+    c=${name:i:1}
+    if [[ $c == [A-Za-z0-9_-] ]] || { [[ $c == . ]] && ((i > 0)); }; then
+      out+=$c
+    else
+      printf -v c '%%%02X' "'$c"
+      out+=$c
+    fi
+  done
+  printf '%s\n' "$out"
+}
+
+# dump_stem_name STEM: the database name a dump_stem encodes.
+dump_stem_name() {
+  local name
+  printf -v name '%b' "${1//%/\\x}"
+  printf '%s\n' "$name"
+}
+
+# one_line FILE: FILE's non-empty lines joined with ' / ' (at most 800
+# characters), for a log line that quotes a tool's error output.
+one_line() {
+  local line out=''
+  while IFS= read -r line || [[ -n $line ]]; do
+    line=${line//$'\r'/}
+    [[ -n ${line//[[:space:]]/} ]] || continue
+    out+="${out:+ / }$line"
+  done <"$1"
+  ((${#out} <= 800)) || out="${out:0:797}..."
+  printf '%s\n' "${out:-no error output}"
+}

@@ -52,3 +52,15 @@ def test_every_env_var_the_pod_sets_is_read_by_the_scripts_and_none_is_missing()
             assert not missing, f"{sts.name}/{container['name']} lacks {missing}"
             secrets_dir = next(e["value"] for e in container["env"] if e["name"] == "SECRETS_DIR")
             assert secrets_dir == SECRETS_MOUNT
+
+
+def test_the_dump_job_sets_what_its_scripts_read() -> None:
+    from tests.test_backups import CRON, _pod, _prod
+
+    wanted = env_read_by(code(DUMP_SCRIPTS)) - {"BACKUP_CONNECT_SECONDS", "PGCONNECT_TIMEOUT"}
+    wanted -= {"BACKUP_NOW"}  # the tests' clock
+    assert {"BACKUP_DIR", "BACKUP_HOSTS", "BACKUP_KEEP", "PGHOST", "SECRETS_DIR"} <= wanted
+    (dump,) = _pod(_prod().one(CRON, "dumps-cron"))["containers"]
+    env = {e["name"] for e in dump["env"]}
+    assert env == wanted, f"set but unread: {env - wanted}; read but unset: {wanted - env}"
+    assert dump["command"][0].removeprefix("/scripts/") in DUMP_SCRIPTS

@@ -6,13 +6,15 @@ saying what to install.
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .pg_harness import Cluster, HarnessError, require_pg_bin, wait_for
+from .pg_harness import Cluster, HarnessError, chown_run_user, require_pg_bin, wait_for
 
 
 @pytest.fixture(scope="session")
@@ -62,3 +64,22 @@ def replicated(cluster: Cluster) -> Cluster:
     standby = cluster.node(1)
     wait_for(lambda: standby.receiver_status() == "streaming", 30, "standby to stream")
     return cluster
+
+
+@pytest.fixture
+def mount_tmpfs(cluster: Cluster) -> Iterator[Callable[[Path, str], None]]:
+    """Mount a tmpfs of a given size on a directory (a volume). Needs root."""
+    mounted: list[Path] = []
+
+    def mount(path: Path, size: str) -> None:
+        if os.geteuid() != 0:
+            pytest.fail("the full-volume tests mount a tmpfs: run the script tests as root", pytrace=False)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)], check=True)
+        mounted.append(path)
+        chown_run_user(path)
+
+    yield mount
+    cluster.stop_all()
+    for path in reversed(mounted):
+        if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(path)], check=False)

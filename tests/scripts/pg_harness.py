@@ -482,6 +482,40 @@ class Cluster:
         self.spawned.append(s)
         return s
 
+    def job_env(self, **env: str) -> dict[str, str]:
+        """The environment of a job pod (the dumps CronJob, a restore): PATH, HOME, the
+        Secret directory and nothing else from a database pod; the rest from ``env``."""
+        return {
+            "PATH": f"{self.pg_bin}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(self.base / "home"),
+            "SECRETS_DIR": str(self.secrets_dir),
+        } | env
+
+    def run_job(
+        self, script: str, *args: str, env: Mapping[str, str], timeout: float = 180, check: bool = True, xtrace: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a script as OS user postgres with exactly ``job_env(**env)``; output is recorded."""
+        bash = ["bash", "-x"] if xtrace else ["bash"]
+        argv = as_run_user([*bash, str(SCRIPTS_DIR / script), *args], self.job_env(**env))
+        # errors="replace": an xtrace shows byte-wise work on non-ASCII names.
+        cp = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=timeout)
+        self.record_output(f"job {script} {' '.join(args)}", cp.stdout, cp.stderr)
+        if check and cp.returncode != 0:
+            raise AssertionError(f"{script} {' '.join(args)} exited {cp.returncode}:\n{cp.stderr}")
+        return cp
+
+    def spawn_job(self, script: str, *args: str, env: Mapping[str, str]) -> Spawned:
+        """run_job in the background, in its own process group."""
+        argv = as_run_user(["bash", str(SCRIPTS_DIR / script), *args], self.job_env(**env))
+        return self.spawn(f"job {script} {' '.join(args)}", argv)
+
+    def job_dir(self, name: str) -> Path:
+        """A directory owned by postgres under the cluster's base (a job's volume or TMPDIR)."""
+        path = self.base / name
+        path.mkdir(mode=0o700)
+        chown_run_user(path)
+        return path
+
     def all_script_output(self) -> str:
         parts = [f"{label}\n{out}\n{err}" for label, out, err in self.outputs]
         for s in self.spawned:
@@ -650,3 +684,19 @@ class StallingProxy:
                 s.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 s.close()
+
+
+# ------------------------------------------------------ benchmarks
+
+# The benchmarks measure real I/O: durable writes, no statement logging.
+BENCH_SETTINGS: dict[str, str] = {
+    "fsync": "on",
+    "log_statement": "none",
+    "log_min_duration_statement": "-1",
+    "shared_buffers": "128MB",
+    "max_wal_size": "1GB",
+}
+
+
+def du_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())

@@ -50,25 +50,6 @@ def refusal(cp: subprocess.CompletedProcess[str]) -> str:
 # ------------------------------------------------------------ file systems
 
 
-@pytest.fixture
-def mount_tmpfs(cluster: Cluster) -> Iterator[Callable[[Path, str], None]]:
-    """Mount a tmpfs of a given size on a directory (a node's volume). Needs root."""
-    mounted: list[Path] = []
-
-    def mount(path: Path, size: str) -> None:
-        if os.geteuid() != 0:
-            pytest.fail("the full-volume tests mount a tmpfs: run the script tests as root", pytrace=False)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)], check=True)
-        mounted.append(path)
-        chown_run_user(path)
-
-    yield mount
-    cluster.stop_all()
-    for path in reversed(mounted):
-        if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(path)], check=False)
-
-
 def fill(volume: Path) -> Path:
     """Fill the file system of volume to the last page; return the filler file (a whole number of pages)."""
     filler = volume / "filler"
