@@ -136,9 +136,17 @@ SKIP_PULL_ALWAYS = (
 )
 
 
-def checkov_skips(image: str, pull_policy: str) -> dict[str, str]:
-    """Skip annotations for the StatefulSets; the pull-policy skip holds only for a digest-pinned image."""
-    skips = [SKIP_HIGH_UID]
+SKIP_SIDECAR_READINESS = (
+    "CKV_K8S_9",
+    "the password-sync sidecar has no readiness probe on purpose: pod readiness is the database's, and a sidecar problem "
+    "must not take the primary out of its Service; its liveness probe restarts a stuck loop",
+)
+
+
+def checkov_skips(image: str, pull_policy: str, sidecar: bool = False) -> dict[str, str]:
+    """Skip annotations; the pull-policy skip holds only for a digest-pinned image, the readiness one
+    only for a workload with the password sidecar."""
+    skips = [SKIP_HIGH_UID] + ([SKIP_SIDECAR_READINESS] if sidecar else [])
     if "@sha256:" in image and pull_policy == "IfNotPresent":
         skips.append(SKIP_PULL_ALWAYS)
     return {f"checkov.io/skip{i}": f"{check}={reason}" for i, (check, reason) in enumerate(skips, start=1)}
@@ -522,11 +530,8 @@ class PostgresStatefulSet(pulumi.ComponentResource):
                 timeout_seconds=5,
                 failure_threshold=3,
             ),
-            readiness_probe=k8s.core.v1.ProbeArgs(
-                exec_=k8s.core.v1.ExecActionArgs(command=[f"{SCRIPTS_MOUNT}/sync-passwords.sh", "--alive"]),
-                period_seconds=30,
-                timeout_seconds=5,
-            ),
+            # No readiness probe: pod readiness is the database's. A sidecar problem must never
+            # take the primary out of its Service; liveness still restarts a stuck loop.
             volume_mounts=self._mounts(mount_path, with_data=False),
         )
         volumes = [
@@ -592,7 +597,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
                 name=sts_name,
                 namespace=a.namespace,
                 labels=labels,
-                annotations=checkov_skips(a.image, a.image_pull_policy) | await_annotations(role),
+                annotations=checkov_skips(a.image, a.image_pull_policy, sidecar=True) | await_annotations(role),
             ),
             spec=spec,
             opts=opts,

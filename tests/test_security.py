@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from components.postgres_statefulset import SKIP_HIGH_UID, SKIP_PULL_ALWAYS
+from components.postgres_statefulset import SKIP_HIGH_UID, SKIP_PULL_ALWAYS, SKIP_SIDECAR_READINESS
 from stacks.render import ROOT, Run, _plain, kubernetes_objects, render
 from tests.conftest import STS, run_with
 
@@ -173,7 +173,7 @@ def test_checkov_reports_zero_failed_checks(tmp_path: Path, stack: str) -> None:
     assert failed == []
     assert report["summary"]["passed"] > 50
     skipped = {c["check_id"]: c["check_result"].get("suppress_comment", "") for c in report["results"]["skipped_checks"]}
-    assert set(skipped) == {SKIP_HIGH_UID[0], SKIP_PULL_ALWAYS[0]}
+    assert set(skipped) == {SKIP_HIGH_UID[0], SKIP_PULL_ALWAYS[0], SKIP_SIDECAR_READINESS[0]}
     assert all(reason.strip() for reason in skipped.values())
 
 
@@ -187,6 +187,6 @@ def test_checkov_would_catch_a_regression(tmp_path: Path) -> None:
 
 def test_readme_lists_every_checkov_skip() -> None:
     readme = (ROOT / "README.md").read_text()
-    for check, reason in (SKIP_HIGH_UID, SKIP_PULL_ALWAYS):
+    for check, reason in (SKIP_HIGH_UID, SKIP_PULL_ALWAYS, SKIP_SIDECAR_READINESS):
         assert check in readme
         assert reason in readme

@@ -219,7 +219,8 @@ def test_postgres_listens_on_the_shared_socket_and_sidecar_is_probed() -> None:
     postgres, sidecar = pod["containers"]
     assert "unix_socket_directories=/var/run/postgresql" in postgres["args"]
     assert sidecar["name"] == "password-sync"
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert sidecar[probe]["exec"]["command"] == ["/scripts/sync-passwords.sh", "--alive"]
+    # Supervised (liveness) but never in charge of the pod's readiness: that is the database's.
+    assert sidecar["livenessProbe"]["exec"]["command"] == ["/scripts/sync-passwords.sh", "--alive"]
+    assert "readinessProbe" not in sidecar
     assert postgres["readinessProbe"]["exec"]["command"] == ["/scripts/readiness.sh"]
     assert pod["initContainers"][0]["command"] == ["/scripts/init.sh"]
