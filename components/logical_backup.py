@@ -24,6 +24,7 @@ from components.postgres_statefulset import (
     PATCH_FORCE,
     SCRIPTS_MOUNT,
     SECRETS_MOUNT,
+    DnsEgress,
     checkov_skips,
     container_security,
     dns_egress,
@@ -73,6 +74,7 @@ class LogicalBackupArgs:
     claim_labels: dict[str, str] = field(default_factory=dict)
     s3: DumpS3 | None = None
     network_policy: bool = True
+    dns: DnsEgress = field(default_factory=DnsEgress)
 
     def __post_init__(self) -> None:
         if self.keep < 0 or self.keep_days < 0 or self.keep == self.keep_days == 0:
@@ -265,7 +267,7 @@ class LogicalBackup(pulumi.ComponentResource):
     def _network_policy(self, name: str, args: LogicalBackupArgs, labels: dict[str, str]) -> k8s.networking.v1.NetworkPolicy:
         """No ingress; egress to DNS, the database pods' port, and (with S3) the endpoint's port."""
         egress = [
-            dns_egress(),
+            dns_egress(args.dns),
             k8s.networking.v1.NetworkPolicyEgressRuleArgs(
                 to=[k8s.networking.v1.NetworkPolicyPeerArgs(pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=args.database_pods))],
                 ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=CONTAINER_PORT, protocol="TCP")],

@@ -58,6 +58,22 @@ class NetworkPolicyPeer:
 
 
 @dataclass(frozen=True)
+class DnsEgress:
+    """Where the pods may send DNS queries (UDP and TCP 53).
+
+    The default is the usual cluster DNS: pods labelled k8s-app=kube-dns in kube-system.
+    Other clusters need other peers: NodeLocal DNSCache listens on a link-local address
+    (cidrs=("169.254.20.10/32",)), OpenShift runs dns-default in openshift-dns (selectors).
+    any=True allows port 53 to every address (simplest, least strict).
+    """
+
+    namespace_labels: dict[str, str] = field(default_factory=lambda: {"kubernetes.io/metadata.name": "kube-system"})
+    pod_labels: dict[str, str] = field(default_factory=lambda: {"k8s-app": "kube-dns"})
+    cidrs: tuple[str, ...] = ()
+    any: bool = False
+
+
+@dataclass(frozen=True)
 class PostgresStatefulSetArgs:
     namespace: pulumi.Input[str]
     storage_class: pulumi.Input[str]
@@ -95,6 +111,7 @@ class PostgresStatefulSetArgs:
     network_policy: bool = True
     # Default: any pod in the database's namespace may connect.
     allowed_clients: tuple[NetworkPolicyPeer, ...] = (NetworkPolicyPeer(),)
+    dns: DnsEgress = DnsEgress()
 
     def primary_pod_name(self, name: str) -> str:
         return self.primary_pod or f"{name}-0"
@@ -176,16 +193,22 @@ def pod_security_context() -> k8s.core.v1.PodSecurityContextArgs:
     )
 
 
-def dns_egress() -> k8s.networking.v1.NetworkPolicyEgressRuleArgs:
-    """Egress to the cluster DNS (kube-dns in kube-system), UDP and TCP 53."""
-    return k8s.networking.v1.NetworkPolicyEgressRuleArgs(
-        to=[
+def dns_egress(dns: DnsEgress) -> k8s.networking.v1.NetworkPolicyEgressRuleArgs:
+    """Egress to the cluster's DNS, UDP and TCP 53."""
+    peers: list[k8s.networking.v1.NetworkPolicyPeerArgs] | None
+    if dns.any:
+        peers = None  # no `to`: port 53 to every address
+    elif dns.cidrs:
+        peers = [k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr=c)) for c in dns.cidrs]
+    else:
+        peers = [
             k8s.networking.v1.NetworkPolicyPeerArgs(
-                namespace_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"kubernetes.io/metadata.name": "kube-system"}),
-                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"k8s-app": "kube-dns"}),
+                namespace_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=dns.namespace_labels),
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=dns.pod_labels),
             )
-        ],
-        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=53, protocol=p) for p in ("UDP", "TCP")],
+        ]
+    return k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+        to=peers, ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=53, protocol=p) for p in ("UDP", "TCP")]
     )
 
 
@@ -625,7 +648,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
                 )
             )
         pg_port = [k8s.networking.v1.NetworkPolicyPortArgs(port=CONTAINER_PORT, protocol="TCP")]
-        dns = dns_egress()
+        dns = dns_egress(a.dns)
         return k8s.networking.v1.NetworkPolicy(
             f"{name}-netpol",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=name, namespace=a.namespace, labels=instance_labels(name)),

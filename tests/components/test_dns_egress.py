@@ -1,0 +1,63 @@
+"""The DNS egress option: each form becomes the NetworkPolicy rule the cluster needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from components.postgres_statefulset import DnsEgress, PostgresStatefulSet, PostgresStatefulSetArgs
+from stacks.render import _plain
+from tests.conftest import run_component
+
+NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+PORTS = [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
+
+
+def _dns_rule(dns: DnsEgress) -> dict[str, Any]:
+    def program() -> None:
+        PostgresStatefulSet(
+            "pg", PostgresStatefulSetArgs(namespace="db", storage_class="c", image="postgres:18.1", image_major=18, dns=dns)
+        )
+
+    egress = _plain(run_component(program).one(NETPOL, "pg-netpol").inputs["spec"])["egress"]
+    rules = [r for r in egress if r["ports"] == PORTS]
+    assert len(rules) == 1, egress
+    return dict(rules[0])
+
+
+@pytest.mark.parametrize(
+    ("dns", "to"),
+    [
+        (
+            DnsEgress(),
+            [
+                {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                }
+            ],
+        ),
+        (
+            DnsEgress(
+                namespace_labels={"kubernetes.io/metadata.name": "openshift-dns"},
+                pod_labels={"dns.operator.openshift.io/daemonset-dns": "default"},
+            ),
+            [
+                {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "openshift-dns"}},
+                    "podSelector": {"matchLabels": {"dns.operator.openshift.io/daemonset-dns": "default"}},
+                }
+            ],
+        ),
+        (
+            DnsEgress(cidrs=("169.254.20.10/32", "10.96.0.10/32")),
+            [{"ipBlock": {"cidr": "169.254.20.10/32"}}, {"ipBlock": {"cidr": "10.96.0.10/32"}}],
+        ),
+        (DnsEgress(any=True), None),
+    ],
+    ids=["kube-dns", "selectors", "cidrs (NodeLocal DNSCache)", "any"],
+)
+def test_each_dns_form(dns: DnsEgress, to: list[dict[str, Any]] | None) -> None:
+    rule = _dns_rule(dns)
+    assert rule.get("to") == to
