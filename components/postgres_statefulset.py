@@ -62,9 +62,9 @@ class DnsEgress:
     """Where the pods may send DNS queries (UDP and TCP 53).
 
     The default is the usual cluster DNS: pods labelled k8s-app=kube-dns in kube-system.
-    Other clusters need other peers: NodeLocal DNSCache listens on a link-local address
-    (cidrs=("169.254.20.10/32",)), OpenShift runs dns-default in openshift-dns (selectors).
-    any=True allows port 53 to every address (simplest, least strict).
+    Other clusters need other peers: OpenShift runs dns-default in openshift-dns (selectors);
+    NodeLocal DNSCache listens on a link-local address (cidrs=("169.254.20.10/32",), added to the
+    selected pods). any=True allows port 53 to every address (simplest, least strict).
     """
 
     namespace_labels: dict[str, str] = field(default_factory=lambda: {"kubernetes.io/metadata.name": "kube-system"})
@@ -198,15 +198,13 @@ def dns_egress(dns: DnsEgress) -> k8s.networking.v1.NetworkPolicyEgressRuleArgs:
     peers: list[k8s.networking.v1.NetworkPolicyPeerArgs] | None
     if dns.any:
         peers = None  # no `to`: port 53 to every address
-    elif dns.cidrs:
-        peers = [k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr=c)) for c in dns.cidrs]
     else:
         peers = [
             k8s.networking.v1.NetworkPolicyPeerArgs(
                 namespace_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=dns.namespace_labels),
                 pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=dns.pod_labels),
             )
-        ]
+        ] + [k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr=c)) for c in dns.cidrs]
     return k8s.networking.v1.NetworkPolicyEgressRuleArgs(
         to=peers, ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=53, protocol=p) for p in ("UDP", "TCP")]
     )

@@ -5,45 +5,120 @@ Every key lives under the project namespace as an object (``pgstack:postgres``,
 ``extra="forbid"`` and strict types, so a typo or a wrong type fails at preview
 time with one message naming the key, the value and the accepted form, before
 any resource is registered.
+
+Values are checked the way the cluster will check them: quantities with the API
+server's grammar, names for every kind of object they become, label keys and
+values with the Kubernetes rules, CIDRs with ``ipaddress``, image repositories
+with the OCI reference grammar, and the cross-field rules Longhorn's webhooks and
+the image enforce. Every "such as" in a message lists values (as JSON, which YAML
+reads the same way) that the same key accepts; tests/test_config.py parses them.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import math
 import re
+from collections.abc import Callable, Iterable
+from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import pulumi
 from croniter import croniter
 from kubernetes.utils.quantity import parse_quantity
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from components.postgres_statefulset import POSTGRES_UID
 
 PROJECT = "pgstack"
 
-# Image majors whose data layout and entrypoint behaviour we have checked.
-SUPPORTED_PG_MAJORS = (16, 17, 18)
+# ---------------------------------------------------------------- PostgreSQL majors
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_PG_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
-_TAG = re.compile(r"^(\d+)(\.\d+)?([-.][A-Za-z0-9_.-]+)?$")
+# The day each PostgreSQL major stops (or stopped) getting fixes, security fixes included: the
+# "Final Release" column of https://www.postgresql.org/support/versioning/ (as mirrored by
+# endoflife-date/endoflife.date products/postgresql.md). The one place these dates live.
+# 9 stands for 9.6, the last 9.x (tags 9.6, 9.6.24).
+PG_END_OF_LIFE: dict[int, date] = {
+    9: date(2021, 11, 11),
+    10: date(2022, 11, 10),
+    11: date(2023, 11, 9),
+    12: date(2024, 11, 21),
+    13: date(2025, 11, 13),
+    14: date(2026, 11, 12),
+    15: date(2027, 11, 11),
+    16: date(2028, 11, 9),
+    17: date(2029, 11, 8),
+    18: date(2030, 11, 14),
+}
+
+# Image majors whose data layout and entrypoint behaviour we have checked: 15-17 keep PGDATA under
+# /var/lib/postgresql/data, 18 moved it (components/postgres_settings.data_layout), and
+# tests/scripts/test_majors.py runs init.sh on a real server of each. Every major older than the
+# first is past its end of life and refused with its date.
+SUPPORTED_PG_MAJORS = (15, 16, 17, 18)
+
+# The pods run PostgreSQL as POD_UID, the official Debian images' postgres user (docker-library/postgres
+# */trixie/Dockerfile: useradd --uid=999); the Alpine images' postgres is 70 (*/alpine*/Dockerfile: adduser -u 70).
+POD_UID = POSTGRES_UID
+ALPINE_UID = 70
+
+# ---------------------------------------------------------------- grammars
+
+# apimachinery's DNS-1123 label and subdomain, DNS-1035 label, qualified name and label value
+# (k8s.io/apimachinery/pkg/util/validation/validation.go).
+_DNS_1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS_1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_DNS_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_PG_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_DIGEST = re.compile(r"sha256:[a-f0-9]{64}")
+
+# apimachinery pkg/api/resource/quantity.go, the serialization format the API server parses:
+#   <quantity> ::= <signedNumber><suffix>
+#   <number>   ::= <digits> | <digits>.<digits> | <digits>. | .<digits>
+#   <suffix>   ::= <binarySI> | <decimalExponent> | <decimalSI>
+#   <binarySI> ::= Ki | Mi | Gi | Ti | Pi | Ei      <decimalSI> ::= n | u | m | "" | k | M | G | T | P | E
+#   <decimalExponent> ::= "e" <signedNumber> | "E" <signedNumber> (parseQuantityString takes digits only)
+# No spaces anywhere: the client library's parse_quantity tolerates "1 Gi", the API server does not.
+_QUANTITY = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(([KMGTPE]i)|[numkMGTPE]|[eE][+-]?[0-9]+)?")
+
+# distribution/reference regexp.go: a repository name is [domain[:port]/]path-component[/...].
+_ALNUM = r"[a-z0-9]+"
+_SEPARATOR = r"(?:[._]|__|[-]+)"
+_PATH_COMPONENT = _ALNUM + rf"(?:{_SEPARATOR}{_ALNUM})*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN_NAME = _DOMAIN_COMPONENT + rf"(?:\.{_DOMAIN_COMPONENT})*"
+_IPV6_ADDRESS = r"\[(?:[a-fA-F0-9:]+)\]"
+_DOMAIN_AND_PORT = rf"(?:{_DOMAIN_NAME}|{_IPV6_ADDRESS})(?::[0-9]+)?"
+_REPOSITORY = re.compile(rf"(?:({_DOMAIN_AND_PORT})/)?({_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)")
+_REPOSITORY_PATH_MAX = 255  # reference.go RepositoryNameTotalLengthMax
+_IMAGE_TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)  # regexp.go tag (Go's \w is ASCII)
+# Our own reading of a postgres tag: the leading number is the major (18, 18.1, 18.1-trixie, 9.6.24).
+_PG_TAG = re.compile(r"([0-9]+)(\.[0-9]+)*([-.][A-Za-z0-9_.-]+)?")
+_ALPINE_TAG = re.compile(r"(^|[-.])alpine", re.IGNORECASE)
 
 
 class ConfigError(pulumi.RunError):
     """Invalid stack configuration. RunError makes Pulumi print just the message."""
 
 
-# ---------------------------------------------------------------- validators
+def such_as(*examples: Any) -> str:
+    """'such as "1Gi", "20Gi" or 2': examples as JSON scalars, which a stack file's YAML reads the same way."""
+    shown = [json.dumps(e) for e in examples]
+    return "such as " + (shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1])
 
 
-def dns_label(max_len: int) -> AfterValidator:
+# ---------------------------------------------------------------- names and identifiers
+
+
+def dns_label(max_len: int = 63, examples: tuple[str, ...] = ("postgres", "orders-db")) -> AfterValidator:
     def check(value: str) -> str:
-        if len(value) > max_len or not _DNS_LABEL.match(value):
+        if len(value) > max_len or not _DNS_1123_LABEL.fullmatch(value):
             raise ValueError(
                 f"a DNS-1123 label: lowercase letters, digits and '-', starting and ending "
-                f"with a letter or digit, at most {max_len} characters"
+                f"with a letter or digit, at most {max_len} characters, {such_as(*examples)}"
             )
         return value
 
@@ -51,58 +126,322 @@ def dns_label(max_len: int) -> AfterValidator:
 
 
 def _dns_subdomain(value: str) -> str:
-    if len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
-        raise ValueError("a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', at most 253 characters")
+    if len(value) > 253 or not _DNS_1123_SUBDOMAIN.fullmatch(value):
+        raise ValueError(
+            "a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', each part starting and ending with a letter "
+            f"or digit, at most 253 characters, {such_as('longhorn-postgres', 'csi-disk')}"
+        )
     return value
 
 
 def _pg_identifier(value: str) -> str:
-    if not _PG_IDENTIFIER.match(value):
-        raise ValueError("a PostgreSQL identifier: lowercase letters, digits and '_', not starting with a digit, at most 63 characters")
+    if not _PG_IDENTIFIER.fullmatch(value):
+        raise ValueError(
+            "a PostgreSQL identifier: lowercase letters, digits and '_', not starting with a digit, at most 63 characters, "
+            f"{such_as('orders', 'billing_app')}"
+        )
     return value
+
+
+# The most pods a set can have (PostgresSettings.replicas), so the highest ordinal is MAX_REPLICAS - 1.
+MAX_REPLICAS = 15
+
+# Why each kind of object limits the names made from postgres.name.
+_STATEFULSET = (
+    52,
+    "a StatefulSet name can have at most 52 characters: the controller labels every pod controller-revision-hash="
+    "<StatefulSet name>-<hash of up to 10 characters> (kubernetes pkg/controller/history ControllerRevisionName), "
+    "and a label value has at most 63",
+)
+_POD = (63, "a StatefulSet pod's name is its hostname, a DNS-1123 label of at most 63 characters")
+_SERVICE = (63, "a Service name is a DNS-1035 label of at most 63 characters")
+_CRONJOB = (52, "Kubernetes refuses a CronJob name over 52 characters: each Job's name adds 11 (pkg/apis/batch/validation)")
+_SUBDOMAIN = (253, "a DNS-1123 subdomain of at most 253 characters")
+
+
+def derived_names(name: str) -> list[tuple[str, str, tuple[int, str]]]:
+    """Every object name made from postgres.name, its kind and its (length limit, reason), at the largest size.
+
+    Checked for MAX_REPLICAS and with replication, whatever the stack sets now: scaling up later
+    must not meet a name the cluster refuses.
+    """
+    last = MAX_REPLICAS - 1
+    return [
+        (name, "the primary StatefulSet", _STATEFULSET),
+        (f"{name}-standby", "the standby StatefulSet", _STATEFULSET),
+        (f"{name}-standby-{last}", "a standby pod", _POD),
+        (f"{name}-{last}", "a pod with replication off", _POD),
+        (name, "the read-write Service", _SERVICE),
+        (f"{name}-ro", "the read-only Service", _SERVICE),
+        (f"{name}-hl", "the headless Service", _SERVICE),
+        (f"{name}-backup", "the dump CronJob", _CRONJOB),
+        (f"{name}-credentials", "the credentials Secret", _SUBDOMAIN),
+        (f"{name}-scripts", "the scripts ConfigMap", _SUBDOMAIN),
+        (f"{name}-dumps", "the dumps PersistentVolumeClaim", _SUBDOMAIN),
+        (f"{name}-dumps-s3", "the dump S3 Secret", _SUBDOMAIN),
+        (f"data-{name}-standby-{last}", "a data PersistentVolumeClaim", _SUBDOMAIN),
+    ]
+
+
+def _postgres_name(value: str) -> str:
+    if not _DNS_1035_LABEL.fullmatch(value):
+        raise ValueError(
+            "a DNS-1035 label, because the name is also the Services' names (<name>, <name>-ro, <name>-hl): lowercase "
+            f"letters, digits and '-', starting with a letter and ending with a letter or digit, {such_as('postgres', 'orders-db')}"
+        )
+    too_long = [(limit - (len(obj) - len(value)), obj, kind, why) for obj, kind, (limit, why) in derived_names(value) if len(obj) > limit]
+    if too_long:
+        allowed, obj, kind, why = min(too_long)
+        raise ValueError(
+            f"a name of at most {allowed} characters: it makes {kind} {obj} ({len(obj)} characters), and {why}; "
+            f"{such_as('postgres', 'orders-db')}"
+        )
+    return value
+
+
+# ---------------------------------------------------------------- quantities
 
 
 def quantity(value: str) -> Decimal:
-    """Parse a Kubernetes quantity (``1Gi``, ``500m``) with the official client's parser."""
-    try:
-        parsed = parse_quantity(value)  # type: ignore[no-untyped-call]
-    except ValueError:
-        raise ValueError("a Kubernetes quantity such as 500m, 1, 512Mi or 1Gi (suffixes Ki Mi Gi Ti, k M G T, m)") from None
-    return Decimal(parsed)
+    """The value of a Kubernetes quantity (``1Gi``, ``500m``) written in the API server's grammar.
+
+    The grammar is checked here (apimachinery's, see _QUANTITY); the client library's
+    parse_quantity only computes the value, because it also accepts what the API server refuses.
+    """
+    if not _QUANTITY.fullmatch(value):
+        raise ValueError(f"not a Kubernetes quantity: {value!r}")
+    return Decimal(parse_quantity(value))  # type: ignore[no-untyped-call]
 
 
-def _positive_quantity(value: str) -> str:
-    if quantity(value) <= 0:
-        raise ValueError("a positive Kubernetes quantity such as 500m, 512Mi or 1Gi")
-    return value
+def _quantity_text(examples: tuple[Any, ...]) -> Callable[[Any], Any]:
+    """Before the str check: Kubernetes takes a quantity as a string or as a plain number (`cpu: 2`)."""
+
+    def to_text(value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if isinstance(value, float) and math.isfinite(value):
+            return format(Decimal(repr(value)).normalize(), "f")
+        if isinstance(value, str):
+            return value
+        raise ValueError(f"a Kubernetes quantity, as a string or a plain number, {such_as(*examples)}")
+
+    return to_text
 
 
-def _storage_size(value: str) -> str:
-    if quantity(value) < 1024**3 / 10 or quantity(value) % 1 != 0:
-        raise ValueError("a whole-byte Kubernetes size of at least 100Mi, such as 1Gi or 20Gi (binary suffixes Mi Gi Ti)")
-    return value
+def _quantity_rule(examples: tuple[Any, ...], whole_bytes: bool = False, minimum: str | None = None) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if not _QUANTITY.fullmatch(value):
+            spaced = ""
+            if re.search(r"\s", value):
+                packed = re.sub(r"\s", "", value)
+                spaced = f" (the API server refuses spaces: {json.dumps(packed)}, not {json.dumps(value)})"
+            raise ValueError(
+                f"a Kubernetes quantity: a number and an optional suffix, written without spaces{spaced}; suffixes are "
+                f"Ki Mi Gi Ti Pi Ei (powers of 1024), n u m k M G T P E (powers of 1000) or an exponent (e6); "
+                f"{such_as(*examples)}"
+            )
+        amount = quantity(value)
+        if abs(amount) > _QUANTITY_MAX:
+            raise ValueError(f"a quantity of at most 2^63-1, just under 8Ei (the API server caps larger ones), {such_as(*examples)}")
+        if minimum is not None and amount < quantity(minimum):
+            raise ValueError(
+                f"a size of at least {minimum} ({int(quantity(minimum))} bytes; {minimum} itself is accepted), {such_as(*examples)}"
+            )
+        if amount <= 0:
+            raise ValueError(f"a quantity above zero, {such_as(*examples)}")
+        if whole_bytes and amount % 1 != 0:
+            raise ValueError(
+                f"a whole number of bytes: {value} is {amount.normalize():f} bytes (m means thousandths, not mega); {such_as(*examples)}"
+            )
+        return value
+
+    return check
+
+
+# The API server keeps quantities up to 2^63-1 (quantity.go: binary ones are capped there; int64 accessors overflow).
+_QUANTITY_MAX = Decimal(2**63 - 1)
+
+# The smallest volume: init.sh's WAL budget needs room beside the data. Inclusive.
+MIN_STORAGE = "100Mi"
+
+_CPU: tuple[Any, ...] = ("500m", 2, "1.5")
+_MEMORY: tuple[Any, ...] = ("512Mi", "1Gi", 1073741824)
+_SHM: tuple[Any, ...] = ("256Mi", "1Gi")
+_STORAGE: tuple[Any, ...] = ("100Mi", "1Gi", "20Gi")
+CpuQuantity = Annotated[str, BeforeValidator(_quantity_text(_CPU)), AfterValidator(_quantity_rule(_CPU))]
+MemoryQuantity = Annotated[str, BeforeValidator(_quantity_text(_MEMORY)), AfterValidator(_quantity_rule(_MEMORY, whole_bytes=True))]
+ShmQuantity = Annotated[str, BeforeValidator(_quantity_text(_SHM)), AfterValidator(_quantity_rule(_SHM, whole_bytes=True))]
+StorageSize = Annotated[
+    str, BeforeValidator(_quantity_text(_STORAGE)), AfterValidator(_quantity_rule(_STORAGE, whole_bytes=True, minimum=MIN_STORAGE))
+]
+
+
+# ---------------------------------------------------------------- other formats
 
 
 def _schedule(value: str) -> str:
     # Kubernetes and Longhorn take five-field cron expressions (or @hourly, @daily, ...).
     if not croniter.is_valid(value) or (not value.startswith("@") and len(value.split()) != 5):
-        raise ValueError('a five-field cron schedule such as "0 3 * * *" (03:00 daily) or @daily')
+        raise ValueError(f"a five-field cron schedule (minute hour day month weekday) or a macro, {such_as('0 3 * * *', '@daily')}")
+    return value
+
+
+def _labels(kind: str) -> Callable[[dict[str, str]], dict[str, str]]:
+    """Label keys and values with apimachinery's rules (IsQualifiedName, IsValidLabelValue)."""
+
+    def check(labels: dict[str, str]) -> dict[str, str]:
+        for key, value in labels.items():
+            prefix, slash, name = key.rpartition("/")
+            if (
+                key.count("/") > 1
+                or (slash and (not prefix or len(prefix) > 253 or not _DNS_1123_SUBDOMAIN.fullmatch(prefix)))
+                or len(name) > 63
+                or not _QUALIFIED_NAME.fullmatch(name)
+            ):
+                raise _FieldError(
+                    "",
+                    key,
+                    f"a {kind} key: an optional DNS-1123 subdomain prefix and '/', then a name of at most 63 letters, "
+                    f"digits, '-', '_' and '.', starting and ending with a letter or digit, "
+                    f"{such_as('app', 'app.kubernetes.io/name')}",
+                )
+            if len(value) > 63 or (value and not _QUALIFIED_NAME.fullmatch(value)):
+                raise _FieldError(
+                    key,
+                    value,
+                    f"a {kind} value: empty, or at most 63 letters, digits, '-', '_' and '.', starting and ending with a "
+                    f"letter or digit (no spaces), {such_as('web', 'orders-api')}",
+                )
+        return labels
+
+    return check
+
+
+def _cidr(value: str) -> str:
+    """An IPv4 or IPv6 network with its prefix, as NetworkPolicy ipBlock.cidr takes it."""
+    examples = such_as("10.0.0.0/8", "192.168.1.0/24", "fd00::/8")
+    if "/" not in value:
+        raise ValueError(f"an IP network with its prefix length, {examples}")
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        if "host bits set" not in str(exc):
+            raise ValueError(f"an IPv4 or IPv6 network in CIDR form (octets 0-255, prefix at most 32 or 128), {examples}") from None
+        network = ipaddress.ip_network(value, strict=False)
+        raise ValueError(
+            f"a network address: {value} has host bits set (bits after the /{network.prefixlen} prefix); "
+            f"write the network it lies in, {such_as(str(network))}"
+        ) from None
+    return value
+
+
+def _repository(value: str) -> str:
+    """An image repository as distribution/reference parses a name: no scheme, no tag, no digest."""
+    examples = such_as("docker.io/library/postgres", "registry.example.com:5000/db/postgres")
+    last = value.rsplit("/", 1)[-1]
+    if "://" in value:
+        raise ValueError(f"a repository without a URL scheme: [registry[:port]/]path, {examples}")
+    if "@" in value:
+        raise ValueError(f"a repository without a digest (put the digest in image.digest), {examples}")
+    if ":" in last:
+        raise ValueError(f"a repository without a tag (put the tag in image.tag), {examples}")
+    match = _REPOSITORY.fullmatch(value)
+    if match and len(match.group(2)) > _REPOSITORY_PATH_MAX:
+        raise ValueError(f"a repository whose path has at most {_REPOSITORY_PATH_MAX} characters, {examples}")
+    if not match:
+        lower = _REPOSITORY.fullmatch(value.lower())
+        why = "the path must be lowercase" if lower else "path components are lowercase letters and digits joined by '.', '_', '__' or '-'"
+        raise ValueError(f"an image repository in the OCI reference grammar ({why}): [registry[:port]/]path, {examples}")
+    return value
+
+
+def pg_major(tag: str) -> int | None:
+    """The PostgreSQL major a postgres image tag names (18.1-trixie -> 18), or None."""
+    match = _PG_TAG.fullmatch(tag)
+    return int(match.group(1)) if match else None
+
+
+def _image_tag(value: str) -> str:
+    supported = ", ".join(map(str, SUPPORTED_PG_MAJORS[:-1])) + f" or {SUPPORTED_PG_MAJORS[-1]}"
+    examples = such_as("18.1", "15")
+    if not _IMAGE_TAG.fullmatch(value):
+        raise ValueError(f"an image tag: up to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-', {examples}")
+    if _ALPINE_TAG.search(value):
+        raise ValueError(
+            f"a Debian-based tag: the postgres image's Alpine variants run PostgreSQL as uid {ALPINE_UID}, and these pods "
+            f"run as uid {POD_UID} (the Debian images' postgres user), so the data directory's owner would not match; "
+            f"use the Debian tag of the same version, {such_as('18.1', '18.1-trixie')}"
+        )
+    major = pg_major(value)
+    if major is not None and major < SUPPORTED_PG_MAJORS[0]:
+        ended = PG_END_OF_LIFE.get(major)
+        when = f"on {ended.isoformat()}" if ended else f"before {PG_END_OF_LIFE[min(PG_END_OF_LIFE)].isoformat()}"
+        version = "9.6 (the last 9.x)" if major == 9 else str(major)
+        raise ValueError(
+            f"a supported major ({supported}): PostgreSQL {version} reached end of life {when} and gets no more fixes, "
+            f"security ones included; {examples}. Existing {version.split()[0]} data moves by dump and restore into a stack at "
+            f"{SUPPORTED_PG_MAJORS[0]} or newer (README, Upgrade to a new PostgreSQL major)"
+        )
+    if major not in SUPPORTED_PG_MAJORS:
+        raise ValueError(f"a postgres image tag whose leading number is the major, one of {supported}, {examples}")
+    return value
+
+
+def _tag_is_text(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(f"a quoted string: YAML reads {value} as a number (18.10 would become 18.1), {such_as('18.1', '15')}")
+    return value
+
+
+def _digest(value: str) -> str:
+    if not _DIGEST.fullmatch(value):
+        raise ValueError(f"sha256: followed by 64 lowercase hex digits, {such_as('sha256:' + 'ab' * 32)}")
     return value
 
 
 DnsName = Annotated[str, dns_label(63)]
+NamespaceName = Annotated[str, dns_label(63, ("postgres-prod", "orders-db"))]
 Schedule = Annotated[str, AfterValidator(_schedule)]
 DnsSubdomain = Annotated[str, AfterValidator(_dns_subdomain)]
 PgIdentifier = Annotated[str, AfterValidator(_pg_identifier)]
-Quantity = Annotated[str, AfterValidator(_positive_quantity)]
-StorageSize = Annotated[str, AfterValidator(_storage_size)]
+PodLabels = Annotated[dict[str, str], AfterValidator(_labels("pod label"))]
+NamespaceLabels = Annotated[dict[str, str], AfterValidator(_labels("namespace label"))]
+Cidr = Annotated[str, AfterValidator(_cidr)]
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+def _and(items: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _explicit(model: BaseModel, fields: Iterable[str]) -> list[str]:
+    """The fields among `fields` the stack wrote itself (pydantic's model_fields_set), in declaration order."""
+    return [f for f in type(model).model_fields if f in set(fields) & model.model_fields_set]
+
+
 # ---------------------------------------------------------------- storage
+
+
+_LOCALITIES = ("disabled", "best-effort", "strict-local")
+
+
+def _strict_local_rule(locality_key: str, locality: str, count_key: str, count: int) -> None:
+    """Longhorn's volume webhook refuses strict-local with more than one replica: longhorn-manager
+    webhook/resources/volume/validator.go (validateReplicaCount, types.ValidateDataLocalityAndReplicaCount:
+    "replica count should be 1 in data locality strict-local mode"). Volumes that leave both unset get
+    them from the default-replica-count and default-data-locality settings (volume mutator.go)."""
+    if locality == "strict-local" and count > 1:
+        raise _FieldError(
+            locality_key,
+            locality,
+            f"a locality that allows {count_key} {count}, {such_as('best-effort', 'disabled')}: strict-local keeps a "
+            f"volume's only replica on the pod's node, and Longhorn's volume webhook refuses it with more than one "
+            f"replica (for strict-local, set {count_key} to 1)",
+        )
 
 
 class LonghornSettings(_Model):
@@ -133,6 +472,23 @@ class LonghornSettings(_Model):
         ),
     )
 
+    @model_validator(mode="after")
+    def _check(self) -> LonghornSettings:
+        _strict_local_rule("defaultDataLocality", self.defaultDataLocality, "defaultReplicaCount", self.defaultReplicaCount)
+        return self
+
+
+# Read only when this stack installs Longhorn (namespace is read either way: the recurring jobs live there).
+LONGHORN_INSTALL_ONLY = (
+    "chartVersion",
+    "defaultReplicaCount",
+    "defaultDataLocality",
+    "nodeDownPodDeletionPolicy",
+    "deleteAllVolumesOnUninstall",
+)
+# Settings of the StorageClass this stack creates on Longhorn; an existing class is used as it is.
+LONGHORN_CLASS_ONLY = ("className", "numberOfReplicas", "dataLocality", "reclaimPolicy")
+
 
 class StorageSettings(_Model):
     """The StorageClass the database volumes use."""
@@ -143,34 +499,30 @@ class StorageSettings(_Model):
     dataLocality: Literal["disabled", "best-effort", "strict-local"] = "best-effort"
     reclaimPolicy: Literal["Retain", "Delete"] = Field("Retain", description="Retain keeps the volume when a PVC is deleted")
 
+    @model_validator(mode="after")
+    def _check(self) -> StorageSettings:
+        _strict_local_rule("dataLocality", self.dataLocality, "numberOfReplicas", self.numberOfReplicas)
+        return self
+
 
 # ---------------------------------------------------------------- postgres
 
 
 class ImageSettings(_Model):
-    repository: str = Field("docker.io/library/postgres", min_length=1, pattern=r"^[a-z0-9][a-z0-9._/:-]*$")
-    tag: str = Field("18.1", description="Image tag; its leading number is the PostgreSQL major")
-    digest: str | None = Field(None, description="Pin by digest: sha256:<64 hex>")
+    repository: Annotated[str, AfterValidator(_repository)] = Field(
+        "docker.io/library/postgres", description="[registry[:port]/]path, without tag or digest"
+    )
+    tag: Annotated[str, BeforeValidator(_tag_is_text), AfterValidator(_image_tag)] = Field(
+        "18.1", description="Image tag; its leading number is the PostgreSQL major (15-18); Debian-based, not -alpine"
+    )
+    digest: Annotated[str, AfterValidator(_digest)] | None = Field(None, description="Pin by digest: sha256:<64 hex>")
     pullPolicy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
-
-    @model_validator(mode="after")
-    def _check(self) -> ImageSettings:
-        match = _TAG.match(self.tag)
-        if not match or int(match.group(1)) not in SUPPORTED_PG_MAJORS:
-            raise _FieldError(
-                "tag",
-                self.tag,
-                f"a postgres image tag whose major is one of {', '.join(map(str, SUPPORTED_PG_MAJORS))}, such as 18.1 or 17",
-            )
-        if self.digest is not None and not _DIGEST.match(self.digest):
-            raise _FieldError("digest", self.digest, "sha256: followed by 64 lowercase hex digits")
-        return self
 
     @property
     def major(self) -> int:
-        match = _TAG.match(self.tag)
-        assert match is not None
-        return int(match.group(1))
+        major = pg_major(self.tag)
+        assert major is not None
+        return major
 
     @property
     def reference(self) -> str:
@@ -178,21 +530,52 @@ class ImageSettings(_Model):
         return f"{ref}@{self.digest}" if self.digest else ref
 
 
+# The resources a pod gets for what the stack leaves out; see ResourceSettings.
+DEFAULT_REQUESTS = {"cpu": "1", "memory": "1Gi"}
+DEFAULT_LIMITS = {"cpu": "2", "memory": "1Gi"}
+
+
 class ResourceAmounts(_Model):
-    cpu: Quantity
-    memory: Quantity
+    # "" until ResourceSettings completes it: an unset field (not in model_fields_set) takes its default there.
+    cpu: CpuQuantity = ""
+    memory: MemoryQuantity = ""
 
 
 class ResourceSettings(_Model):
-    requests: ResourceAmounts = ResourceAmounts(cpu="1", memory="1Gi")
-    limits: ResourceAmounts = ResourceAmounts(cpu="2", memory="1Gi")
+    """Requests and limits; each of the four fields defaults on its own.
+
+    A field the stack leaves out takes its default, moved only as far as it must to keep
+    limits >= requests: a missing limit is max(its default, the request), a missing request is
+    min(its default, the limit). So `limits: {memory: 4Gi}` alone gives requests.memory 1Gi,
+    and `requests: {cpu: "4"}` alone gives limits.cpu 4. A request above a limit the stack set
+    itself is refused as just that.
+    """
+
+    requests: ResourceAmounts = ResourceAmounts()
+    limits: ResourceAmounts = ResourceAmounts()
 
     @model_validator(mode="after")
-    def _limits_cover_requests(self) -> ResourceSettings:
+    def _complete(self) -> ResourceSettings:
+        requests: dict[str, str] = {}
+        limits: dict[str, str] = {}
         for res in ("cpu", "memory"):
-            req, lim = getattr(self.requests, res), getattr(self.limits, res)
-            if quantity(lim) < quantity(req):
-                raise _FieldError(f"limits.{res}", lim, f"a quantity at least requests.{res} ({req})")
+            req = getattr(self.requests, res) if res in self.requests.model_fields_set else None
+            lim = getattr(self.limits, res) if res in self.limits.model_fields_set else None
+            if req is not None and lim is not None and quantity(lim) < quantity(req):
+                raise _FieldError(
+                    f"limits.{res}",
+                    lim,
+                    f"a limit at least requests.{res} ({req}), {such_as(req)}: Kubernetes refuses a container whose "
+                    f"request is above its limit (or lower requests.{res})",
+                )
+            if req is None:
+                req = DEFAULT_REQUESTS[res] if lim is None or quantity(DEFAULT_REQUESTS[res]) <= quantity(lim) else lim
+            if lim is None:
+                lim = DEFAULT_LIMITS[res] if quantity(DEFAULT_LIMITS[res]) >= quantity(req) else req
+            requests[res], limits[res] = req, lim
+        # Frozen model: set the completed amounts once, here, while it is being validated.
+        object.__setattr__(self, "requests", ResourceAmounts(**requests))
+        object.__setattr__(self, "limits", ResourceAmounts(**limits))
         return self
 
 
@@ -213,7 +596,7 @@ class ReplicationSettings(_Model):
     user: PgIdentifier = "replicator"
     maxLagBytes: int = Field(16 * 1024 * 1024, ge=0, description="A standby is ready only within this replay lag")
     podAntiAffinity: Literal["soft", "hard"] = "soft"
-    primary: Annotated[str, dns_label(63)] | None = Field(
+    primary: Annotated[str, dns_label(63, ("postgres-0", "postgres-standby-1"))] | None = Field(
         None, description="Pod that must be the primary; null means <name>-0. Set only by the promotion runbook"
     )
 
@@ -222,9 +605,9 @@ class ClientPeer(_Model):
     """Who may connect: pods matching podLabels in namespaces matching namespaceLabels
     (null: the database's namespace), or an IP range in cidr."""
 
-    podLabels: dict[str, str] = Field(default_factory=dict)
-    namespaceLabels: dict[str, str] | None = None
-    cidr: str | None = Field(None, pattern=r"^[0-9a-fA-F:.]+/\d{1,3}$")
+    podLabels: PodLabels = Field(default_factory=dict)
+    namespaceLabels: NamespaceLabels | None = None
+    cidr: Cidr | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> ClientPeer:
@@ -233,16 +616,42 @@ class ClientPeer(_Model):
         return self
 
 
+class DnsSettings(_Model):
+    """Where the pods may send DNS queries (UDP/TCP 53).
+
+    The DNS pods (default: kube-dns in kube-system; OpenShift: dns-default in openshift-dns),
+    plus any cidrs (NodeLocal DNSCache: ["169.254.20.10/32"]); or any: true for port 53 anywhere.
+    """
+
+    podLabels: PodLabels = Field(default_factory=lambda: {"k8s-app": "kube-dns"})
+    namespaceLabels: NamespaceLabels = Field(default_factory=lambda: {"kubernetes.io/metadata.name": "kube-system"})
+    cidrs: list[Cidr] = Field(default_factory=list)
+    any: bool = Field(False, description="Port 53 to every address")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> DnsSettings:
+        # any replaces the peers: with peers also set, one of the two would be silently ignored.
+        selectors = {"podLabels", "namespaceLabels"} & self.model_fields_set
+        if self.any and (self.cidrs or selectors):
+            raise _FieldError(
+                "any", True, "false when cidrs or podLabels/namespaceLabels are set (any allows every address), such as false"
+            )
+        return self
+
+
 class NetworkPolicySettings(_Model):
     enabled: bool = Field(True, description="Restrict ingress to peers and allowFrom, egress to DNS and peers")
     allowFrom: list[ClientPeer] = Field(default_factory=lambda: [ClientPeer()], description="Default: any pod in the namespace")
+    dns: DnsSettings = DnsSettings()
 
 
 class PostgresSettings(_Model):
     """The PostgreSQL StatefulSet."""
 
-    name: Annotated[str, dns_label(40)] = Field("postgres", description="Base name of the StatefulSet and its services")
-    replicas: int = Field(1, ge=1, le=15, description="PostgreSQL pods: 1 primary plus replicas-1 hot standbys")
+    name: Annotated[str, AfterValidator(_postgres_name)] = Field(
+        "postgres", description="Base name of the StatefulSets, Services, Secret, claims and CronJob"
+    )
+    replicas: int = Field(1, ge=1, le=MAX_REPLICAS, description="PostgreSQL pods: 1 primary plus replicas-1 hot standbys")
     image: ImageSettings = ImageSettings()
     storageSize: StorageSize = Field("1Gi", description="Volume size of each pod")
     resources: ResourceSettings = ResourceSettings()
@@ -251,16 +660,24 @@ class PostgresSettings(_Model):
     username: PgIdentifier | None = Field("app", description="Application role; null for superuser only")
     service: ServiceSettings = ServiceSettings()
     replication: ReplicationSettings = ReplicationSettings()
-    shmSize: Quantity = Field("256Mi", description="Size of the memory-backed /dev/shm")
+    shmSize: ShmQuantity = Field("256Mi", description="Size of the memory-backed /dev/shm")
     networkPolicy: NetworkPolicySettings = NetworkPolicySettings()
 
     @model_validator(mode="after")
     def _roles_and_primary(self) -> PostgresSettings:
         for key, role in (("username", self.username), ("replication.user", self.replication.user)):
             if role is not None and (role == "postgres" or role.startswith("pg_")):
-                raise _FieldError(key, role, "a role name other than postgres (the superuser) and not starting with pg_")
+                raise _FieldError(
+                    key,
+                    role,
+                    f"a role name other than postgres (the superuser) and not starting with pg_, {such_as('orders', 'billing_app')}",
+                )
         if self.username is not None and self.username == self.replication.user:
-            raise _FieldError("username", self.username, f"a role name different from replication.user ({self.replication.user})")
+            raise _FieldError(
+                "username",
+                self.username,
+                f"a role name different from replication.user ({self.replication.user}), {such_as('orders', 'billing_app')}",
+            )
         primary = self.replication.primary
         if primary is not None:
             pods = [f"{self.name}-0"] + [f"{self.name}-standby-{i}" for i in range(1, self.replicas)]
@@ -273,7 +690,9 @@ class PostgresSettings(_Model):
 
 
 class LonghornJob(_Model):
-    """A Longhorn RecurringJob for the database volumes: when, and how many to keep per volume."""
+    """A Longhorn RecurringJob for the database volumes: when, and how many to keep per volume.
+
+    No defaults: a stack that turns a job on says when it runs and how many it keeps."""
 
     schedule: Schedule
     retain: int = Field(ge=1, le=100, description="Snapshots or backups kept per volume")
@@ -295,7 +714,7 @@ class DumpSettings(_Model):
     @model_validator(mode="after")
     def _some_retention(self) -> DumpSettings:
         if self.keep == 0 and self.keepDays == 0:
-            raise _FieldError("keep", 0, "at least 1 in keep or keepDays: with neither, dumps would fill their volume")
+            raise _FieldError("keep", 0, f"at least 1 in keep or keepDays, {such_as(7, 14)}: with neither, dumps would fill their volume")
         return self
 
 
@@ -310,11 +729,15 @@ class BackupSettings(_Model):
 # Namespaces a database must never live in: deleting the stack would delete them.
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
+# Longhorn turns each RecurringJob (<className>-snapshot, <className>-backup: components/longhorn_backups.py)
+# into a CronJob of the same name (longhorn-manager controller/recurring_job_controller.go newCronJob).
+RECURRING_JOB_TASKS = ("snapshot", "backup")
+
 
 class Settings(_Model):
     """Everything a stack can set."""
 
-    namespace: DnsName = "postgres"
+    namespace: NamespaceName = "postgres"
     protect: bool = Field(True, description="Pulumi protect on every stateful resource: delete and replace are refused")
     longhorn: LonghornSettings = LonghornSettings()
     storage: StorageSettings = StorageSettings()
@@ -324,23 +747,49 @@ class Settings(_Model):
     @model_validator(mode="after")
     def _storage_class_source(self) -> Settings:
         if self.namespace in SYSTEM_NAMESPACES:
-            raise _FieldError("namespace", self.namespace, f"a namespace of its own, not one of {', '.join(SYSTEM_NAMESPACES)}")
+            raise _FieldError(
+                "namespace",
+                self.namespace,
+                f"a namespace of its own, not one of {', '.join(SYSTEM_NAMESPACES)}, {such_as('postgres', 'orders-db')}",
+            )
         if self.namespace == self.longhorn.namespace:
             raise _FieldError(
                 "namespace",
                 self.namespace,
-                f"a namespace other than longhorn.namespace ({self.longhorn.namespace}): the database namespace is "
-                "Pod Security restricted, Longhorn's is privileged",
+                f"a namespace other than longhorn.namespace ({self.longhorn.namespace}), {such_as('postgres', 'orders-db')}: "
+                "the database namespace is Pod Security restricted, Longhorn's is privileged",
             )
-        if self.longhorn.install and self.storage.existingClass is not None:
-            raise _FieldError("storage.existingClass", self.storage.existingClass, "unset while longhorn.install is true")
+        existing = self.storage.existingClass
+        if existing is not None:
+            if self.longhorn.install:
+                raise _FieldError("storage.existingClass", existing, "unset while longhorn.install is true")
+            ignored = _explicit(self.storage, LONGHORN_CLASS_ONLY)
+            if ignored:
+                raise _FieldError(
+                    f"storage.{ignored[0]}",
+                    getattr(self.storage, ignored[0]),
+                    f"unset with storage.existingClass ({existing}): {_and(['storage.' + f for f in ignored])} "
+                    "configure the Longhorn StorageClass this stack would otherwise create, and an existing class is "
+                    "used as it is",
+                )
         longhorn_jobs = [k for k in ("snapshots", "volumeBackups") if getattr(self.backup, k) is not None]
-        if longhorn_jobs and self.storage.existingClass is not None:
+        if longhorn_jobs and existing is not None:
             raise _FieldError(
                 f"backup.{longhorn_jobs[0]}",
                 "an object",
                 "null with storage.existingClass: Longhorn snapshots and backups need the volumes on Longhorn",
             )
+        if longhorn_jobs:
+            job = max((f"{self.storage.className}-{task}" for task in RECURRING_JOB_TASKS), key=len)
+            if len(job) > 52:
+                allowed = 52 - (len(job) - len(self.storage.className))
+                raise _FieldError(
+                    "storage.className",
+                    self.storage.className,
+                    f"a class name of at most {allowed} characters while backup.{longhorn_jobs[0]} is set, "
+                    f"{such_as('longhorn-postgres')}: it names the Longhorn recurring job {job}, which Longhorn runs as a "
+                    "CronJob of that name, and Kubernetes refuses a CronJob name over 52 characters",
+                )
         return self
 
     @property
@@ -416,7 +865,7 @@ SECRET_KEYS: tuple[str, ...] = tuple(Secrets.model_fields)
 
 
 class _FieldError(ValueError):
-    """A cross-field error that knows which key it is about."""
+    """An error that knows which key (below the validated object; "" for the object itself) it is about."""
 
     def __init__(self, key: str, value: Any, accepted: str) -> None:
         super().__init__(accepted)
@@ -427,7 +876,7 @@ def _describe(err: Any, prefix: str) -> str:
     loc = [str(p) for p in err["loc"]]
     ctx_error = (err.get("ctx") or {}).get("error")
     if isinstance(ctx_error, _FieldError):
-        return _line(".".join([*loc, ctx_error.key]), ctx_error.value, ctx_error.accepted, prefix)
+        return _line(".".join([*loc, *([ctx_error.key] if ctx_error.key else [])]), ctx_error.value, ctx_error.accepted, prefix)
     value = err.get("input")
     if err["type"] == "missing":
         return f"{prefix}{'.'.join(loc)}: missing; this key is required here"
@@ -472,7 +921,7 @@ def parse_secrets(raw: dict[str, Any], settings: Settings) -> Secrets:
         lines = []
         for err in exc.errors():
             ctx_error = (err.get("ctx") or {}).get("error")
-            key = ".".join([*map(str, err["loc"]), *([ctx_error.key] if isinstance(ctx_error, _FieldError) else [])])
+            key = ".".join([*map(str, err["loc"]), *([ctx_error.key] if isinstance(ctx_error, _FieldError) and ctx_error.key else [])])
             accepted = ctx_error.accepted if isinstance(ctx_error, _FieldError) else err["msg"].replace("Input should be ", "")
             lines.append(f"{PROJECT}:{key}: invalid (value hidden: secret); expected {accepted}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
@@ -511,10 +960,89 @@ def load_secrets(settings: Settings) -> Secrets:
     return parse_secrets(raw, settings)
 
 
+# ---------------------------------------------------------------- config the program never reads
+
+# Namespaces whose keys belong to the providers this program uses (kubernetes:context,
+# kubernetes:namespace, random:..., pulumi:tags): never ours, even when a name matches one of ours.
+PROVIDER_NAMESPACES = ("kubernetes", "random", "pulumi")
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance: insertions, deletions and substitutions."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def unread_config_keys(keys: Iterable[str]) -> list[str]:
+    """Warnings for config keys that look meant for this program but that it never reads.
+
+    Pulumi hands the program fully qualified keys, `<namespace>:<name>`; a bare key in a stack
+    file gets the project's namespace (Pulumi >= 3.44, sdk/go/common/workspace/loaders.go
+    stackConfigNamespacedWithProject), so `postgres:` under `config:` IS pgstack:postgres. A key
+    is suspicious when its namespace is not ours but its name (or its namespace) is one of our
+    keys, or its namespace is within two edits of the project's (`pgstak:postgres`).
+    """
+    ours = set(CONFIG_KEYS) | set(SECRET_KEYS)
+    warnings = []
+    for key in sorted(keys):
+        namespace, colon, name = key.partition(":")
+        if not colon:
+            namespace, name = "", key
+        if namespace in (PROJECT, *PROVIDER_NAMESPACES):
+            continue
+        head = name.split(".", 1)[0]
+        if head in ours:
+            meant = f"{PROJECT}:{head}"
+        elif namespace in ours:
+            meant = f"{PROJECT}:{namespace} (with {name} inside the object)"
+        elif namespace and edit_distance(namespace, PROJECT) <= 2:
+            meant = f"{PROJECT}:{name}"
+        else:
+            continue
+        where = f"namespace {namespace}" if namespace else "no namespace"
+        warnings.append(
+            f"config key {key} ({where}) is never read: this program reads only {PROJECT}:<key>. "
+            f"Did you mean {meant}? In the stack file write it under config: as {PROJECT}:<key> (or the bare key)"
+        )
+    return warnings
+
+
+def ignored_settings_warnings(settings: Settings) -> list[str]:
+    """Settings a stack wrote that this configuration never applies, and that are harmless enough to only warn
+    about (an existingClass with Longhorn class settings is refused instead: Settings)."""
+    longhorn = settings.longhorn
+    ignored = [] if longhorn.install else _explicit(longhorn, LONGHORN_INSTALL_ONLY)
+    if not ignored:
+        return []
+    return [
+        f"{PROJECT}:{', '.join('longhorn.' + f for f in ignored)}: never applied while longhorn.install is false (this "
+        "stack does not install Longhorn); set them on the stack that installs it, and remove them here"
+    ]
+
+
+def end_of_life_warning(settings: Settings, today: date) -> str | None:
+    """A supported major past its end of life still deploys, with a warning naming the date."""
+    major = settings.postgres.image.major
+    ended = PG_END_OF_LIFE.get(major)
+    if ended is None or today <= ended:
+        return None
+    return (
+        f"{PROJECT}:postgres.image.tag {settings.postgres.image.tag}: PostgreSQL {major} reached end of life on "
+        f"{ended.isoformat()} and gets no more fixes; plan a dump and restore into a newer major (README, Upgrade to a "
+        "new PostgreSQL major)"
+    )
+
+
 def load_settings() -> Settings:
     """Read every top-level key from the stack's config and validate it."""
     config = pulumi.Config(PROJECT)
     known = set(pulumi.runtime.config.CONFIG.get()) | set(pulumi.runtime.get_config_env())
+    for warning in unread_config_keys(known):
+        pulumi.log.warn(warning)
     allowed = set(CONFIG_KEYS) | set(SECRET_KEYS)
     unknown = sorted(k for k in known if k.startswith(f"{PROJECT}:") and k.split(":", 1)[1] not in allowed)
     if unknown:
@@ -528,4 +1056,8 @@ def load_settings() -> Settings:
             raw[key] = json.loads(text)
         except json.JSONDecodeError:
             raw[key] = text  # a bare string such as the namespace name
-    return parse_settings(raw)
+    settings = parse_settings(raw)
+    for late in [*ignored_settings_warnings(settings), end_of_life_warning(settings, date.today())]:
+        if late:
+            pulumi.log.warn(late)
+    return settings

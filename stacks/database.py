@@ -10,8 +10,13 @@ from components.longhorn_backups import LonghornRecurringJobs, LonghornRecurring
 from components.longhorn_install import LonghornInstall, LonghornInstallArgs
 from components.longhorn_storage_class import LonghornStorageClass, LonghornStorageClassArgs
 from components.naming import name_of, pod_security_labels
-from components.postgres_statefulset import NetworkPolicyPeer, PostgresStatefulSet, PostgresStatefulSetArgs
+from components.postgres_statefulset import DnsEgress, NetworkPolicyPeer, PostgresStatefulSet, PostgresStatefulSetArgs
 from stacks.config import LonghornJob, Secrets, Settings, quantity
+
+
+def dns_egress_of(settings: Settings) -> DnsEgress:
+    dns = settings.postgres.networkPolicy.dns
+    return DnsEgress(namespace_labels=dict(dns.namespaceLabels), pod_labels=dict(dns.podLabels), cidrs=tuple(dns.cidrs), any=dns.any)
 
 
 def backup_group(settings: Settings) -> str | None:
@@ -53,6 +58,7 @@ def postgres_args(settings: Settings, namespace: pulumi.Input[str], storage_clas
         primary_pod=pg.replication.primary,
         shm_size=pg.shmSize,
         network_policy=pg.networkPolicy.enabled,
+        dns=dns_egress_of(settings),
         allowed_clients=tuple(
             NetworkPolicyPeer(pod_labels=dict(c.podLabels), namespace_labels=c.namespaceLabels, cidr=c.cidr)
             for c in pg.networkPolicy.allowFrom
@@ -160,6 +166,7 @@ def backups(settings: Settings, secrets: Secrets, db: PostgresStatefulSet, after
             claim_labels=recurring_job_labels(group) if group else {},
             s3=s3,
             network_policy=pg.networkPolicy.enabled,
+            dns=dns_egress_of(settings),
         ),
         opts=pulumi.ResourceOptions(depends_on=[db, *after]),
     )

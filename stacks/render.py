@@ -10,6 +10,11 @@ placeholder, and generated passwords are random per run.
 
 Objects created by the Longhorn Helm chart are Helm's, not ours: the render lists
 the Release itself (chart, version, values) in helm/release-*.yaml for review.
+
+The render never deletes a file it did not write. It writes only into a new or empty
+directory, or into one it wrote before: that directory holds a marker file
+(.pgstack-render) listing the files of the last render, and a new render replaces
+exactly those. Any other non-empty directory (`--out .` among them) is refused.
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import runpy
 import secrets
 import string
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,14 +42,76 @@ from pulumi.runtime.sync_await import _sync_await
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_FILE = ROOT / "Pulumi.yaml"
 REDACTED = "<redacted>"
+# Marks a directory the render owns, and lists the files it wrote there.
+MARKER = ".pgstack-render"
 
 
 # ------------------------------------------------------------------ config
 
+# Pulumi's rule for stack names (local and cloud backends): ^[A-Za-z0-9_.-]{1,100}$.
+STACK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+# The top-level keys Pulumi reads from a stack file (sdk/go/common/workspace/project.go, ProjectStack).
+# It decodes the file without strict mode, so any other top-level key is dropped without a word.
+STACK_FILE_KEYS = ("config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment", "mainEnvironment")
 
-def project_defaults() -> dict[str, Any]:
+
+class StackFileError(ValueError):
+    """A stack file that cannot be used, with a one-line message naming the file."""
+
+
+class MissingStackFileError(StackFileError, FileNotFoundError):
+    """No Pulumi.<stack>.yaml for the stack."""
+
+
+class StackFileWarning(UserWarning):
+    """Something in a stack file that Pulumi ignores."""
+
+
+def stack_file(stack: str, root: Path = ROOT) -> Path:
+    if not STACK_NAME.fullmatch(stack):
+        raise StackFileError(f"{stack!r} is not a Pulumi stack name: letters, digits, '-', '_' and '.', at most 100")
+    return root / f"Pulumi.{stack}.yaml"
+
+
+def stacks(root: Path = ROOT) -> list[str]:
+    """Every stack with a Pulumi.<stack>.yaml, dotted names included (Pulumi.eu.prod.yaml is stack eu.prod)."""
+    names = (p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in root.glob("Pulumi.*.yaml"))
+    return sorted(n for n in names if STACK_NAME.fullmatch(n))
+
+
+def load_yaml(path: Path) -> Any:
+    """A YAML file's content; a syntax error becomes one line naming the file, the line and the column."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.MarkedYAMLError as exc:
+        where = exc.problem_mark or exc.context_mark
+        position = f", line {where.line + 1}, column {where.column + 1}" if where else ""
+        context = f" ({exc.context} at line {exc.context_mark.line + 1})" if exc.context and exc.context_mark else ""
+        raise StackFileError(f"{_shown(path)}{position}: not valid YAML: {exc.problem}{context}") from None
+    except yaml.YAMLError as exc:
+        raise StackFileError(f"{_shown(path)}: not valid YAML: {' '.join(str(exc).split())}") from None
+
+
+def _shown(path: Path) -> str:
+    """A path as the user would type it from the repository."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def _namespaced(project: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Pulumi reads a config key without a namespace as the project's (`postgres:` is `pgstack:postgres`)."""
+    return {(str(k) if ":" in str(k) else f"{project}:{k}"): v for k, v in values.items()}
+
+
+def _project(root: Path) -> dict[str, Any]:
+    project = load_yaml(root / "Pulumi.yaml")
+    if not isinstance(project, dict) or not isinstance(project.get("name"), str):
+        raise StackFileError(f"{_shown(root / 'Pulumi.yaml')}: expected a project with a name")
+    return project
+
+
+def project_defaults(root: Path = ROOT) -> dict[str, Any]:
     """Project-level config from Pulumi.yaml: the CLI applies these, mocks do not."""
-    project = yaml.safe_load(PROJECT_FILE.read_text())
+    project = _project(root)
     out: dict[str, Any] = {}
     for key, decl in (project.get("config") or {}).items():
         if isinstance(decl, dict) and "value" in decl:
@@ -51,19 +120,38 @@ def project_defaults() -> dict[str, Any]:
             out[key] = decl["default"]
         else:
             out[key] = decl
-    return out
+    return _namespaced(project["name"], out)
 
 
-def stack_config(stack: str) -> dict[str, Any]:
+def stack_settings(stack: str, root: Path = ROOT) -> dict[str, Any]:
+    """A stack file's `config:` block as Pulumi reads it. Warns (StackFileWarning) about the keys Pulumi ignores."""
+    path = stack_file(stack, root)
+    if not path.is_file():
+        raise MissingStackFileError(f"no stack file {_shown(path)}")
+    content = load_yaml(path)
+    if content is None:
+        content = {}
+    if not isinstance(content, dict):
+        raise StackFileError(f"{_shown(path)}: expected a mapping with a config: block, got {type(content).__name__}")
+    ignored = [str(k) for k in content if k not in STACK_FILE_KEYS]
+    if ignored:
+        hint = "" if "config" in content else "; with no config: block, every setting takes its Pulumi.yaml default"
+        warnings.warn(
+            f"{_shown(path)}: Pulumi ignores the top-level keys {', '.join(ignored)} (settings go under config:){hint}",
+            StackFileWarning,
+            stacklevel=2,
+        )
+    config = content.get("config")
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise StackFileError(f"{_shown(path)}: config: must be a mapping of keys to values, got {type(config).__name__}")
+    return _namespaced(_project(root)["name"], config)
+
+
+def stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
     """Config values as `pulumi up` would see them for a stack: project values overlaid by the stack file."""
-    path = ROOT / f"Pulumi.{stack}.yaml"
-    if not path.exists():
-        raise FileNotFoundError(f"no stack file {path.name}")
-    return project_defaults() | ((yaml.safe_load(path.read_text()) or {}).get("config") or {})
-
-
-def stacks() -> list[str]:
-    return sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml"))
+    return project_defaults(root) | stack_settings(stack, root)
 
 
 def as_pulumi_config(values: dict[str, Any]) -> dict[str, str]:
@@ -280,39 +368,108 @@ def helm_releases(run: Run) -> list[dict[str, Any]]:
     return [{"name": r.name, **_plain(r.inputs)} for r in run.of_type("kubernetes:helm.sh/v3:Release")]
 
 
-def render(stack: str, out_dir: Path) -> list[Path]:
-    """Write one YAML file per object (and per Helm release) and return their paths."""
-    run = run_program(stack_config(stack), stack=stack)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for old in [*out_dir.glob("*.yaml"), *out_dir.glob("helm/*.yaml")]:
-        old.unlink()
-    written = []
+class OutputDirError(Exception):
+    """An output directory the render will not write into (one line: which and why)."""
+
+
+def _owned_files(out_dir: Path, root: Path = ROOT) -> list[Path]:
+    """The files a previous render wrote into out_dir, from its marker. Refuses a directory the render
+    does not own: one that is not empty and has no marker, or one that holds the project."""
+    resolved = out_dir.resolve()
+    for project in {ROOT, root.resolve()}:
+        if resolved == project or resolved in project.parents:
+            raise OutputDirError(f"refusing to write into {out_dir}: it holds the project (Pulumi.yaml and the stack files)")
+    if not out_dir.exists():
+        return []
+    if not out_dir.is_dir():
+        raise OutputDirError(f"refusing to write into {out_dir}: it is not a directory")
+    marker = out_dir / MARKER
+    if not marker.is_file():
+        if any(out_dir.iterdir()):
+            raise OutputDirError(
+                f"refusing to write into {out_dir}: it is not empty and was not written by the render "
+                f"(no {MARKER}); choose a new or empty directory, or delete this one if it holds only an older render"
+            )
+        return []
+    owned = []
+    for line in marker.read_text().splitlines():
+        name = line.strip()
+        if name and not name.startswith("#"):
+            path = out_dir / name
+            # Only names the render itself writes (x.yaml, helm/x.yaml): never a path out of the directory.
+            if not name.endswith(".yaml") or path.resolve().parent not in (resolved, resolved / "helm"):
+                raise OutputDirError(f"refusing to write into {out_dir}: {MARKER} lists {name!r}, not a file the render writes")
+            owned.append(path)
+    return owned
+
+
+def _write_marker(out_dir: Path, files: list[Path]) -> None:
+    lines = ["# Written by python -m stacks.render. It owns this directory and replaces only the files listed here.", ""]
+    lines += [str(f.relative_to(out_dir)) for f in files]
+    tmp = out_dir / f"{MARKER}.tmp"
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(out_dir / MARKER)
+
+
+def render(stack: str, out_dir: Path, root: Path = ROOT) -> list[Path]:
+    """Write one YAML file per object (and per Helm release) and return their paths.
+
+    Raises OutputDirError, before anything is written or deleted, for a directory the render does not own."""
+    previous = _owned_files(out_dir, root)
+    run = run_program(stack_config(stack, root), stack=stack)
+    files: list[tuple[Path, str]] = []
     for obj in kubernetes_objects(run):
         meta = obj.get("metadata") or {}
         path = out_dir / f"{obj['kind'].lower()}-{meta.get('namespace', 'cluster')}-{meta['name']}.yaml"
-        path.write_text(yaml.safe_dump(obj, sort_keys=False))
-        written.append(path)
+        files.append((path, yaml.safe_dump(obj, sort_keys=False)))
     for release in helm_releases(run):
-        (out_dir / "helm").mkdir(exist_ok=True)
         path = out_dir / "helm" / f"release-{release['name']}.yaml"
-        path.write_text("# Helm release (rendered by Helm at deploy time, not here)\n" + yaml.safe_dump(release, sort_keys=False))
-        written.append(path)
+        files.append((path, "# Helm release (rendered by Helm at deploy time, not here)\n" + yaml.safe_dump(release, sort_keys=False)))
+    written = [path for path, _ in files]
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # The marker first lists both renders' files, so an interrupted render still owns all of them.
+    _write_marker(out_dir, [*previous, *(p for p in written if p not in previous)])
+    for old in previous:
+        if old not in written:
+            old.unlink(missing_ok=True)
+    for path, text in files:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+    helm = out_dir / "helm"
+    if helm.is_dir() and not any(helm.iterdir()):
+        helm.rmdir()
+    _write_marker(out_dir, written)
     return written
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("stack", choices=stacks())
-    parser.add_argument("--out", type=Path, help="output directory (default rendered/<stack>)")
+    parser.add_argument("stack", help=f"a stack with a Pulumi.<stack>.yaml ({', '.join(stacks())})")
+    parser.add_argument("--out", type=Path, help="output directory (default rendered/<stack>); new, empty, or written by an earlier render")
     ns = parser.parse_args(argv)
-    try:
-        written = render(ns.stack, ns.out or ROOT / "rendered" / ns.stack)
-    except pulumi.RunError as exc:
-        print(exc, file=sys.stderr)
-        return 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", StackFileWarning)
+        try:
+            written = render(ns.stack, ns.out or ROOT / "rendered" / ns.stack)
+        except (StackFileError, OutputDirError) as exc:
+            _print_warnings(caught)
+            known = f"; the stacks here: {', '.join(stacks()) or 'none'}" if isinstance(exc, MissingStackFileError) else ""
+            print(f"render: {exc}{known}", file=sys.stderr)
+            return 2
+        except pulumi.RunError as exc:
+            _print_warnings(caught)
+            print(exc, file=sys.stderr)
+            return 1
+    _print_warnings(caught)
     for path in written:
         print(path)
     return 0
+
+
+def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

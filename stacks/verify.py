@@ -45,7 +45,7 @@ from kubernetes.stream import stream
 from components.postgres_settings import SOCKET_DIR, pod_names
 from components.postgres_statefulset import DATA_VOLUME, SECRETS_MOUNT, SUPERUSER
 from stacks.config import PROJECT, ConfigError, Settings, parse_settings
-from stacks.render import stack_config
+from stacks.render import StackFileError, stack_config
 
 CONTAINER = "postgres"
 DATABASE = "postgres"
@@ -741,7 +741,7 @@ def main(argv: Sequence[str] | None = None, connect: Callable[[str, str, str | N
     try:
         values = stack_config(args.stack)
         settings = settings_from_config(values)
-    except (FileNotFoundError, ConfigError) as exc:
+    except (FileNotFoundError, StackFileError, ConfigError) as exc:
         print(f"verify: {exc}", file=sys.stderr)
         return 1
     target = target_of(settings)

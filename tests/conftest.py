@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 import pytest
 
 from stacks.config import Settings, parse_settings
-from stacks.render import Registered, Run, run_program, run_pulumi, stack_config, stacks
+from stacks.render import Registered, Run, StackFileError, run_program, run_pulumi, stack_config, stacks
 
+# Every Pulumi.<stack>.yaml, dotted names included. Per-stack tests take `stack` or `stack_run` and derive
+# every expectation from that stack's own config (settings_of), never from its name.
 STACKS = stacks()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: runs pytest again in a copy of the repository (tens of seconds)")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A stack file that cannot be read fails its tests with one line naming the file, not a traceback."""
+    report = yield
+    if call.excinfo is not None and call.excinfo.errisinstance(StackFileError):
+        report.longrepr = str(call.excinfo.value)
+    return report
 
 
 @pytest.fixture(params=STACKS)

@@ -37,25 +37,28 @@ def test_resource_graph_types_and_names(stack_run: Run, stack: str) -> None:
     }
     assert (longhorn <= names) == settings.longhorn.install
     assert ((SC, "longhorn-sc") in names) == (settings.storage.existingClass is None)
+    name = settings.postgres.name
     expected = {
         ("kubernetes:core/v1:Namespace", "database-ns"),
-        ("pgstack:index:PostgresStatefulSet", "postgres"),
-        ("pgstack:index:HeadlessService", "postgres-hl"),
-        (SVC, "postgres-hl"),
-        (SVC, "postgres"),
-        (SECRET, "postgres-credentials"),
-        ("kubernetes:core/v1:ConfigMap", "postgres-scripts"),
-        ("kubernetes:core/v1:ServiceAccount", "postgres-sa"),
-        (STS, "postgres"),
-        ("kubernetes:policy/v1:PodDisruptionBudget", "postgres-pdb"),
-        (PASSWORD, "postgres-superuser-password"),
-        (PASSWORD, "postgres-app-password"),
+        ("pgstack:index:PostgresStatefulSet", name),
+        ("pgstack:index:HeadlessService", f"{name}-hl"),
+        (SVC, f"{name}-hl"),
+        (SVC, name),
+        (SECRET, f"{name}-credentials"),
+        ("kubernetes:core/v1:ConfigMap", f"{name}-scripts"),
+        ("kubernetes:core/v1:ServiceAccount", f"{name}-sa"),
+        (STS, name),
+        ("kubernetes:policy/v1:PodDisruptionBudget", f"{name}-pdb"),
+        (PASSWORD, f"{name}-superuser-password"),
     }
     assert expected <= names
+    assert ((PASSWORD, f"{name}-app-password") in names) == (settings.postgres.username is not None)
+    # With replication on, the standby set exists even with no standby (scaling never touches the primary).
+    assert ((STS, f"{name}-standby") in names) == settings.postgres.replication.enabled
 
 
-def _component_of(r: Registered) -> tuple[str, str]:
-    """The component each resource of the program belongs to."""
+def _component_of(r: Registered, name: str) -> tuple[str, str]:
+    """The component each resource of the program belongs to (name: the stack's postgres.name)."""
     if r.type == SC:
         return ("pgstack:index:LonghornStorageClass", "longhorn")
     if r.name.startswith("longhorn-"):
@@ -64,19 +67,20 @@ def _component_of(r: Registered) -> tuple[str, str]:
         return ("pgstack:index:LonghornRecurringJobs", "backups")
     if r.name.startswith("dumps-"):
         return ("pgstack:index:LogicalBackup", "dumps")
-    if r.name == "postgres-hl":
-        return ("pgstack:index:HeadlessService", "postgres-hl")
-    return ("pgstack:index:PostgresStatefulSet", "postgres")
+    if r.name == f"{name}-hl":
+        return ("pgstack:index:HeadlessService", f"{name}-hl")
+    return ("pgstack:index:PostgresStatefulSet", name)
 
 
 def test_children_are_parented_to_their_component(stack_run: Run, stack: str) -> None:
+    name = settings_of(stack).postgres.name
     for r in stack_run.resources:
         if r.type.startswith(("kubernetes:", "random:")) and r.name != "database-ns":
-            assert r.parent == _urn(stack_run, *_component_of(r)), r.name
+            assert r.parent == _urn(stack_run, *_component_of(r, name)), r.name
     # The chain: PostgresStatefulSet > HeadlessService > Service; components hang off the stack.
-    headless = stack_run.one("pgstack:index:HeadlessService", "postgres-hl")
-    assert headless.parent == _urn(stack_run, "pgstack:index:PostgresStatefulSet", "postgres")
-    assert stack_run.one(SVC, "postgres-hl").parent == headless.urn
+    headless = stack_run.one("pgstack:index:HeadlessService", f"{name}-hl")
+    assert headless.parent == _urn(stack_run, "pgstack:index:PostgresStatefulSet", name)
+    assert stack_run.one(SVC, f"{name}-hl").parent == headless.urn
     for r in stack_run.resources:
         if r.type.startswith("pgstack:index:") and r.type != "pgstack:index:HeadlessService":
             assert r.parent == f"urn:pulumi:{stack}::pgstack::pulumi:pulumi:Stack::pgstack-{stack}", r.name
@@ -84,6 +88,13 @@ def test_children_are_parented_to_their_component(stack_run: Run, stack: str) ->
 
 def test_storage_is_ready_before_the_database(stack_run: Run, stack: str) -> None:
     settings = settings_of(stack)
+    for r in [*stack_run.of_type(STS), *stack_run.of_type(CLAIM)]:
+        assert _urn(stack_run, "kubernetes:core/v1:Namespace", "database-ns") in r.dependencies, r.name
+    for sts in stack_run.of_type(STS):
+        assert sts.inputs["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == settings.storage_class
+    if settings.storage.existingClass is not None:
+        assert not stack_run.of_type(SC)
+        return
     storage_class = stack_run.one(SC, "longhorn-sc")
     if settings.longhorn.install:
         release = stack_run.one("kubernetes:helm.sh/v3:Release", "longhorn-release")
@@ -93,9 +104,6 @@ def test_storage_is_ready_before_the_database(stack_run: Run, stack: str) -> Non
     assert storage_class.options.aliases == (f"urn:pulumi:{stack}::pgstack::pgstack:index:LonghornInstall::longhorn::",)
     for r in [*stack_run.of_type(STS), *stack_run.of_type(CLAIM)]:
         assert storage_class.urn in r.dependencies, r.name
-        assert _urn(stack_run, "kubernetes:core/v1:Namespace", "database-ns") in r.dependencies, r.name
-    for sts in stack_run.of_type(STS):
-        assert sts.inputs["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == settings.storage.className
     # The class name is a known string, not the class's output: a replaced class is unknown during
     # preview, and an unknown volumeClaimTemplates would replace the StatefulSets with it.
     for r in [*stack_run.of_type(STS), *stack_run.of_type(CLAIM)]:
@@ -110,19 +118,27 @@ def _container(sts: Registered, name: str = "postgres") -> dict[str, Any]:
     return next(c for c in _pod(sts)["containers"] if c["name"] == name)
 
 
+# The official image's data layout per major (docker-library/postgres): 18 moved the volume up a level.
+DATA_LAYOUT = {major: ("/var/lib/postgresql/data", "/var/lib/postgresql/data/pgdata") for major in (15, 16, 17)} | {
+    18: ("/var/lib/postgresql", "/var/lib/postgresql/18/docker")
+}
+
+
 def test_statefulset_spec(stack_run: Run, stack: str) -> None:
-    sts = stack_run.one(STS, "postgres")
+    settings = settings_of(stack)
+    name = settings.postgres.name
+    sts = stack_run.one(STS, name)
     spec = _plain(sts.inputs["spec"])
     claim = spec["volumeClaimTemplates"][0]["spec"]
     assert claim["accessModes"] == ["ReadWriteOnce"]
-    assert claim["resources"]["requests"]["storage"] == settings_of(stack).postgres.storageSize
-    assert spec["serviceName"] == "postgres-hl"
+    assert claim["resources"]["requests"]["storage"] == settings.postgres.storageSize
+    assert spec["serviceName"] == f"{name}-hl"
     assert spec["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
 
     pg = _container(sts)
     env = {e["name"]: e.get("value") for e in pg["env"]}
     mount = next(m["mountPath"] for m in pg["volumeMounts"] if m["name"] == "data")
-    assert (mount, env["PGDATA"]) == ("/var/lib/postgresql", "/var/lib/postgresql/18/docker")
+    assert (mount, env["PGDATA"]) == DATA_LAYOUT[settings.postgres.image.major]
     assert env["PGDATA"].startswith(mount + "/")
     # Never trust auth, never a password literal in env.
     assert "POSTGRES_HOST_AUTH_METHOD" not in env and "POSTGRES_PASSWORD" not in env
@@ -131,20 +147,23 @@ def test_statefulset_spec(stack_run: Run, stack: str) -> None:
         assert pg[probe]["exec"]["command"][0] == "pg_isready"
     # A restarting database gets 15 minutes of startup before liveness may kill it.
     assert pg["startupProbe"]["periodSeconds"] * pg["startupProbe"]["failureThreshold"] >= 900
-    assert pg["resources"] == settings_of(stack).postgres.resources.model_dump()
+    assert pg["resources"] == settings.postgres.resources.model_dump()
     # The WAL budget is derived from the volume by init.sh, never fixed in the pod template.
     assert not [a for a in pg["args"] if a.startswith(("max_wal_size=", "wal_keep_size=", "max_slot_wal_keep_size="))]
 
 
 def test_services(stack_run: Run, stack: str) -> None:
+    pg = settings_of(stack).postgres
     services = by_name(stack_run, SVC)
-    headless = _plain(services["postgres-hl"].inputs["spec"])
+    headless = _plain(services[f"{pg.name}-hl"].inputs["spec"])
     assert headless["clusterIP"] == "None"
     assert headless["publishNotReadyAddresses"] is True
     assert headless["ports"] == [{"name": "postgresql", "port": 5432, "protocol": "TCP", "targetPort": "postgresql"}]
-    client = _plain(services["postgres"].inputs["spec"])
-    assert client["type"] == "ClusterIP"
-    assert client["selector"]["statefulset.kubernetes.io/pod-name"] == "postgres-0"
+    client = _plain(services[pg.name].inputs["spec"])
+    assert client["type"] == pg.service.type
+    node_port = {"nodePort": pg.service.nodePort} if pg.service.nodePort is not None else {}
+    assert client["ports"] == [{"name": "postgresql", "port": pg.service.port, "protocol": "TCP", "targetPort": "postgresql", **node_port}]
+    assert client["selector"]["statefulset.kubernetes.io/pod-name"] == (pg.replication.primary or f"{pg.name}-0")
 
 
 def test_service_type_and_node_port_from_config() -> None:
@@ -156,21 +175,25 @@ def test_service_type_and_node_port_from_config() -> None:
 
 
 def test_outputs(stack_run: Run, stack: str) -> None:
-    ns = settings_of(stack).namespace
+    settings = settings_of(stack)
+    pg, ns = settings.postgres, settings.namespace
+    user, database = (pg.username, pg.database) if pg.username is not None else ("postgres", "postgres")
     out = stack_run.outputs
-    assert out["headlessService"] == "postgres-hl"
-    assert out["host"] == f"postgres.{ns}.svc.cluster.local"
-    assert (out["port"], out["database"], out["user"]) == (5432, "app", "app")
-    assert out["secretName"] == "postgres-credentials"
-    assert out["storageClass"] == settings_of(stack).storage_class
-    assert out["connectionUri"].startswith("postgresql://app:") and out["connectionUri"].endswith(f"@{out['host']}:5432/app")
+    assert out["namespace"] == ns
+    assert out["headlessService"] == f"{pg.name}-hl"
+    assert out["host"] == f"{pg.name}.{ns}.svc.cluster.local"
+    assert (out["port"], out["database"], out["user"]) == (pg.service.port, database, user)
+    assert out["secretName"] == f"{pg.name}-credentials"
+    assert out["storageClass"] == settings.storage_class
+    uri = out["connectionUri"]
+    assert uri.startswith(f"postgresql://{user}:") and uri.endswith(f"@{out['host']}:{pg.service.port}/{database}")
     assert stack_run.secret_outputs == {"connectionUri"}
 
 
-def test_passwords_are_secrets_everywhere(stack_run: Run) -> None:
+def test_passwords_are_secrets_everywhere(stack_run: Run, stack: str) -> None:
     generated = stack_run.generated
     assert len(generated) == len(stack_run.of_type(PASSWORD)) >= 2
-    secret = stack_run.one(SECRET, "postgres-credentials")
+    secret = stack_run.one(SECRET, f"{settings_of(stack).postgres.name}-credentials")
     data = secret.inputs["stringData"]
     whole = rpc.is_rpc_secret(data)
     for key, value in (rpc.unwrap_rpc_secret(data) if whole else data).items():
@@ -185,9 +208,10 @@ def test_passwords_are_secrets_everywhere(stack_run: Run) -> None:
     for key, value in stack_run.outputs.items():
         if key not in stack_run.secret_outputs:
             assert not any(g in json.dumps(value, default=str) for g in generated), key
-    # The connection URI carries the application user's password, and only as a secret.
-    app_pw = _plain(secret.inputs["stringData"])["password"]
-    assert f":{app_pw}@" in stack_run.outputs["connectionUri"]
+    # The connection URI carries its user's password (the application user's, else the superuser's), and only as a secret.
+    data = _plain(secret.inputs["stringData"])
+    password = data["password"] if settings_of(stack).postgres.username is not None else data["postgres-password"]
+    assert f":{password}@" in stack_run.outputs["connectionUri"]
 
 
 def test_password_character_set_is_uri_safe(stack_run: Run) -> None:

@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from stacks.render import REDACTED, Run, kubernetes_objects, main, render
+from stacks.render import MARKER, REDACTED, OutputDirError, Run, kubernetes_objects, main, render
 from tests.conftest import settings_of
 
 KUBERNETES_VERSIONS = ["1.30.0", "1.31.0", "1.32.0", "1.33.0", "1.34.0"]
@@ -82,21 +82,84 @@ def test_strict_validation_can_fail() -> None:
 
 
 def test_render_command_writes_yaml_without_secret_values(tmp_path: Path, stack: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([stack, "--out", str(tmp_path)]) == 0
-    files = sorted(tmp_path.glob("*.yaml"))
+    settings = settings_of(stack)
+    out = tmp_path / "out"
+    assert main([stack, "--out", str(out)]) == 0
+    files = sorted(out.glob("*.yaml"))
     assert [str(p) for p in files] <= capsys.readouterr().out.split()
     kinds = {yaml.safe_load(p.read_text())["kind"] for p in files}
-    assert {"StatefulSet", "Service", "Secret", "ConfigMap", "Namespace", "StorageClass", "PodDisruptionBudget"} <= kinds
-    secret = yaml.safe_load(next(tmp_path.glob("secret-*.yaml")).read_text())
+    assert {"StatefulSet", "Service", "Secret", "ConfigMap", "Namespace", "PodDisruptionBudget"} <= kinds
+    assert ("StorageClass" in kinds) == (settings.storage.existingClass is None)
+    secret = yaml.safe_load(next(out.glob("secret-*.yaml")).read_text())
     assert set(secret["stringData"].values()) == {REDACTED}
-    releases = sorted((tmp_path / "helm").glob("*.yaml"))
-    assert [p.name for p in releases] == (["release-longhorn.yaml"] if settings_of(stack).longhorn.install else [])
+    releases = sorted((out / "helm").glob("*.yaml"))
+    assert [p.name for p in releases] == (["release-longhorn.yaml"] if settings.longhorn.install else [])
     for path in releases:
         assert yaml.safe_load(path.read_text())["chart"] == "longhorn"
 
 
-def test_render_rewrites_the_directory(tmp_path: Path) -> None:
-    (tmp_path / "stale.yaml").write_text("kind: Stale\n")
-    written = render("dev", tmp_path)
-    assert not (tmp_path / "stale.yaml").exists()
-    assert all(p.exists() for p in written)
+# ------------------------------------------------------------------ the output directory
+
+
+def _tree(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_rerender_removes_only_the_stale_files_it_wrote(tmp_path: Path) -> None:
+    # A render with the Longhorn release (dev installs it), then one without (staging does not):
+    # the release file the first render wrote is stale, and goes.
+    out = tmp_path / "out"
+    first = render("dev", out)
+    release = out / "helm" / "release-longhorn.yaml"
+    assert release in first and release.is_file()
+    (out / "notes.yaml").write_text("mine: true\n")  # a file the render did not write
+    (out / "helm" / "values-override.yaml").write_text("mine: true\n")
+    second = render("staging", out)
+    assert not release.exists()
+    assert not [p for p in first if p not in second and p.exists()]
+    assert all(p.is_file() for p in second)
+    assert (out / "notes.yaml").read_text() == "mine: true\n"
+    assert (out / "helm" / "values-override.yaml").read_text() == "mine: true\n"
+    listed = [line for line in (out / MARKER).read_text().splitlines() if line and not line.startswith("#")]
+    assert sorted(listed) == sorted(str(p.relative_to(out)) for p in second)
+
+
+def test_render_claims_a_new_or_empty_directory(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert render("dev", empty)
+    assert (empty / MARKER).is_file()
+    assert render("dev", tmp_path / "new" / "dir")
+
+
+@pytest.mark.parametrize(
+    "existing",
+    [
+        {"stale.yaml": "kind: Stale\n"},  # what the render used to delete
+        {"Pulumi.yaml": "name: someone-elses\n", "Pulumi.dev.yaml": "config: {}\n"},
+        {"notes.txt": "x\n"},
+    ],
+    ids=["a yaml file", "a project", "any file"],
+)
+def test_render_refuses_a_directory_it_did_not_write(tmp_path: Path, existing: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    for name, text in existing.items():
+        (tmp_path / name).write_text(text)
+    before = _tree(tmp_path)
+    assert main(["dev", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"render: refusing to write into {tmp_path}: it is not empty and was not written by the render (no {MARKER}); "
+        "choose a new or empty directory, or delete this one if it holds only an older render"
+    )
+    assert _tree(tmp_path) == before
+
+
+def test_render_refuses_a_marker_that_points_outside_its_directory(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.yaml"
+    victim.write_text("kind: Mine\n")
+    out = tmp_path / "out"
+    render("dev", out)
+    (out / MARKER).write_text("../victim.yaml\n")
+    with pytest.raises(OutputDirError, match=r"lists '../victim.yaml', not a file the render writes"):
+        render("dev", out)
+    assert victim.read_text() == "kind: Mine\n"

@@ -13,7 +13,7 @@ import pytest
 
 from components.postgres_statefulset import SKIP_HIGH_UID, SKIP_PULL_ALWAYS, SKIP_SIDECAR_READINESS
 from stacks.render import ROOT, Run, _plain, kubernetes_objects, render
-from tests.conftest import STS, run_with
+from tests.conftest import STS, run_with, settings_of
 
 # Volume types the restricted profile admits (Pod Security Standards, v1.33).
 RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
@@ -29,7 +29,7 @@ def test_database_namespace_enforces_restricted(stack_run: Run) -> None:
         assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
 
 
-def test_every_pod_template_passes_restricted(stack_run: Run) -> None:
+def test_every_pod_template_passes_restricted(stack_run: Run, stack: str) -> None:
     templates = _pod_templates(stack_run)
     assert templates
     for name, pod in templates:
@@ -41,7 +41,7 @@ def test_every_pod_template_passes_restricted(stack_run: Run) -> None:
         for forbidden in ("hostNetwork", "hostPID", "hostIPC", "hostUsers"):
             assert not pod.get(forbidden), f"{name}: {forbidden}"
         assert pod["automountServiceAccountToken"] is False
-        assert pod["serviceAccountName"] == "postgres"
+        assert pod["serviceAccountName"] == settings_of(stack).postgres.name
         for volume in pod["volumes"]:
             kinds = set(volume) - {"name"}
             assert kinds <= RESTRICTED_VOLUMES, f"{name}: volume {volume['name']} uses {kinds}"
@@ -58,11 +58,11 @@ def test_every_pod_template_passes_restricted(stack_run: Run) -> None:
             assert c["imagePullPolicy"] in ("IfNotPresent", "Always"), where
 
 
-def test_writable_paths_are_only_what_postgres_needs(stack_run: Run) -> None:
+def test_writable_paths_are_only_what_postgres_needs(stack_run: Run, stack: str) -> None:
     for name, pod in _pod_templates(stack_run):
         empty_dirs = {v["name"]: v["emptyDir"] for v in pod["volumes"] if "emptyDir" in v}
         assert set(empty_dirs) == {"run", "tmp", "shm"}, name
-        assert empty_dirs["shm"] == {"medium": "Memory", "sizeLimit": "256Mi"}
+        assert empty_dirs["shm"] == {"medium": "Memory", "sizeLimit": settings_of(stack).postgres.shmSize}
         postgres = next(c for c in pod["containers"] if c["name"] == "postgres")
         mounts = {m["mountPath"]: m for m in postgres["volumeMounts"]}
         assert mounts["/dev/shm"]["name"] == "shm"
@@ -77,10 +77,10 @@ def test_shm_size_comes_from_config() -> None:
     assert next(v for v in pod["volumes"] if v["name"] == "shm")["emptyDir"]["sizeLimit"] == "1Gi"
 
 
-def test_passwords_reach_pods_only_as_files(stack_run: Run) -> None:
+def test_passwords_reach_pods_only_as_files(stack_run: Run, stack: str) -> None:
     for name, pod in _pod_templates(stack_run):
         secrets = next(v for v in pod["volumes"] if v["name"] == "secrets")
-        assert secrets["secret"] == {"secretName": "postgres-credentials", "defaultMode": 0o440}
+        assert secrets["secret"] == {"secretName": f"{settings_of(stack).postgres.name}-credentials", "defaultMode": 0o440}
         for c in pod["containers"] + pod["initContainers"]:
             for env in c["env"]:
                 assert "secretKeyRef" not in (env.get("valueFrom") or {}), f"{name}/{c['name']}: {env['name']}"
@@ -88,25 +88,48 @@ def test_passwords_reach_pods_only_as_files(stack_run: Run) -> None:
             assert not c.get("envFrom")
 
 
-def test_image_is_pinned_by_digest_with_explicit_pull_policy(stack_run: Run) -> None:
+def test_image_is_the_configured_one_pinned_when_a_digest_is_set(stack_run: Run, stack: str) -> None:
+    image = settings_of(stack).postgres.image
+    expected = f"{image.repository}:{image.tag}" + (f"@{image.digest}" if image.digest else "")
     for _, pod in _pod_templates(stack_run):
         for c in pod["containers"] + pod["initContainers"]:
-            assert re.fullmatch(r"docker\.io/library/postgres:18\.1@sha256:[0-9a-f]{64}", c["image"]), c["image"]
-            assert c["imagePullPolicy"] == "IfNotPresent"
+            assert c["image"] == expected
+            assert bool(re.search(r"@sha256:[0-9a-f]{64}$", c["image"])) == (image.digest is not None), c["image"]
+            assert c["imagePullPolicy"] == image.pullPolicy
 
 
-def test_network_policy(stack_run: Run) -> None:
-    policy = _plain(stack_run.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "postgres-netpol").inputs["spec"])
-    instance = {"app.kubernetes.io/name": "postgresql", "app.kubernetes.io/instance": "postgres"}
+def test_network_policy(stack_run: Run, stack: str) -> None:
+    pg = settings_of(stack).postgres
+    policies = stack_run.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    if not pg.networkPolicy.enabled:
+        assert not policies
+        return
+    policy = _plain(stack_run.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", f"{pg.name}-netpol").inputs["spec"])
+    instance = {"app.kubernetes.io/name": "postgresql", "app.kubernetes.io/instance": pg.name}
     assert policy["podSelector"] == {"matchLabels": instance}
     assert policy["policyTypes"] == ["Ingress", "Egress"]
     [ingress] = policy["ingress"]
-    assert ingress["ports"] == [{"port": 5432, "protocol": "TCP"}]
+    assert ingress["ports"] == [{"port": 5432, "protocol": "TCP"}]  # the container's port, whatever the Service's
     assert {"podSelector": {"matchLabels": instance}} in ingress["from"]
-    assert {"podSelector": {"matchLabels": {}}} in ingress["from"]  # default: pods of the database's namespace
+    # The peers and every allowFrom entry (by default one: the pods of the database's namespace).
+    for client in pg.networkPolicy.allowFrom:
+        if client.cidr is not None:
+            assert {"ipBlock": {"cidr": client.cidr}} in ingress["from"]
+        else:
+            namespaces = {} if client.namespaceLabels is None else {"namespaceSelector": {"matchLabels": client.namespaceLabels}}
+            assert {"podSelector": {"matchLabels": client.podLabels}, **namespaces} in ingress["from"]
+    # Nothing else but the dump job's pods, when the stack has dumps.
+    dumps = settings_of(stack).backup.dumps is not None
+    assert len(ingress["from"]) == 1 + len(pg.networkPolicy.allowFrom) + dumps
     dns, peers = policy["egress"]
     assert {p["port"] for p in dns["ports"]} == {53}
-    assert dns["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+    # The stack's DNS form (default: kube-dns in kube-system).
+    form = pg.networkPolicy.dns
+    if form.any:
+        assert "to" not in dns
+    else:
+        selector = {"namespaceSelector": {"matchLabels": form.namespaceLabels}, "podSelector": {"matchLabels": form.podLabels}}
+        assert dns["to"] == [selector] + [{"ipBlock": {"cidr": c}} for c in form.cidrs]
     assert peers == {"to": [{"podSelector": {"matchLabels": instance}}], "ports": [{"port": 5432, "protocol": "TCP"}]}
 
 
@@ -170,10 +193,18 @@ def test_checkov_reports_zero_failed_checks(tmp_path: Path, stack: str) -> None:
     render(stack, tmp_path)
     report = _run_checkov(tmp_path)
     failed = [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]]
-    assert failed == []
+    # The image checks follow the stack's config: a stack that does not pin its image by digest fails
+    # CKV_K8S_43 (use a digest) and, unless it pulls Always, CKV_K8S_15 (IfNotPresent then means
+    # "whatever the node has under that tag"); a pinned image pulled IfNotPresent skips CKV_K8S_15 with a reason.
+    image = settings_of(stack).postgres.image
+    pinned_if_not_present = image.digest is not None and image.pullPolicy == "IfNotPresent"
+    expected_failed = ({"CKV_K8S_43"} if image.digest is None else set()) | (
+        {"CKV_K8S_15"} if image.pullPolicy != "Always" and not pinned_if_not_present else set()
+    )
+    assert {check for check, _ in failed} == expected_failed, failed
     assert report["summary"]["passed"] > 50
     skipped = {c["check_id"]: c["check_result"].get("suppress_comment", "") for c in report["results"]["skipped_checks"]}
-    assert set(skipped) == {SKIP_HIGH_UID[0], SKIP_PULL_ALWAYS[0], SKIP_SIDECAR_READINESS[0]}
+    assert set(skipped) == {SKIP_HIGH_UID[0], SKIP_SIDECAR_READINESS[0]} | ({SKIP_PULL_ALWAYS[0]} if pinned_if_not_present else set())
     assert all(reason.strip() for reason in skipped.values())
 
 

@@ -530,14 +530,14 @@ def test_a_write_that_fails_names_the_pod_and_the_service() -> None:
     assert not [line for line in fake.log if line.startswith(("delete", "scale"))]
 
 
-@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
 def test_every_stack_names_its_own_namespace_service_and_cronjob(stack: str) -> None:
     settings = settings_of(stack)
+    name = settings.postgres.name
     target = target_of(settings)
-    assert target.service == Endpoint(f"postgres.{settings.namespace}.svc.cluster.local", settings.postgres.service.port)
+    assert target.service == Endpoint(f"{name}.{settings.namespace}.svc.cluster.local", settings.postgres.service.port)
     assert target.namespace == settings.namespace
-    assert target.cronjob == "postgres-backup"
-    assert target.primary == "postgres-0"
+    assert target.cronjob == f"{name}-backup"
+    assert target.primary == (settings.postgres.replication.primary or f"{name}-0")
 
 
 # ---------------------------------------------------------------- SQL and psql command lines

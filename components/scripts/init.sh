@@ -94,7 +94,7 @@ check_existing_data() {
 
 # find_other_clusters: set OTHER_CLUSTERS to every directory on the data volume,
 # PGDATA excepted, that holds a cluster at a layout this program has used:
-# <mount>/pgdata (16, 17), <mount>/<major>/docker (18 and later), the mount itself.
+# <mount>/pgdata (15, 16, 17), <mount>/<major>/docker (18 and later), the mount itself.
 OTHER_CLUSTERS=()
 find_other_clusters() {
   local d m=${DATA_MOUNT%/}

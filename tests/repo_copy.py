@@ -1,0 +1,46 @@
+"""A copy of the repository in a temporary directory, for tests that add stack files or run the CLI
+and pytest the way a user would, without touching the working tree."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from stacks.render import ROOT
+
+# Environments, caches and outputs: never part of the source.
+NOT_SOURCE = (
+    ".git",
+    ".venv",
+    ".venv-checkov",
+    ".pg-majors",
+    ".pulumi-state",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    "__pycache__",
+    "rendered",
+    "results",
+)
+# Set in the copy's pytest run, so that tests which copy the repository do not run again inside it.
+INNER = "PGSTACK_INNER_RUN"
+
+
+def copy_repository(tmp: Path) -> Path:
+    """tmp/repo: the working tree's source (uncommitted changes included), with ../shared beside it and
+    the checkov environment linked, as the tests expect."""
+    repo = tmp / "repo"
+    shutil.copytree(ROOT, repo, ignore=shutil.ignore_patterns(*NOT_SOURCE))
+    for name, target in (("shared", ROOT.parent / "shared"), ("repo/.venv-checkov", ROOT / ".venv-checkov")):
+        if target.exists():
+            (tmp / name).symlink_to(target)
+    return repo
+
+
+def run_in(repo: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """`python <args>` in the copy, with this interpreter (the project's .venv)."""
+    env = os.environ | {INNER: "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run([sys.executable, *args], cwd=repo, env=env, capture_output=True, text=True, timeout=timeout)
