@@ -200,25 +200,31 @@ secret_files() {
   fi
 }
 
+# write_pgpass FILE ROLE SECRET: (re)write FILE as a 0600 passfile for ROLE
+# with the password of the Secret file SECRET (escaped as libpq reads it).
+write_pgpass() {
+  local -
+  set +x
+  local file=$1 role=$2 src pw tmp
+  src=$(secret_path "$3")
+  pw=''
+  IFS= read -r -d '' pw <"$src" || true
+  pw=${pw%$'\n'}
+  pw=${pw//\\/\\\\}
+  pw=${pw//:/\\:}
+  tmp=$(mktemp "$file.XXXXXX")
+  printf '*:*:*:%s:%s\n' "$role" "$pw" >"$tmp"
+  chmod 0600 "$tmp"
+  mv -f -- "$tmp" "$file"
+}
+
 # write_replication_pgpass: (re)write the 0600 passfile libpq uses for
 # replication connections, from the Secret (which may be 0440 and so is never
 # handed to libpq directly). Lives on the pod's socket emptyDir, never on the
 # data volume. Replaced atomically so a reconnecting walreceiver never reads a
 # half-written file.
 write_replication_pgpass() {
-  local -
-  set +x
-  local src pw tmp
-  src=$(secret_path replication-password)
-  pw=''
-  IFS= read -r -d '' pw <"$src" || true
-  pw=${pw%$'\n'}
-  pw=${pw//\\/\\\\}
-  pw=${pw//:/\\:}
-  tmp=$(mktemp "$REPLICATION_PGPASS.XXXXXX")
-  printf '*:*:*:%s:%s\n' "$REPLICATION_USER" "$pw" >"$tmp"
-  chmod 0600 "$tmp"
-  mv -f -- "$tmp" "$REPLICATION_PGPASS"
+  write_pgpass "$REPLICATION_PGPASS" "$REPLICATION_USER" replication-password
 }
 
 # psql_at SOCKET_DIR [psql args...]: psql as the superuser over a unix socket
@@ -382,24 +388,6 @@ readonly DUMP_STAMP_RE='^[0-9]{8}T[0-9]{6}Z$'
 readonly DUMP_STEM_RE='^[A-Za-z0-9_%-][A-Za-z0-9_.%-]*$'
 # First line of a dump's MANIFEST.
 readonly DUMP_FORMAT='pgstack-dump 1'
-
-# write_pgpass FILE ROLE SECRET: (re)write FILE as a 0600 passfile for ROLE
-# with the password of the Secret file SECRET (escaped as libpq reads it).
-write_pgpass() {
-  local -
-  set +x
-  local file=$1 role=$2 src pw tmp
-  src=$(secret_path "$3")
-  pw=''
-  IFS= read -r -d '' pw <"$src" || true
-  pw=${pw%$'\n'}
-  pw=${pw//\\/\\\\}
-  pw=${pw//:/\\:}
-  tmp=$(mktemp "$file.XXXXXX")
-  printf '*:*:*:%s:%s\n' "$role" "$pw" >"$tmp"
-  chmod 0600 "$tmp"
-  mv -f -- "$tmp" "$file"
-}
 
 # superuser_conninfo HOST DBNAME: a libpq connection string for the superuser
 # over TCP (or a socket directory) at HOST:$PGPORT; values quoted as libpq
