@@ -8,7 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.naming import name_of
-from components.postgres_settings import pod_dns
+from components.postgres_settings import pod_dns, service_dns
 
 
 @dataclass(frozen=True)
@@ -60,5 +60,5 @@ class HeadlessService(pulumi.ComponentResource):
         self.service_name = name_of(self.service)
         self.pod_dns_pattern = pulumi.Output.from_input(args.namespace).apply(lambda ns: pod_dns("<pod>", name, ns, args.cluster_domain))
         # Resolves to every selected pod's address (ready or not, with publish_not_ready_addresses).
-        self.fqdn = pulumi.Output.from_input(args.namespace).apply(lambda ns: f"{name}.{ns}.svc.{args.cluster_domain}")
+        self.fqdn = pulumi.Output.from_input(args.namespace).apply(lambda ns: service_dns(name, ns, args.cluster_domain))
         self.register_outputs({"service_name": self.service_name, "pod_dns_pattern": self.pod_dns_pattern, "fqdn": self.fqdn})

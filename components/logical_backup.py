@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.naming import dependencies_of
+from components.naming import dependencies_of, name_of
 from components.postgres_statefulset import (
     CONTAINER_PORT,
     PATCH_FORCE,
@@ -233,7 +233,7 @@ class LogicalBackup(pulumi.ComponentResource):
 
     @staticmethod
     def _uploader(s3: DumpS3, secret: k8s.core.v1.Secret) -> k8s.core.v1.ContainerArgs:
-        secret_name = secret.metadata.apply(lambda m: m.name if m else "")
+        secret_name = name_of(secret)
         env = [
             k8s.core.v1.EnvVarArgs(name=f"RCLONE_CONFIG_{RCLONE_REMOTE}_TYPE", value="s3"),
             k8s.core.v1.EnvVarArgs(name="RCLONE_CONFIG", value="/tmp/rclone.conf"),

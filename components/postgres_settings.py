@@ -86,6 +86,11 @@ def pod_names(name: str, replicas: int, replication: bool) -> list[str]:
     return [f"{name}-0"] + [f"{name}-standby-{i}" for i in range(1, replicas)]
 
 
+def service_dns(service: str, namespace: str, cluster_domain: str = "cluster.local") -> str:
+    """A Service's cluster DNS name; for a headless Service it resolves to every selected pod."""
+    return f"{service}.{namespace}.svc.{cluster_domain}"
+
+
 def pod_dns(pod: str, service: str, namespace: str, cluster_domain: str = "cluster.local") -> str:
     """Stable per-pod DNS name a headless Service gives a StatefulSet pod."""
-    return f"{pod}.{service}.{namespace}.svc.{cluster_domain}"
+    return f"{pod}.{service_dns(service, namespace, cluster_domain)}"

@@ -19,7 +19,16 @@ import pulumi_random as random
 
 from components.headless_service import HeadlessService, HeadlessServiceArgs, NamedPort
 from components.naming import dependencies_of, name_of
-from components.postgres_settings import SOCKET_DIR, DataLayout, data_layout, pod_dns, pod_names, postgres_args, server_settings
+from components.postgres_settings import (
+    SOCKET_DIR,
+    DataLayout,
+    data_layout,
+    pod_dns,
+    pod_names,
+    postgres_args,
+    server_settings,
+    service_dns,
+)
 
 SCRIPTS_DIR = Path(__file__).parent / "scripts"
 
@@ -365,14 +374,13 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         # ---- outputs
         ns = pulumi.Output.from_input(args.namespace)
         self.headless_service_name = self.headless.service_name
-        self.host = ns.apply(lambda n: f"{name}.{n}.svc.{args.cluster_domain}")
-        self.read_only_host = ns.apply(lambda n: f"{name}-ro.{n}.svc.{args.cluster_domain}" if args.has_standbys else None)
+        self.host = ns.apply(lambda n: service_dns(name, n, args.cluster_domain))
+        ro_host = ns.apply(lambda n: service_dns(f"{name}-ro", n, args.cluster_domain))
+        self.read_only_host = ro_host.apply(lambda h: h if args.has_standbys else None)
         # Read-only clients (the dump job): the standbys' Service first when there is one, then the primary.
         self.namespace = ns
         self.pod_labels = instance_labels(name)
-        self.replica_hosts: list[pulumi.Output[str]] = [self.host]
-        if args.replicating:
-            self.replica_hosts.insert(0, ns.apply(lambda n: f"{name}-ro.{n}.svc.{args.cluster_domain}"))
+        self.replica_hosts: list[pulumi.Output[str]] = [ro_host, self.host] if args.replicating else [self.host]
         self.port = pulumi.Output.from_input(args.service_port)
         self.database = pulumi.Output.from_input(args.database if args.username else SUPERUSER)
         self.user = pulumi.Output.from_input(args.username or SUPERUSER)

@@ -42,7 +42,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
-from components.postgres_settings import SOCKET_DIR, pod_names
+from components.postgres_settings import SOCKET_DIR, pod_names, service_dns
 from components.postgres_statefulset import DATA_VOLUME, SECRETS_MOUNT, SUPERUSER
 from stacks.config import PROJECT, ConfigError, Settings, parse_settings
 from stacks.render import StackFileError, stack_config
@@ -177,7 +177,7 @@ def target_of(settings: Settings) -> Target:
         pods=pods,
         row_pods=pods if replication else (primary,),
         statefulsets=statefulsets,
-        service=Endpoint(f"{pg.name}.{settings.namespace}.svc.{CLUSTER_DOMAIN}", pg.service.port),
+        service=Endpoint(service_dns(pg.name, settings.namespace, CLUSTER_DOMAIN), pg.service.port),
         cronjob=f"{pg.name}-backup",
     )
 
