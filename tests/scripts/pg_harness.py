@@ -98,7 +98,9 @@ def require_pg_bin() -> Path:
 
 def as_run_user(argv: Sequence[str], env: Mapping[str, str]) -> list[str]:
     """argv run as OS user postgres with exactly ``env`` as its environment."""
-    cmd = ["env", "-i", *(f"{k}={v}" for k, v in env.items()), *argv]
+    # From "/", like a container's process: the caller's directory may be closed to postgres
+    # (a checkout under mktemp -d), and libpq tools fail when they cannot return to it.
+    cmd = ["env", "-i", "-C", "/", *(f"{k}={v}" for k, v in env.items()), *argv]
     if os.geteuid() == 0:
         return ["runuser", "-u", RUN_USER, "--", *cmd]
     return cmd
