@@ -4,7 +4,8 @@ Builds a source server holding about --size-mb of data in a database of its own 
 pgbench -i, whose rows compress to almost nothing, half a table of random hex text, which
 compresses about 2:1), next to the stack's postgres and appdb databases, and an empty target
 server (both primaries made by init.sh, PostgreSQL from Debian, fsync on). Then,
-interleaved A B A B ... over --rounds rounds, on the same data and the same disk:
+interleaved over --rounds rounds (A and B once in each, alternating which goes first: A B,
+B A, B A, A B, ...), on the same data and the same disk:
 
   (A) backup.sh (globals, pg_dump -Fc of every database, MANIFEST with sha256, fsync,
       atomic publish) then restore.sh of that dump into the target (checksums checked,
@@ -13,30 +14,31 @@ interleaved A B A B ... over --rounds rounds, on the same data and the same disk
       fresh database on the target and pg_restore into it.
 
 Both sides connect over TCP with scram and a passfile, one pg_restore job. Restored
-databases are dropped between measurements (untimed). It prints the medians with their
-spread (min to max), the ratio A/B of each round with its median and spread, and the
-sizes written; the target is A/B <= 1.2x. One untimed round of each warms the caches.
+databases are dropped between measurements (untimed). It prints each side's median with
+its spread (IQR and range), the ratio A/B of each round with its median and spread, and
+the sizes written; the target is A/B <= 1.2x. One untimed round of each warms the caches.
 
-    python benchmarks/bench_dump_restore.py                 # ~300 MB, 5 rounds
+    python benchmarks/bench_dump_restore.py                 # ~300 MB, 6 rounds
     python benchmarks/bench_dump_restore.py --size-mb 50 --rounds 3   # smoke run
 
 Needs PostgreSQL server binaries (Debian's postgresql package) and root or the postgres
-OS user, like tests/scripts.
+OS user, like tests/components/scripts.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from benchstats import Spread, interleave, machine_load, noise_verdict, ratios
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.scripts.pg_harness import BENCH_SETTINGS, Cluster, Node, as_run_user, chown_run_user, du_bytes, require_pg_bin
+from tests.components.scripts.pg_harness import BENCH_SETTINGS, Cluster, Node, as_run_user, chown_run_user, du_bytes, require_pg_bin
 
 TARGET_RATIO = 1.2
 MB = 1024 * 1024
@@ -46,7 +48,9 @@ DATABASES = ("appdb", "bench", "postgres")
 
 
 def run_as(cluster: Cluster, argv: list[str], env: dict[str, str]) -> None:
-    cp = subprocess.run(as_run_user(argv, cluster.job_env(**env)), capture_output=True, text=True)
+    """Side B's tools (and pgbench) as OS user postgres, outside any pod's contract: PATH, HOME and env."""
+    base = {"PATH": f"{cluster.pg_bin}:/usr/local/bin:/usr/bin:/bin", "HOME": str(cluster.base / "home")}
+    cp = subprocess.run(as_run_user(argv, base | env), capture_output=True, text=True)
     if cp.returncode != 0:
         raise SystemExit(f"{' '.join(argv[:2])} failed ({cp.returncode}):\n{cp.stderr}")
 
@@ -111,17 +115,15 @@ def side_b(source: Cluster, target: Cluster, files: Path, pgpass: Path) -> tuple
     return time.perf_counter() - started, du_bytes(files)
 
 
-def spread(values: list[float], unit: str = "s", fmt: str = "6.2f") -> str:
-    return f"{statistics.median(values):{fmt}} {unit} (min {min(values):{fmt}}, max {max(values):{fmt}})"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mb", type=int, default=300, help="approximate size of the pgbench database (default 300)")
-    parser.add_argument("--rounds", type=int, default=5, help="timed A B rounds (default 5; medians reported)")
+    parser.add_argument("--rounds", type=int, default=6, help="timed rounds, A and B once in each (default 6)")
     parser.add_argument("--dir", type=Path, default=Path("/tmp"), help="where the servers and dumps live (default /tmp)")
     args = parser.parse_args()
 
+    started = time.monotonic()
+    load_before = machine_load()
     pg_bin = require_pg_bin()
     source = Cluster(pg_bin, base_dir=args.dir, replication=False)
     # The same Secret: side B's one passfile serves both servers.
@@ -133,7 +135,7 @@ def main() -> int:
         p = source.primary
         p.psql("CREATE DATABASE bench OWNER app")
         scale = max(1, round(args.size_mb / 2 / PGBENCH_MB_PER_SCALE))
-        print(f"populating the source: pgbench -i -s {scale} ...", flush=True)
+        print(f"populating the source: pgbench -i -s {scale} ...", file=sys.stderr, flush=True)
         bench = str(pg_bin / "pgbench")
         run_as(source, [bench, "-i", "-q", "-s", str(scale), "-h", str(p.socket_dir), "-p", str(p.port), "-U", "postgres", "bench"], {})
         doc_rows = args.size_mb // 2 * MB // DOC_ROW_BYTES
@@ -144,36 +146,39 @@ def main() -> int:
         )
         p.psql("CHECKPOINT")
         sizes = {db: int(p.psql(f"SELECT pg_database_size('{db}')")) for db in DATABASES}
-        print("databases: " + ", ".join(f"{db} {n / MB:.0f} MB" for db, n in sizes.items()), flush=True)
 
         dumps, files, tmp = source.job_dir("dumps"), source.job_dir("files"), source.job_dir("jobtmp")
         pgpass = passfile(source, "pgpass-b")
-        a_times: list[float] = []
-        b_times: list[float] = []
-        ratios: list[float] = []
-        a_bytes = b_bytes = 0
-        for round_no in range(args.rounds + 1):
-            a, a_bytes = side_a(source, target, dumps, tmp, round_no)
-            b, b_bytes = side_b(source, target, files, pgpass)
-            if round_no == 0:
-                continue  # warm-up
-            a_times.append(a)
-            b_times.append(b)
-            ratios.append(a / b)
-            print(f"round {round_no}: A {a:6.2f} s  B {b:6.2f} s  A/B {a / b:4.2f}", flush=True)
+        written = {"A": 0, "B": 0}
+        stamps = iter(range(10_000))
+
+        def a() -> float:
+            seconds, written["A"] = side_a(source, target, dumps, tmp, next(stamps))
+            return seconds
+
+        def b() -> float:
+            seconds, written["B"] = side_b(source, target, files, pgpass)
+            return seconds
+
+        times = interleave({"A": a, "B": b}, rounds=args.rounds, warmup=1)
         rows = target.primary.psql("SELECT count(*) FROM pgbench_accounts", db="bench")
         assert rows == str(scale * 100_000), f"the target has {rows} pgbench_accounts rows"
         rows = target.primary.psql("SELECT count(*) FROM pgbench_accounts", db="fresh_bench")
         assert rows == str(scale * 100_000), f"the target has {rows} pgbench_accounts rows in fresh_bench"
 
-        ratio = statistics.median(ratios)
-        print()
-        print(f"rounds                                   : {args.rounds} (after one warm-up round)")
-        print(f"(A) backup.sh + restore.sh               : {spread(a_times)}")
-        print(f"(B) pg_dump -Fc + createdb + pg_restore  : {spread(b_times)}")
-        print(f"A/B per round                            : {spread(ratios, 'x', '4.2f')}")
-        print(f"sizes written                            : A {a_bytes / MB:.1f} MB (dump directory), B {b_bytes / MB:.1f} MB (dump files)")
-        print(f"ratio A/B = {ratio:.2f}x (target <= {TARGET_RATIO}x: {'met' if ratio <= TARGET_RATIO else 'NOT met'})")
+        per_round = ratios(times["A"], times["B"])
+        print(f"bench_dump_restore: {args.rounds} rounds after one warm-up, A and B alternating first, {time.monotonic() - started:.0f} s")
+        print(f"machine: before {load_before}; after {machine_load()}")
+        print("databases: " + ", ".join(f"{db} {n / MB:.0f} MB" for db, n in sizes.items()))
+        print(f"(A) backup.sh + restore.sh               : {Spread.of(times['A']).show('.2f', ' s')}")
+        print(f"(B) pg_dump -Fc + createdb + pg_restore  : {Spread.of(times['B']).show('.2f', ' s')}")
+        print(f"A/B per round                            : {Spread.of(per_round).show('.2f', 'x')}")
+        print(
+            f"sizes written                            : A {written['A'] / MB:.1f} MB (dump directory), "
+            f"B {written['B'] / MB:.1f} MB (dump files)"
+        )
+        print(f"target A/B <= {TARGET_RATIO}x: rounds over it: {sum(r > TARGET_RATIO for r in per_round)} of {args.rounds}")
+        print(f"A vs B: {noise_verdict(per_round)}")
         return 0
     finally:
         source.close()

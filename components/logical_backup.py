@@ -13,32 +13,19 @@ dumps from the read-only Service (a standby) when one answers, else the primary.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.logical_backup_pod import cron_job_spec
 from components.naming import dependencies_of, name_of
-from components.postgres_statefulset import (
-    CONTAINER_PORT,
-    PATCH_FORCE,
-    SCRIPTS_MOUNT,
-    SECRETS_MOUNT,
-    DnsEgress,
-    checkov_skips,
-    container_security,
-    dns_egress,
-    pod_security_context,
-)
-
-BACKUP_MOUNT = "/backups"
-# rclone: a maintained, single static binary speaking S3 and every other object store, in a
-# small official image. Pinned by digest as public projects pin it (unverified against the
-# registry from this machine, which has no registry access).
-RCLONE_IMAGE = "docker.io/rclone/rclone:1.75.0@sha256:b06aed988cf5967de7c25be5925240983981c757f4ed1ac9d2fa659d51d60548"
-RCLONE_REMOTE = "DUMPS"
-# Keys of the S3 Secret, each becoming RCLONE_CONFIG_DUMPS_<KEY> (rclone's env config).
-S3_KEYS = ("provider", "access_key_id", "secret_access_key", "endpoint", "region")
+from components.pod_security import checkov_skips
+from components.postgres_network import DnsEgress, dns_egress
+from components.postgres_pod import CONTAINER_PORT
+from components.provider_annotations import PATCH_FORCE
+from components.validation import check_cron, check_literals, check_name, check_quantity, check_range, fail
 
 
 @dataclass(frozen=True)
@@ -50,6 +37,12 @@ class DumpS3:
     credentials: pulumi.Output[dict[str, str]]
     """provider, access_key_id, secret_access_key and optionally endpoint and region (secret)."""
     endpoint_port: int = 443
+    """The endpoint's TCP port, opened in the dump pods' egress (s3_endpoint_port reads it from the URL)."""
+
+    def __post_init__(self) -> None:
+        if not self.remote or self.remote.startswith("/"):
+            fail(self, "remote", self.remote, "bucket/prefix, such as 'pg-dumps/prod'")
+        check_range(self, "endpoint_port", self.endpoint_port, 1, 65535)
 
 
 @dataclass(frozen=True)
@@ -57,30 +50,54 @@ class LogicalBackupArgs:
     name: str
     """The database set's name; the CronJob is <name>-backup, the volume <name>-dumps."""
     namespace: pulumi.Input[str]
+    """The database's namespace (a DNS-1123 label)."""
     image: str
-    image_pull_policy: str
+    """The database's own image, so pg_dump is always the server's major."""
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"]
+    """As the database pods'."""
     scripts_config_map: pulumi.Input[str]
+    """The database's scripts ConfigMap (backup.sh, restore.sh)."""
     credentials_secret: pulumi.Input[str]
+    """The database's credentials Secret; the dump connects as the superuser."""
     hosts: list[pulumi.Input[str]]
-    """Where to dump from, in order: the read-only Service, then the read-write one."""
+    """Where to dump from, in order: the read-only Service, then the read-write one. Not empty."""
     port: int
+    """The client Services' port, 1 to 65535."""
     database_pods: dict[str, str]
     """Labels of the database pods (egress to them only)."""
     storage_class: str
+    """StorageClass of the dumps volume (a DNS-1123 subdomain)."""
     schedule: str = "30 2 * * *"
+    """Five-field cron schedule (or a macro such as @daily)."""
     keep: int = 7
+    """Complete dumps kept by count, >= 0 (0: no count rule)."""
     keep_days: int = 0
+    """Complete dumps kept by age in days, >= 0 (0: no age rule); not both 0."""
     storage_size: str = "5Gi"
+    """The dumps volume, a quantity in whole bytes; grows in place."""
     claim_labels: dict[str, str] = field(default_factory=dict)
+    """Extra labels on the dumps claim (Longhorn recurring-job groups)."""
     s3: DumpS3 | None = None
+    """Also copy every dump to S3-compatible storage."""
     network_policy: bool = True
+    """Create the dump pods' NetworkPolicy (no ingress; egress to DNS, the database and S3)."""
     dns: DnsEgress = field(default_factory=DnsEgress)
+    """Where the dump pods may send DNS queries."""
 
     def __post_init__(self) -> None:
-        if self.keep < 0 or self.keep_days < 0 or self.keep == self.keep_days == 0:
-            raise ValueError(f"LogicalBackupArgs: keep={self.keep}, keep_days={self.keep_days}; expected >= 0 and not both 0")
+        check_literals(self)
+        check_name(self, "name", self.name, "dns1035")
+        check_name(self, "namespace", self.namespace)
+        check_name(self, "storage_class", self.storage_class, "subdomain")
+        check_range(self, "port", self.port, 1, 65535)
+        check_cron(self, "schedule", self.schedule)
+        check_quantity(self, "storage_size", self.storage_size, whole=True)
+        check_range(self, "keep", self.keep, 0)
+        check_range(self, "keep_days", self.keep_days, 0)
+        if self.keep == self.keep_days == 0:
+            fail(self, "keep", self.keep, "at least 1 in keep or keep_days: with neither, dumps would fill their volume")
         if not self.hosts:
-            raise ValueError("LogicalBackupArgs.hosts: at least one host")
+            fail(self, "hosts", self.hosts, "at least one host")
 
 
 def backup_labels(name: str) -> dict[str, str]:
@@ -132,6 +149,7 @@ class LogicalBackup(pulumi.ComponentResource):
             )
         else:
             self.s3_secret = None
+        s3_secret = name_of(self.s3_secret) if self.s3_secret is not None else None
         self.cron_job = k8s.batch.v1.CronJob(
             f"{name}-cron",
             metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -140,129 +158,12 @@ class LogicalBackup(pulumi.ComponentResource):
                 labels=labels,
                 annotations=checkov_skips(args.image, args.image_pull_policy),
             ),
-            spec=k8s.batch.v1.CronJobSpecArgs(
-                schedule=args.schedule,
-                # Never two dumps at once (backup.sh also takes a lock on the volume).
-                concurrency_policy="Forbid",
-                starting_deadline_seconds=3600,
-                successful_jobs_history_limit=3,
-                failed_jobs_history_limit=3,
-                job_template=k8s.batch.v1.JobTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
-                    spec=k8s.batch.v1.JobSpecArgs(
-                        # A failed dump fails the Job (one retry for a blip); the next schedule tries again.
-                        backoff_limit=1,
-                        active_deadline_seconds=6 * 3600,
-                        template=k8s.core.v1.PodTemplateSpecArgs(
-                            metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
-                            spec=self._pod(args, claim_name),
-                        ),
-                    ),
-                ),
-            ),
+            spec=cron_job_spec(args, labels, claim_name, s3_secret),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.claim]),
         )
         self.network_policy = self._network_policy(name, args, labels) if args.network_policy else None
         self.cron_job_name = pulumi.Output.from_input(f"{args.name}-backup")
         self.register_outputs({"cron_job_name": self.cron_job_name})
-
-    @staticmethod
-    def _env(args: LogicalBackupArgs) -> list[k8s.core.v1.EnvVarArgs]:
-        hosts = pulumi.Output.all(*args.hosts).apply(lambda hs: " ".join(hs))
-        plain = {
-            "BACKUP_DIR": BACKUP_MOUNT,
-            "PGPORT": str(args.port),
-            "SECRETS_DIR": SECRETS_MOUNT,
-            "BACKUP_KEEP": str(args.keep),
-            "BACKUP_KEEP_DAYS": str(args.keep_days),
-            "TMPDIR": "/tmp",
-        }
-        return [
-            k8s.core.v1.EnvVarArgs(
-                name="POD_NAME",
-                value_from=k8s.core.v1.EnvVarSourceArgs(field_ref=k8s.core.v1.ObjectFieldSelectorArgs(field_path="metadata.name")),
-            ),
-            k8s.core.v1.EnvVarArgs(name="BACKUP_HOSTS", value=hosts),
-            # restore.sh restores into PGHOST: the read-write Service (README "Restore from a dump").
-            k8s.core.v1.EnvVarArgs(name="PGHOST", value=args.hosts[-1]),
-        ] + [k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in plain.items()]
-
-    def _pod(self, args: LogicalBackupArgs, claim_name: str) -> k8s.core.v1.PodSpecArgs:
-        mounts = [
-            k8s.core.v1.VolumeMountArgs(name="scripts", mount_path=SCRIPTS_MOUNT, read_only=True),
-            k8s.core.v1.VolumeMountArgs(name="secrets", mount_path=SECRETS_MOUNT, read_only=True),
-            k8s.core.v1.VolumeMountArgs(name="dumps", mount_path=BACKUP_MOUNT),
-            k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
-        ]
-        dump = k8s.core.v1.ContainerArgs(
-            name="dump",
-            image=args.image,
-            image_pull_policy=args.image_pull_policy,
-            command=[f"{SCRIPTS_MOUNT}/backup.sh"],
-            env=self._env(args),
-            security_context=container_security(),
-            resources=k8s.core.v1.ResourceRequirementsArgs(
-                requests={"cpu": "100m", "memory": "256Mi"}, limits={"cpu": "1", "memory": "1Gi"}
-            ),
-            volume_mounts=mounts,
-        )
-        init_containers, containers = [], [dump]
-        if args.s3 is not None and self.s3_secret is not None:
-            # The upload runs only after the dump succeeded: the dump is an init container.
-            init_containers, containers = [dump], [self._uploader(args.s3, self.s3_secret)]
-        return k8s.core.v1.PodSpecArgs(
-            restart_policy="Never",
-            automount_service_account_token=False,
-            enable_service_links=False,
-            security_context=pod_security_context(),
-            init_containers=init_containers or None,
-            containers=containers,
-            volumes=[
-                k8s.core.v1.VolumeArgs(
-                    name="scripts", config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=args.scripts_config_map, default_mode=0o555)
-                ),
-                k8s.core.v1.VolumeArgs(
-                    name="secrets", secret=k8s.core.v1.SecretVolumeSourceArgs(secret_name=args.credentials_secret, default_mode=0o440)
-                ),
-                k8s.core.v1.VolumeArgs(
-                    name="dumps", persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(claim_name=claim_name)
-                ),
-                k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="1Gi")),
-            ],
-        )
-
-    @staticmethod
-    def _uploader(s3: DumpS3, secret: k8s.core.v1.Secret) -> k8s.core.v1.ContainerArgs:
-        secret_name = name_of(secret)
-        env = [
-            k8s.core.v1.EnvVarArgs(name=f"RCLONE_CONFIG_{RCLONE_REMOTE}_TYPE", value="s3"),
-            k8s.core.v1.EnvVarArgs(name="RCLONE_CONFIG", value="/tmp/rclone.conf"),
-            k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp"),
-        ] + [
-            k8s.core.v1.EnvVarArgs(
-                name=f"RCLONE_CONFIG_{RCLONE_REMOTE}_{key.upper()}",
-                value_from=k8s.core.v1.EnvVarSourceArgs(
-                    secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret_name, key=key, optional=key in ("endpoint", "region"))
-                ),
-            )
-            for key in S3_KEYS
-        ]
-        return k8s.core.v1.ContainerArgs(
-            name="upload",
-            image=RCLONE_IMAGE,
-            image_pull_policy="IfNotPresent",
-            # copy never deletes remotely: a lost or emptied dumps volume cannot wipe the bucket.
-            command=["rclone", "copy", BACKUP_MOUNT, f"{RCLONE_REMOTE}:{s3.remote}", "--exclude", "*.partial/**", "--exclude", ".*"],
-            env=env,
-            security_context=container_security(),
-            resources=k8s.core.v1.ResourceRequirementsArgs(
-                requests={"cpu": "50m", "memory": "64Mi"}, limits={"cpu": "500m", "memory": "256Mi"}
-            ),
-            volume_mounts=[
-                k8s.core.v1.VolumeMountArgs(name="dumps", mount_path=BACKUP_MOUNT, read_only=True),
-                k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
-            ],
-        )
 
     def _network_policy(self, name: str, args: LogicalBackupArgs, labels: dict[str, str]) -> k8s.networking.v1.NetworkPolicy:
         """No ingress; egress to DNS, the database pods' port, and (with S3) the endpoint's port."""

@@ -19,6 +19,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.naming import dependencies_of
+from components.validation import check_cron, check_name, check_range, fail
 
 RECURRING_JOB_API = "longhorn.io/v1beta2"
 # Longhorn's PVC labels: the source label makes Longhorn sync the PVC's recurring-job labels
@@ -32,7 +33,11 @@ class Schedule:
     cron: str
     """Five-field cron expression."""
     retain: int
-    """Snapshots or backups Longhorn keeps per volume."""
+    """Snapshots or backups Longhorn keeps per volume, 1 to 100."""
+
+    def __post_init__(self) -> None:
+        check_cron(self, "cron", self.cron)
+        check_range(self, "retain", self.retain, 1, 100)
 
 
 @dataclass(frozen=True)
@@ -42,12 +47,16 @@ class LonghornRecurringJobsArgs:
     group: str
     """The stack's job group (named after its StorageClass, so unique per stack on a cluster)."""
     snapshot: Schedule | None = None
+    """Crash-consistent snapshots, kept on the volumes' replicas."""
     backup: Schedule | None = None
     """Off-cluster backups to the cluster's default BackupTarget."""
 
     def __post_init__(self) -> None:
+        check_name(self, "namespace", self.namespace)
+        # <group>-<task> names a RecurringJob and the CronJob Longhorn runs for it (at most 52 characters).
+        check_name(self, "group", self.group, "subdomain", max_len=52 - len("-snapshot"))
         if self.snapshot is None and self.backup is None:
-            raise ValueError("LonghornRecurringJobsArgs: at least one of snapshot and backup")
+            fail(self, "snapshot", None, "a Schedule in snapshot or backup (or both): a job group with no job")
 
 
 def recurring_job_labels(group: str) -> dict[str, str]:

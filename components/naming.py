@@ -1,4 +1,7 @@
-"""Small helpers shared by the components and the stack."""
+"""Generic names: Kubernetes object names as Outputs, cluster DNS names, Pod Security labels.
+
+Nothing here knows PostgreSQL; components/postgres_names.py builds the database's names on top.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +20,19 @@ def name_of(resource: Any) -> pulumi.Output[str]:
 
     out: pulumi.Output[str] = resource.metadata.apply(pick)
     return out
+
+
+DEFAULT_CLUSTER_DOMAIN = "cluster.local"
+
+
+def service_dns(service: str, namespace: str, cluster_domain: str = DEFAULT_CLUSTER_DOMAIN) -> str:
+    """A Service's cluster DNS name; for a headless Service it resolves to every selected pod."""
+    return f"{service}.{namespace}.svc.{cluster_domain}"
+
+
+def pod_dns(pod: str, service: str, namespace: str, cluster_domain: str = DEFAULT_CLUSTER_DOMAIN) -> str:
+    """The stable DNS name a headless Service gives one StatefulSet pod."""
+    return f"{pod}.{service_dns(service, namespace, cluster_domain)}"
 
 
 def pod_security_labels(level: str) -> dict[str, str]:

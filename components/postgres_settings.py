@@ -1,13 +1,19 @@
-"""Pure functions: PostgreSQL layout and settings derived from the pod's resources.
+"""Pure functions: the image's major, its data layout, and settings derived from the pod's resources.
 
 Nothing here touches Pulumi, so the tests call these directly.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 MiB = 1024 * 1024
+# The most pods a set can have: max_wal_senders and max_replication_slots below leave room
+# for 14 standbys plus a clone's connections. stacks/config.py caps postgres.replicas with it.
+MAX_REPLICAS = 15
+# Our own reading of a postgres tag: the leading number is the major (18, 18.1, 18.1-trixie, 9.6.24).
+_PG_TAG = re.compile(r"([0-9]+)(\.[0-9]+)*([-.][A-Za-z0-9_.-]+)?")
 # The pod's shared emptyDir for the server's socket: probes, scripts and the sidecar connect here.
 SOCKET_DIR = "/var/run/postgresql"
 
@@ -18,6 +24,29 @@ class DataLayout:
 
     mount_path: str
     pgdata: str
+
+
+def pg_major(tag: str) -> int | None:
+    """The PostgreSQL major a postgres image tag names (18.1-trixie -> 18), or None."""
+    match = _PG_TAG.fullmatch(tag)
+    return int(match.group(1)) if match else None
+
+
+def image_tag(image: str) -> str | None:
+    """The tag of an image reference ``[registry[:port]/]path[:tag][@digest]``, or None."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return last.split(":", 1)[1] if ":" in last else None
+
+
+def image_major(image: str) -> int | None:
+    """The major of a postgres image reference, read from its tag (``postgres:18.1@sha256:...`` -> 18).
+
+    The tag is the one source: a digest alone does not say which major it is, so a reference
+    without a tag naming the major has no major (None), and PostgresStatefulSetArgs refuses it.
+    """
+    tag = image_tag(image)
+    return pg_major(tag) if tag is not None else None
 
 
 def data_layout(major: int) -> DataLayout:
@@ -77,20 +106,3 @@ def postgres_args(settings: dict[str, str]) -> list[str]:
     for key in sorted(settings):
         args += ["-c", f"{key}={settings[key]}"]
     return args
-
-
-def pod_names(name: str, replicas: int, replication: bool) -> list[str]:
-    """Every pod of the set: <name>-0 then, with replication, the standbys <name>-standby-1.. (ordinals from 1)."""
-    if not replication:
-        return [f"{name}-{i}" for i in range(replicas)]
-    return [f"{name}-0"] + [f"{name}-standby-{i}" for i in range(1, replicas)]
-
-
-def service_dns(service: str, namespace: str, cluster_domain: str = "cluster.local") -> str:
-    """A Service's cluster DNS name; for a headless Service it resolves to every selected pod."""
-    return f"{service}.{namespace}.svc.{cluster_domain}"
-
-
-def pod_dns(pod: str, service: str, namespace: str, cluster_domain: str = "cluster.local") -> str:
-    """Stable per-pod DNS name a headless Service gives a StatefulSet pod."""
-    return f"{pod}.{service_dns(service, namespace, cluster_domain)}"

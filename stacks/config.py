@@ -11,7 +11,7 @@ server's grammar, names for every kind of object they become, label keys and
 values with the Kubernetes rules, CIDRs with ``ipaddress``, image repositories
 with the OCI reference grammar, and the cross-field rules Longhorn's webhooks and
 the image enforce. Every "such as" in a message lists values (as JSON, which YAML
-reads the same way) that the same key accepts; tests/test_config.py parses them.
+reads the same way) that the same key accepts; tests/stacks/test_config.py parses them.
 """
 
 from __future__ import annotations
@@ -27,10 +27,12 @@ from typing import Annotated, Any, Literal
 
 import pulumi
 from croniter import croniter
-from kubernetes.utils.quantity import parse_quantity
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from components.postgres_statefulset import POSTGRES_UID
+from components.pod_security import POSTGRES_UID
+from components.postgres_names import claim_name, headless_service, pod_name, pod_names, read_only_service, standby_pod, standby_set
+from components.postgres_settings import MAX_REPLICAS, pg_major
+from components.quantity import QUANTITY_GRAMMAR, QUANTITY_MAX, quantity
 
 PROJECT = "pgstack"
 
@@ -55,7 +57,7 @@ PG_END_OF_LIFE: dict[int, date] = {
 
 # Image majors whose data layout and entrypoint behaviour we have checked: 15-17 keep PGDATA under
 # /var/lib/postgresql/data, 18 moved it (components/postgres_settings.data_layout), and
-# tests/scripts/test_majors.py runs init.sh on a real server of each. Every major older than the
+# tests/components/scripts/test_majors.py runs init.sh on a real server of each. Every major older than the
 # first is past its end of life and refused with its date.
 SUPPORTED_PG_MAJORS = (15, 16, 17, 18)
 
@@ -75,15 +77,6 @@ _QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 _PG_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _DIGEST = re.compile(r"sha256:[a-f0-9]{64}")
 
-# apimachinery pkg/api/resource/quantity.go, the serialization format the API server parses:
-#   <quantity> ::= <signedNumber><suffix>
-#   <number>   ::= <digits> | <digits>.<digits> | <digits>. | .<digits>
-#   <suffix>   ::= <binarySI> | <decimalExponent> | <decimalSI>
-#   <binarySI> ::= Ki | Mi | Gi | Ti | Pi | Ei      <decimalSI> ::= n | u | m | "" | k | M | G | T | P | E
-#   <decimalExponent> ::= "e" <signedNumber> | "E" <signedNumber> (parseQuantityString takes digits only)
-# No spaces anywhere: the client library's parse_quantity tolerates "1 Gi", the API server does not.
-_QUANTITY = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(([KMGTPE]i)|[numkMGTPE]|[eE][+-]?[0-9]+)?")
-
 # distribution/reference regexp.go: a repository name is [domain[:port]/]path-component[/...].
 _ALNUM = r"[a-z0-9]+"
 _SEPARATOR = r"(?:[._]|__|[-]+)"
@@ -95,8 +88,6 @@ _DOMAIN_AND_PORT = rf"(?:{_DOMAIN_NAME}|{_IPV6_ADDRESS})(?::[0-9]+)?"
 _REPOSITORY = re.compile(rf"(?:({_DOMAIN_AND_PORT})/)?({_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)")
 _REPOSITORY_PATH_MAX = 255  # reference.go RepositoryNameTotalLengthMax
 _IMAGE_TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)  # regexp.go tag (Go's \w is ASCII)
-# Our own reading of a postgres tag: the leading number is the major (18, 18.1, 18.1-trixie, 9.6.24).
-_PG_TAG = re.compile(r"([0-9]+)(\.[0-9]+)*([-.][A-Za-z0-9_.-]+)?")
 _ALPINE_TAG = re.compile(r"(^|[-.])alpine", re.IGNORECASE)
 
 
@@ -143,8 +134,7 @@ def _pg_identifier(value: str) -> str:
     return value
 
 
-# The most pods a set can have (PostgresSettings.replicas), so the highest ordinal is MAX_REPLICAS - 1.
-MAX_REPLICAS = 15
+# The most pods a set can have (PostgresSettings.replicas) is MAX_REPLICAS, so the highest ordinal is MAX_REPLICAS - 1.
 
 # Why each kind of object limits the names made from postgres.name.
 _STATEFULSET = (
@@ -168,18 +158,18 @@ def derived_names(name: str) -> list[tuple[str, str, tuple[int, str]]]:
     last = MAX_REPLICAS - 1
     return [
         (name, "the primary StatefulSet", _STATEFULSET),
-        (f"{name}-standby", "the standby StatefulSet", _STATEFULSET),
-        (f"{name}-standby-{last}", "a standby pod", _POD),
-        (f"{name}-{last}", "a pod with replication off", _POD),
+        (standby_set(name), "the standby StatefulSet", _STATEFULSET),
+        (standby_pod(name, last), "a standby pod", _POD),
+        (pod_name(name, last), "a pod with replication off", _POD),
         (name, "the read-write Service", _SERVICE),
-        (f"{name}-ro", "the read-only Service", _SERVICE),
-        (f"{name}-hl", "the headless Service", _SERVICE),
+        (read_only_service(name), "the read-only Service", _SERVICE),
+        (headless_service(name), "the headless Service", _SERVICE),
         (f"{name}-backup", "the dump CronJob", _CRONJOB),
         (f"{name}-credentials", "the credentials Secret", _SUBDOMAIN),
         (f"{name}-scripts", "the scripts ConfigMap", _SUBDOMAIN),
         (f"{name}-dumps", "the dumps PersistentVolumeClaim", _SUBDOMAIN),
         (f"{name}-dumps-s3", "the dump S3 Secret", _SUBDOMAIN),
-        (f"data-{name}-standby-{last}", "a data PersistentVolumeClaim", _SUBDOMAIN),
+        (claim_name(standby_pod(name, last)), "a data PersistentVolumeClaim", _SUBDOMAIN),
     ]
 
 
@@ -202,17 +192,6 @@ def _postgres_name(value: str) -> str:
 # ---------------------------------------------------------------- quantities
 
 
-def quantity(value: str) -> Decimal:
-    """The value of a Kubernetes quantity (``1Gi``, ``500m``) written in the API server's grammar.
-
-    The grammar is checked here (apimachinery's, see _QUANTITY); the client library's
-    parse_quantity only computes the value, because it also accepts what the API server refuses.
-    """
-    if not _QUANTITY.fullmatch(value):
-        raise ValueError(f"not a Kubernetes quantity: {value!r}")
-    return Decimal(parse_quantity(value))  # type: ignore[no-untyped-call]
-
-
 def _quantity_text(examples: tuple[Any, ...]) -> Callable[[Any], Any]:
     """Before the str check: Kubernetes takes a quantity as a string or as a plain number (`cpu: 2`)."""
 
@@ -230,7 +209,7 @@ def _quantity_text(examples: tuple[Any, ...]) -> Callable[[Any], Any]:
 
 def _quantity_rule(examples: tuple[Any, ...], whole_bytes: bool = False, minimum: str | None = None) -> Callable[[str], str]:
     def check(value: str) -> str:
-        if not _QUANTITY.fullmatch(value):
+        if not QUANTITY_GRAMMAR.fullmatch(value):
             spaced = ""
             if re.search(r"\s", value):
                 packed = re.sub(r"\s", "", value)
@@ -241,7 +220,7 @@ def _quantity_rule(examples: tuple[Any, ...], whole_bytes: bool = False, minimum
                 f"{such_as(*examples)}"
             )
         amount = quantity(value)
-        if abs(amount) > _QUANTITY_MAX:
+        if abs(amount) > QUANTITY_MAX:
             raise ValueError(f"a quantity of at most 2^63-1, just under 8Ei (the API server caps larger ones), {such_as(*examples)}")
         if minimum is not None and amount < quantity(minimum):
             raise ValueError(
@@ -257,9 +236,6 @@ def _quantity_rule(examples: tuple[Any, ...], whole_bytes: bool = False, minimum
 
     return check
 
-
-# The API server keeps quantities up to 2^63-1 (quantity.go: binary ones are capped there; int64 accessors overflow).
-_QUANTITY_MAX = Decimal(2**63 - 1)
 
 # The smallest volume: init.sh's WAL budget needs room beside the data. Inclusive.
 MIN_STORAGE = "100Mi"
@@ -353,12 +329,6 @@ def _repository(value: str) -> str:
         why = "the path must be lowercase" if lower else "path components are lowercase letters and digits joined by '.', '_', '__' or '-'"
         raise ValueError(f"an image repository in the OCI reference grammar ({why}): [registry[:port]/]path, {examples}")
     return value
-
-
-def pg_major(tag: str) -> int | None:
-    """The PostgreSQL major a postgres image tag names (18.1-trixie -> 18), or None."""
-    match = _PG_TAG.fullmatch(tag)
-    return int(match.group(1)) if match else None
 
 
 def _image_tag(value: str) -> str:
@@ -596,7 +566,7 @@ class ReplicationSettings(_Model):
     user: PgIdentifier = "replicator"
     maxLagBytes: int = Field(16 * 1024 * 1024, ge=0, description="A standby is ready only within this replay lag")
     podAntiAffinity: Literal["soft", "hard"] = "soft"
-    primary: Annotated[str, dns_label(63, ("postgres-0", "postgres-standby-1"))] | None = Field(
+    primary: Annotated[str, dns_label(63, (pod_name("postgres", 0), standby_pod("postgres", 1)))] | None = Field(
         None, description="Pod that must be the primary; null means <name>-0. Set only by the promotion runbook"
     )
 
@@ -680,7 +650,7 @@ class PostgresSettings(_Model):
             )
         primary = self.replication.primary
         if primary is not None:
-            pods = [f"{self.name}-0"] + [f"{self.name}-standby-{i}" for i in range(1, self.replicas)]
+            pods = pod_names(self.name, self.replicas, replication=True)
             if primary not in pods or self.replicas == 1 or not self.replication.enabled:
                 raise _FieldError("replication.primary", primary, f"null or one of this set's pods with replication on: {', '.join(pods)}")
         return self

@@ -10,8 +10,10 @@ from components.longhorn_backups import LonghornRecurringJobs, LonghornRecurring
 from components.longhorn_install import LonghornInstall, LonghornInstallArgs
 from components.longhorn_storage_class import LonghornStorageClass, LonghornStorageClassArgs
 from components.naming import name_of, pod_security_labels
-from components.postgres_statefulset import DnsEgress, NetworkPolicyPeer, PostgresStatefulSet, PostgresStatefulSetArgs
-from stacks.config import LonghornJob, Secrets, Settings, quantity
+from components.postgres_args import PostgresStatefulSetArgs
+from components.postgres_network import DnsEgress, NetworkPolicyPeer
+from components.postgres_statefulset import PostgresStatefulSet
+from stacks.config import LonghornJob, Secrets, Settings
 
 
 def dns_egress_of(settings: Settings) -> DnsEgress:
@@ -37,14 +39,11 @@ def postgres_args(settings: Settings, namespace: pulumi.Input[str], storage_clas
         storage_class=storage_class,
         protect=settings.protect,
         image=pg.image.reference,
-        image_major=pg.image.major,
         image_pull_policy=pg.image.pullPolicy,
         replicas=pg.replicas,
         storage_size=pg.storageSize,
-        storage_bytes=int(quantity(pg.storageSize)),
         requests=pg.resources.requests.model_dump(),
         limits=pg.resources.limits.model_dump(),
-        memory_limit_bytes=int(quantity(pg.resources.limits.memory)),
         database=pg.database,
         password_rotation=pg.passwordRotation,
         username=pg.username,

@@ -42,10 +42,12 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
-from components.postgres_settings import SOCKET_DIR, pod_names, service_dns
-from components.postgres_statefulset import DATA_VOLUME, SECRETS_MOUNT, SUPERUSER
+from components.naming import service_dns
+from components.postgres_names import claim_name, pod_names, primary_pod_name, statefulsets
+from components.postgres_pod import SECRETS_MOUNT, SUPERUSER
+from components.postgres_settings import SOCKET_DIR
 from stacks.config import PROJECT, ConfigError, Settings, parse_settings
-from stacks.render import StackFileError, stack_config
+from stacks.mock_run import StackFileError, stack_config
 
 CONTAINER = "postgres"
 DATABASE = "postgres"
@@ -169,21 +171,21 @@ def target_of(settings: Settings) -> Target:
     pg = settings.postgres
     replication = pg.replication.enabled
     pods = tuple(pod_names(pg.name, pg.replicas, replication))
-    primary = pg.replication.primary or f"{pg.name}-0"
-    statefulsets = ((pg.name, 1), (f"{pg.name}-standby", pg.replicas - 1)) if replication else ((pg.name, pg.replicas),)
+    primary = primary_pod_name(pg.name, pg.replication.primary)
+    sets = tuple((sts, replicas) for sts, _, replicas, _ in statefulsets(pg.name, pg.replicas, replication))
     return Target(
         namespace=settings.namespace,
         primary=primary,
         pods=pods,
         row_pods=pods if replication else (primary,),
-        statefulsets=statefulsets,
+        statefulsets=sets,
         service=Endpoint(service_dns(pg.name, settings.namespace, CLUSTER_DOMAIN), pg.service.port),
         cronjob=f"{pg.name}-backup",
     )
 
 
 def settings_from_config(values: dict[str, Any]) -> Settings:
-    """The stack's validated settings from its config values (``stacks.render.stack_config``)."""
+    """The stack's validated settings from its config values (``stacks.mock_run.stack_config``)."""
     prefix = f"{PROJECT}:"
     return parse_settings({k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)})
 
@@ -403,9 +405,9 @@ def report_backups(cluster: Cluster, target: Target, timing: Timing, notes: list
     now = timing.now()
     volumes: dict[str, str] = {}
     for pod in target.pods:
-        volume = cluster.claim_volume(f"{DATA_VOLUME}-{pod}")
+        volume = cluster.claim_volume(claim_name(pod))
         if volume is None:
-            notes.append(f"claim {DATA_VOLUME}-{pod}: no Longhorn volume bound")
+            notes.append(f"claim {claim_name(pod)}: no Longhorn volume bound")
         else:
             volumes[volume] = pod
     backups = cluster.longhorn_backups(sorted(volumes)) if volumes else None

@@ -1,22 +1,161 @@
-"""Shared fixtures: run the real program (or one component) under Pulumi's mocks."""
+"""Shared fixtures: run the real program (or one component) under Pulumi's mocks; and the test tiers.
+
+Every test is in exactly one tier, a pytest marker (run one with -m, e.g. `bin/test --fast` is -m unit):
+
+    unit      the mock tier: pure Python, no external program (the default)
+    postgres  real PostgreSQL: everything under tests/components/scripts/, and any test using the pg harness
+              (a fixture, or the test itself, that calls tests.components.scripts.pg_harness.require_pg_bin)
+    scanner   external checkers: checkov, kubernetes-validate, shellcheck, zizmor, actionlint
+    slow      runs pytest again in a copy of the repository
+
+A test gets its tier from, first match wins: an explicit @pytest.mark.<tier> (or a module's pytestmark);
+TIER_OF_TEST below, for tests in files whose owners have not marked them; the pg harness; a fixture in
+TIER_FIXTURES; its directory (tests/components/scripts/ is postgres); else unit. Two tier marks on one test stop the
+run at collection. A unit test that starts a scanner or a PostgreSQL program fails and names the mark it needs.
+
+The full run starts the long tiers first (slow, postgres, scanner, then unit), so that under xdist the
+slow test and the servers do not end up as the tail of the run.
+"""
 
 from __future__ import annotations
 
+import os
+import shlex
+import subprocess
 from collections.abc import Callable, Generator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from stacks.config import Settings, parse_settings
-from stacks.render import Registered, Run, StackFileError, run_program, run_pulumi, stack_config, stacks
+from stacks.mock_run import Registered, Run, StackFileError, run_program, run_pulumi, stack_config, stacks
+from tests.repo_copy import COLLECTED
 
 # Every Pulumi.<stack>.yaml, dotted names included. Per-stack tests take `stack` or `stack_run` and derive
 # every expectation from that stack's own config (settings_of), never from its name.
 STACKS = stacks()
 
+# ------------------------------------------------------------------ tiers
+
+TIERS = {
+    "slow": "runs pytest again in a copy of the repository (tens of seconds)",
+    "postgres": "runs real PostgreSQL servers or tools (tests/components/scripts/ and the pg harness)",
+    "scanner": "runs an external checker: checkov, kubernetes-validate, shellcheck, zizmor, actionlint",
+    "unit": "the mock tier: pure Python, no external program (bin/test --fast)",
+}
+# Tests in files owned elsewhere that need a tier their directory and fixtures do not give; keyed by
+# path::function (every parameter). A mark in the file itself is better: move it there and drop the line.
+TIER_OF_TEST = {
+    "tests/stacks/test_stack_files.py::test_a_bad_stack_file_fails_its_tests_with_one_line": "slow",
+    "tests/components/scripts/test_scripts_static.py::test_shellcheck_finds_nothing": "scanner",
+    "tests/stacks/test_verify.py::test_the_in_pod_script_is_shellcheck_clean": "scanner",
+    "tests/github/test_workflows.py::test_zizmor_offline_has_no_findings": "scanner",
+    "tests/github/test_workflows.py::test_actionlint_has_no_findings": "scanner",
+    "tests/github/test_workflows.py::test_the_linters_catch_a_bad_workflow": "scanner",
+}
+# Fixtures that put the tests using them in a tier.
+TIER_FIXTURES = {"checkov_report": "scanner"}
+POSTGRES_DIRS = ("tests/components/scripts/",)
+# Programs a unit test must not start (argv[0]): the scanners and PostgreSQL's.
+NOT_IN_UNIT = {
+    "checkov": "scanner",
+    "shellcheck": "scanner",
+    "zizmor": "scanner",
+    "actionlint": "scanner",
+    **dict.fromkeys(("initdb", "pg_ctl", "postgres", "psql", "pg_isready", "pg_basebackup", "pg_dump", "pg_restore"), "postgres"),
+    "pgbench": "postgres",
+}
+
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: runs pytest again in a copy of the repository (tens of seconds)")
+    for name, what in TIERS.items():
+        config.addinivalue_line("markers", f"{name}: tier: {what}")
+
+
+def _calls_pg_harness(func: Any) -> bool:
+    """Whether func calls the pg harness's entry point (tests.components.scripts.pg_harness.require_pg_bin)."""
+    code = getattr(func, "__code__", None)
+    if code is None or "require_pg_bin" not in code.co_names:
+        return False
+    target = getattr(func, "__globals__", {}).get("require_pg_bin")
+    return getattr(target, "__module__", None) == "tests.components.scripts.pg_harness"
+
+
+def tier_of(item: pytest.Item) -> str:
+    """The tier the rules give a test that has no explicit tier mark (see the module docstring)."""
+    path = item.nodeid.split("::", 1)[0]
+    listed = TIER_OF_TEST.get(item.nodeid.split("[", 1)[0])
+    if listed:
+        return listed
+    fixtures = getattr(item, "_fixtureinfo", None)
+    funcs = [defs[-1].func for defs in fixtures.name2fixturedefs.values() if defs] if fixtures else []
+    if any(_calls_pg_harness(f) for f in [getattr(item, "function", None), *funcs]):
+        return "postgres"
+    for name in getattr(item, "fixturenames", ()):
+        if name in TIER_FIXTURES:
+            return TIER_FIXTURES[name]
+    if path.startswith(POSTGRES_DIRS):
+        return "postgres"
+    return "unit"
+
+
+def tiers_marked(item: pytest.Item) -> set[str]:
+    return {m.name for m in item.iter_markers() if m.name in TIERS}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give every test its tier before -m deselects, check each has exactly one, and order long tiers first.
+
+    Also, when COLLECTED names a file, write every collected test id there (before -k and -m deselect):
+    the slow test reads it to know which tests exist in its copy of the repository."""
+    if os.environ.get(COLLECTED):
+        # Popped: a pytest that a test runs must not write over it.
+        Path(os.environ.pop(COLLECTED)).write_text("".join(f"{item.nodeid}\n" for item in items))
+    wrong = []
+    for item in items:
+        marked = tiers_marked(item)
+        if not marked:
+            item.add_marker(tier_of(item))
+        elif len(marked) > 1:
+            wrong.append(f"{item.nodeid}: {', '.join(sorted(marked))}")
+    if wrong:
+        raise pytest.UsageError("a test must be in exactly one tier (" + ", ".join(TIERS) + "):\n  " + "\n  ".join(wrong))
+    order = list(TIERS)
+    items.sort(key=lambda item: order.index(next(iter(tiers_marked(item)))))
+
+
+def _argv(args: Any) -> list[str]:
+    if isinstance(args, str):
+        return shlex.split(args)
+    return [os.fsdecode(a) for a in ([args] if isinstance(args, (bytes, os.PathLike)) else args)]
+
+
+def program_tier(args: Any) -> str | None:
+    """The tier a command (Popen's args) needs, when the unit tier may not run it."""
+    argv = _argv(args)
+    return NOT_IN_UNIT.get(Path(argv[0]).name) if argv else None
+
+
+@pytest.fixture(autouse=True)
+def _unit_tier_runs_no_external_program(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the unit tier, starting a scanner or a PostgreSQL program fails the test and names the tier it needs."""
+    if "unit" not in tiers_marked(request.node):
+        return
+    popen_init = subprocess.Popen.__init__
+
+    def guarded(self: subprocess.Popen[Any], args: Any, *rest: Any, **kwargs: Any) -> None:
+        tier = program_tier(args)
+        if tier is not None:
+            program = _argv(args)[0]
+            pytest.fail(f"{request.node.nodeid} runs {program}: mark it @pytest.mark.{tier} (tests/conftest.py, tiers)", pytrace=False)
+        popen_init(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", guarded)
+
+
+# ------------------------------------------------------------------ the program under mocks
 
 
 @pytest.hookimpl(wrapper=True)
@@ -35,8 +174,14 @@ def stack(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def stack_run(stack: str) -> Run:
-    """The whole program, run once for this test with the stack file's config."""
-    return run_program(stack_config(stack), stack=stack)
+    """The whole program with the stack file's config, run once per stack and worker: a Run is a
+    read-only record, and a mock run is most of the unit tier's time."""
+    if stack not in _STACK_RUNS:
+        _STACK_RUNS[stack] = run_program(stack_config(stack), stack=stack)
+    return _STACK_RUNS[stack]
+
+
+_STACK_RUNS: dict[str, Run] = {}
 
 
 def run_with(overrides: dict[str, Any], stack: str = "dev") -> Run:
@@ -62,3 +207,17 @@ CLAIM = "kubernetes:core/v1:PersistentVolumeClaimPatch"
 def settings_of(stack: str) -> Settings:
     """A stack's validated settings: per-stack expectations come from here, never from a table of stack names."""
     return parse_settings({k.split(":", 1)[1]: v for k, v in stack_config(stack).items()})
+
+
+# DNS needs both: UDP for queries, TCP for answers too large for UDP (truncated, TC bit) and for resolvers
+# that use TCP. A policy with UDP only works until the first large answer.
+DNS_PORTS = [{"port": 53, "protocol": "TCP"}, {"port": 53, "protocol": "UDP"}]
+
+
+def dns_rule_of(egress: list[dict[str, Any]], where: str = "") -> dict[str, Any]:
+    """The one egress rule for port 53; it must allow both UDP and TCP."""
+    rules = [r for r in egress if any(p.get("port") == 53 for p in r.get("ports", []))]
+    assert len(rules) == 1, f"{where}: expected one DNS egress rule, got {egress}"
+    ports = sorted(rules[0]["ports"], key=lambda p: (p["port"], p["protocol"]))
+    assert ports == DNS_PORTS, f"{where}: DNS egress must allow UDP and TCP 53, got {rules[0]['ports']}"
+    return dict(rules[0])

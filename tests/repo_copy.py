@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from stacks.render import ROOT
+from stacks.mock_run import ROOT
 
 # Environments, caches and outputs: never part of the source.
 NOT_SOURCE = (
@@ -27,6 +27,8 @@ NOT_SOURCE = (
 )
 # Set in the copy's pytest run, so that tests which copy the repository do not run again inside it.
 INNER = "PGSTACK_INNER_RUN"
+# A file name: pytest (tests/conftest.py) writes there every test id it collected, before -k and -m deselect.
+COLLECTED = "PGSTACK_COLLECTED"
 
 
 def copy_repository(tmp: Path) -> Path:
@@ -40,7 +42,7 @@ def copy_repository(tmp: Path) -> Path:
     return repo
 
 
-def run_in(repo: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """`python <args>` in the copy, with this interpreter (the project's .venv)."""
-    env = os.environ | {INNER: "1", "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.run([sys.executable, *args], cwd=repo, env=env, capture_output=True, text=True, timeout=timeout)
+def run_in(repo: Path, *args: str, timeout: float = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python <args>` in the copy, with this interpreter (the project's .venv), and env added to ours."""
+    full_env = os.environ | {INNER: "1", "PYTHONDONTWRITEBYTECODE": "1"} | (env or {})
+    return subprocess.run([sys.executable, *args], cwd=repo, env=full_env, capture_output=True, text=True, timeout=timeout)

@@ -10,14 +10,25 @@
 #   since the WAL receiver connected) is not ready either.
 #   A standby that is NOT in recovery has been promoted behind our back
 #   (split-brain risk) and is never ready.
-#   A standby that does not stream asks the primary why (replication.sh):
+#   A standby that does not stream asks the primary why (upstream.sh, slots.sh):
 #   another database, a diverged timeline, a lost slot; a missing slot is
 #   created again.
+# shellcheck source-path=SCRIPTDIR
 set -euo pipefail
-# shellcheck source-path=SCRIPTDIR source=common.sh
-. "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
-# shellcheck source-path=SCRIPTDIR source=replication.sh
-. "$(dirname -- "${BASH_SOURCE[0]}")/replication.sh"
+# shellcheck source=base.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/base.sh"
+# shellcheck source=env.sh
+. "$SCRIPT_DIR/env.sh"
+# shellcheck source=pod-config.sh
+. "$SCRIPT_DIR/pod-config.sh"
+# shellcheck source=local-psql.sh
+. "$SCRIPT_DIR/local-psql.sh"
+# shellcheck source=control-data.sh
+. "$SCRIPT_DIR/control-data.sh"
+# shellcheck source=upstream.sh
+. "$SCRIPT_DIR/upstream.sh"
+# shellcheck source=slots.sh
+. "$SCRIPT_DIR/slots.sh"
 
 ready() {
   printf 'ready: %s\n' "$*" >&2
@@ -112,7 +123,7 @@ main() {
   local_server_up 3 || not_ready "server is not accepting connections on $PG_SOCKET_DIR port $PGPORT"
 
   local out err errfile in_recovery receiver lag unknown sysid tli lsn slot segsize replay how=''
-  errfile=$(mktemp "${TMPDIR:-/tmp}/readiness.XXXXXX")
+  errfile=$(mktemp "$TMPDIR/readiness.XXXXXX")
   trap 'rm -f -- "$errfile"' EXIT
   if ! out=$(PGOPTIONS='-c statement_timeout=4000' PGCONNECT_TIMEOUT=3 psql_local -A -t -F '|' -c "$STATUS_SQL" 2>"$errfile"); then
     err=$(<"$errfile")

@@ -15,9 +15,20 @@
 #   (postgres, REPLICATION_USER, APP_USER). A standby needs no ALTER ROLE:
 #   roles replicate from the primary.
 # Only a SHA-256 of the inputs is remembered (on the emptyDir), never a password.
+# shellcheck source-path=SCRIPTDIR
 set -euo pipefail
-# shellcheck source-path=SCRIPTDIR source=common.sh
-. "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source=base.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/base.sh"
+# shellcheck source=env.sh
+. "$SCRIPT_DIR/env.sh"
+# shellcheck source=pod-config.sh
+. "$SCRIPT_DIR/pod-config.sh"
+# shellcheck source=secrets.sh
+. "$SCRIPT_DIR/secrets.sh"
+# shellcheck source=local-psql.sh
+. "$SCRIPT_DIR/local-psql.sh"
+# shellcheck source=roles.sh
+. "$SCRIPT_DIR/roles.sh"
 
 SELF="$SCRIPT_DIR/$(basename -- "${BASH_SOURCE[0]}")"
 readonly SELF

@@ -6,24 +6,19 @@ from typing import Any
 
 import pytest
 
-from components.postgres_statefulset import DnsEgress, PostgresStatefulSet, PostgresStatefulSetArgs
-from stacks.render import _plain
-from tests.conftest import run_component
+from components.postgres_network import DnsEgress
+from components.postgres_statefulset import PostgresStatefulSet, PostgresStatefulSetArgs
+from stacks.mock_run import plain
+from tests.conftest import dns_rule_of, run_component
 
 NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
-PORTS = [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
 
 
 def _dns_rule(dns: DnsEgress) -> dict[str, Any]:
     def program() -> None:
-        PostgresStatefulSet(
-            "pg", PostgresStatefulSetArgs(namespace="db", storage_class="c", image="postgres:18.1", image_major=18, dns=dns)
-        )
+        PostgresStatefulSet("pg", PostgresStatefulSetArgs(namespace="db", storage_class="c", image="postgres:18.1", dns=dns))
 
-    egress = _plain(run_component(program).one(NETPOL, "pg-netpol").inputs["spec"])["egress"]
-    rules = [r for r in egress if r["ports"] == PORTS]
-    assert len(rules) == 1, egress
-    return dict(rules[0])
+    return dns_rule_of(plain(run_component(program).one(NETPOL, "pg-netpol").inputs["spec"])["egress"], "pg-netpol")
 
 
 @pytest.mark.parametrize(
@@ -81,6 +76,6 @@ def test_the_dns_key_reaches_both_network_policies() -> None:
         }
     )
     for policy in run.of_type(NETPOL):
-        rules = [r for r in _plain(policy.inputs["spec"])["egress"] if r["ports"] == PORTS]
-        assert rules[0]["to"][-1] == {"ipBlock": {"cidr": "169.254.20.10/32"}}, policy.name
+        rule = dns_rule_of(plain(policy.inputs["spec"])["egress"], policy.name)
+        assert rule["to"][-1] == {"ipBlock": {"cidr": "169.254.20.10/32"}}, policy.name
     assert len(run.of_type(NETPOL)) == 2

@@ -6,7 +6,7 @@ import pulumi
 import pytest
 
 from components.headless_service import HeadlessService, HeadlessServiceArgs, NamedPort
-from stacks.render import _plain
+from stacks.mock_run import plain as _plain
 from tests.conftest import SVC, run_component
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from components.longhorn_install import LonghornInstall, LonghornInstallArgs, longhorn_values
 from components.longhorn_storage_class import LonghornStorageClass, LonghornStorageClassArgs
-from stacks.render import _plain
+from stacks.mock_run import plain as _plain
+from stacks.mock_run import run_program, stack_config
 from tests.conftest import run_component
 
 # Key paths present in the Longhorn chart's values.yaml at 1.10.1, read from the stored
@@ -97,5 +98,38 @@ def test_storage_class_is_replaced_never_updated_on_immutable_fields() -> None:
 
 
 def test_storage_class_args_are_checked() -> None:
-    with pytest.raises(ValueError, match=r"replicas: got 0; expected 1 to 20"):
+    with pytest.raises(ValueError, match=r"LonghornStorageClassArgs.replicas: got 0; expected an integer from 1 to 20"):
         LonghornStorageClassArgs(name="x", replicas=0)
+
+
+SC = "kubernetes:storage.k8s.io/v1:StorageClass"
+
+
+def test_a_stack_on_an_installed_longhorn_still_gets_its_tuned_class() -> None:
+    config = stack_config("prod") | {
+        "pgstack:longhorn": {"install": False},
+        "pgstack:storage": {"className": "pg-prod", "numberOfReplicas": 2},
+    }
+    run = run_program(config, stack="prod")
+    assert not run.of_type("pgstack:index:LonghornInstall") and not run.of_type("kubernetes:helm.sh/v3:Release")
+    (sc,) = run.of_type(SC)
+    assert sc.parent == run.one("pgstack:index:LonghornStorageClass", "longhorn").urn
+    s = _plain(sc.inputs)
+    assert (s["metadata"]["name"], s["parameters"]["numberOfReplicas"]) == ("pg-prod", "2")
+    assert run.one("kubernetes:apps/v1:StatefulSet", "postgres").inputs["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == (
+        "pg-prod"
+    )
+
+
+def test_several_classes_on_one_longhorn() -> None:
+    def program() -> None:
+        for name, replicas in (("orders", 2), ("billing", 3)):
+            LonghornStorageClass(name, LonghornStorageClassArgs(name=f"longhorn-{name}", replicas=replicas))
+
+    run = run_component(program)
+    classes = {c.name: _plain(c.inputs) for c in run.of_type(SC)}
+    assert {k: (v["metadata"]["name"], v["parameters"]["numberOfReplicas"]) for k, v in classes.items()} == {
+        "orders-sc": ("longhorn-orders", "2"),
+        "billing-sc": ("longhorn-billing", "3"),
+    }
+    assert not run.of_type("kubernetes:helm.sh/v3:Release")

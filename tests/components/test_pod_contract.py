@@ -1,66 +1,184 @@
-"""The contract between the Pulumi side and the pod scripts: env names and Secret keys agree."""
+"""The contract between the Pulumi side and the pod scripts, declared once in components/pod_env.py.
+
+What the scripts read is tested against real PostgreSQL in tests/components/scripts/test_env_contract.py
+(a missing required variable is named, an undeclared one stops a script, each entry script
+runs on its required variables alone). Here: the declaration, the bash rendered from it, and
+that the rendered pods set exactly what it declares and ship that bash beside the scripts.
+"""
 
 from __future__ import annotations
 
-import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
 
-from components.postgres_statefulset import SECRETS_MOUNT, script_files
-from stacks.render import _plain
+import pytest
+
+from components.pod_env import (
+    DUMP_ENV,
+    ENV_CONTRACT_FILE,
+    POD_ENV,
+    SECRET_FILES,
+    EnvContract,
+    EnvVar,
+    UndeclaredVariableError,
+    generated_scripts,
+    render_env_contract,
+)
+from stacks.mock_run import plain as _plain
 from tests.conftest import SECRET, STS, run_with
 
-# The dump job's scripts; every other script runs in the database pods.
-DUMP_SCRIPTS = {"backup.sh", "restore.sh"}
+SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "components" / "scripts"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 
 
-def code(names: set[str] | None = None) -> str:
-    """The scripts' code without comments (comments may mention variables in prose)."""
-    texts = [text for name, text in script_files().items() if names is None or name in names]
-    return "\n".join(line for text in texts for line in text.splitlines() if not line.lstrip().startswith("#"))
+# ------------------------------------------------------------------ the declaration
 
 
-def env_read_by(text: str) -> set[str]:
-    """Variables the scripts read from the environment (the NAME=${NAME-...} and `for v in` forms)."""
-    return set(re.findall(r"\b([A-Z][A-Z0-9_]+)=\$\{\1[-:]", text)) | {
-        name for names in re.findall(r"for v in ([A-Z_ ]+); do", text) for name in names.split()
+def test_the_required_variables() -> None:
+    pod = ("POD_NAME", "PGDATA", "PGPORT", "PG_SOCKET_DIR", "SECRETS_DIR")
+    assert {s: POD_ENV.required_by(s) for s in POD_ENV.scripts} == dict.fromkeys(POD_ENV.scripts, pod)
+    assert DUMP_ENV.required_by("backup.sh") == ("BACKUP_HOSTS", "BACKUP_DIR", "PGPORT", "SECRETS_DIR")
+    assert DUMP_ENV.required_by("restore.sh") == ("PGHOST", "PGPORT", "SECRETS_DIR")
+
+
+def test_what_the_pods_leave_to_the_defaults() -> None:
+    """Tuning knobs the tests set, libpq's timeout, the tests' clock: declared with defaults, never set by a pod."""
+    assert {v.name: v.default for v in POD_ENV.variables if not v.set_by_pod} == {
+        "BOOTSTRAP_MAX_WAIT_SECONDS": "600",
+        "BOOTSTRAP_BACKOFF_MAX_SECONDS": "30",
+        "SYNC_INTERVAL_SECONDS": "10",
+        "PEER_CHECK_SECONDS": "20",
+        "PGCONNECT_TIMEOUT": "10",
+        "TMPDIR": "/tmp",
+    }
+    assert {v.name: v.default for v in DUMP_ENV.variables if not v.set_by_pod} == {
+        "BACKUP_CONNECT_SECONDS": "120",
+        "BACKUP_NOW": "",
+        "PGCONNECT_TIMEOUT": "10",
     }
 
 
-SCRIPTS = code()
-SCRIPT_ENV = env_read_by(code(set(script_files()) - DUMP_SCRIPTS))
-# Tuning knobs with defaults in common.sh; the tests set them, the pod leaves the defaults.
-DEFAULTED = {"BOOTSTRAP_MAX_WAIT_SECONDS", "BOOTSTRAP_BACKOFF_MAX_SECONDS", "SYNC_INTERVAL_SECONDS", "PEER_CHECK_SECONDS"}
-SECRET_FILES = set(re.findall(r"secret_path ([a-z-]+)", SCRIPTS))
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ((EnvVar("A", "a"), EnvVar("A", "again")), "A: declared twice"),
+        ((EnvVar("lower", "x"),), "not an environment variable name"),
+        ((EnvVar("A", "two\nlines"),), "the meaning must be one non-empty line"),
+        ((EnvVar("A", "a", "x\ny"),), "a default must be one line"),
+        ((EnvVar("A", "a", set_by_pod=False),), "a required variable must be set by the pod"),
+        ((EnvVar("A", "a", read_by=("other.sh",)),), "read_by names scripts outside"),
+    ],
+)
+def test_a_bad_declaration_is_refused(variables: tuple[EnvVar, ...], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        EnvContract("T", "a test container", ("one.sh",), variables)
 
 
-def test_scripts_contract_is_what_we_parse() -> None:
-    assert {"PGDATA", "PGPORT", "PG_SOCKET_DIR", "POD_NAME", "SECRETS_DIR", "PRIMARY_POD", "REPLICATION_USER"} <= SCRIPT_ENV
-    assert {"postgres-password", "replication-password", "password"} == SECRET_FILES
+def test_undeclared_names_are_refused() -> None:
+    POD_ENV.check_names(["PGDATA", "APP_USER"])
+    with pytest.raises(UndeclaredVariableError, match=r"BACKUP_DIR, PGHOST: not declared in components/pod_env\.py POD_ENV"):
+        POD_ENV.check_names(["PGDATA", "PGHOST", "BACKUP_DIR"])
 
 
-def test_every_env_var_the_pod_sets_is_read_by_the_scripts_and_none_is_missing() -> None:
+def test_pod_entries_are_the_pod_set_variables_in_order() -> None:
+    values = {v.name: f"value of {v.name}" for v in POD_ENV.variables if v.set_by_pod and v.field_path is None}
+    entries = POD_ENV.pod_entries(values)
+    assert [v.name for v, _ in entries] == list(POD_ENV.pod_names())
+    assert {v.name: (v.field_path, value) for v, value in entries}["POD_NAME"] == ("metadata.name", None)
+    with pytest.raises(ValueError, match=r"lack \['PGDATA'\]"):
+        POD_ENV.pod_entries({k: v for k, v in values.items() if k != "PGDATA"})
+    with pytest.raises(ValueError, match=r"have \['TMPDIR'\]"):
+        POD_ENV.pod_entries(values | {"TMPDIR": "/tmp"})
+    with pytest.raises(UndeclaredVariableError):
+        POD_ENV.pod_entries(values | {"PGHOST": "x"})
+
+
+# ------------------------------------------------------------------ env-contract.sh
+
+
+def contract_in_bash(rendered: Path, script: str) -> tuple[list[str], dict[str, str]]:
+    """What env_contract SCRIPT sets in bash: (ENV_REQUIRED, ENV_DEFAULTS)."""
+    code = 'source "$1"; env_contract "$2"; printf "%s\\0" "${ENV_REQUIRED[@]}"; printf "\\1"; '
+    code += 'for k in "${!ENV_DEFAULTS[@]}"; do printf "%s\\0%s\\0" "$k" "${ENV_DEFAULTS[$k]}"; done'
+    cp = subprocess.run(["bash", "-c", code, "t", str(rendered), script], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert cp.returncode == 0, cp.stderr
+    required, defaults = cp.stdout.split("\1")
+    pairs = defaults.split("\0")[:-1]
+    return required.split("\0")[:-1], dict(zip(pairs[::2], pairs[1::2], strict=True))
+
+
+@pytest.mark.scanner
+def test_env_contract_sh_is_shellcheck_clean(tmp_path: Path) -> None:
+    rendered = tmp_path / ENV_CONTRACT_FILE
+    rendered.write_text(render_env_contract())
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck, "shellcheck is not installed (apt-get install shellcheck)"
+    cp = subprocess.run([shellcheck, str(rendered)], capture_output=True, text=True)
+    assert cp.returncode == 0, cp.stdout
+
+
+def test_env_contract_sh_gives_each_script_its_declared_environment(tmp_path: Path) -> None:
+    rendered = tmp_path / ENV_CONTRACT_FILE
+    rendered.write_text(render_env_contract())
+    for contract in (POD_ENV, DUMP_ENV):
+        for script in contract.scripts:
+            required, defaults = contract_in_bash(rendered, script)
+            assert required == list(contract.required_by(script))
+            assert defaults == {v.name: v.default for v in contract.read_by(script) if v.default is not None}
+    fails = subprocess.run(["bash", "-c", 'source "$1"; env_contract other.sh', "t", str(rendered)], capture_output=True)
+    assert fails.returncode == 1
+
+
+def test_generated_files_do_not_collide_with_the_scripts() -> None:
+    assert not {p.name for p in SCRIPTS_DIR.glob("*.sh")} & set(generated_scripts())
+    assert set(generated_scripts()) == {ENV_CONTRACT_FILE}
+
+
+# ------------------------------------------------------------------ the rendered pods
+
+
+def _names_and_values(container: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [(e["name"], e.get("value", e.get("valueFrom"))) for e in container["env"]]
+
+
+def test_every_database_container_sets_exactly_the_pod_contract() -> None:
     run = run_with({"pgstack:postgres": {"replicas": 2}})
-    secret_keys = set(_plain(run.one(SECRET, "postgres-credentials").inputs["stringData"]))
-    assert secret_keys == SECRET_FILES
-    for sts in run.of_type(STS):
+    declared = {v.name: v for v in POD_ENV.variables}
+    sets = run.of_type(STS)
+    assert len(sets) == 2
+    for sts in sets:
         pod = _plain(sts.inputs["spec"])["template"]["spec"]
         for container in pod["containers"] + pod["initContainers"]:
-            env = {e["name"] for e in container["env"]}
-            # POSTGRES_PASSWORD_FILE follows the image's convention for anyone exec-ing into the pod.
-            assert env - {"POSTGRES_PASSWORD_FILE"} <= SCRIPT_ENV, f"{sts.name}/{container['name']} sets unknown variables"
-            missing = SCRIPT_ENV - env - DEFAULTED
-            missing -= {"PGCONNECT_TIMEOUT"}  # libpq's own, defaulted by the scripts
-            assert not missing, f"{sts.name}/{container['name']} lacks {missing}"
-            secrets_dir = next(e["value"] for e in container["env"] if e["name"] == "SECRETS_DIR")
-            assert secrets_dir == SECRETS_MOUNT
+            where = f"{sts.name}/{container['name']}"
+            env = _names_and_values(container)
+            assert [name for name, _ in env] == list(POD_ENV.pod_names()), where
+            for name, value in env:
+                if declared[name].field_path is not None:
+                    assert value == {"fieldRef": {"fieldPath": declared[name].field_path}}, f"{where} {name}"
+            secrets = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "secrets")
+            assert dict(env)["SECRETS_DIR"] == secrets, where
 
 
-def test_the_dump_job_sets_what_its_scripts_read() -> None:
-    from tests.test_backups import CRON, _pod, _prod
+def test_the_dump_job_sets_exactly_the_dump_contract() -> None:
+    from tests.stacks.test_backups import CRON, _pod, _prod
 
-    wanted = env_read_by(code(DUMP_SCRIPTS)) - {"BACKUP_CONNECT_SECONDS", "PGCONNECT_TIMEOUT"}
-    wanted -= {"BACKUP_NOW"}  # the tests' clock
-    assert {"BACKUP_DIR", "BACKUP_HOSTS", "BACKUP_KEEP", "PGHOST", "SECRETS_DIR"} <= wanted
     (dump,) = _pod(_prod().one(CRON, "dumps-cron"))["containers"]
-    env = {e["name"] for e in dump["env"]}
-    assert env == wanted, f"set but unread: {env - wanted}; read but unset: {wanted - env}"
-    assert dump["command"][0].removeprefix("/scripts/") in DUMP_SCRIPTS
+    env = _names_and_values(dump)
+    assert [name for name, _ in env] == list(DUMP_ENV.pod_names())
+    assert dict(env)["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert dump["command"][0].removeprefix("/scripts/") in DUMP_ENV.scripts
+
+
+def test_the_scripts_configmap_ships_the_generated_contract() -> None:
+    run = run_with({})
+    (scripts,) = [cm for cm in run.of_type(CONFIG_MAP) if cm.name.endswith("-scripts")]
+    data = scripts.inputs["data"]
+    assert set(data) == {p.name for p in SCRIPTS_DIR.glob("*.sh")} | {ENV_CONTRACT_FILE}
+    assert data[ENV_CONTRACT_FILE] == render_env_contract()
+
+
+def test_the_secret_holds_exactly_the_declared_files() -> None:
+    run = run_with({"pgstack:postgres": {"replicas": 2}})
+    assert set(_plain(run.one(SECRET, "postgres-credentials").inputs["stringData"])) == set(SECRET_FILES)

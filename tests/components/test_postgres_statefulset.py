@@ -6,14 +6,17 @@ from typing import Any
 
 import pulumi
 
-from components.postgres_statefulset import PostgresStatefulSet, PostgresStatefulSetArgs, script_files
-from stacks.render import Run, _plain
+from components.postgres_args import PostgresStatefulSetArgs
+from components.postgres_pod import script_files
+from components.postgres_statefulset import PostgresStatefulSet
+from stacks.mock_run import Run
+from stacks.mock_run import plain as _plain
 from tests.conftest import CLAIM, PASSWORD, SECRET, STS, SVC, by_name, run_component
 
 
 def _build(**overrides: Any) -> Run:
     def program() -> None:
-        args = PostgresStatefulSetArgs(namespace="db", storage_class="fast", image="postgres:18.1", image_major=18, **overrides)
+        args = PostgresStatefulSetArgs(namespace="db", storage_class="fast", image="postgres:18.1", **overrides)
         pg = PostgresStatefulSet("pg", args)
         pulumi.export("uri", pg.connection_uri)
         pulumi.export("ro", pg.read_only_host)
@@ -224,3 +227,18 @@ def test_postgres_listens_on_the_shared_socket_and_sidecar_is_probed() -> None:
     assert "readinessProbe" not in sidecar
     assert postgres["readinessProbe"]["exec"]["command"] == ["/scripts/readiness.sh"]
     assert pod["initContainers"][0]["command"] == ["/scripts/init.sh"]
+
+
+def test_every_container_gets_the_one_env_mapping_in_its_order() -> None:
+    from components.pod_env import POD_ENV
+    from components.postgres_pod import postgres_env
+    from components.postgres_settings import data_layout
+
+    args = PostgresStatefulSetArgs(namespace="db", storage_class="fast", image="postgres:17.6", replicas=2, max_lag_bytes=99)
+    env = postgres_env("pg", args, data_layout(args.image_major), "primary.example", "peers.example")
+    assert env["PGDATA"] == "/var/lib/postgresql/data/pgdata" and env["READINESS_MAX_LAG_BYTES"] == "99"
+    assert "POD_NAME" not in env  # from the downward API, declared in the contract
+    pod = _plain(_build(replicas=2, max_lag_bytes=99).one(STS, "pg-standby").inputs["spec"])["template"]["spec"]
+    for container in pod["initContainers"] + pod["containers"]:
+        assert [e["name"] for e in container["env"]] == list(POD_ENV.pod_names()), container["name"]
+        assert {e["name"] for e in container["env"] if "value" in e} == set(env), container["name"]

@@ -1,0 +1,171 @@
+"""PostgresStatefulSetArgs: the contract of PostgresStatefulSet, field by field.
+
+Every field is checked at construction (``__post_init__``, components/validation.py): a wrong
+value raises one ValueError naming the field, the value and the accepted form, before any
+resource is registered. ``pulumi.Input`` fields holding Outputs are not checked (no value yet).
+Nothing here is derived twice: the major comes from the image's tag, the memory the settings
+are sized from from ``limits["memory"]``, the claim size only from ``storage_size``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pulumi
+
+from components.naming import DEFAULT_CLUSTER_DOMAIN
+from components.postgres_names import pod_names
+from components.postgres_network import DnsEgress, NetworkPolicyPeer
+from components.postgres_scheduling import AntiAffinity
+from components.postgres_services import ServiceType
+from components.postgres_settings import MAX_REPLICAS
+from components.postgres_settings import image_major as major_of  # the property below has the same name
+from components.quantity import quantity, whole_bytes
+from components.validation import (
+    check_literals,
+    check_name,
+    check_pg_identifier,
+    check_quantity,
+    check_range,
+    check_resources,
+    fail,
+)
+
+PullPolicy = Literal["Always", "IfNotPresent", "Never"]
+
+
+@dataclass(frozen=True)
+class PostgresStatefulSetArgs:
+    """A PostgreSQL set: its image, size, roles, replication, client access and safety switches."""
+
+    namespace: pulumi.Input[str]
+    """Namespace of every object (a DNS-1123 label)."""
+    storage_class: pulumi.Input[str]
+    """StorageClass of the data claims. Pass a known string: a replaced class must not make the StatefulSets' claim templates unknown."""
+    image: str
+    """The official (Debian) postgres image, ``[registry/]repository:tag[@sha256:digest]``. The tag's
+    leading number is the major (18.1 -> 18), which selects the data layout; a reference without it is refused."""
+    image_pull_policy: PullPolicy = "IfNotPresent"
+    """Always, IfNotPresent or Never; with a digest-pinned image IfNotPresent runs exactly that image."""
+    replicas: int = 1
+    """Pods, 1 to 15: with replication one primary plus replicas-1 hot standbys."""
+    storage_size: str = "1Gi"
+    """Each pod's data volume, a quantity in whole bytes; growing it expands the claims in place."""
+    requests: dict[str, str] = field(default_factory=lambda: {"cpu": "1", "memory": "1Gi"})
+    """Container requests: "cpu" and/or "memory" quantities, each at most its limit."""
+    limits: dict[str, str] = field(default_factory=lambda: {"cpu": "2", "memory": "1Gi"})
+    """Container limits; "memory" is required: shared_buffers and effective_cache_size are sized from it."""
+    database: str = "app"
+    """The application database (a PostgreSQL identifier), created with the application role."""
+    username: str | None = "app"
+    """The application role; None: the superuser only (the outputs then name postgres)."""
+    service_type: ServiceType = "ClusterIP"
+    """The read-write Service: ClusterIP, NodePort or LoadBalancer (the read-only one is always ClusterIP)."""
+    service_port: int = 5432
+    """The client Services' port, 1 to 65535."""
+    node_port: int | None = None
+    """The NodePort (30000 to 32767), only with service_type NodePort; None lets Kubernetes pick."""
+    replication: bool = True
+    """Streaming replication; configured even with one pod, so adding standbys never touches the primary."""
+    replication_user: str = "replicator"
+    """The replication role, a PostgreSQL identifier other than username."""
+    max_lag_bytes: int = 16 * 1024 * 1024
+    """A standby is ready only while its replay lag is at most this (bytes, >= 0)."""
+    anti_affinity: AntiAffinity = "soft"
+    """One pod per node: soft (preferred) or hard (required; pods stay Pending without a free node)."""
+    shm_size: str = "256Mi"
+    """The memory-backed /dev/shm, a quantity in whole bytes."""
+    cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
+    """The cluster's DNS domain, used in every host name."""
+    primary_pod: str | None = None
+    """The pod that must be the primary; None means <name>-0. Set only by the promotion runbook (README)."""
+    password_rotation: int = 1
+    """Bump (>= 1) to generate new passwords for every role (RandomPassword keepers)."""
+    protect: bool = True
+    """Pulumi protect on the passwords, the Secret and the StatefulSets."""
+    claim_labels: dict[str, str] = field(default_factory=dict)
+    """Extra labels on every data claim (Longhorn recurring-job groups: snapshots and backups)."""
+    backup_clients: dict[str, str] | None = None
+    """Labels of pods in the namespace that may connect besides allowed_clients: the dump job."""
+    network_policy: bool = True
+    """Create the NetworkPolicy (ingress from peers and clients, egress to DNS and peers)."""
+    allowed_clients: tuple[NetworkPolicyPeer, ...] = (NetworkPolicyPeer(),)
+    """Who may connect; the default is any pod in the database's namespace."""
+    dns: DnsEgress = field(default_factory=DnsEgress)
+    """Where the pods may send DNS queries."""
+
+    def __post_init__(self) -> None:
+        check_literals(self)
+        check_name(self, "namespace", self.namespace)
+        check_name(self, "storage_class", self.storage_class, "subdomain")
+        check_name(self, "cluster_domain", self.cluster_domain, "subdomain")
+        if major_of(self.image) is None:
+            fail(
+                self,
+                "image",
+                self.image,
+                "a reference whose tag starts with the PostgreSQL major, such as 'postgres:18.1' or 'postgres:17.6@sha256:<digest>'",
+            )
+        check_range(self, "replicas", self.replicas, 1, MAX_REPLICAS)
+        check_range(self, "max_lag_bytes", self.max_lag_bytes, 0)
+        check_range(self, "password_rotation", self.password_rotation, 1)
+        check_quantity(self, "storage_size", self.storage_size, whole=True)
+        check_quantity(self, "shm_size", self.shm_size, whole=True)
+        self._check_resources()
+        self._check_roles()
+        self._check_service()
+        if self.primary_pod is not None and not self.replication:
+            fail(self, "primary_pod", self.primary_pod, "None with replication off (every pod is its own database)")
+
+    def _check_resources(self) -> None:
+        check_resources(self, "requests", self.requests)
+        check_resources(self, "limits", self.limits, required=("memory",))
+        for key in set(self.requests) & set(self.limits):
+            if quantity(self.requests[key]) > quantity(self.limits[key]):
+                fail(
+                    self,
+                    f"requests[{key!r}]",
+                    self.requests[key],
+                    f"at most limits[{key!r}] ({self.limits[key]}): Kubernetes refuses a request above its limit",
+                )
+
+    def _check_roles(self) -> None:
+        check_pg_identifier(self, "database", self.database)
+        check_pg_identifier(self, "replication_user", self.replication_user)
+        if self.username is not None:
+            check_pg_identifier(self, "username", self.username)
+            if self.username == self.replication_user:
+                fail(self, "username", self.username, f"a role other than replication_user ({self.replication_user})")
+
+    def _check_service(self) -> None:
+        check_range(self, "service_port", self.service_port, 1, 65535)
+        if self.node_port is not None:
+            if self.service_type != "NodePort":
+                fail(self, "node_port", self.node_port, "None unless service_type is 'NodePort'")
+            check_range(self, "node_port", self.node_port, 30000, 32767)
+
+    def check_component_name(self, name: str) -> None:
+        """The checks that need the component's name, run before it registers anything: the name is
+        the Services' names (a DNS-1035 label), and primary_pod must be one of the set's pods.
+        (stacks/config.py also checks the length of every name derived from it.)"""
+        check_name(self, "<component name>", name, "dns1035")
+        pods = pod_names(name, self.replicas, self.replication)
+        if self.primary_pod is not None and (self.primary_pod not in pods or self.replicas == 1):
+            fail(self, "primary_pod", self.primary_pod, f"None or one of this set's pods with replication on: {', '.join(pods)}")
+
+    @property
+    def image_major(self) -> int:
+        """The PostgreSQL major, read from the image's tag (checked at construction)."""
+        major = major_of(self.image)
+        assert major is not None
+        return major
+
+    @property
+    def memory_limit_bytes(self) -> int:
+        """The memory limit in bytes: what the server settings are sized from."""
+        return whole_bytes(self.limits["memory"])
+
+    @property
+    def has_standbys(self) -> bool:
+        return self.replication and self.replicas > 1

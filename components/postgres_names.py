@@ -1,0 +1,89 @@
+"""The names, labels and DNS of one PostgreSQL set: the one place these rules are written.
+
+Pod 0 of StatefulSet ``<name>`` is the primary. With replication the standbys run in
+StatefulSet ``<name>-standby`` with ordinals from 1, so their pods are ``<name>-standby-<n>``.
+Every pod's data claim is ``data-<pod>``. The components, the settings (name-length checks,
+the primary's allowed values) and the verification tool all derive names from here.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from components.naming import DEFAULT_CLUSTER_DOMAIN, pod_dns
+
+Role = Literal["primary", "standby"]
+
+# The claim template's name: the StatefulSet controller names each pod's claim <volume>-<pod>.
+DATA_VOLUME = "data"
+FIRST_STANDBY_ORDINAL = 1
+
+
+def standby_set(name: str) -> str:
+    """The standby StatefulSet: ``<name>-standby``."""
+    return f"{name}-standby"
+
+
+def pod_name(statefulset: str, ordinal: int) -> str:
+    """A StatefulSet pod's name: ``<statefulset>-<ordinal>``."""
+    return f"{statefulset}-{ordinal}"
+
+
+def standby_pod(name: str, ordinal: int) -> str:
+    """A standby pod: ``<name>-standby-<ordinal>`` (ordinals from 1)."""
+    return pod_name(standby_set(name), ordinal)
+
+
+def primary_pod_name(name: str, primary_pod: str | None = None) -> str:
+    """The pod that must be the primary: ``primary_pod`` (set by the promotion runbook) or ``<name>-0``."""
+    return primary_pod or pod_name(name, 0)
+
+
+def statefulsets(name: str, replicas: int, replication: bool) -> list[tuple[str, Role, int, int]]:
+    """(StatefulSet, role, replicas, first ordinal), the primary's first.
+
+    With replication the standby set exists even with no standby (0 replicas), so scaling
+    the standbys never touches the primary's set; without it, one set of unrelated pods.
+    """
+    if not replication:
+        return [(name, "primary", replicas, 0)]
+    return [(name, "primary", 1, 0), (standby_set(name), "standby", replicas - 1, FIRST_STANDBY_ORDINAL)]
+
+
+def pod_names(name: str, replicas: int, replication: bool) -> list[str]:
+    """Every pod of the set: <name>-0 then, with replication, the standbys <name>-standby-1.. (ordinals from 1)."""
+    return [pod_name(sts, first + i) for sts, _, count, first in statefulsets(name, replicas, replication) for i in range(count)]
+
+
+def claim_name(pod: str) -> str:
+    """A pod's data claim: ``data-<pod>``."""
+    return f"{DATA_VOLUME}-{pod}"
+
+
+def headless_service(name: str) -> str:
+    """The governing Service (stable pod DNS); the read-write client Service is ``<name>`` itself."""
+    return f"{name}-hl"
+
+
+def read_only_service(name: str) -> str:
+    """The standbys' client Service."""
+    return f"{name}-ro"
+
+
+def pod_host(name: str, pod: str, namespace: str, cluster_domain: str = DEFAULT_CLUSTER_DOMAIN) -> str:
+    """A pod's stable DNS name through the set's headless Service."""
+    return pod_dns(pod, headless_service(name), namespace, cluster_domain)
+
+
+def instance_labels(name: str) -> dict[str, str]:
+    """Every pod, claim and object of the set: the selector of the PDB, peers and anti-affinity."""
+    return {"app.kubernetes.io/name": "postgresql", "app.kubernetes.io/instance": name}
+
+
+def role_labels(name: str, role: Role) -> dict[str, str]:
+    return instance_labels(name) | {"app.kubernetes.io/component": role}
+
+
+def primary_selector(name: str, primary_pod: str) -> dict[str, str]:
+    """Read-write Service: only the primary pod (pod 0 unless the promotion runbook moved it)."""
+    return instance_labels(name) | {"statefulset.kubernetes.io/pod-name": primary_pod}

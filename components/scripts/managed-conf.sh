@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The configuration files init.sh owns in PGDATA, rewritten on every pod
+# start: pg_hba.conf, the standby settings (or their absence), and the
+# include lines that pull them into postgresql.conf. Sourced after base.sh,
+# pod-config.sh and volume.sh by init.sh, never executed on its own.
+set -euo pipefail
+
+# Name of the file (inside PGDATA) that holds the settings init.sh manages.
+readonly MANAGED_CONF_NAME='k8s-replication.conf'
+
+# remove_stale_temp_files: temporary files of a replace_file that was killed
+# (pod deleted mid-write) would stay in PGDATA for ever.
+remove_stale_temp_files() {
+  local f
+  for f in "$PGDATA"/*.conf.??????; do
+    if [[ -f $f ]]; then
+      log "removing the temporary file $f left by an interrupted start"
+      rm -f -- "$f"
+    fi
+  done
+}
+
+# ensure_include NAME: postgresql.conf includes PGDATA/NAME (include_if_exists),
+# exactly once. Rewritten whole through replace_file, never appended to: an
+# append on a full volume could leave half a line that stops the server.
+ensure_include() {
+  local conf="$PGDATA/postgresql.conf" line="include_if_exists = '$1'"
+  if grep -qxF -- "$line" "$conf"; then
+    return 0
+  fi
+  { cat -- "$conf" && printf '\n# Added by init.sh (Kubernetes pod scripts).\n%s\n' "$line"; } | replace_file "$conf"
+}
+
+hba_line() {
+  printf '%-7s %-12s %-16s %-8s %s\n' "$@"
+}
+
+write_hba() {
+  {
+    printf '%s\n' '# Managed by init.sh: rewritten on every pod start, edits are lost.'
+    hba_line '# TYPE' DATABASE USER ADDRESS METHOD
+    hba_line local all postgres '' peer
+    hba_line local all "$REPLICATION_USER" '' reject
+    hba_line local all all '' scram-sha-256
+    if [[ $REPLICATION_ENABLED == true ]]; then
+      hba_line host replication "$REPLICATION_USER" all scram-sha-256
+    fi
+    hba_line host replication all all reject
+    hba_line host all "$REPLICATION_USER" all reject
+    hba_line host all all all scram-sha-256
+  } | replace_file "$PGDATA/pg_hba.conf"
+}
+
+write_managed_conf() {
+  {
+    printf '%s\n' '# Managed by init.sh: rewritten on every pod start, edits are lost.'
+    if [[ $IS_PRIMARY == true ]]; then
+      printf '%s\n' '# This pod is a primary: no standby settings.'
+    else
+      # The passfile lives on the pod's emptyDir; the password never enters this file.
+      printf "primary_conninfo = 'host=%s port=%s user=%s passfile=%s application_name=%s connect_timeout=10'\n" \
+        "$PRIMARY_HOST" "$PRIMARY_PORT" "$REPLICATION_USER" "$REPLICATION_PGPASS" "$POD_NAME"
+      # This standby's slot on the primary (made by the clone, or at start).
+      printf "primary_slot_name = '%s'\n" "$SLOT_NAME"
+    fi
+  } | replace_file "$PGDATA/$MANAGED_CONF_NAME"
+
+  ensure_include "$MANAGED_CONF_NAME"
+
+  # A primary_conninfo or primary_slot_name in postgresql.auto.conf (pg_basebackup
+  # -R, ALTER SYSTEM) would override ours, and the first may carry a password: drop them.
+  local auto="$PGDATA/postgresql.auto.conf" re='^[[:space:]]*primary_(conninfo|slot_name)[[:space:]]*='
+  if [[ -f $auto ]] && grep -qE -- "$re" "$auto"; then
+    log "removing primary_conninfo/primary_slot_name from postgresql.auto.conf"
+    { grep -vE -- "$re" "$auto" || true; } | replace_file "$auto"
+  fi
+
+  if [[ $IS_PRIMARY == true ]]; then
+    rm -f -- "$PGDATA/standby.signal"
+  else
+    create_empty_file "$PGDATA/standby.signal"
+  fi
+}

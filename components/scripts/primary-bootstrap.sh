@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The primary's data at pod start: a new cluster on an empty volume (after
+# making sure no peer still runs one), or a standby's data promoted to a new
+# timeline when this pod has become the primary. Sourced by init.sh after
+# base.sh, pod-config.sh, secrets.sh, local-psql.sh, roles.sh, volume.sh,
+# layout.sh, temp-server.sh and control-data.sh, never executed on its own.
+# shellcheck disable=SC2034 # TEMP_SERVER_WAIT_SECONDS is read by temp-server.sh.
+set -euo pipefail
+
+# refuse_if_peer_running: the primary's volume is empty. When another pod of
+# the set (an A record of PEERS_HOST, the headless Service) runs PostgreSQL,
+# it holds data that a new empty primary would silently replace: stop. Looks
+# for PEER_CHECK_SECONDS, so that a peer that is just restarting is seen.
+# Only with replication and PEERS_HOST set.
+refuse_if_peer_running() {
+  [[ $REPLICATION_ENABLED == true && -n $PEERS_HOST ]] || return 0
+  local deadline ips ip rc rounds=0
+  deadline=$(($(now_ms) + PEER_CHECK_SECONDS * 1000))
+  log "primary: the volume is empty; checking for ${PEER_CHECK_SECONDS}s that no pod of $PEERS_HOST runs PostgreSQL"
+  while :; do
+    rounds=$((rounds + 1))
+    if ips=$(getent ahostsv4 "$PEERS_HOST" | awk '!seen[$1]++ { print $1 }') && [[ -n $ips ]]; then
+      for ip in $ips; do
+        rc=0
+        pg_isready -q -h "$ip" -p "$PRIMARY_PORT" -t 3 >/dev/null 2>&1 || rc=$?
+        # 0: accepting connections; 1: rejecting them (starting up, recovering).
+        if ((rc == 0 || rc == 1)); then
+          die "the primary's volume is empty but $ip (a pod of this set) is running PostgreSQL with data: refusing to start an empty primary; follow README 'Runbook: the primary lost its volume' (promote the standby with the data)"
+        fi
+      done
+    elif ((rounds == 1)); then
+      log "primary: $PEERS_HOST resolves to no IPv4 address (no peers yet)"
+    fi
+    sleep_within 1 "$deadline" || break
+  done
+  log "primary: no pod of $PEERS_HOST runs PostgreSQL"
+}
+
+# promote_standby_data: this pod is the primary, but PGDATA is a standby's
+# (standby.signal). Removing standby.signal alone would end recovery on the
+# old timeline, so that a standby of the old primary could follow either; a
+# real promotion starts a new timeline. It runs on a socket-only temporary
+# server that streams from nobody, with at least the settings the primary
+# ran with (a hot standby refuses less).
+promote_standby_data() {
+  local in_recovery tli
+  log "promoting: $PGDATA is a standby's (standby.signal) but this pod is now the primary (PRIMARY_POD=${PRIMARY_POD:-$POD_NAME}); replaying its WAL, then pg_promote()"
+  control_data || die "promoting: cannot read $PGDATA/global/pg_control with pg_controldata"
+  # Replaying a standby's backlog can take long; the init container has no deadline.
+  TEMP_SERVER_WAIT_SECONDS=900
+  start_temp_server "$PGDATA" -c hot_standby=on -c primary_conninfo= -c primary_slot_name= \
+    -c restore_command= "${CTL_HOT_STANDBY_ARGS[@]}"
+  [[ $(psql_at "$TEMP_SOCKET_DIR" -At -c 'SELECT pg_promote(true, 60)') == t ]] ||
+    die "promoting: pg_promote() did not finish within 60s"
+  in_recovery=$(psql_at "$TEMP_SOCKET_DIR" -At -c 'SELECT pg_is_in_recovery()')
+  [[ $in_recovery == f ]] || die "promoting: the server is still in recovery after pg_promote()"
+  psql_at "$TEMP_SOCKET_DIR" -c CHECKPOINT
+  tli=$(psql_at "$TEMP_SOCKET_DIR" -At -c 'SELECT timeline_id FROM pg_control_checkpoint()')
+  stop_temp_server
+  log "promoting: this pod was a standby and is now configured as the primary; new timeline $tli"
+}
+
+# init_primary: keep the primary's data (promoting a standby's), or make a
+# new cluster: initdb into "$PGDATA.partial", the roles and the application
+# database on a socket-only temporary server, then the atomic rename.
+init_primary() {
+  local partial="$PGDATA.partial" su_pw
+  if has_data primary initialisation; then
+    if [[ -e $PGDATA/standby.signal ]]; then
+      promote_standby_data
+    fi
+    return 0
+  fi
+  refuse_if_peer_running
+  log "primary: initialising a new cluster in $partial"
+  su_pw=$(secret_path postgres-password)
+  run_on_volume "$partial" initdb -D "$partial" --username=postgres --pwfile="$su_pw" \
+    --auth-local=peer --auth-host=scram-sha-256 \
+    --data-checksums --encoding=UTF8
+  start_temp_server "$partial"
+  apply_roles "$TEMP_SOCKET_DIR"
+  stop_temp_server
+  publish "$partial"
+  log "primary: new cluster ready in $PGDATA"
+}

@@ -1,0 +1,125 @@
+"""Checks for the components' ``*Args`` dataclasses, run in ``__post_init__``.
+
+A wrong argument fails at construction, before any resource is registered, with one
+ValueError of the form ``<Args>.<field>: got <value>; expected <accepted form>``.
+Fields typed ``pulumi.Input`` may hold Outputs, which have no value yet: the checks
+below skip them (``plain`` is False), so only plain values are checked.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import types
+import typing
+from collections.abc import Iterable
+from dataclasses import fields
+from typing import Any, Literal, NoReturn
+
+import pulumi
+
+from components.quantity import QUANTITY_MAX, quantity
+
+# apimachinery validation.go: DNS-1123 label and subdomain, DNS-1035 label, IANA service (port) name.
+DNS_1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+DNS_1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+DNS_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+IANA_SVC_NAME = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+# A PostgreSQL role or database name as the pod scripts quote it: unquoted-identifier rules, lowercase.
+PG_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def fail(args: object, field: str, value: Any, expected: str) -> NoReturn:
+    raise ValueError(f"{type(args).__name__}.{field}: got {value!r}; expected {expected}")
+
+
+def plain(value: Any) -> bool:
+    """A value known now (not an Output, which is checked by whoever computed it)."""
+    return not isinstance(value, pulumi.Output)
+
+
+_LITERALS: dict[type, dict[str, tuple[Any, ...]]] = {}
+
+
+def _literals(cls: type) -> dict[str, tuple[Any, ...]]:
+    """Fields declared as a Literal (or an optional Literal), with their accepted values (cached per class)."""
+    if cls in _LITERALS:
+        return _LITERALS[cls]
+    namespace = vars(sys.modules[cls.__module__])
+    out: dict[str, tuple[Any, ...]] = {}
+    for f in fields(cls):
+        # Each annotation on its own (our own source text, evaluated in its module): get_type_hints
+        # would also try to resolve pulumi.Input's forward references, and fail.
+        hint = eval(f.type, namespace) if isinstance(f.type, str) else f.type
+        options = [hint, *typing.get_args(hint)] if typing.get_origin(hint) in (typing.Union, types.UnionType) else [hint]
+        literal = [o for o in options if typing.get_origin(o) is Literal]
+        if literal:
+            out[f.name] = typing.get_args(literal[0]) + ((None,) if type(None) in options else ())
+    _LITERALS[cls] = out
+    return out
+
+
+def check_literals(args: object) -> None:
+    """Every Literal-typed field holds one of its values: the type annotation is the contract."""
+    for name, allowed in _literals(type(args)).items():
+        value = getattr(args, name)
+        if plain(value) and value not in allowed:
+            fail(args, name, value, "one of " + ", ".join(repr(a) for a in allowed))
+
+
+def check_range(args: object, field: str, value: int, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        fail(args, field, value, f"an integer from {low} to {high}" if high is not None else f"an integer of at least {low}")
+
+
+def check_name(args: object, field: str, value: Any, kind: str = "label", max_len: int | None = None) -> None:
+    """A Kubernetes name: ``label`` (DNS-1123 label), ``subdomain`` (DNS-1123 subdomain) or ``dns1035``."""
+    if not plain(value):
+        return
+    grammar = {"label": DNS_1123_LABEL, "subdomain": DNS_1123_SUBDOMAIN, "dns1035": DNS_1035_LABEL}[kind]
+    limit = max_len if max_len is not None else 253 if kind == "subdomain" else 63
+    if not isinstance(value, str) or len(value) > limit or not grammar.fullmatch(value):
+        how = "letters, digits, '-' and '.'" if kind == "subdomain" else "letters, digits and '-'"
+        first = "starting with a letter" if kind == "dns1035" else "starting with a letter or digit"
+        fail(
+            args, field, value, f"a DNS name ({kind}): lowercase {how}, {first}, ending with a letter or digit, at most {limit} characters"
+        )
+
+
+def check_port_name(args: object, field: str, value: Any) -> None:
+    """An IANA service name, as a container or Service port name (validation.go IsValidPortName)."""
+    if not isinstance(value, str) or len(value) > 15 or not IANA_SVC_NAME.fullmatch(value) or not re.search("[a-z]", value):
+        fail(args, field, value, "a port name: at most 15 lowercase letters, digits and single '-', with a letter, such as 'postgresql'")
+
+
+def check_pg_identifier(args: object, field: str, value: Any) -> None:
+    if not isinstance(value, str) or not PG_IDENTIFIER.fullmatch(value):
+        fail(args, field, value, "a PostgreSQL identifier: lowercase letters, digits and '_', not starting with a digit, at most 63")
+
+
+def check_quantity(args: object, field: str, value: Any, whole: bool = False) -> None:
+    """A Kubernetes quantity above zero; ``whole``: a whole number of bytes (memory, storage)."""
+    if not plain(value):
+        return
+    try:
+        amount = quantity(value) if isinstance(value, str) else None
+    except ValueError:
+        amount = None
+    if amount is None or amount <= 0 or amount > QUANTITY_MAX or (whole and amount % 1 != 0):
+        unit = "a whole number of bytes such as '512Mi' or '20Gi'" if whole else "such as '500m' or '2'"
+        fail(args, field, value, f"a Kubernetes quantity above zero without spaces, {unit}")
+
+
+def check_resources(args: object, field: str, value: Any, required: Iterable[str] = ()) -> None:
+    """requests or limits: cpu and memory quantities (memory in whole bytes)."""
+    if not isinstance(value, dict) or set(value) - {"cpu", "memory"} or set(required) - set(value):
+        need = " and ".join(repr(k) for k in required) or "none"
+        fail(args, field, value, f"a mapping with keys among 'cpu' and 'memory' (required: {need})")
+    for key, amount in value.items():
+        check_quantity(args, f"{field}[{key!r}]", amount, whole=key == "memory")
+
+
+def check_cron(args: object, field: str, value: Any) -> None:
+    """Five cron fields or a macro (@daily); Kubernetes and Longhorn parse the rest."""
+    if not isinstance(value, str) or not (value.startswith("@") or len(value.split()) == 5):
+        fail(args, field, value, "a five-field cron schedule (minute hour day month weekday) or a macro, such as '0 3 * * *' or '@daily'")

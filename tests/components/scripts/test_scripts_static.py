@@ -1,0 +1,133 @@
+"""The pod scripts as files: shellcheck-clean, bash with strict mode, flat names,
+one concern per library, and configuration errors reported before anything is touched.
+
+The files checked are those a pod gets (pg_harness.scripts_dir): components/scripts/*.sh
+and env-contract.sh, generated from components/pod_env.py."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from components.pod_env import DUMP_ENV, ENV_CONTRACT_FILE, POD_ENV
+
+from .pg_harness import SCRIPTS_DIR, Cluster, run_library, scripts_dir
+
+# What the pod spec and the CronJob run by name from /scripts.
+ENTRY = {"init.sh", "readiness.sh", "sync-passwords.sh", "backup.sh", "restore.sh"}
+# The libraries they source, one concern each (each file's header says which).
+LIBRARIES = {
+    "base.sh",
+    "env.sh",
+    "pod-config.sh",
+    "secrets.sh",
+    "local-psql.sh",
+    "roles.sh",
+    "volume.sh",
+    "layout.sh",
+    "temp-server.sh",
+    "control-data.sh",
+    "upstream.sh",
+    "slots.sh",
+    "primary-bootstrap.sh",
+    "standby-clone.sh",
+    "managed-conf.sh",
+    "wal-sizing.sh",
+    "dump-format.sh",
+    "dump-config.sh",
+    "backup-run.sh",
+    "backup-hosts.sh",
+    "backup-dump.sh",
+    "dump-retention.sh",
+    "restore-dump.sh",
+    "restore-server.sh",
+}
+REQUIRED = ENTRY | LIBRARIES
+SCRIPTS = sorted(p.name for p in SCRIPTS_DIR.glob("*.sh"))
+SHIPPED = sorted([*SCRIPTS, ENV_CONTRACT_FILE])
+
+
+def test_expected_scripts_exist() -> None:
+    assert REQUIRED.issubset(SCRIPTS)
+    # The generated file is not committed beside them (it would go stale).
+    assert ENV_CONTRACT_FILE not in SCRIPTS
+    assert set(POD_ENV.scripts) | set(DUMP_ENV.scripts) == ENTRY
+
+
+@pytest.mark.scanner
+def test_shellcheck_finds_nothing() -> None:
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck, "shellcheck is not installed (apt-get install shellcheck)"
+    files = sorted(str(p) for p in scripts_dir().glob("*.sh"))
+    assert ENV_CONTRACT_FILE in {p.rsplit("/", 1)[-1] for p in files}
+    cp = subprocess.run([shellcheck, "-x", *files], capture_output=True, text=True)
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_bash_with_strict_mode(name: str) -> None:
+    lines = (scripts_dir() / name).read_text().splitlines()
+    assert lines[0] == "#!/usr/bin/env bash"
+    code = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    assert code[0] == "set -euo pipefail"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"POD_NAME": "pg-x"}, "cannot read an ordinal from pod name 'pg-x'"),
+        ({"REPLICATION_ENABLED": "yes"}, "REPLICATION_ENABLED='yes' is invalid"),
+        ({"APP_USER": "Bad-Name"}, "APP_USER='Bad-Name' is invalid"),
+        ({"APP_USER": "", "APP_DATABASE": "appdb"}, "needs APP_USER"),
+        ({"REPLICATION_USER": "postgres"}, "reserved for the superuser"),
+        ({"PGDATA": "relative/path"}, "PGDATA='relative/path' is invalid"),
+        ({"PRIMARY_HOST": "bad host"}, "PRIMARY_HOST='bad host' is invalid"),
+        ({"READINESS_MAX_LAG_BYTES": "lots"}, "READINESS_MAX_LAG_BYTES='lots' is invalid"),
+    ],
+)
+def test_bad_configuration_fails_before_touching_anything(cluster: Cluster, env: dict[str, str], message: str) -> None:
+    node = cluster.node(1)
+    for script in ("init.sh", "readiness.sh"):
+        cp = node.run_script(script, env=env, check=False)
+        assert cp.returncode != 0 and message in cp.stderr, cp.stderr
+    assert list(node.volume.iterdir()) == []
+    assert list(node.socket_dir.iterdir()) == []
+
+
+def test_missing_or_multiline_secret_is_refused(cluster: Cluster) -> None:
+    p = cluster.primary
+    cluster.set_password("postgres-password", "line one\nline two\n")
+    cp = p.run_script("init.sh", check=False)
+    assert cp.returncode != 0 and "must hold a single line" in cp.stderr
+    (cluster.secrets_dir / "postgres-password").unlink()
+    cp = p.run_script("init.sh", check=False)
+    assert cp.returncode != 0 and "postgres-password is missing" in cp.stderr
+    assert not p.pgdata.exists()
+
+
+@pytest.mark.parametrize(("pod", "ordinal"), [("pg-0", "0"), ("pg-standby-12", "12"), ("db-007", "7")])
+def test_ordinal_is_the_suffix_after_the_last_dash(pod: str, ordinal: str) -> None:
+    cp = run_library('pod_ordinal "$1"', pod, libs=["base.sh", "env.sh", "pod-config.sh"], env={"PATH": "/usr/bin:/bin"})
+    assert cp.returncode == 0 and cp.stdout.strip() == ordinal, cp.stderr
+
+
+def defines(library: str, *functions: str) -> bool:
+    """Whether sourcing ``library`` (after base.sh) defines every one of ``functions``."""
+    libs = ["base.sh"] if library == "base.sh" else ["base.sh", library]
+    cp = run_library('declare -F "$@" >/dev/null', *functions, libs=libs, env={"PATH": "/usr/bin:/bin"})
+    return cp.returncode == 0
+
+
+def test_every_library_can_be_sourced_on_its_own() -> None:
+    for library in sorted(LIBRARIES):
+        cp = run_library("true", libs=["base.sh"] if library == "base.sh" else ["base.sh", library], env={"PATH": "/usr/bin:/bin"})
+        assert cp.returncode == 0 and not cp.stderr, f"{library}: {cp.stderr}"
+
+
+def test_the_clone_flusher_lives_in_one_library() -> None:
+    """A benchmark turns the flusher off by appending no-op start_flusher/stop_flusher
+    definitions to a copy of the one library that defines them."""
+    defining = [name for name in sorted(LIBRARIES) if defines(name, "start_flusher", "stop_flusher")]
+    assert defining == ["standby-clone.sh"]

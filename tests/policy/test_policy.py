@@ -1,0 +1,400 @@
+"""The policy pack (policy/rules.py), called the way the pulumi-policy runtime calls it.
+
+The runtime (pulumi_policy/policy.py, _PolicyAnalyzerServicer.Analyze) deserializes the resource's inputs,
+wraps them in unknown_checking_proxy and hands ResourceValidationArgs(type, props, urn, name, opts,
+provider, config, stack_tags) to each policy's validate. These tests build the same arguments from the
+resources the real program registers under mocks, so every rule sees what a preview would show it.
+policy/__main__.py is never imported: building a PolicyPack starts a gRPC server.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import importlib.util
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+try:
+    import pulumi_policy  # noqa: F401
+except ImportError:  # pragma: no cover - a missing tool fails, it never skips
+    pytest.fail("missing pulumi-policy: .venv/bin/pip install pulumi-policy==1.21.0 (pinned in requirements-dev.txt)", pytrace=False)
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyCustomTimeouts,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+)
+from pulumi_policy.deserialize import deserialize_properties
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
+
+from stacks.mock_run import Registered, Run, run_program, stack_config, stacks
+from tests.conftest import settings_of
+
+POLICY_DIR = Path(__file__).resolve().parents[2] / "policy"
+
+
+def _load_rules() -> Any:
+    spec = importlib.util.spec_from_file_location("pgstack_policy_rules", POLICY_DIR / "rules.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+rules = _load_rules()
+POLICIES: dict[str, ResourceValidationPolicy] = {p.name: p for p in rules.POLICIES}
+
+
+def default_config(policy: ResourceValidationPolicy) -> dict[str, Any]:
+    """What the CLI passes a policy when no config file is given: the schema's defaults."""
+    schema = policy.config_schema
+    return {k: v["default"] for k, v in (schema.properties if schema else {}).items() if "default" in v}
+
+
+def validation_args(resource: Registered, config: dict[str, Any] | None = None) -> ResourceValidationArgs:
+    opts = PolicyResourceOptions(
+        protect=resource.options.protect,
+        ignore_changes=list(resource.options.ignore_changes),
+        delete_before_replace=resource.options.delete_before_replace,
+        aliases=list(resource.options.aliases),
+        custom_timeouts=PolicyCustomTimeouts(0, 0, 0),
+        additional_secret_outputs=[],
+        parent=resource.parent or None,
+    )
+    props = unknown_checking_proxy(deserialize_properties(copy.deepcopy(resource.inputs)))
+    return ResourceValidationArgs(resource.type, props, resource.urn, resource.name, opts, None, config or {}, {})
+
+
+def violations(policy: ResourceValidationPolicy, resource: Registered, config: dict[str, Any] | None = None) -> list[str]:
+    found: list[str] = []
+    cfg = default_config(policy) if config is None else config
+    result = policy.validate(validation_args(resource, cfg), lambda message, urn=None: found.append(message))
+    assert result is None  # every rule is synchronous
+    return found
+
+
+def run_pack(run: Run, config: dict[str, dict[str, Any]] | None = None) -> dict[str, list[str]]:
+    """Every policy over every registered resource: policy name -> messages."""
+    out: dict[str, list[str]] = {}
+    for policy in POLICIES.values():
+        cfg = (config or {}).get(policy.name)
+        for resource in run.resources:
+            out.setdefault(policy.name, []).extend(f"{resource.name}: {m}" for m in violations(policy, resource, cfg))
+    return {k: v for k, v in out.items() if v}
+
+
+def mandatory(found: dict[str, list[str]]) -> dict[str, list[str]]:
+    return {k: v for k, v in found.items() if POLICIES[k].enforcement_level == EnforcementLevel.MANDATORY}
+
+
+_RUNS: dict[str, Run] = {}
+
+
+def recorded(stack: str) -> Run:
+    if stack not in _RUNS:
+        _RUNS[stack] = run_program(stack_config(stack), stack=stack)
+    return _RUNS[stack]
+
+
+def one(stack: str, type_: str, name: str) -> Registered:
+    matches = [r for r in recorded(stack).resources if r.type == type_ and r.name == name]
+    assert len(matches) == 1, f"{stack}: no single {type_} {name}"
+    return matches[0]
+
+
+def edited(resource: Registered, edit: Callable[[dict[str, Any]], None], **options: Any) -> Registered:
+    inputs = copy.deepcopy(resource.inputs)
+    edit(inputs)
+    return dataclasses.replace(resource, inputs=inputs, options=dataclasses.replace(resource.options, **options))
+
+
+# ------------------------------------------------------------------ edits that break one rule each
+
+STS, CRON, CM, SC, REL = (
+    "kubernetes:apps/v1:StatefulSet",
+    "kubernetes:batch/v1:CronJob",
+    "kubernetes:core/v1:ConfigMap",
+    "kubernetes:storage.k8s.io/v1:StorageClass",
+    "kubernetes:helm.sh/v3:Release",
+)
+
+
+def _pod(inputs: dict[str, Any]) -> dict[str, Any]:
+    if "jobTemplate" in inputs["spec"]:
+        return dict(inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"])
+    return dict(inputs["spec"]["template"]["spec"])
+
+
+def _db(inputs: dict[str, Any]) -> dict[str, Any]:
+    return next(c for c in _pod(inputs)["containers"] if c["name"] == "postgres")
+
+
+def _set_env(name: str, value: str) -> Callable[[dict[str, Any]], None]:
+    def edit(inputs: dict[str, Any]) -> None:
+        env = _db(inputs)["env"]
+        env[:] = [e for e in env if e["name"] != name] + [{"name": name, "value": value}]
+
+    return edit
+
+
+def _drop(path: list[str]) -> Callable[[dict[str, Any]], None]:
+    def edit(inputs: dict[str, Any]) -> None:
+        obj = inputs
+        for key in path[:-1]:
+            obj = obj[key]
+        del obj[path[-1]]
+
+    return edit
+
+
+def _set(path: list[Any], value: Any) -> Callable[[dict[str, Any]], None]:
+    def edit(inputs: dict[str, Any]) -> None:
+        obj = inputs
+        for key in path[:-1]:
+            obj = obj[key]
+        obj[path[-1]] = value
+
+    return edit
+
+
+def _each_container(edit_one: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    def edit(inputs: dict[str, Any]) -> None:
+        for c in _pod(inputs)["containers"]:
+            edit_one(c)
+
+    return edit
+
+
+def _add_cm(key: str, text: str) -> Callable[[dict[str, Any]], None]:
+    return lambda inputs: inputs["data"].__setitem__(key, text)
+
+
+def _no_spread(inputs: dict[str, Any]) -> None:
+    spec = inputs["spec"]["template"]["spec"]
+    spec.pop("affinity")
+    spec.pop("topologySpreadConstraints")
+
+
+def _no_non_root(inputs: dict[str, Any]) -> None:
+    spec = inputs["spec"]["template"]["spec"]
+    spec["securityContext"].pop("runAsNonRoot")
+    for c in spec["containers"] + spec.get("initContainers", []):
+        c["securityContext"].pop("runAsNonRoot")
+
+
+def _tag_only(c: dict[str, Any]) -> None:
+    c["image"] = c["image"].split("@", 1)[0]
+
+
+# (rule, stack, type, name, edit, options, expected words in the message)
+CASES: list[tuple[str, str, str, str, Callable[[dict[str, Any]], None], dict[str, Any], str]] = [
+    ("no-trust-auth", "prod", STS, "postgres", _set_env("POSTGRES_HOST_AUTH_METHOD", "trust"), {}, "POSTGRES_HOST_AUTH_METHOD"),
+    (
+        "no-trust-auth",
+        "prod",
+        CM,
+        "postgres-scripts",
+        _add_cm("pg_hba.conf", "local all all peer\nhost all all 0.0.0.0/0 trust\n"),
+        {},
+        "trust",
+    ),
+    ("no-trust-auth", "prod", CM, "postgres-scripts", _add_cm("x.sh", 'initdb --auth-host=trust -D "$PGDATA"\n'), {}, "trust"),
+    ("passwords-from-secrets", "prod", STS, "postgres", _set_env("POSTGRES_PASSWORD", "hunter2"), {}, "POSTGRES_PASSWORD is a literal"),
+    ("passwords-from-secrets", "prod", CM, "postgres-scripts", _add_cm("postgres-password", "hunter2"), {}, "belong in a Secret"),
+    ("passwords-from-secrets", "prod", CM, "postgres-scripts", _add_cm("env.sh", "export PGPASSWORD=hunter2\n"), {}, "belong in a Secret"),
+    ("pgdata-subdirectory", "prod", STS, "postgres", _set_env("PGDATA", "/var/lib/postgresql"), {}, "mount point"),
+    ("pgdata-subdirectory", "prod", STS, "postgres", _set_env("PGDATA", "/tmp/pgdata"), {}, "not inside its data volume"),
+    ("requests-and-limits", "prod", STS, "postgres", _each_container(lambda c: c["resources"].pop("limits")), {}, "limits lacks"),
+    ("requests-and-limits", "prod", CRON, "dumps-cron", _each_container(lambda c: c["resources"]["requests"].pop("memory")), {}, "memory"),
+    (
+        "claim-storage-class",
+        "prod",
+        STS,
+        "postgres",
+        _drop(["spec", "volumeClaimTemplates", 0, "spec", "storageClassName"]),
+        {},
+        "storageClassName",
+    ),
+    (
+        "claim-storage-class",
+        "prod",
+        "kubernetes:core/v1:PersistentVolumeClaimPatch",
+        "dumps-claim",
+        _drop(["spec", "storageClassName"]),
+        {},
+        "storageClassName",
+    ),
+    (
+        "pvc-retention-retain",
+        "prod",
+        STS,
+        "postgres",
+        _set(["spec", "persistentVolumeClaimRetentionPolicy", "whenDeleted"], "Delete"),
+        {},
+        "whenDeleted",
+    ),
+    ("storage-class-retain", "prod", SC, "longhorn-sc", _set(["reclaimPolicy"], "Delete"), {}, "Delete"),
+    ("storage-class-retain", "prod", SC, "longhorn-sc", _drop(["reclaimPolicy"]), {}, "unset"),
+    ("spread-replicas", "prod", STS, "postgres-standby", _no_spread, {}, "anti-affinity".replace("-", "")),
+    (
+        "restricted-security-context",
+        "prod",
+        STS,
+        "postgres",
+        _each_container(lambda c: c["securityContext"].__setitem__("allowPrivilegeEscalation", True)),
+        {},
+        "allowPrivilegeEscalation",
+    ),
+    ("restricted-security-context", "prod", STS, "postgres", _no_non_root, {}, "runAsNonRoot"),
+    (
+        "restricted-security-context",
+        "prod",
+        CRON,
+        "dumps-cron",
+        _each_container(lambda c: c["securityContext"].pop("capabilities")),
+        {},
+        "drop",
+    ),
+    (
+        "longhorn-uninstall-disarmed",
+        "prod",
+        REL,
+        "longhorn-release",
+        _set(["values", "defaultSettings", "deletingConfirmationFlag"], "true"),
+        {},
+        "deletingConfirmationFlag",
+    ),
+    ("production-longhorn-replicas", "prod", SC, "longhorn-sc", _set(["parameters", "numberOfReplicas"], "1"), {}, "numberOfReplicas"),
+    (
+        "production-longhorn-replicas",
+        "prod",
+        REL,
+        "longhorn-release",
+        _set(["values", "defaultSettings", "defaultReplicaCount"], "1"),
+        {},
+        "defaultReplicaCount",
+    ),
+    ("production-protect", "prod", STS, "postgres", lambda i: None, {"protect": False}, "not protected"),
+    (
+        "production-protect",
+        "prod",
+        "random:index/randomPassword:RandomPassword",
+        "postgres-app-password",
+        lambda i: None,
+        {"protect": False},
+        "not protected",
+    ),
+    ("production-image-digest", "prod", STS, "postgres", _each_container(_tag_only), {}, "digest"),
+    ("production-image-digest", "prod", CRON, "dumps-cron", _each_container(_tag_only), {}, "digest"),
+    ("stateful-unguarded", "prod", STS, "postgres", lambda i: None, {"protect": False}, "not protected"),
+]
+IDS = [f"{rule}-{name}-{i}" for i, (rule, _, _, name, *_rest) in enumerate(CASES)]
+
+
+def test_every_rule_has_a_case() -> None:
+    assert {c[0] for c in CASES} == set(POLICIES)
+
+
+@pytest.mark.parametrize(("rule", "stack", "type_", "name", "edit", "options", "words"), CASES, ids=IDS)
+def test_rule_passes_the_recorded_resource(rule: str, stack: str, type_: str, name: str, edit: Any, options: Any, words: str) -> None:
+    assert violations(POLICIES[rule], one(stack, type_, name)) == []
+
+
+@pytest.mark.parametrize(("rule", "stack", "type_", "name", "edit", "options", "words"), CASES, ids=IDS)
+def test_rule_catches_the_broken_resource(rule: str, stack: str, type_: str, name: str, edit: Any, options: Any, words: str) -> None:
+    found = violations(POLICIES[rule], edited(one(stack, type_, name), edit, **options))
+    assert found, f"{rule} let a broken {type_} {name} through"
+    assert any(words.lower() in m.lower() for m in found), found
+
+
+def test_production_rules_follow_the_policy_config() -> None:
+    """productionStacks decides: dev's one Longhorn replica and unprotected resources pass as dev, fail as production."""
+    sc = one("dev", SC, "longhorn-sc")
+    sts = one("dev", STS, "postgres")
+    assert violations(POLICIES["production-longhorn-replicas"], sc) == []
+    assert violations(POLICIES["production-protect"], sts) == []
+    as_prod = {"productionStacks": ["dev"]}
+    assert violations(POLICIES["production-longhorn-replicas"], sc, as_prod)
+    assert violations(POLICIES["production-protect"], sts, as_prod)
+
+
+def test_longhorn_uninstall_may_be_armed_only_in_an_unprotected_stack() -> None:
+    armed = _set(["values", "defaultSettings", "deletingConfirmationFlag"], "true")
+    release = one("dev", REL, "longhorn-release")
+    assert not release.options.protect
+    assert violations(POLICIES["longhorn-uninstall-disarmed"], edited(release, armed)) == []
+    assert violations(POLICIES["longhorn-uninstall-disarmed"], edited(release, armed, protect=True))
+
+
+def test_unknown_values_raise_as_the_runtime_expects() -> None:
+    """During preview an unknown input raises UnknownValueError; the runtime turns it into an advisory note."""
+    sts = edited(one("prod", STS, "postgres"), _each_container(lambda c: c.__setitem__("image", UNKNOWN_STRING_VALUE)))
+    with pytest.raises(UnknownValueError):
+        violations(POLICIES["production-image-digest"], sts)
+
+
+# ------------------------------------------------------------------ whole stacks
+
+
+@pytest.mark.parametrize("stack", stacks())
+def test_every_stack_passes_the_pack(stack: str) -> None:
+    found = run_pack(recorded(stack))
+    assert mandatory(found) == {}
+    # The advisory rule speaks exactly when the stack leaves its stateful resources unprotected.
+    assert bool(found.get("stateful-unguarded")) == (not settings_of(stack).protect)
+
+
+def _broken_trust(run: Run) -> Run:
+    resources = [
+        edited(r, _set_env("POSTGRES_HOST_AUTH_METHOD", "trust")) if r.type == STS and r.name == "postgres" else r for r in run.resources
+    ]
+    return dataclasses.replace(run, resources=resources)
+
+
+def _broken_claims(run: Run) -> Run:
+    resources = [
+        edited(r, _drop(["spec", "volumeClaimTemplates", 0, "spec", "storageClassName"])) if r.type == STS else r for r in run.resources
+    ]
+    return dataclasses.replace(run, resources=resources)
+
+
+def _prod_with(**overrides: Any) -> Run:
+    config = stack_config("prod")
+    for key, fields in overrides.items():
+        config[f"pgstack:{key}"] = fields if not isinstance(fields, dict) else {**config.get(f"pgstack:{key}", {}), **fields}
+    return run_program(config, stack="prod")
+
+
+@pytest.mark.parametrize(
+    ("broken", "rule"),
+    [
+        (lambda: _broken_trust(recorded("dev")), "no-trust-auth"),
+        (lambda: _broken_claims(recorded("staging")), "claim-storage-class"),
+        (lambda: _prod_with(protect=False), "production-protect"),
+        (
+            lambda: _prod_with(postgres={"image": {"repository": "docker.io/library/postgres", "tag": "18.1", "digest": None}}),
+            "production-image-digest",
+        ),
+        (lambda: _prod_with(storage={"numberOfReplicas": 1}), "production-longhorn-replicas"),
+        (lambda: _prod_with(storage={"reclaimPolicy": "Delete"}), "storage-class-retain"),
+    ],
+    ids=[
+        # Fixed examples, not per-stack tests: ids that do not look like a stack parameter.
+        "trust_env_in_dev",
+        "claim_without_class_in_staging",
+        "unprotected_prod",
+        "image_by_tag_in_prod",
+        "one_replica_in_prod",
+        "reclaim_delete_in_prod",
+    ],
+)
+def test_a_broken_stack_is_caught(broken: Callable[[], Run], rule: str) -> None:
+    found = mandatory(run_pack(broken()))
+    assert rule in found, found

@@ -1,0 +1,107 @@
+"""README "Add an environment": a new Pulumi.<name>.yaml passes every per-stack test.
+
+Slow (it runs pytest again, in a copy of the repository with new stack files): deselect with -m "not slow".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from stacks.mock_run import ROOT
+from tests.repo_copy import COLLECTED, INNER, copy_repository, run_in
+
+# A realistic second staging stack, unlike every committed one: two pods, reached through a NodePort,
+# its own namespace and StorageClass on a shared Longhorn, and an image by tag only.
+STAGE2 = """\
+# stage2: a second staging database on dev's cluster, reached through a NodePort.
+config:
+  pgstack:namespace: postgres-stage2
+  pgstack:longhorn:
+    install: false
+  pgstack:storage:
+    className: longhorn-postgres-stage2
+    numberOfReplicas: 2
+  pgstack:postgres:
+    image:
+      tag: "18.1"
+    replicas: 2
+    storageSize: 2Gi
+    service:
+      type: NodePort
+      nodePort: 30543
+"""
+# A dotted name, and every other knob a per-stack test reads: an existing StorageClass, another base
+# name, port and major, no application user, a LoadBalancer, clients by CIDR, pulled Always by tag.
+EU_LAB = """\
+config:
+  pgstack:namespace: lab
+  pgstack:protect: false
+  pgstack:longhorn:
+    install: false
+  pgstack:storage:
+    existingClass: standard
+  pgstack:postgres:
+    name: pg
+    image:
+      tag: "17.6"
+      pullPolicy: Always
+    replicas: 3
+    username: null
+    storageSize: 5Gi
+    shmSize: 512Mi
+    service:
+      type: LoadBalancer
+      port: 6432
+    networkPolicy:
+      allowFrom:
+        - cidr: 10.20.0.0/16
+        - podLabels: {app: api}
+          namespaceLabels: {team: payments}
+"""
+NEW_STACKS = {"qa": (ROOT / "Pulumi.dev.yaml").read_text(), "stage2": STAGE2, "eu.lab": EU_LAB}
+
+
+def _stack_of(test_id: str) -> str | None:
+    """The stack a per-stack test id runs for: test_x[dev] and test_x[dev-1.30.0] run for dev."""
+    match = re.search(r"\[(.*)\]$", test_id)
+    tokens = match.group(1).split("-") if match else []
+    return next((t for t in tokens if t in ("dev", *NEW_STACKS)), None)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get(INNER) == "1", reason="already inside a copy")
+def test_every_per_stack_test_passes_for_new_stack_files(tmp_path: Path) -> None:
+    repo = copy_repository(tmp_path)
+    for name, text in NEW_STACKS.items():
+        (repo / f"Pulumi.{name}.yaml").write_text(text)
+
+    # One pytest run in the copy, in one process: it runs the new stacks' tests while the rest of the
+    # suite keeps this machine's cores busy, and it lists every test it collected (tests/conftest.py),
+    # so the expected set needs no second collection.
+    report, collected = tmp_path / "report.xml", tmp_path / "collected.txt"
+    run = run_in(
+        repo, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-q", "tests", "--ignore=tests/components/scripts",
+        "-k", " or ".join(NEW_STACKS), f"--junitxml={report}",
+        env={COLLECTED: str(collected)},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    ids = collected.read_text().splitlines()
+    per_stack_dev = {i for i in ids if _stack_of(i) == "dev"}
+    assert len(per_stack_dev) >= 20, "the per-stack tests were not found"
+
+    outcomes: dict[str, str] = {}
+    for case in ET.parse(report).getroot().iter("testcase"):
+        path = case.get("classname", "").replace(".", "/") + ".py"
+        problems = [child.tag for child in case if child.tag in ("failure", "error", "skipped")]
+        outcomes[f"{path}::{case.get('name')}"] = problems[0] if problems else "passed"
+    for name in NEW_STACKS:
+        # Every per-stack test that runs for dev runs for the new stack, and passes.
+        expected = {re.sub(r"(?<=[\[-])dev(?=[\]-])", name, i) for i in per_stack_dev}
+        ran = {i: outcome for i, outcome in outcomes.items() if _stack_of(i) == name}
+        assert set(ran) == expected
+        assert {i: o for i, o in ran.items() if o != "passed"} == {}
