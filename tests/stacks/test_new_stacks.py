@@ -91,7 +91,8 @@ def test_every_per_stack_test_passes_for_new_stack_files(tmp_path: Path) -> None
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     ids = collected.read_text().splitlines()
-    per_stack_dev = {i for i in ids if _stack_of(i) == "dev"}
+    # The URN guard runs for captured cases (fixtures), not per stack file: a new stack has no history.
+    per_stack_dev = {i for i in ids if _stack_of(i) == "dev" and not i.startswith("tests/components/test_urns.py::")}
     assert len(per_stack_dev) >= 20, "the per-stack tests were not found"
 
     outcomes: dict[str, str] = {}
