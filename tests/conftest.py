@@ -9,7 +9,7 @@ Every test is in exactly one tier, a pytest marker (run one with -m, e.g. `bin/t
     slow      runs pytest again in a copy of the repository
 
 A test gets its tier from, first match wins: an explicit @pytest.mark.<tier> (or a module's pytestmark);
-TIER_OF_TEST below, for tests in files whose owners have not marked them; the pg harness; a fixture in
+the pg harness; a fixture in
 TIER_FIXTURES; its directory (tests/components/scripts/ is postgres); else unit. Two tier marks on one test stop the
 run at collection. A unit test that starts a scanner or a PostgreSQL program fails and names the mark it needs.
 
@@ -44,16 +44,6 @@ TIERS = {
     "scanner": "runs an external checker: checkov, kubernetes-validate, shellcheck, zizmor, actionlint",
     "unit": "the mock tier: pure Python, no external program (bin/test --fast)",
 }
-# Tests in files owned elsewhere that need a tier their directory and fixtures do not give; keyed by
-# path::function (every parameter). A mark in the file itself is better: move it there and drop the line.
-TIER_OF_TEST = {
-    "tests/stacks/test_stack_files.py::test_a_bad_stack_file_fails_its_tests_with_one_line": "slow",
-    "tests/components/scripts/test_scripts_static.py::test_shellcheck_finds_nothing": "scanner",
-    "tests/stacks/test_verify.py::test_the_in_pod_script_is_shellcheck_clean": "scanner",
-    "tests/github/test_workflows.py::test_zizmor_offline_has_no_findings": "scanner",
-    "tests/github/test_workflows.py::test_actionlint_has_no_findings": "scanner",
-    "tests/github/test_workflows.py::test_the_linters_catch_a_bad_workflow": "scanner",
-}
 # Fixtures that put the tests using them in a tier.
 TIER_FIXTURES = {"checkov_report": "scanner"}
 POSTGRES_DIRS = ("tests/components/scripts/",)
@@ -85,9 +75,6 @@ def _calls_pg_harness(func: Any) -> bool:
 def tier_of(item: pytest.Item) -> str:
     """The tier the rules give a test that has no explicit tier mark (see the module docstring)."""
     path = item.nodeid.split("::", 1)[0]
-    listed = TIER_OF_TEST.get(item.nodeid.split("[", 1)[0])
-    if listed:
-        return listed
     fixtures = getattr(item, "_fixtureinfo", None)
     funcs = [defs[-1].func for defs in fixtures.name2fixturedefs.values() if defs] if fixtures else []
     if any(_calls_pg_harness(f) for f in [getattr(item, "function", None), *funcs]):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -10,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from stacks.mock_run import ROOT
 from tests.components.scripts.pg_harness import require_pg_bin
-from tests.conftest import TIER_OF_TEST, TIERS, program_tier, tier_of, tiers_marked
+from tests.conftest import program_tier, tier_of, tiers_marked
 
 
 def test_every_collected_test_has_exactly_one_tier(request: pytest.FixtureRequest) -> None:
@@ -42,9 +40,8 @@ def _a_pg_fixture() -> None:
         (_item("tests/test_x.py::test_a[dev]", {"pg": _a_pg_fixture}), "postgres"),
         (_item("tests/test_x.py::test_a", function=_a_pg_fixture), "postgres"),
         (_item("tests/stacks/test_security.py::test_a[dev]", {"checkov_report": _a_fixture}), "scanner"),
-        (_item("tests/components/scripts/test_scripts_static.py::test_shellcheck_finds_nothing"), "scanner"),
     ],
-    ids=["default", "directory", "pg harness fixture", "pg harness in the test", "scanner fixture", "listed"],
+    ids=["default", "directory", "pg harness fixture", "pg harness in the test", "scanner fixture"],
 )
 def test_tier_rules(item: Any, tier: str) -> None:
     assert tier_of(item) == tier
@@ -64,12 +61,3 @@ def test_tier_rules(item: Any, tier: str) -> None:
 )
 def test_the_unit_tier_refuses_scanners_and_postgres(args: Any, tier: str | None) -> None:
     assert program_tier(args) == tier
-
-
-def test_tests_listed_by_name_exist() -> None:
-    # A renamed test would otherwise silently fall back to its directory's tier.
-    for key in TIER_OF_TEST:
-        path, name = key.split("::")
-        tree = ast.parse((ROOT / path).read_text())
-        assert name in {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}, key
-        assert TIER_OF_TEST[key] in TIERS

