@@ -33,6 +33,7 @@ from components.pod_security import POSTGRES_UID
 from components.postgres_names import claim_name, headless_service, pod_name, pod_names, read_only_service, standby_pod, standby_set
 from components.postgres_settings import MAX_REPLICAS, pg_major
 from components.quantity import QUANTITY_GRAMMAR, QUANTITY_MAX, quantity
+from components.validation import DNS_1035_LABEL, DNS_1123_LABEL, DNS_1123_SUBDOMAIN, PG_IDENTIFIER
 
 PROJECT = "pgstack"
 
@@ -70,11 +71,7 @@ ALPINE_UID = 70
 
 # apimachinery's DNS-1123 label and subdomain, DNS-1035 label, qualified name and label value
 # (k8s.io/apimachinery/pkg/util/validation/validation.go).
-_DNS_1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_DNS_1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_DNS_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
-_PG_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _DIGEST = re.compile(r"sha256:[a-f0-9]{64}")
 
 # distribution/reference regexp.go: a repository name is [domain[:port]/]path-component[/...].
@@ -106,7 +103,7 @@ def such_as(*examples: Any) -> str:
 
 def dns_label(max_len: int = 63, examples: tuple[str, ...] = ("postgres", "orders-db")) -> AfterValidator:
     def check(value: str) -> str:
-        if len(value) > max_len or not _DNS_1123_LABEL.fullmatch(value):
+        if len(value) > max_len or not DNS_1123_LABEL.fullmatch(value):
             raise ValueError(
                 f"a DNS-1123 label: lowercase letters, digits and '-', starting and ending "
                 f"with a letter or digit, at most {max_len} characters, {such_as(*examples)}"
@@ -117,7 +114,7 @@ def dns_label(max_len: int = 63, examples: tuple[str, ...] = ("postgres", "order
 
 
 def _dns_subdomain(value: str) -> str:
-    if len(value) > 253 or not _DNS_1123_SUBDOMAIN.fullmatch(value):
+    if len(value) > 253 or not DNS_1123_SUBDOMAIN.fullmatch(value):
         raise ValueError(
             "a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', each part starting and ending with a letter "
             f"or digit, at most 253 characters, {such_as('longhorn-postgres', 'csi-disk')}"
@@ -126,7 +123,7 @@ def _dns_subdomain(value: str) -> str:
 
 
 def _pg_identifier(value: str) -> str:
-    if not _PG_IDENTIFIER.fullmatch(value):
+    if not PG_IDENTIFIER.fullmatch(value):
         raise ValueError(
             "a PostgreSQL identifier: lowercase letters, digits and '_', not starting with a digit, at most 63 characters, "
             f"{such_as('orders', 'billing_app')}"
@@ -174,7 +171,7 @@ def derived_names(name: str) -> list[tuple[str, str, tuple[int, str]]]:
 
 
 def _postgres_name(value: str) -> str:
-    if not _DNS_1035_LABEL.fullmatch(value):
+    if not DNS_1035_LABEL.fullmatch(value):
         raise ValueError(
             "a DNS-1035 label, because the name is also the Services' names (<name>, <name>-ro, <name>-hl): lowercase "
             f"letters, digits and '-', starting with a letter and ending with a letter or digit, {such_as('postgres', 'orders-db')}"
@@ -270,7 +267,7 @@ def _labels(kind: str) -> Callable[[dict[str, str]], dict[str, str]]:
             prefix, slash, name = key.rpartition("/")
             if (
                 key.count("/") > 1
-                or (slash and (not prefix or len(prefix) > 253 or not _DNS_1123_SUBDOMAIN.fullmatch(prefix)))
+                or (slash and (not prefix or len(prefix) > 253 or not DNS_1123_SUBDOMAIN.fullmatch(prefix)))
                 or len(name) > 63
                 or not _QUALIFIED_NAME.fullmatch(name)
             ):
