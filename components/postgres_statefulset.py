@@ -96,10 +96,12 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         name, args = self._name, self._args
         child = pulumi.ResourceOptions(parent=self)
         labels = instance_labels(name)
+        # Read once: the ConfigMap's data and the pod template's scripts checksum.
+        self._script_files = script_files()
         self.scripts = k8s.core.v1.ConfigMap(
             f"{name}-scripts",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{name}-scripts", namespace=args.namespace, labels=labels),
-            data=script_files(),
+            data=self._script_files,
             opts=child,
         )
         self.service_account = k8s.core.v1.ServiceAccount(
@@ -123,7 +125,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         sidecar applies new passwords, and restarts pick up new scripts. The digest is one-way; it is
         unsecret so that the diff shows the template changed."""
         secret_sum = pulumi.Output.unsecret(pulumi.Output.all(*[passwords[k] for k in sorted(passwords)]).apply(lambda vs: checksum(*vs)))
-        scripts_sum = checksum(*(f"{k}={v}" for k, v in script_files().items()))
+        scripts_sum = checksum(*(f"{k}={v}" for k, v in self._script_files.items()))
         return secret_sum.apply(lambda s: {"checksum/secret": s, "checksum/scripts": scripts_sum})
 
     def _workload(self, passwords: dict[str, pulumi.Output[str]], outer: list[pulumi.Resource]) -> None:
