@@ -38,6 +38,7 @@ only while the cache fits its memory limit.
     python benchmarks/bench_pgbench.py --quick              # 2 rounds of 10 s
     python benchmarks/bench_pgbench.py --omit max_wal_size --omit min_wal_size   # bisect a setting
     python benchmarks/bench_pgbench.py --omit all --stacks dev                  # A/A: both sides stock
+    python benchmarks/bench_pgbench.py --stacks dev --storage-size 1Gi          # the dev pod on a smaller volume
 
 Needs Debian's PostgreSQL (its pgbench, psql and pg_isready drive every major), the 16-18
 servers from bin/install-pg-majors, and root or the postgres OS user, like tests/components/scripts.
@@ -62,6 +63,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from components.postgres_settings import data_layout, server_settings
 from stacks.config import parse_settings, quantity
+from stacks.mock_run import stack_config
 from tests.components.scripts.pg_harness import (
     BENCH_SETTINGS,
     Cluster,
@@ -94,28 +96,17 @@ class Shape:
     major: int
 
 
-def stack_shape(stack: str) -> Shape:
-    """A stack's pod shape, as the program reads it (Pulumi.yaml defaults under the stack file)."""
-    try:
-        from stacks.mock_run import stack_config
-    except ImportError:  # moved: any stacks module that defines it
-        import importlib
-        import pkgutil
-
-        import stacks
-
-        modules = [importlib.import_module(info.name) for info in pkgutil.iter_modules(stacks.__path__, "stacks.")]
-        found = [m for m in modules if hasattr(m, "stack_config")]
-        if not found:
-            raise SystemExit("no module under stacks/ defines stack_config") from None
-        stack_config = found[0].stack_config
+def stack_shape(stack: str, storage: str | None = None) -> Shape:
+    """A stack's pod shape, as the program reads it (Pulumi.yaml defaults under the stack file);
+    storage replaces the stack's storageSize (to measure another volume size on the same pod)."""
     raw = {key.split(":", 1)[1]: value for key, value in stack_config(stack).items()}
     pg = parse_settings(raw).postgres
+    size = storage or pg.storageSize
     return Shape(
-        stack=stack,
+        stack=stack if storage is None else f"{stack} with a {storage} volume",
         memory_bytes=int(quantity(pg.resources.limits.memory)),
         cpu=float(quantity(pg.resources.limits.cpu)),
-        storage_bytes=int(quantity(pg.storageSize)),
+        storage_bytes=int(quantity(size)),
         replication=pg.replication.enabled,
         major=pg.image.major,
     )
@@ -354,9 +345,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stacks", default="dev,prod", help="stack files whose shapes to run (default dev,prod)")
     parser.add_argument("--majors", help="comma-separated majors (default: the stack files' image majors)")
-    parser.add_argument("--rounds", type=int, default=8, help="timed rounds per shape and major, one run of each side (default 8)")
+    parser.add_argument("--rounds", type=int, default=16, help="timed rounds per shape and major, one run of each side (default 16)")
     parser.add_argument("--duration", type=int, default=15, help="seconds of each pgbench run (default 15)")
     parser.add_argument("--builtin", default="tpcb-like", help="pgbench's built-in script: tpcb-like (default), simple-update, select-only")
+    parser.add_argument("--storage-size", help="volume size instead of the stack files' storageSize (a quantity such as 1Gi)")
     parser.add_argument("--scale", type=int, help="pgbench scale factor (default: sized to the shape, see above)")
     parser.add_argument("--quick", action="store_true", help="2 rounds of 10 s")
     parser.add_argument(
@@ -371,7 +363,7 @@ def main() -> int:
         args.rounds, args.duration = 2, 10
 
     pg_bin = require_pg_bin()
-    shapes = [stack_shape(s) for s in args.stacks.split(",")]
+    shapes = [stack_shape(s, args.storage_size) for s in args.stacks.split(",")]
     majors = [int(m) for m in args.majors.split(",")] if args.majors else sorted({s.major for s in shapes})
     started = time.monotonic()
     load_before = machine_load()

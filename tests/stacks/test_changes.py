@@ -159,5 +159,13 @@ def test_unchanged_config_changes_nothing_and_a_plain_delete_is_a_delete() -> No
     assert gone["StatefulSet postgres"] == DELETED and gone[f"{PVC}0"] == FORGOTTEN
 
 
+def test_dev_volume_upgrade_from_1gi_expands_the_claim_in_place() -> None:
+    """Pulumi.dev.yaml moved from 1Gi to 4Gi (README "Tests and benchmarks"): a dev stack deployed
+    before gets its claim grown in place on the next up, and nothing else changes."""
+    assert stack_config("dev")["pgstack:postgres"]["storageSize"] == "4Gi"
+    before = _run("dev", {"postgres": {"storageSize": "1Gi"}})
+    assert classify(before, _run("dev", {})) == {f"{PVC}0": IN_PLACE}
+
+
 def test_changed_paths() -> None:
     assert changed_paths({"a": {"b": 1, "c": [1]}}, {"a": {"b": 2, "c": [1]}, "d": 3}) == {"a.b", "d"}

@@ -40,7 +40,7 @@ def test_stack_files_validate(stack: str) -> None:
 def test_dev_and_prod_sizes() -> None:
     dev = parse_settings({k.split(":", 1)[1]: v for k, v in stack_config("dev").items()})
     prod = parse_settings({k.split(":", 1)[1]: v for k, v in stack_config("prod").items()})
-    assert (dev.postgres.replicas, dev.storage.numberOfReplicas, dev.postgres.storageSize) == (1, 1, "1Gi")
+    assert (dev.postgres.replicas, dev.storage.numberOfReplicas, dev.postgres.storageSize) == (1, 1, "4Gi")
     assert (prod.postgres.replicas, prod.storage.numberOfReplicas) == (3, 3)
     assert prod.postgres.storageSize != dev.postgres.storageSize
 
