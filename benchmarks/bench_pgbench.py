@@ -62,7 +62,8 @@ from podscripts import snapshot
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from components.postgres_settings import data_layout, server_settings
-from stacks.config import parse_settings, quantity
+from components.quantity import quantity
+from stacks.config import ConfigError, parse_settings
 from stacks.mock_run import stack_config
 from tests.components.scripts.pg_harness import (
     BENCH_SETTINGS,
@@ -100,13 +101,14 @@ def stack_shape(stack: str, storage: str | None = None) -> Shape:
     """A stack's pod shape, as the program reads it (Pulumi.yaml defaults under the stack file);
     storage replaces the stack's storageSize (to measure another volume size on the same pod)."""
     raw = {key.split(":", 1)[1]: value for key, value in stack_config(stack).items()}
+    if storage is not None:  # checked like a stack file's value
+        raw["postgres"] = {**raw.get("postgres", {}), "storageSize": storage}
     pg = parse_settings(raw).postgres
-    size = storage or pg.storageSize
     return Shape(
         stack=stack if storage is None else f"{stack} with a {storage} volume",
         memory_bytes=int(quantity(pg.resources.limits.memory)),
         cpu=float(quantity(pg.resources.limits.cpu)),
-        storage_bytes=int(quantity(size)),
+        storage_bytes=int(quantity(pg.storageSize)),
         replication=pg.replication.enabled,
         major=pg.image.major,
     )
@@ -363,7 +365,10 @@ def main() -> int:
         args.rounds, args.duration = 2, 10
 
     pg_bin = require_pg_bin()
-    shapes = [stack_shape(s, args.storage_size) for s in args.stacks.split(",")]
+    try:
+        shapes = [stack_shape(s, args.storage_size) for s in args.stacks.split(",")]
+    except ConfigError as e:
+        raise SystemExit(str(e)) from None
     majors = [int(m) for m in args.majors.split(",")] if args.majors else sorted({s.major for s in shapes})
     started = time.monotonic()
     load_before = machine_load()
