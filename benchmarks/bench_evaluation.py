@@ -19,14 +19,13 @@ Target: the prod stack costs at most 1.5x the empty program.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import os
-import pkgutil
 import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 from benchstats import Spread, interleave, machine_load, noise_verdict, ratios
 
@@ -45,27 +44,12 @@ VARIANTS: dict[str, tuple[str, int | None]] = {
 }
 
 
-def render_module() -> ModuleType:
-    """The module with run_program/run_pulumi/stack_config (stacks.render, or wherever it moved)."""
-    try:
-        return importlib.import_module("stacks.mock_run")
-    except ImportError:
-        pass
-    import stacks
-
-    for info in pkgutil.iter_modules(stacks.__path__, "stacks."):
-        module = importlib.import_module(info.name)
-        if all(hasattr(module, f) for f in ("run_program", "run_pulumi", "stack_config")):
-            return module
-    raise SystemExit("no module under stacks/ defines run_program, run_pulumi and stack_config")
-
-
 def child(mode: str, replicas: int | None) -> None:
     sys.path.insert(0, str(ROOT))
     import components.postgres_statefulset  # noqa: F401  (same imports for every variant)
     import stacks.database  # noqa: F401
+    from stacks import mock_run as render
 
-    render = render_module()
     for group in K8S_GROUPS:
         importlib.import_module(f"pulumi_kubernetes.{group}")
     if mode == "empty":
@@ -114,7 +98,7 @@ def main() -> int:
 
     started = time.monotonic()
     load_before = machine_load()
-    wall = interleave({name: (lambda n=name: measure(n)) for name in VARIANTS}, rounds=rounds, warmup=1)
+    wall = interleave({name: functools.partial(measure, name) for name in VARIANTS}, rounds=rounds, warmup=1)
     cpu = {name: values[1:] for name, values in CPU.items()}  # drop the warm-up round
     elapsed = time.monotonic() - started
 
