@@ -8,7 +8,8 @@
 set -euo pipefail
 
 # refuse_if_peer_running: the primary's volume is empty. When another pod of
-# the set (an A record of PEERS_HOST, the headless Service) runs PostgreSQL,
+# the set (an A or AAAA record of PEERS_HOST, the headless Service: IPv4,
+# IPv6 and dual-stack clusters) runs PostgreSQL,
 # it holds data that a new empty primary would silently replace: stop. Looks
 # for PEER_CHECK_SECONDS, so that a peer that is just restarting is seen.
 # Only with replication and PEERS_HOST set.
@@ -19,7 +20,7 @@ refuse_if_peer_running() {
   log "primary: the volume is empty; checking for ${PEER_CHECK_SECONDS}s that no pod of $PEERS_HOST runs PostgreSQL"
   while :; do
     rounds=$((rounds + 1))
-    if ips=$(getent ahostsv4 "$PEERS_HOST" | awk '!seen[$1]++ { print $1 }') && [[ -n $ips ]]; then
+    if ips=$(getent ahosts "$PEERS_HOST" | awk '!seen[$1]++ { print $1 }') && [[ -n $ips ]]; then
       for ip in $ips; do
         rc=0
         pg_isready -q -h "$ip" -p "$PRIMARY_PORT" -t 3 >/dev/null 2>&1 || rc=$?
@@ -29,7 +30,7 @@ refuse_if_peer_running() {
         fi
       done
     elif ((rounds == 1)); then
-      log "primary: $PEERS_HOST resolves to no IPv4 address (no peers yet)"
+      log "primary: $PEERS_HOST resolves to no address (no peers yet)"
     fi
     sleep_within 1 "$deadline" || break
   done

@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 import time
 
-from .pg_harness import Cluster, create_table, ids, insert, wait_for, wait_rows
+from .pg_harness import Cluster, chown_run_user, create_table, ids, insert, wait_for, wait_rows
 from .test_readiness import answer
 
 REFUSED = "is running PostgreSQL with data: refusing to start an empty primary"
@@ -54,10 +54,31 @@ def test_empty_primary_refuses_to_start_beside_a_peer_with_data(replicated: Clus
     assert (p.pgdata / "PG_VERSION").exists()
 
 
+def test_empty_primary_sees_a_peer_on_an_ipv6_only_cluster(replicated: Cluster) -> None:
+    """On an IPv6-only cluster the headless Service has AAAA records only: the check must try them."""
+    p, s = replicated.primary, replicated.node(1)
+    lose_the_primary_volume(replicated)
+    s.stop()
+    s.start(settings={"listen_addresses": "::1"})
+    # getent as an IPv6-only cluster's DNS answers it: no IPv4 address, one IPv6 address.
+    fake = replicated.base / "ipv6-only-dns"
+    fake.mkdir()
+    (fake / "getent").write_text('#!/bin/sh\n[ "$1" = ahosts ] || exit 2\nprintf "::1 STREAM peers.test\\n::1 DGRAM\\n::1 RAW\\n"\n')
+    (fake / "getent").chmod(0o755)
+    chown_run_user(fake / "getent")
+    peers = {"PEERS_HOST": "peers.test", "PRIMARY_PORT": str(s.port), "PEER_CHECK_SECONDS": "1"}
+
+    cp = p.run_script("init.sh", env=peers | {"PATH": f"{fake}:{p.env()['PATH']}"}, check=False)
+    assert cp.returncode == 1, cp.stderr
+    assert f"the primary's volume is empty but ::1 (a pod of this set) {REFUSED}" in cp.stderr, cp.stderr
+    assert not p.pgdata.exists()
+    assert ids(s) == [1, 2]
+
+
 def test_unresolvable_peers_host_means_no_peers(cluster: Cluster) -> None:
     p = cluster.primary
     cp = p.init(PEERS_HOST="no-such-host.invalid", PEER_CHECK_SECONDS="0")
-    assert "resolves to no IPv4 address" in cp.stderr and "initialising a new cluster" in cp.stderr
+    assert "resolves to no address" in cp.stderr and "initialising a new cluster" in cp.stderr
 
 
 def test_standby_of_a_reinitialised_primary_says_so(replicated: Cluster) -> None:
