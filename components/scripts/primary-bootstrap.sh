@@ -37,6 +37,22 @@ refuse_if_peer_running() {
   log "primary: no pod of $PEERS_HOST runs PostgreSQL"
 }
 
+# drop_carried_physical_slots: after the promotion on the temporary server.
+# Physical slots in a standby's data are stale: a clone carries none, so they
+# date from an earlier time as the primary (a pod that failed over and back),
+# and a slot of that time may be invalidated, which would stop its standby from
+# streaming although its data is good. Our standbys make their slots again
+# (check_primary_at_start); logical slots are the user's and stay.
+drop_carried_physical_slots() {
+  local slots slot
+  slots=$(psql_at "$TEMP_SOCKET_DIR" -At -c "SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'physical' AND NOT active ORDER BY 1")
+  for slot in $slots; do # slot names are [a-z0-9_] only
+    psql_at "$TEMP_SOCKET_DIR" -c "SELECT pg_drop_replication_slot('$slot')" >/dev/null
+  done
+  [[ -z $slots ]] ||
+    log "promoting: dropped the physical replication slots this pod's data kept from an earlier time as the primary: ${slots//$'\n'/, } (its standbys make theirs again)"
+}
+
 # promote_standby_data: this pod is the primary, but PGDATA is a standby's
 # (standby.signal). Removing standby.signal alone would end recovery on the
 # old timeline, so that a standby of the old primary could follow either; a
@@ -55,6 +71,7 @@ promote_standby_data() {
     die "promoting: pg_promote() did not finish within 60s"
   in_recovery=$(psql_at "$TEMP_SOCKET_DIR" -At -c 'SELECT pg_is_in_recovery()')
   [[ $in_recovery == f ]] || die "promoting: the server is still in recovery after pg_promote()"
+  drop_carried_physical_slots
   psql_at "$TEMP_SOCKET_DIR" -c CHECKPOINT
   tli=$(psql_at "$TEMP_SOCKET_DIR" -At -c 'SELECT timeline_id FROM pg_control_checkpoint()')
   stop_temp_server

@@ -4,7 +4,7 @@ when it wrote nothing past the promotion point, and is told to re-clone when it 
 
 from __future__ import annotations
 
-from .pg_harness import Cluster, create_table, ids, insert, slot_state, timeline, wait_for, wait_rows, wait_streaming
+from .pg_harness import Cluster, create_table, ids, insert, slot_state, switch_wal, timeline, wait_for, wait_rows, wait_streaming
 from .test_readiness import answer
 
 # As the pod runs them: more WAL senders than the default 10. A hot standby refuses to
@@ -80,3 +80,47 @@ def test_old_primary_that_wrote_past_the_promotion_point_is_told_to_reclone(clus
     rc, why = answer(old, **moved)
     assert rc == 1 and why.startswith(f"not ready: {diverged}") and why.endswith(reclone), why
     assert ids(old) == [1, 2, 99]
+
+
+def test_failing_back_drops_the_slots_the_old_primary_kept_so_its_standby_streams(cluster: Cluster) -> None:
+    """Fail over and back: the first primary's data still has the slot of the standby it served.
+    Invalidated while that data was a standby, the slot would keep the standby from streaming;
+    the promotion drops it, and the standby makes a new one."""
+    start_pair(cluster)
+    first, second = cluster.primary, cluster.node(1)
+    slot = second.name.replace("-", "_")
+    moved = stop_both_then_promote_by_config(cluster, write_on_old_primary_after=False)
+    first.init(**moved)
+    # Small WAL bounds on the rejoined pod (its volume's are GBs here), so that the carried slot
+    # is invalidated at its next restartpoint once the new primary has written more WAL than that.
+    small = {"max_slot_wal_keep_size": "32MB", "wal_keep_size": "0", "max_wal_size": "64MB", "min_wal_size": "32MB"}
+    first.start(POD_SETTINGS | small)
+    wait_streaming(first)
+    switch_wal(second, 6, first_id=10)
+    wait_rows(first, [1, 2, 3, *range(10, 16)])
+    done = second.psql("SELECT pg_current_wal_lsn()")
+    wait_for(lambda: first.psql(f"SELECT pg_last_wal_replay_lsn() >= '{done}'") == "t", 30, "the primary's checkpoint replayed")
+
+    def invalidated() -> bool:
+        first.psql("CHECKPOINT")  # a restartpoint: it invalidates slots past max_slot_wal_keep_size
+        return slot_state(first, slot) == "f|lost"
+
+    wait_for(invalidated, 30, f"the carried slot {slot} to be invalidated on the rejoined pod")
+
+    # `pulumi up` with replication.primary back to null: the first pod is the primary again.
+    second.stop()  # the primary first, cleanly: the standby receives all of its WAL
+    first.stop()
+    back = {"PRIMARY_POD": first.name, "PRIMARY_PORT": str(first.port)}
+    cp = first.init(**back)
+    assert f"dropped the physical replication slots this pod's data kept from an earlier time as the primary: {slot} " in cp.stderr
+    first.start(POD_SETTINGS)
+    assert not first.in_recovery() and timeline(first) == 3
+    assert first.psql("SELECT count(*) FROM pg_replication_slots") == "0"
+
+    cp = second.init(**back)
+    assert f"created the replication slot {slot} on the primary" in cp.stderr, cp.stderr
+    second.start(POD_SETTINGS)
+    wait_streaming(second)
+    insert(first, 20)
+    wait_rows(second, [1, 2, 3, *range(10, 16), 20])
+    assert slot_state(first, slot) == "t|reserved"
