@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from .pg_harness import Cluster, create_table, ids, insert, slot_state, switch_wal, timeline, wait_for, wait_rows, wait_streaming
 from .test_readiness import answer
+from .test_slots import NO_KEEP, SLOT
 
 # As the pod runs them: more WAL senders than the default 10. A hot standby refuses to
 # run with less than the primary had, so the promotion's temporary server must match.
@@ -88,13 +89,11 @@ def test_failing_back_drops_the_slots_the_old_primary_kept_so_its_standby_stream
     the promotion drops it, and the standby makes a new one."""
     start_pair(cluster)
     first, second = cluster.primary, cluster.node(1)
-    slot = second.name.replace("-", "_")
     moved = stop_both_then_promote_by_config(cluster, write_on_old_primary_after=False)
     first.init(**moved)
     # Small WAL bounds on the rejoined pod (its volume's are GBs here), so that the carried slot
-    # is invalidated at its next restartpoint once the new primary has written more WAL than that.
-    small = {"max_slot_wal_keep_size": "32MB", "wal_keep_size": "0", "max_wal_size": "64MB", "min_wal_size": "32MB"}
-    first.start(POD_SETTINGS | small)
+    # (SLOT, second's) is invalidated at its next restartpoint once the new primary has written more.
+    first.start(POD_SETTINGS | NO_KEEP | {"max_slot_wal_keep_size": "32MB"})
     wait_streaming(first)
     switch_wal(second, 6, first_id=10)
     wait_rows(first, [1, 2, 3, *range(10, 16)])
@@ -103,24 +102,24 @@ def test_failing_back_drops_the_slots_the_old_primary_kept_so_its_standby_stream
 
     def invalidated() -> bool:
         first.psql("CHECKPOINT")  # a restartpoint: it invalidates slots past max_slot_wal_keep_size
-        return slot_state(first, slot) == "f|lost"
+        return slot_state(first, SLOT) == "f|lost"
 
-    wait_for(invalidated, 30, f"the carried slot {slot} to be invalidated on the rejoined pod")
+    wait_for(invalidated, 30, f"the carried slot {SLOT} to be invalidated on the rejoined pod")
 
     # `pulumi up` with replication.primary back to null: the first pod is the primary again.
     second.stop()  # the primary first, cleanly: the standby receives all of its WAL
     first.stop()
     back = {"PRIMARY_POD": first.name, "PRIMARY_PORT": str(first.port)}
     cp = first.init(**back)
-    assert f"dropped the physical replication slots this pod's data kept from an earlier time as the primary: {slot} " in cp.stderr
+    assert f"dropped the physical replication slots this pod's data kept from an earlier time as the primary: {SLOT} " in cp.stderr
     first.start(POD_SETTINGS)
     assert not first.in_recovery() and timeline(first) == 3
     assert first.psql("SELECT count(*) FROM pg_replication_slots") == "0"
 
     cp = second.init(**back)
-    assert f"created the replication slot {slot} on the primary" in cp.stderr, cp.stderr
+    assert f"created the replication slot {SLOT} on the primary" in cp.stderr, cp.stderr
     second.start(POD_SETTINGS)
     wait_streaming(second)
     insert(first, 20)
     wait_rows(second, [1, 2, 3, *range(10, 16), 20])
-    assert slot_state(first, slot) == "t|reserved"
+    assert slot_state(first, SLOT) == "t|reserved"
