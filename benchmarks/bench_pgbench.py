@@ -140,12 +140,8 @@ def run_as(node: Node, argv: list[str], timeout: float = 3600, env: dict[str, st
 def init_primary(node: Node, scripts: Path, storage_bytes: int) -> dict[str, str]:
     """Run init.sh as the pod does, on a volume that reports the shape's size to df (a stand-in
     df first on PATH); return the settings it wrote into k8s-volume.conf."""
-    fake = node.cluster.base / "fake-df"
-    fake.mkdir()
-    (fake / "df").write_text(f"#!/bin/sh\nprintf '1B-blocks\\n%s\\n' {storage_bytes}\n")
-    (fake / "df").chmod(0o755)
-    env = node.env()
-    run_as(node, ["bash", str(scripts / "init.sh")], env={"PATH": f"{fake}:{env['PATH']}"})
+    sized = node.stand_in("df", f"printf '1B-blocks\\n%s\\n' {storage_bytes}\n")
+    run_as(node, ["bash", str(scripts / "init.sh")], env=sized)
     text = (node.pgdata / VOLUME_CONF).read_text()
     if str(storage_bytes) not in text:
         raise SystemExit(f"init.sh did not size {VOLUME_CONF} to {storage_bytes} bytes (does it still ask df?):\n{text}")

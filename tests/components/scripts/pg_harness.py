@@ -326,6 +326,15 @@ class Node:
         env.update(overrides)
         return contract_env(POD_ENV, env)
 
+    def stand_in(self, command: str, script: str) -> dict[str, str]:
+        """The env override that puts a stand-in ``command`` (``script``, run by sh) first on this
+        pod's PATH: what a test cannot arrange for real (a volume's size, an IPv6-only DNS)."""
+        bin_dir = self.cluster.base / f"stand-in-{self.name}-{command}"
+        bin_dir.mkdir()
+        (bin_dir / command).write_text(f"#!/bin/sh\n{script}")
+        (bin_dir / command).chmod(0o755)
+        return {"PATH": f"{bin_dir}:{self.env()['PATH']}"}
+
     # ------------------------------------------------------------ scripts
     def run_script(
         self,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 import time
 
-from .pg_harness import Cluster, chown_run_user, create_table, ids, insert, wait_for, wait_rows
+from .pg_harness import Cluster, create_table, ids, insert, wait_for, wait_rows
 from .test_readiness import answer
 
 REFUSED = "is running PostgreSQL with data: refusing to start an empty primary"
@@ -61,14 +61,10 @@ def test_empty_primary_sees_a_peer_on_an_ipv6_only_cluster(replicated: Cluster) 
     s.stop()
     s.start(settings={"listen_addresses": "::1"})
     # getent as an IPv6-only cluster's DNS answers it: no IPv4 address, one IPv6 address.
-    fake = replicated.base / "ipv6-only-dns"
-    fake.mkdir()
-    (fake / "getent").write_text('#!/bin/sh\n[ "$1" = ahosts ] || exit 2\nprintf "::1 STREAM peers.test\\n::1 DGRAM\\n::1 RAW\\n"\n')
-    (fake / "getent").chmod(0o755)
-    chown_run_user(fake / "getent")
+    ipv6_only = p.stand_in("getent", '[ "$1" = ahosts ] || exit 2\nprintf "::1 STREAM peers.test\\n::1 DGRAM\\n::1 RAW\\n"\n')
     peers = {"PEERS_HOST": "peers.test", "PRIMARY_PORT": str(s.port), "PEER_CHECK_SECONDS": "1"}
 
-    cp = p.run_script("init.sh", env=peers | {"PATH": f"{fake}:{p.env()['PATH']}"}, check=False)
+    cp = p.run_script("init.sh", env=peers | ipv6_only, check=False)
     assert cp.returncode == 1, cp.stderr
     assert f"the primary's volume is empty but ::1 (a pod of this set) {REFUSED}" in cp.stderr, cp.stderr
     assert not p.pgdata.exists()
