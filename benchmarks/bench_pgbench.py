@@ -100,7 +100,7 @@ class Shape:
 def stack_shape(stack: str, storage: str | None = None) -> Shape:
     """A stack's pod shape, as the program reads it (Pulumi.yaml defaults under the stack file);
     storage replaces the stack's storageSize (to measure another volume size on the same pod)."""
-    raw = {key.split(":", 1)[1]: value for key, value in stack_config(stack).items()}
+    raw = {key.split(":", 1)[1]: value for key, value in stack_config(stack).items() if key.startswith("pgstack:")}
     if storage is not None:  # checked like a stack file's value
         raw["postgres"] = {**raw.get("postgres", {}), "storageSize": storage}
     pg = parse_settings(raw).postgres

@@ -20,11 +20,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.logical_backup_pod import cron_job_spec
-from components.naming import dependencies_of, name_of
+from components.naming import dependencies_of
 from components.pod_security import checkov_skips
 from components.postgres_network import DnsEgress, dns_egress
 from components.postgres_pod import CONTAINER_PORT
-from components.provider_annotations import PATCH_FORCE
+from components.provider_annotations import PATCH_FORCE, SKIP_AWAIT
 from components.validation import check_cron, check_literals, check_name, check_quantity, check_range, fail
 
 
@@ -123,12 +123,16 @@ class LogicalBackup(pulumi.ComponentResource):
         super().__init__("pgstack:index:LogicalBackup", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         labels = backup_labels(args.name)
-        claim_name = f"{args.name}-dumps"
+        claim_name, s3_secret_name = f"{args.name}-dumps", f"{args.name}-dumps-s3"
         # Like the data claims: applied (adopted if it exists), grown in place, never deleted by Pulumi.
         self.claim = k8s.core.v1.PersistentVolumeClaimPatch(
             f"{name}-claim",
             metadata=k8s.meta.v1.ObjectMetaPatchArgs(
-                name=claim_name, namespace=args.namespace, labels=labels | args.claim_labels, annotations={PATCH_FORCE: "true"}
+                name=claim_name,
+                namespace=args.namespace,
+                labels=labels | args.claim_labels,
+                # Not awaited: the provider's claim wait is a hard-coded 5 minutes (components/postgres_workload.py).
+                annotations={PATCH_FORCE: "true", SKIP_AWAIT: "true"},
             ),
             spec=k8s.core.v1.PersistentVolumeClaimSpecPatchArgs(
                 access_modes=["ReadWriteOnce"],
@@ -142,14 +146,17 @@ class LogicalBackup(pulumi.ComponentResource):
             s3_credentials: pulumi.Output[dict[str, str]] = pulumi.Output.secret(args.s3.credentials)
             self.s3_secret: k8s.core.v1.Secret | None = k8s.core.v1.Secret(
                 f"{name}-s3",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{args.name}-dumps-s3", namespace=args.namespace, labels=labels),
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=s3_secret_name, namespace=args.namespace, labels=labels),
                 type="Opaque",
                 string_data=s3_credentials,
                 opts=child,
             )
         else:
             self.s3_secret = None
-        s3_secret = name_of(self.s3_secret) if self.s3_secret is not None else None
+        # A known name with depends_on, not an output: the CronJob never property-depends on the Secret.
+        # A known name plus depends_on, not the Secret's output: the CronJob's spec never property-depends
+        # on an object that can be deleted before it is replaced (stacks/changes.py).
+        s3_secret = s3_secret_name if self.s3_secret is not None else None
         self.cron_job = k8s.batch.v1.CronJob(
             f"{name}-cron",
             metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -159,7 +166,7 @@ class LogicalBackup(pulumi.ComponentResource):
                 annotations=checkov_skips(args.image, args.image_pull_policy),
             ),
             spec=cron_job_spec(args, labels, claim_name, s3_secret),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.claim]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.claim, *([self.s3_secret] if self.s3_secret else [])]),
         )
         self.network_policy = self._network_policy(name, args, labels) if args.network_policy else None
         self.cron_job_name = pulumi.Output.from_input(f"{args.name}-backup")

@@ -70,6 +70,27 @@ def read_only_service(name: str) -> str:
     return f"{name}-ro"
 
 
+def scripts_config_map(name: str) -> str:
+    """The pods' scripts ConfigMap. The pods name it as this known string, never as the ConfigMap's
+    output: an output would make the StatefulSets' spec property-depend on it (stacks/changes.py)."""
+    return f"{name}-scripts"
+
+
+def credentials_secret(name: str) -> str:
+    """The passwords Secret, referred to by this known string for the same reason."""
+    return f"{name}-credentials"
+
+
+def set_holding(name: str, replicas: int, replication: bool, primary_pod: str | None) -> str:
+    """The StatefulSet that runs the configured primary: ``<name>`` unless the promotion runbook
+    moved the primary to a standby-set pod."""
+    primary = primary_pod_name(name, primary_pod)
+    for sts, _, count, first in statefulsets(name, replicas, replication):
+        if primary in (pod_name(sts, first + i) for i in range(count)):
+            return sts
+    return name
+
+
 def pod_host(name: str, pod: str, namespace: str, cluster_domain: str = DEFAULT_CLUSTER_DOMAIN) -> str:
     """A pod's stable DNS name through the set's headless Service."""
     return pod_dns(pod, headless_service(name), namespace, cluster_domain)

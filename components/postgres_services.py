@@ -29,11 +29,18 @@ def client_service_spec(
 
 
 def client_services(
-    name: str, primary_pod: str, service_type: ServiceType, port: int, node_port: int | None, replication: bool
+    name: str,
+    primary_pod: str,
+    service_type: ServiceType,
+    port: int,
+    node_port: int | None,
+    replication: bool,
+    read_write_annotations: dict[str, str] | None = None,
 ) -> list[tuple[str, dict[str, str] | None, k8s.core.v1.ServiceSpecArgs]]:
-    """(Service name, annotations, spec): the read-write Service, then with replication the read-only one."""
+    """(Service name, annotations, spec): the read-write Service, then with replication the read-only one.
+    The read-write Service selects only the primary pod, so its endpoint wait is a wait for the primary."""
     services: list[tuple[str, dict[str, str] | None, k8s.core.v1.ServiceSpecArgs]] = [
-        (name, None, client_service_spec(primary_selector(name, primary_pod), service_type, port, node_port))
+        (name, read_write_annotations, client_service_spec(primary_selector(name, primary_pod), service_type, port, node_port))
     ]
     if replication:
         # No standby may be ready (cloning, lagging, none yet): never make `pulumi up` wait for one.

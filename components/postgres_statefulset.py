@@ -21,7 +21,9 @@ from components.headless_service import HeadlessService, HeadlessServiceArgs, Na
 from components.naming import dependencies_of, name_of, service_dns
 from components.postgres_args import PostgresStatefulSetArgs
 from components.postgres_names import (
+    Role,
     claim_name,
+    credentials_secret,
     headless_service,
     instance_labels,
     pod_host,
@@ -29,13 +31,15 @@ from components.postgres_names import (
     primary_pod_name,
     read_only_service,
     role_labels,
+    scripts_config_map,
+    set_holding,
     statefulsets,
 )
 from components.postgres_network import network_policy_spec
 from components.postgres_pod import CONTAINER_PORT, SUPERUSER, PodObjects, checksum, pod_spec, postgres_env, script_files
 from components.postgres_services import client_services, disruption_budget_spec, service_metadata
 from components.postgres_settings import data_layout, server_settings
-from components.postgres_workload import claim_metadata, claim_spec, statefulset_metadata, statefulset_spec
+from components.postgres_workload import claim_metadata, claim_spec, read_write_await, statefulset_metadata, statefulset_spec
 
 # RFC 3986 unreserved characters: safe in connection URIs and pgpass files unescaped.
 PASSWORD_SPECIALS = "-_.~"
@@ -64,10 +68,15 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         self._outputs(passwords)
 
     def _credentials(self) -> dict[str, pulumi.Output[str]]:
-        """Passwords generated here and stored only in the Secret (Secret keys as the scripts read them)."""
+        """Passwords generated here and stored only in the Secret (Secret keys as the scripts read them).
+
+        The Secret holds the truth and is protected like the StatefulSets; its content updates in
+        place (kubernetes:enableSecretMutable in Pulumi.yaml). The RandomPasswords are not protected:
+        replacing one (passwordRotation, `pulumi up --replace`) only rotates a password, and
+        pulumi-random replaces create-before-delete, so nothing is deleted first."""
         name, args = self._name, self._args
-        # The credentials of retained data: protected like the StatefulSets.
         guarded = pulumi.ResourceOptions(parent=self, protect=args.protect)
+        generated = pulumi.ResourceOptions(parent=self)
 
         def password(role: str) -> pulumi.Output[str]:
             pw = random.RandomPassword(
@@ -77,7 +86,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
                 override_special=PASSWORD_SPECIALS,
                 min_special=2,
                 keepers={"rotation": str(args.password_rotation)},
-                opts=guarded,
+                opts=generated,
             )
             # Mocks (and old providers) do not mark result secret; never rely on it.
             return pulumi.Output.secret(pw.result)
@@ -87,7 +96,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
             passwords["password"] = password("app")
         if args.replication:
             passwords["replication-password"] = password("replication")
-        meta = k8s.meta.v1.ObjectMetaArgs(name=f"{name}-credentials", namespace=args.namespace, labels=instance_labels(name))
+        meta = k8s.meta.v1.ObjectMetaArgs(name=credentials_secret(name), namespace=args.namespace, labels=instance_labels(name))
         self.secret = k8s.core.v1.Secret(f"{name}-credentials", metadata=meta, type="Opaque", string_data=passwords, opts=guarded)
         return passwords
 
@@ -100,7 +109,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         self._script_files = script_files()
         self.scripts = k8s.core.v1.ConfigMap(
             f"{name}-scripts",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{name}-scripts", namespace=args.namespace, labels=labels),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=scripts_config_map(name), namespace=args.namespace, labels=labels),
             data=self._script_files,
             opts=child,
         )
@@ -137,11 +146,44 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         primary_host = pulumi.Output.from_input(args.namespace).apply(lambda ns: pod_host(name, primary, ns, args.cluster_domain))
         env = postgres_env(name, args, layout, primary_host, self.headless.fqdn)
         settings = server_settings(args.memory_limit_bytes, args.replication)
-        objects = PodObjects(name_of(self.service_account), name_of(self.scripts), name_of(self.secret))
+        # Known names, not outputs: a replaced ConfigMap or Secret (delete-before-replace, fixed name)
+        # must never drag the StatefulSets along (pulumi/pulumi pkg/resource/deploy/step_generator.go
+        # calculateDependentReplacements re-diffs only inputs that property-depend on it); depends_on orders them.
+        objects = PodObjects(service_account=name, scripts_config_map=scripts_config_map(name), secret=credentials_secret(name))
         annotations = self._template_annotations(passwords)
-        # The claims apply with server-side apply (an upsert) before the sets scale up, so a new standby
-        # gets the current size; a size change expands them in place. Scale-down and destroy forget them.
-        # The class name is a known string, so the wait for namespace and storage is passed down explicitly.
+        self._claims(outer)
+        depends = [*outer, self.secret, self.scripts, self.service_account, self.headless, *self.claims]
+        self.statefulsets: list[k8s.apps.v1.StatefulSet] = []
+        for sts, role, replicas, first in self._rollout_order():
+            template = k8s.core.v1.PodTemplateSpecArgs(
+                metadata=k8s.meta.v1.ObjectMetaArgs(labels=role_labels(name, role), annotations=annotations),
+                spec=pod_spec(name, args, env, layout, settings, objects),
+            )
+            spec = statefulset_spec(name, role, replicas, first, args, headless_service(name), template)
+            opts = pulumi.ResourceOptions(
+                parent=self,
+                protect=args.protect,
+                # One pod at a time across both sets: the set that runs the primary updates first, and
+                # the other set's update starts only once `pulumi up` has awaited it (postgres_workload).
+                depends_on=[*depends, *self.statefulsets],
+                # volumeClaimTemplates is immutable (a change replaces the StatefulSet, every pod down at
+                # once); the claims carry size changes and always exist before the template applies.
+                ignore_changes=["spec.volumeClaimTemplates"],
+            )
+            metadata = statefulset_metadata(sts, role, name, args)
+            self.statefulsets.append(k8s.apps.v1.StatefulSet(sts, metadata=metadata, spec=spec, opts=opts))
+
+    def _rollout_order(self) -> list[tuple[str, Role, int, int]]:
+        """The StatefulSets, the one that runs the configured primary first."""
+        name, args = self._name, self._args
+        holding = set_holding(name, args.replicas, args.replication, args.primary_pod)
+        return sorted(statefulsets(name, args.replicas, args.replication), key=lambda s: s[0] != holding)
+
+    def _claims(self, outer: list[pulumi.Resource]) -> None:
+        """The claims apply with server-side apply (an upsert) before the sets scale up, so a new standby
+        gets the current size; a size change expands them in place. Scale-down and destroy forget them.
+        The class name is a known string, so the wait for namespace and storage is passed down explicitly."""
+        name, args = self._name, self._args
         self.claims = [
             k8s.core.v1.PersistentVolumeClaimPatch(
                 f"{name}-{claim_name(pod)}",
@@ -151,34 +193,19 @@ class PostgresStatefulSet(pulumi.ComponentResource):
             )
             for pod in pod_names(name, args.replicas, args.replication)
         ]
-        depends = pulumi.ResourceOptions(
-            parent=self,
-            protect=args.protect,
-            depends_on=[*outer, self.secret, self.scripts, self.headless, *self.claims],
-            # volumeClaimTemplates is immutable (a change replaces the StatefulSet, every pod down at
-            # once); the claims above carry size changes and always exist before the template applies.
-            ignore_changes=["spec.volumeClaimTemplates"],
-        )
-        self.statefulsets = []
-        for sts, role, replicas, first in statefulsets(name, args.replicas, args.replication):
-            template = k8s.core.v1.PodTemplateSpecArgs(
-                metadata=k8s.meta.v1.ObjectMetaArgs(labels=role_labels(name, role), annotations=annotations),
-                spec=pod_spec(name, args, env, layout, settings, objects),
-            )
-            spec = statefulset_spec(name, role, replicas, first, args, self.headless.service_name, template)
-            self.statefulsets.append(
-                k8s.apps.v1.StatefulSet(sts, metadata=statefulset_metadata(sts, role, name, args), spec=spec, opts=depends)
-            )
 
     def _access(self) -> None:
         """Client Services, the PodDisruptionBudget and (optionally) the NetworkPolicy."""
         name, args = self._name, self._args
         child = pulumi.ResourceOptions(parent=self)
         primary = primary_pod_name(name, args.primary_pod)
+        # The endpoint wait starts once the sets are applied (and the primary's set awaited), never while
+        # storage is still being installed on a first `up`.
+        after_sets = pulumi.ResourceOptions(parent=self, depends_on=list(self.statefulsets))
         services = [
-            k8s.core.v1.Service(svc, metadata=service_metadata(svc, name, args.namespace, annotations), spec=spec, opts=child)
+            k8s.core.v1.Service(svc, metadata=service_metadata(svc, name, args.namespace, annotations), spec=spec, opts=after_sets)
             for svc, annotations, spec in client_services(
-                name, primary, args.service_type, args.service_port, args.node_port, args.replication
+                name, primary, args.service_type, args.service_port, args.node_port, args.replication, read_write_await(name, primary)
             )
         ]
         self.rw_service, self.ro_service = services[0], (services[1] if len(services) > 1 else None)

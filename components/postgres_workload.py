@@ -13,7 +13,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.pod_security import checkov_skips
-from components.postgres_names import DATA_VOLUME, Role, claim_name, instance_labels, role_labels
+from components.postgres_names import DATA_VOLUME, Role, claim_name, instance_labels, pod_name, primary_pod_name, role_labels
 from components.postgres_pod import STARTUP_PROBE_SECONDS
 from components.provider_annotations import PATCH_FORCE, SKIP_AWAIT, TIMEOUT_SECONDS
 
@@ -22,22 +22,39 @@ if TYPE_CHECKING:
 
 # The primary is awaited long enough for the 15-minute startup probe (crash recovery) plus init.
 PRIMARY_AWAIT_SECONDS = STARTUP_PROBE_SECONDS + 5 * 60
+AWAIT_PRIMARY = {TIMEOUT_SECONDS: str(PRIMARY_AWAIT_SECONDS)}
+NO_AWAIT = {SKIP_AWAIT: "true"}
 
 
-def await_annotations(role: Role) -> dict[str, str]:
+def set_is_awaited(role: Role, name: str, primary_pod: str) -> bool:
+    """pulumi-kubernetes awaits a StatefulSet until every replica is ready and updated
+    (provider/pkg/await/statefulset.go), so only a set that runs nothing but the configured
+    primary is awaited: ``<name>`` while the primary is pod 0. After a failover ``<name>-0`` is a
+    standby, possibly diverged, and the primary shares the standby set with standbys that may be
+    cloning: neither set is awaited then (the read-write Service waits for the primary instead)."""
+    return role == "primary" and primary_pod == pod_name(name, 0)
+
+
+def read_write_await(name: str, primary_pod: str) -> dict[str, str] | None:
+    """The read-write Service selects only the primary pod; its endpoint wait (provider/pkg/await/service.go:
+    endpoints settled with no not-ready address, 10 minutes by default) is the wait for a primary that
+    no set await covers, lengthened to the primary's window."""
+    return None if primary_pod == pod_name(name, 0) else dict(AWAIT_PRIMARY)
+
+
+def await_annotations(awaited: bool) -> dict[str, str]:
     """What `pulumi up` waits for: the primary, with time for crash recovery; never a standby,
-    which may legitimately be cloning or catching up (or be scaled to zero)."""
-    if role == "primary":
-        return {TIMEOUT_SECONDS: str(PRIMARY_AWAIT_SECONDS)}
-    return {SKIP_AWAIT: "true"}
+    which may legitimately be cloning, catching up or diverged (or be scaled to zero)."""
+    return dict(AWAIT_PRIMARY) if awaited else dict(NO_AWAIT)
 
 
 def statefulset_metadata(sts_name: str, role: Role, name: str, args: PostgresStatefulSetArgs) -> k8s.meta.v1.ObjectMetaArgs:
+    awaited = set_is_awaited(role, name, primary_pod_name(name, args.primary_pod))
     return k8s.meta.v1.ObjectMetaArgs(
         name=sts_name,
         namespace=args.namespace,
         labels=role_labels(name, role),
-        annotations=checkov_skips(args.image, args.image_pull_policy, sidecar=True) | await_annotations(role),
+        annotations=checkov_skips(args.image, args.image_pull_policy, sidecar=True) | await_annotations(awaited),
     )
 
 
@@ -77,9 +94,14 @@ def statefulset_spec(
 
 
 def claim_metadata(name: str, pod: str, args: PostgresStatefulSetArgs) -> k8s.meta.v1.ObjectMetaPatchArgs:
-    """A pod's data claim, labelled for the set and its Longhorn job groups, size field taken over."""
+    """A pod's data claim, labelled for the set and its Longhorn job groups, size field taken over.
+    Not awaited: the provider waits at most a hard-coded 5 minutes for a new claim to bind
+    (provider/pkg/await/awaiters.go untilCoreV1PersistentVolumeClaimReady, WatchUntil(..., 5*time.Minute),
+    which pulumi.com/timeoutSeconds does not lengthen), too short while Longhorn installs on a first `up`;
+    the primary's set await (20 minutes) covers its claim, and a standby's never fails `up`."""
+    annotations = {PATCH_FORCE: "true"} | NO_AWAIT
     return k8s.meta.v1.ObjectMetaPatchArgs(
-        name=claim_name(pod), namespace=args.namespace, labels=instance_labels(name) | args.claim_labels, annotations={PATCH_FORCE: "true"}
+        name=claim_name(pod), namespace=args.namespace, labels=instance_labels(name) | args.claim_labels, annotations=annotations
     )
 
 

@@ -45,7 +45,9 @@ RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
 LONGHORN_PROVISIONER = "driver.longhorn.io"
 
 # What `pgstack:protect` guards (Pulumi.yaml): losing any of these loses data or access to it.
-STATEFUL_TYPES = (STATEFULSET, SECRET, RANDOM_PASSWORD, STORAGECLASS, NAMESPACE, HELM_RELEASE)
+# Not the RandomPasswords: the Secret holds the passwords, and replacing a RandomPassword (a rotation,
+# create-before-delete) only makes a new one that the pods apply (README "Changing a live stack").
+STATEFUL_TYPES = (STATEFULSET, SECRET, STORAGECLASS, NAMESPACE, HELM_RELEASE)
 
 DEFAULT_PRODUCTION_STACKS = ["prod"]
 PRODUCTION_SCHEMA = PolicyConfigSchema(

@@ -11,6 +11,7 @@ from components.longhorn_install import LonghornInstall, LonghornInstallArgs
 from components.longhorn_storage_class import LonghornStorageClass, LonghornStorageClassArgs
 from components.naming import name_of, pod_security_labels
 from components.postgres_args import PostgresStatefulSetArgs
+from components.postgres_names import credentials_secret, scripts_config_map
 from components.postgres_network import DnsEgress, NetworkPolicyPeer
 from components.postgres_statefulset import PostgresStatefulSet
 from stacks.config import LonghornJob, Secrets, Settings
@@ -152,8 +153,10 @@ def backups(settings: Settings, secrets: Secrets, db: PostgresStatefulSet, after
             namespace=db.namespace,
             image=pg.image.reference,
             image_pull_policy=pg.image.pullPolicy,
-            scripts_config_map=name_of(db.scripts),
-            credentials_secret=db.secret_name,
+            # Known names (plus depends_on db): the CronJob's spec never property-depends on an object
+            # that can be deleted before it is replaced (components/postgres_names.py).
+            scripts_config_map=scripts_config_map(pg.name),
+            credentials_secret=credentials_secret(pg.name),
             hosts=list(db.replica_hosts),
             port=pg.service.port,
             database_pods=db.pod_labels,
@@ -196,11 +199,14 @@ def build(settings: Settings, secrets: Secrets | None = None) -> PostgresStatefu
     )
     db = PostgresStatefulSet(
         settings.postgres.name,
-        postgres_args(settings, name_of(namespace), storage_class),
+        # The namespace as a known string (depends_on orders it): nothing in the database
+        # property-depends on the Namespace resource, so no replacement of it can cascade.
+        postgres_args(settings, settings.namespace, storage_class),
         # The StatefulSet's PVCs would sit Pending until the storage class exists (seed 000).
         opts=pulumi.ResourceOptions(depends_on=[namespace, *storage_deps]),
     )
-    backups(settings, secrets, db, storage_deps)
+    # The dump job's namespace is a known string too: it waits for the Namespace explicitly.
+    backups(settings, secrets, db, [namespace, *storage_deps])
 
     pulumi.export("namespace", name_of(namespace))
     pulumi.export("storageClass", storage_class)

@@ -193,7 +193,7 @@ CLAIM = "kubernetes:core/v1:PersistentVolumeClaimPatch"
 
 def settings_of(stack: str) -> Settings:
     """A stack's validated settings: per-stack expectations come from here, never from a table of stack names."""
-    return parse_settings({k.split(":", 1)[1]: v for k, v in stack_config(stack).items()})
+    return parse_settings({k.split(":", 1)[1]: v for k, v in stack_config(stack).items() if k.startswith("pgstack:")})
 
 
 # DNS needs both: UDP for queries, TCP for answers too large for UDP (truncated, TC bit) and for resolvers

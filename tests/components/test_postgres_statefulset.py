@@ -114,7 +114,7 @@ def test_every_pod_has_a_claim_that_exists_before_its_statefulset() -> None:
         assert spec == {"accessModes": ["ReadWriteOnce"], "storageClassName": "fast", "resources": {"requests": {"storage": "5Gi"}}}
         # Scale-down and destroy forget the claim; server-side apply takes the size over.
         assert claim.options.retain_on_delete and not claim.options.protect
-        assert claim.inputs["metadata"]["annotations"] == {"pulumi.com/patchForce": "true"}
+        assert claim.inputs["metadata"]["annotations"] == {"pulumi.com/patchForce": "true", "pulumi.com/skipAwait": "true"}
     for sts in run.of_type(STS):
         assert {c.urn for c in claims} <= set(sts.dependencies), sts.name
         # A size change goes through the claims: the immutable template never replaces the set.
@@ -137,7 +137,9 @@ def test_growing_the_volume_changes_only_the_claims() -> None:
 def test_protect_covers_the_stateful_resources_only() -> None:
     run = _build(replicas=2)
     protected = {r.name for r in run.resources if r.options.protect}
-    assert protected == {"pg", "pg-standby", "pg-credentials", "pg-superuser-password", "pg-app-password", "pg-replication-password"}
+    # Not the RandomPasswords: replacing one only rotates a password (the Secret, protected, holds them),
+    # and protect would refuse every rotation (README "Changing a live stack").
+    assert protected == {"pg", "pg-standby", "pg-credentials"}
     assert not any(r.options.protect for r in _build(replicas=2, protect=False).resources)
 
 
@@ -151,6 +153,53 @@ def test_pulumi_up_waits_for_the_primary_only() -> None:
     services = by_name(run, SVC)
     assert services["pg-ro"].inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
     assert not services["pg"].inputs["metadata"].get("annotations")
+
+
+def _awaits(run: Run) -> dict[str, dict[str, str]]:
+    """Every object's pulumi.com/ await annotations (skipAwait, timeoutSeconds), by name."""
+    out = {}
+    for r in run.resources:
+        meta = _plain(r.inputs.get("metadata") or {})
+        found = {k: v for k, v in (meta.get("annotations") or {}).items() if k in ("pulumi.com/skipAwait", "pulumi.com/timeoutSeconds")}
+        if r.type.startswith("kubernetes:") and meta.get("name"):
+            out[f"{r.type.rsplit(':', 1)[-1]} {r.name}"] = found
+    return out
+
+
+def test_pulumi_up_waits_for_the_primary_on_pod_0_and_never_for_a_claim() -> None:
+    awaits = _awaits(_build(replicas=3))
+    assert awaits["StatefulSet pg"] == {"pulumi.com/timeoutSeconds": "1200"}
+    assert awaits["StatefulSet pg-standby"] == awaits["Service pg-ro"] == {"pulumi.com/skipAwait": "true"}
+    # The read-write Service waits after the primary's set, at the provider's default.
+    assert awaits["Service pg"] == {}
+    # The provider's claim wait is a hard 5 minutes (awaiters.go): never used.
+    for claim in ("pg-data-pg-0", "pg-data-pg-standby-1", "pg-data-pg-standby-2"):
+        assert awaits[f"PersistentVolumeClaimPatch {claim}"] == {"pulumi.com/skipAwait": "true"}
+
+
+def test_after_a_failover_only_the_read_write_service_waits_for_the_new_primary() -> None:
+    """replication.primary moved to a standby pod (README "Runbook: lose the primary's node for good"):
+    pg-0 is a standby then, maybe diverged, and the primary shares its set with standbys: neither set
+    is awaited; the read-write Service, which selects only the primary, waits 20 minutes for it."""
+    run = _build(replicas=3, primary_pod="pg-standby-1")
+    sets = {r.name: _plain(r.inputs["metadata"]["annotations"]) for r in run.of_type(STS)}
+    assert sets["pg"]["pulumi.com/skipAwait"] == sets["pg-standby"]["pulumi.com/skipAwait"] == "true"
+    assert not any("pulumi.com/timeoutSeconds" in a for a in sets.values())
+    rw = by_name(run, SVC)["pg"]
+    assert _plain(rw.inputs["metadata"]["annotations"]) == {"pulumi.com/timeoutSeconds": "1200"}
+    assert _plain(rw.inputs["spec"])["selector"]["statefulset.kubernetes.io/pod-name"] == "pg-standby-1"
+
+
+def test_sets_roll_one_after_the_other_and_services_wait_for_them() -> None:
+    """The set that runs the primary is applied (and awaited) first; the other set depends on it, so its
+    pods roll only after the primary's rollout; the Services' endpoint waits start after both sets."""
+    for primary, first, second in ((None, "pg", "pg-standby"), ("pg-standby-1", "pg-standby", "pg")):
+        run = _build(replicas=3, primary_pod=primary)
+        sets = by_name(run, STS)
+        assert sets[first].urn in sets[second].dependencies and sets[second].urn not in sets[first].dependencies
+        for svc in by_name(run, SVC).values():
+            if svc.name != "pg-hl":
+                assert {sets["pg"].urn, sets["pg-standby"].urn} <= set(svc.dependencies), svc.name
 
 
 def _annotations(run: Run, name: str = "pg") -> dict[str, str]:

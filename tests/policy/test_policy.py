@@ -124,6 +124,7 @@ STS, CRON, CM, SC, REL = (
     "kubernetes:storage.k8s.io/v1:StorageClass",
     "kubernetes:helm.sh/v3:Release",
 )
+SECRET_TYPE = "kubernetes:core/v1:Secret"
 
 
 def _pod(inputs: dict[str, Any]) -> dict[str, Any]:
@@ -282,15 +283,7 @@ CASES: list[tuple[str, str, str, str, Callable[[dict[str, Any]], None], dict[str
         "defaultReplicaCount",
     ),
     ("production-protect", "prod", STS, "postgres", lambda i: None, {"protect": False}, "not protected"),
-    (
-        "production-protect",
-        "prod",
-        "random:index/randomPassword:RandomPassword",
-        "postgres-app-password",
-        lambda i: None,
-        {"protect": False},
-        "not protected",
-    ),
+    ("production-protect", "prod", SECRET_TYPE, "postgres-credentials", lambda i: None, {"protect": False}, "not protected"),
     ("production-image-digest", "prod", STS, "postgres", _each_container(_tag_only), {}, "digest"),
     ("production-image-digest", "prod", CRON, "dumps-cron", _each_container(_tag_only), {}, "digest"),
     ("stateful-unguarded", "prod", STS, "postgres", lambda i: None, {"protect": False}, "not protected"),

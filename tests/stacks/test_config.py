@@ -17,10 +17,23 @@ from tests.conftest import STACKS
 
 def test_pulumi_yaml_declares_every_key_with_the_schema_defaults() -> None:
     declared = yaml.safe_load(PROJECT_FILE.read_text())["config"]
-    assert sorted(k.split(":", 1)[1] for k in declared) == sorted(CONFIG_KEYS)
+    ours = [k for k in declared if k.startswith(f"{PROJECT}:")]
+    assert sorted(k.split(":", 1)[1] for k in ours) == sorted(CONFIG_KEYS)
     defaults = Settings().model_dump(mode="json")
     for key, value in project_defaults().items():
-        assert value == defaults[key.split(":", 1)[1]], f"Pulumi.yaml default for {key} drifted from stacks/config.py"
+        if key.startswith(f"{PROJECT}:"):
+            assert value == defaults[key.split(":", 1)[1]], f"Pulumi.yaml default for {key} drifted from stacks/config.py"
+
+
+def test_pulumi_yaml_makes_secret_and_configmap_content_mutable() -> None:
+    """Project config for the kubernetes provider: a value only (no type, no default), as
+    sdk/go/common/workspace/project.go requires of another namespace's key; every stack gets it."""
+    declared = yaml.safe_load(PROJECT_FILE.read_text())["config"]
+    others = {k: v for k, v in declared.items() if not k.startswith(f"{PROJECT}:")}
+    assert others == {"kubernetes:enableSecretMutable": {"value": True}, "kubernetes:enableConfigMapMutable": {"value": True}}
+    for stack in STACKS:
+        config = stack_config(stack)
+        assert config["kubernetes:enableSecretMutable"] is True and config["kubernetes:enableConfigMapMutable"] is True
 
 
 def test_pulumi_yaml_uses_python_runtime_with_virtualenv() -> None:
@@ -32,14 +45,14 @@ def test_pulumi_yaml_uses_python_runtime_with_virtualenv() -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_stack_files_validate(stack: str) -> None:
-    raw = {k.split(":", 1)[1]: v for k, v in stack_config(stack).items()}
+    raw = {k.split(":", 1)[1]: v for k, v in stack_config(stack).items() if k.startswith("pgstack:")}
     settings = parse_settings(raw)
     assert settings.postgres.replicas >= 1
 
 
 def test_dev_and_prod_sizes() -> None:
-    dev = parse_settings({k.split(":", 1)[1]: v for k, v in stack_config("dev").items()})
-    prod = parse_settings({k.split(":", 1)[1]: v for k, v in stack_config("prod").items()})
+    dev = parse_settings({k.split(":", 1)[1]: v for k, v in stack_config("dev").items() if k.startswith("pgstack:")})
+    prod = parse_settings({k.split(":", 1)[1]: v for k, v in stack_config("prod").items() if k.startswith("pgstack:")})
     assert (dev.postgres.replicas, dev.storage.numberOfReplicas, dev.postgres.storageSize) == (1, 1, "4Gi")
     assert (prod.postgres.replicas, prod.storage.numberOfReplicas) == (3, 3)
     assert prod.postgres.storageSize != dev.postgres.storageSize
@@ -331,7 +344,7 @@ def examples_in(line: str) -> list[Any]:
 
 
 def _raw(config: dict[str, Any]) -> dict[str, Any]:
-    return {k.split(":", 1)[1]: v for k, v in config.items()}
+    return {k.split(":", 1)[1]: v for k, v in config.items() if k.startswith("pgstack:")}
 
 
 def _put(raw: dict[str, Any], path: str, value: Any) -> None:
