@@ -8,6 +8,16 @@ the rules the engine and the cluster apply to a live stack:
   every kind), or a field named in the replace_on_changes option;
 - pulumi-random replaces a RandomPassword when any input changes (every argument of the
   random_password resource forces a new one);
+- pulumi-kubernetes deletes a replaced object before creating it again when its name is fixed
+  (provider/pkg/provider/provider.go:1647-1660, every object here). The engine then re-diffs every
+  resource whose inputs property-depend on it, transitively, with those whole top-level inputs
+  unknown, and replaces (or, when protected, refuses) the ones that diff says must go
+  (pulumi/pulumi pkg/resource/deploy/step_generator.go:2046-2121 and calculateDependentReplacements,
+  3268-3414). The dependencies are the before-run's registrations (the engine reads the old
+  snapshot's graph, step_generator.go:3384-3405);
+- Secret and ConfigMap content is replace-only unless the provider's enableSecretMutable /
+  enableConfigMapMutable is on (diff.go:23-37), read from the run's kubernetes:* config;
+  a Patch resource is replaced only for metadata.name and namespace (provider.go:1558-1566);
 - `protect` refuses both a delete and a replacement; retain_on_delete turns a delete into
   "forgotten" (the object stays in the cluster);
 - Kubernetes itself refuses what the provider would send as an update or an apply to a
@@ -35,10 +45,15 @@ PROVIDER_FORCE_NEW: dict[str, tuple[str, ...]] = {
     ),
     "StorageClass": ("parameters", "provisioner"),
     "PersistentVolumeClaim": ("spec.accessModes", "spec.selector", "spec.storageClassName", "spec.volumeName"),
-    "PodDisruptionBudget": ("spec",),
-    # With the provider's default enableSecretMutable=false, Secret content is replace-only.
+    # policy/v1 PodDisruptionBudget: nothing (diff.go lists `.spec` for policy/v1beta1 only).
+    # With the provider's default enableSecretMutable=false, Secret content is replace-only;
+    # with it on, only `.type` (diff.go core v1 Secret).
     "Secret": ("type", "stringData", "data"),
     "ConfigMap": ("binaryData", "data"),
+}
+MUTABLE_FLAGS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "Secret": ("kubernetes:enableSecretMutable", ("type",)),
+    "ConfigMap": ("kubernetes:enableConfigMapMutable", ()),
 }
 METADATA_FORCE_NEW = ("metadata.name", "metadata.namespace")
 # Fields the API server refuses to update that the provider does not replace on its own:
@@ -99,7 +114,22 @@ def _get(value: Any, path: tuple[str, ...]) -> Any:
     return value
 
 
-def effect(old: Registered | None, new: Registered | None) -> str | None:
+def _flag_on(config: dict[str, Any], key: str) -> bool:
+    return str(config.get(key, "false")).lower() == "true"
+
+
+def force_new(resource: Registered, config: dict[str, Any]) -> tuple[str, ...]:
+    """The paths whose change replaces this object, under the provider config of the run."""
+    if resource.type.endswith("Patch"):
+        return METADATA_FORCE_NEW + tuple(resource.options.replace_on_changes)
+    kind = kind_of(resource)
+    paths = PROVIDER_FORCE_NEW.get(kind, ())
+    if kind in MUTABLE_FLAGS and _flag_on(config, MUTABLE_FLAGS[kind][0]):
+        paths = MUTABLE_FLAGS[kind][1]
+    return paths + METADATA_FORCE_NEW + tuple(resource.options.replace_on_changes)
+
+
+def effect(old: Registered | None, new: Registered | None, config: dict[str, Any] | None = None) -> str | None:
     """The effect of going from old to new for one URN; None when nothing changes."""
     if old is None:
         return CREATED
@@ -123,8 +153,7 @@ def effect(old: Registered | None, new: Registered | None) -> str | None:
     elif kind == "Release":
         replaced = any(_under(p, ["name", "namespace"]) for p in paths)
     else:
-        force = PROVIDER_FORCE_NEW.get(kind, ()) + METADATA_FORCE_NEW + tuple(new.options.replace_on_changes)
-        replaced = any(_under(p, force) for p in paths)
+        replaced = any(_under(p, force_new(new, config or {})) for p in paths)
     if replaced:
         return REFUSED_PROTECT if old.options.protect else REPLACED
     if any(_under(p, API_IMMUTABLE.get(kind, ())) for p in paths):
@@ -134,16 +163,60 @@ def effect(old: Registered | None, new: Registered | None) -> str | None:
     return IN_PLACE
 
 
-def classify(before: Run, after: Run) -> dict[str, str]:
-    """Label -> effect for every stateful object the change touches."""
+def deleted_before_replaced(old: Registered, new: Registered | None) -> bool:
+    """A Kubernetes object replaced under the same name and namespace is deleted first
+    (provider.go:1647-1660); pulumi-random replaces create-before-delete (no DeleteBeforeReplace in
+    pulumi-random provider/resources.go), unless the delete_before_replace option says otherwise."""
+    if old.options.delete_before_replace:
+        return True
+    if new is None or not old.type.startswith("kubernetes:") or kind_of(old) == "Release":
+        return False
+    meta = ("metadata", "name"), ("metadata", "namespace")
+    return all(_get(_plain(old.inputs), p) == _get(_plain(new.inputs), p) for p in meta)
+
+
+def _dragged(resource: Registered, unknown: set[str], config: dict[str, Any]) -> bool:
+    """Would the provider replace this resource with these whole top-level inputs unknown?"""
+    if kind_of(resource) == "RandomPassword":
+        return True
+    return any(path.split(".", 1)[0] in unknown for path in force_new(resource, config))
+
+
+def dependent_replacements(before: Run, roots: set[str], config: dict[str, Any]) -> list[str]:
+    """URNs the engine replaces along with the delete-before-replace roots: every custom resource
+    whose inputs property-depend on one in the replace set, re-diffed with those inputs unknown,
+    transitively, in dependency (registration) order (step_generator.go calculateDependentReplacements)."""
+    replace_set, dragged = set(roots), []
+    for resource in before.resources:
+        if resource.urn in replace_set or resource.type.startswith("pgstack:"):
+            continue  # components never require replacement
+        unknown = {key for key, deps in resource.property_dependencies.items() if replace_set.intersection(deps)}
+        if unknown and _dragged(resource, unknown, config):
+            replace_set.add(resource.urn)
+            dragged.append(resource.urn)
+    return dragged
+
+
+def classify(before: Run, after: Run, replace: tuple[str, ...] = ()) -> dict[str, str]:
+    """Label -> effect for every stateful object the change touches. ``replace`` names URNs
+    replaced whatever their diff (`pulumi up --replace <urn>`)."""
     old = {r.urn: r for r in before.resources}
     new = {r.urn: r for r in after.resources}
+    effects: dict[str, str | None] = {urn: effect(old.get(urn), new.get(urn), after.config) for urn in old.keys() | new.keys()}
+    for urn in replace:
+        effects[urn] = REFUSED_PROTECT if old[urn].options.protect else REPLACED
+    roots = {
+        urn
+        for urn, result in effects.items()
+        if urn in old and urn in new and result in (REPLACED, REFUSED_PROTECT) and deleted_before_replaced(old[urn], new[urn])
+    }
+    for urn in dependent_replacements(before, roots, after.config):
+        # A protected dependent fails the whole update (step_generator.go:2110-2121).
+        effects[urn] = REFUSED_PROTECT if old[urn].options.protect else REPLACED
     out: dict[str, str] = {}
-    for urn in sorted(old.keys() | new.keys()):
+    for urn in sorted(effects):
         resource = new.get(urn) or old[urn]
-        if kind_of(resource) not in STATEFUL_KINDS:
-            continue
-        result = effect(old.get(urn), new.get(urn))
-        if result is not None:
+        result = effects[urn]
+        if result is not None and kind_of(resource) in STATEFUL_KINDS:
             out[label(resource)] = result
     return out

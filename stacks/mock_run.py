@@ -253,6 +253,9 @@ class Run:
     # Set: RandomPassword results are password(inputs, name) instead of fake_password's (a test can
     # hand the program a password made of every character the provider could generate).
     password: Callable[[dict[str, Any], str], str] | None = None
+    # The config the program ran with (provider keys included: stacks/changes.py reads the
+    # kubernetes provider's enableSecretMutable / enableConfigMapMutable from it).
+    config: dict[str, Any] = field(default_factory=dict)
 
     def of_type(self, type_: str) -> list[Registered]:
         return [r for r in self.resources if r.type == type_]
@@ -363,6 +366,7 @@ def run_pulumi(
 ) -> Run:
     """Run a Pulumi program function under mocks (preview=False, so every apply runs)."""
     run = run if run is not None else Run()
+    run.config = dict(config or {})
     m = RecordingMocks(run)
     # A fresh root Stack per run: set_mocks reuses an existing one, with its outputs.
     pulumi.runtime.settings.ROOT.set(None)

@@ -8,10 +8,13 @@ provide the real before and after objects.
 from __future__ import annotations
 
 import copy
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from components import postgres_pod
 from stacks.changes import (
     CREATED,
     DELETED,
@@ -24,8 +27,11 @@ from stacks.changes import (
     ROLLS,
     changed_paths,
     classify,
+    deleted_before_replaced,
+    dependent_replacements,
+    effect,
 )
-from stacks.mock_run import Run, run_program, stack_config
+from stacks.mock_run import Options, Registered, Run, fake_password, run_program, stack_config
 
 
 def _merge(base: Any, change: Any) -> Any:
@@ -34,11 +40,12 @@ def _merge(base: Any, change: Any) -> Any:
     return change
 
 
-def _run(stack: str, change: dict[str, Any]) -> Run:
+def _run(stack: str, change: dict[str, Any], run: Run | None = None) -> Run:
     config = copy.deepcopy(stack_config(stack))
     for key, value in change.items():
-        config[f"pgstack:{key}"] = _merge(config.get(f"pgstack:{key}") or {}, value) if isinstance(value, dict) else value
-    return run_program(config, stack=stack, run=Run(seed="same passwords for the same inputs"))
+        full = key if ":" in key else f"pgstack:{key}"
+        config[full] = _merge(config.get(full) or {}, value) if isinstance(value, dict) else value
+    return run_program(config, stack=stack, run=run or Run(seed="same passwords for the same inputs"))
 
 
 PVC = "PersistentVolumeClaim postgres-data-postgres-"
@@ -75,17 +82,18 @@ TABLE: list[tuple[str, str, dict[str, Any], dict[str, str]]] = [
         {"postgres": {"resources": {"requests": {"memory": "8Gi"}, "limits": {"memory": "8Gi"}}}},
         BOTH_SETS,
     ),
+    # New passwords (create-before-delete), the Secret updated in place (enableSecretMutable), pods roll.
     (
         "prod",
         "password rotation",
         {"postgres": {"passwordRotation": 2}},
-        BOTH_SETS | {"Secret postgres-credentials": REFUSED_PROTECT} | dict.fromkeys(PASSWORDS, REFUSED_PROTECT),
+        BOTH_SETS | {"Secret postgres-credentials": IN_PLACE} | dict.fromkeys(PASSWORDS, REPLACED),
     ),
     (
         "dev",
         "password rotation",
         {"postgres": {"passwordRotation": 2}},
-        BOTH_SETS | {"Secret postgres-credentials": REPLACED} | dict.fromkeys(PASSWORDS, REPLACED),
+        BOTH_SETS | {"Secret postgres-credentials": IN_PLACE} | dict.fromkeys(PASSWORDS, REPLACED),
     ),
     ("prod", "service type", {"postgres": {"service": {"type": "NodePort"}}}, {}),
     (
@@ -124,7 +132,7 @@ TABLE: list[tuple[str, str, dict[str, Any], dict[str, str]]] = [
             "StatefulSet pg-standby": CREATED,
             "Secret pg-credentials": CREATED,
         }
-        | dict.fromkeys(PASSWORDS, REFUSED_PROTECT)
+        | dict.fromkeys(PASSWORDS, DELETED)
         | dict.fromkeys(PROD_CLAIMS, FORGOTTEN)
         | {f"PersistentVolumeClaim pg-data-pg-{p}": CREATED for p in ("0", "standby-1", "standby-2")}
         | {f"RandomPassword pg-{r}-password": CREATED for r in ("app", "replication", "superuser")}
@@ -169,3 +177,137 @@ def test_dev_volume_upgrade_from_1gi_expands_the_claim_in_place() -> None:
 
 def test_changed_paths() -> None:
     assert changed_paths({"a": {"b": 1, "c": [1]}}, {"a": {"b": 2, "c": [1]}, "d": 3}) == {"a.b", "d"}
+
+
+# ---------------------------------------------------------------- upgrades and rotations
+
+
+def _with_changed_script(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The next pgstack version: the program as it is, with one pod script's content changed."""
+    scripts = tmp_path / "scripts"
+    shutil.copytree(postgres_pod.SCRIPTS_DIR, scripts)
+    init = scripts / "init.sh"
+    init.write_text(init.read_text() + "\n# a later pgstack version\n")
+    monkeypatch.setattr(postgres_pod, "SCRIPTS_DIR", scripts)
+
+
+@pytest.mark.parametrize("stack", ["prod", "dev"])
+def test_upgrade_pgstack_a_pod_script_changes(stack: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """README row "upgrade pgstack (a pod script changes)": the ConfigMap updates in place
+    (enableConfigMapMutable) and both sets roll; nothing is replaced or refused, protected or not."""
+    before = _run(stack, {})
+    _with_changed_script(monkeypatch, tmp_path)
+    after = _run(stack, {})
+    cm = "kubernetes:core/v1:ConfigMap"
+    assert after.one(cm, "postgres-scripts").inputs["data"] != before.one(cm, "postgres-scripts").inputs["data"]
+    assert classify(before, after) == BOTH_SETS
+
+
+def test_upgrade_pgstack_with_replace_only_configmaps_still_never_replaces_a_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Belt and braces: with the provider flag off, the ConfigMap is deleted and re-created, but no
+    StatefulSet input property-depends on it (known names), so the engine drags none along."""
+    off = {"kubernetes:enableConfigMapMutable": False}
+    before = _run("prod", off)
+    _with_changed_script(monkeypatch, tmp_path)
+    assert classify(before, _run("prod", off)) == BOTH_SETS
+
+
+@pytest.mark.parametrize("stack", ["prod", "dev"])
+def test_replace_one_password(stack: str) -> None:
+    """README row "`pulumi up --replace <password>`": a new superuser password, the Secret updated
+    in place, the pods roll; the RandomPassword itself is not protected (the Secret is)."""
+    base = _run(stack, {})
+    urn = base.one(PASSWORD_TYPE, "postgres-superuser-password").urn
+
+    def new_superuser(inputs: dict[str, Any], name: str) -> str:
+        fresh = "a freshly generated superuser password" if name == "postgres-superuser-password" else ""
+        return fresh or fake_password(inputs, "same passwords for the same inputs", name)
+
+    after = _run(stack, {}, Run(password=new_superuser))
+    expected = BOTH_SETS | {"Secret postgres-credentials": IN_PLACE, "RandomPassword postgres-superuser-password": REPLACED}
+    assert classify(base, after, replace=(urn,)) == expected
+
+
+def test_replace_only_secret_makes_rotation_refused_on_protected_stacks() -> None:
+    """The model follows the provider flag: without enableSecretMutable the Secret's content is
+    replace-only, so a rotation is refused on a protected stack (what the flag fixes)."""
+    off = {"kubernetes:enableSecretMutable": False}
+    effects = classify(_run("prod", off), _run("prod", off | {"postgres": {"passwordRotation": 2}}))
+    assert effects["Secret postgres-credentials"] == REFUSED_PROTECT
+
+
+# ---------------------------------------------------------------- the engine's dependent replacement
+
+
+def _reg(name: str, type_: str, deps: dict[str, list[str]] | None = None, protect: bool = False, **inputs: Any) -> Registered:
+    meta = {"name": name, "namespace": "db"}
+    return Registered(
+        type=type_,
+        name=name,
+        urn=f"urn:{name}",
+        inputs={"metadata": meta} | inputs,
+        dependencies=[],
+        parent="",
+        property_dependencies=deps or {},
+        options=Options(protect=protect),
+    )
+
+
+STS_TYPE, CM_TYPE, PASSWORD_TYPE = (
+    "kubernetes:apps/v1:StatefulSet",
+    "kubernetes:core/v1:ConfigMap",
+    "random:index/randomPassword:RandomPassword",
+)
+
+
+def test_dependent_replacement_follows_property_dependencies_only() -> None:
+    """step_generator.go calculateDependentReplacements: a dependent whose `spec` property-depends on the
+    delete-before-replace root is re-diffed with `spec` unknown (StatefulSet spec.selector/serviceName are
+    forceNew, so it goes, and so does what property-depends on it); a `depends_on` edge, or an unknown
+    input with no forceNew path under it, drags nothing."""
+    root = _reg("cm", CM_TYPE, data={"a": "1"})
+    via_spec = _reg("sts", STS_TYPE, {"spec": ["urn:cm"]}, spec={})
+    via_sts = _reg("sts2", STS_TYPE, {"spec": ["urn:sts"]}, spec={})
+    plain_dep = _reg("sts3", STS_TYPE, spec={})
+    plain_dep.dependencies.append("urn:cm")
+    annotations_only = _reg("svc", "kubernetes:core/v1:Service", {"spec": ["urn:cm"]}, spec={})
+    before = Run(resources=[root, via_spec, via_sts, plain_dep, annotations_only])
+    assert dependent_replacements(before, {"urn:cm"}, {}) == ["urn:sts", "urn:sts2"]
+    assert deleted_before_replaced(root, root)
+    renamed = _reg("cm2", CM_TYPE, data={"a": "1"})
+    assert not deleted_before_replaced(root, renamed), "a new name is created before the old one goes"
+    assert not deleted_before_replaced(_reg("pw", PASSWORD_TYPE), _reg("pw", PASSWORD_TYPE))
+
+
+def test_a_protected_dependent_refuses_the_change() -> None:
+    root_before, root_after = _reg("cm", CM_TYPE, data={"a": "1"}), _reg("cm", CM_TYPE, data={"a": "2"})
+    sts = _reg("sts", STS_TYPE, {"spec": ["urn:cm"]}, protect=True, spec={})
+    effects = classify(Run(resources=[root_before, sts]), Run(resources=[root_after, sts]))
+    assert effects == {"StatefulSet sts": REFUSED_PROTECT}
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod", "staging"])
+def test_no_workload_property_depends_on_an_object_that_is_deleted_before_it_is_replaced(stack: str) -> None:
+    """Over the program's real registrations (prod has the dump CronJob): the StatefulSets' and the
+    CronJob's inputs property-depend on nothing Kubernetes would delete first on a replacement
+    (every object here has a fixed name); only on the RandomPasswords (the pods' checksum), which
+    pulumi-random replaces create-before-delete."""
+    s3 = {"provider": "Minio", "accessKeyId": "dumpkey0001", "secretAccessKey": "dump-s3cr3t-key", "endpoint": "https://minio.example:9000"}
+    config = copy.deepcopy(stack_config(stack))
+    config["pgstack:backup"] = _merge(config.get("pgstack:backup") or {}, {"dumps": {"s3Remote": "bucket/prefix"}})
+    run = run_program(config | {"pgstack:dumpS3": s3}, stack=stack, secret_keys=["pgstack:dumpS3"])
+    by_urn = {r.urn: r for r in run.resources}
+    workloads = [*run.of_type(STS_TYPE), *run.of_type("kubernetes:batch/v1:CronJob")]
+    assert len(workloads) == 3
+    for workload in workloads:
+        sources = {by_urn[u].type for deps in workload.property_dependencies.values() for u in deps}
+        assert sources <= {PASSWORD_TYPE}, (workload.name, sources)
+        assert all(not deleted_before_replaced(by_urn[u], by_urn[u]) for deps in workload.property_dependencies.values() for u in deps)
+
+
+def test_policy_v1_pdb_spec_updates_in_place() -> None:
+    """diff.go lists `.spec` as forceNew for policy/v1beta1 PodDisruptionBudgets only; ours is policy/v1."""
+    pdb = _run("dev", {}).one("kubernetes:policy/v1:PodDisruptionBudget", "postgres-pdb")
+    changed = copy.deepcopy(pdb)
+    changed.inputs["spec"]["maxUnavailable"] = 2.0
+    assert effect(pdb, changed) == IN_PLACE
