@@ -978,6 +978,24 @@ def unread_config_keys(keys: Iterable[str]) -> list[str]:
     return warnings
 
 
+# Pulumi.yaml turns these on for every stack: off, Secret and ConfigMap content is replace-only in
+# pulumi-kubernetes (provider/pkg/provider/diff.go), and a password rotation is refused on a protected
+# stack (README "Changing a live stack"). The provider reads "true" only (provider.go, Configure).
+REQUIRED_PROVIDER_FLAGS = ("kubernetes:enableSecretMutable", "kubernetes:enableConfigMapMutable")
+
+
+def provider_flag_error(values: dict[str, str]) -> str | None:
+    """A stack that turns a required provider flag off, as one line naming the key, the value and the form."""
+    for key in REQUIRED_PROVIDER_FLAGS:
+        value = values.get(key)
+        if value is not None and value.strip().lower() != "true":
+            return (
+                f"invalid configuration:\n  {key}: {value!r}; expected true (set in Pulumi.yaml for every stack: "
+                "remove it from the stack file). Off, a password rotation or a new pgstack version is refused on a protected stack"
+            )
+    return None
+
+
 def ignored_settings_warnings(settings: Settings) -> list[str]:
     """Settings a stack wrote that this configuration never applies, and that are harmless enough to only warn
     about (an existingClass with Longhorn class settings is refused instead: Settings)."""
@@ -1010,6 +1028,10 @@ def load_settings() -> Settings:
     known = set(pulumi.runtime.config.CONFIG.get()) | set(pulumi.runtime.get_config_env())
     for warning in unread_config_keys(known):
         pulumi.log.warn(warning)
+    provider = {key: pulumi.Config(key.split(":")[0]).get(key.split(":")[1]) for key in REQUIRED_PROVIDER_FLAGS}
+    flags = provider_flag_error({k: v for k, v in provider.items() if v is not None})
+    if flags:
+        raise ConfigError(flags)
     allowed = set(CONFIG_KEYS) | set(SECRET_KEYS)
     unknown = sorted(k for k in known if k.startswith(f"{PROJECT}:") and k.split(":", 1)[1] not in allowed)
     if unknown:

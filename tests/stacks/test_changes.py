@@ -191,6 +191,13 @@ def _with_changed_script(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     monkeypatch.setattr(postgres_pod, "SCRIPTS_DIR", scripts)
 
 
+def _flag_off(run: Run, key: str) -> Run:
+    """The provider as configured without one of Pulumi.yaml's flags (the program itself refuses a
+    stack that turns one off: tests/stacks/test_config.py); the model reads the provider config from the run."""
+    run.config = run.config | {key: False}
+    return run
+
+
 @pytest.mark.parametrize("stack", ["prod", "dev"])
 def test_upgrade_pgstack_a_pod_script_changes(stack: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """README row "upgrade pgstack (a pod script changes)": the ConfigMap updates in place
@@ -206,10 +213,10 @@ def test_upgrade_pgstack_a_pod_script_changes(stack: str, monkeypatch: pytest.Mo
 def test_upgrade_pgstack_with_replace_only_configmaps_still_never_replaces_a_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Belt and braces: with the provider flag off, the ConfigMap is deleted and re-created, but no
     StatefulSet input property-depends on it (known names), so the engine drags none along."""
-    off = {"kubernetes:enableConfigMapMutable": False}
-    before = _run("prod", off)
+    before = _run("prod", {})
     _with_changed_script(monkeypatch, tmp_path)
-    assert classify(before, _run("prod", off)) == BOTH_SETS
+    after = _flag_off(_run("prod", {}), "kubernetes:enableConfigMapMutable")
+    assert classify(before, after) == BOTH_SETS
 
 
 @pytest.mark.parametrize("stack", ["prod", "dev"])
@@ -231,8 +238,8 @@ def test_replace_one_password(stack: str) -> None:
 def test_replace_only_secret_makes_rotation_refused_on_protected_stacks() -> None:
     """The model follows the provider flag: without enableSecretMutable the Secret's content is
     replace-only, so a rotation is refused on a protected stack (what the flag fixes)."""
-    off = {"kubernetes:enableSecretMutable": False}
-    effects = classify(_run("prod", off), _run("prod", off | {"postgres": {"passwordRotation": 2}}))
+    after = _flag_off(_run("prod", {"postgres": {"passwordRotation": 2}}), "kubernetes:enableSecretMutable")
+    effects = classify(_run("prod", {}), after)
     assert effects["Secret postgres-credentials"] == REFUSED_PROTECT
 
 

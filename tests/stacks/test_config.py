@@ -428,3 +428,13 @@ def test_existing_storage_class_path_is_valid() -> None:
     # Longhorn installed by another stack: this stack still creates its own tuned class.
     shared = parse_settings({"longhorn": {"install": False}, "storage": {"className": "longhorn-postgres-staging"}})
     assert shared.storage_class == "longhorn-postgres-staging"
+
+
+@pytest.mark.parametrize("key", ["kubernetes:enableSecretMutable", "kubernetes:enableConfigMapMutable"])
+def test_a_stack_cannot_turn_the_mutable_content_flags_off(key: str) -> None:
+    """Off, a rotation or a new pgstack version is refused on a protected stack: one line naming the key,
+    the value and the accepted form, before any resource is registered."""
+    run = Run()
+    with pytest.raises(ConfigError, match=rf"{key}: 'false'; expected true \(set in Pulumi.yaml"):
+        run_program(stack_config("prod") | {key: False}, run=run)
+    assert run.resources == []
