@@ -176,7 +176,12 @@ def deleted_before_replaced(old: Registered, new: Registered | None) -> bool:
 
 
 def _dragged(resource: Registered, unknown: set[str], config: dict[str, Any]) -> bool:
-    """Would the provider replace this resource with these whole top-level inputs unknown?"""
+    """Would the provider replace this resource with these whole top-level inputs unknown?
+
+    The provider turns an unknown input into a non-map value (pulumi sdk/go/common/resource/properties.go:628,
+    MapRepl of a Computed; provider.go:3069), so the merge patch against the old object deletes every field
+    under it (provider.go:2851-2864), and each deleted forceNew path is a replace (provider.go:3281-3357,
+    openapi/match.go:29): a replace exactly when a forceNew path lies under an unknown input."""
     if kind_of(resource) == "RandomPassword":
         return True
     return any(path.split(".", 1)[0] in unknown for path in force_new(resource, config))

@@ -110,6 +110,10 @@ def test_storage_is_ready_before_the_database(stack_run: Run, stack: str) -> Non
     # preview, and an unknown volumeClaimTemplates would replace the StatefulSets with it.
     for r in [*stack_run.of_type(STS), *stack_run.of_type(CLAIM)]:
         assert storage_class.urn not in r.property_dependencies.get("spec", []), r.name
+    # Issue 16, 9: the read-write Service's endpoint wait starts after the StatefulSets (which wait for
+    # the storage above), never from the namespace on while Longhorn is still installing.
+    rw = next(s for s in stack_run.of_type("kubernetes:core/v1:Service") if s.name == settings.postgres.name)
+    assert {sts.urn for sts in stack_run.of_type(STS)} <= set(rw.dependencies)
 
 
 def _pod(sts: Registered) -> dict[str, Any]:
