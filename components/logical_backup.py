@@ -153,7 +153,6 @@ class LogicalBackup(pulumi.ComponentResource):
             )
         else:
             self.s3_secret = None
-        # A known name with depends_on, not an output: the CronJob never property-depends on the Secret.
         # A known name plus depends_on, not the Secret's output: the CronJob's spec never property-depends
         # on an object that can be deleted before it is replaced (stacks/changes.py).
         s3_secret = s3_secret_name if self.s3_secret is not None else None

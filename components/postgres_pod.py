@@ -187,7 +187,8 @@ def volumes(scripts_config_map: pulumi.Input[str], secret: pulumi.Input[str], sh
 
 @dataclass(frozen=True)
 class PodObjects:
-    """Names of the objects a pod refers to (Outputs, so the pods wait for them)."""
+    """Names of the objects a pod refers to: known strings (the StatefulSets depend_on the objects), so
+    no StatefulSet input property-depends on an object that is deleted before it is replaced."""
 
     service_account: pulumi.Input[str]
     scripts_config_map: pulumi.Input[str]

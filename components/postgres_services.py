@@ -38,7 +38,7 @@ def client_services(
     read_write_annotations: dict[str, str] | None = None,
 ) -> list[tuple[str, dict[str, str] | None, k8s.core.v1.ServiceSpecArgs]]:
     """(Service name, annotations, spec): the read-write Service, then with replication the read-only one.
-    The read-write Service selects only the primary pod, so its endpoint wait is a wait for the primary."""
+    The read-write Service selects only the primary pod, so its endpoint wait waits while the primary is not ready."""
     services: list[tuple[str, dict[str, str] | None, k8s.core.v1.ServiceSpecArgs]] = [
         (name, read_write_annotations, client_service_spec(primary_selector(name, primary_pod), service_type, port, node_port))
     ]

@@ -164,7 +164,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
                 parent=self,
                 protect=args.protect,
                 # One pod at a time across both sets: the set that runs the primary updates first, and
-                # the other set's update starts only once `pulumi up` has awaited it (postgres_workload).
+                # the other set's update starts once `pulumi up` has awaited it (when it is: postgres_workload).
                 depends_on=[*depends, *self.statefulsets],
                 # volumeClaimTemplates is immutable (a change replaces the StatefulSet, every pod down at
                 # once); the claims carry size changes and always exist before the template applies.
