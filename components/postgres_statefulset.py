@@ -36,6 +36,7 @@ from components.postgres_pod import CONTAINER_PORT, SUPERUSER, PodObjects, check
 from components.postgres_services import client_services, disruption_budget_spec, service_metadata
 from components.postgres_settings import data_layout, server_settings
 from components.postgres_workload import claim_metadata, claim_spec, statefulset_metadata, statefulset_spec
+from components.provider_annotations import SKIP_AWAIT
 
 # RFC 3986 unreserved characters: safe in connection URIs and pgpass files unescaped.
 PASSWORD_SPECIALS = "-_.~"
@@ -149,7 +150,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
                 spec=claim_spec(args),
                 opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True, depends_on=outer),
             )
-            for pod in pod_names(name, args.replicas, args.replication)
+            for pod in ([] if args.hold else pod_names(name, args.replicas, args.replication))
         ]
         depends = pulumi.ResourceOptions(
             parent=self,
@@ -165,7 +166,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
                 metadata=k8s.meta.v1.ObjectMetaArgs(labels=role_labels(name, role), annotations=annotations),
                 spec=pod_spec(name, args, env, layout, settings, objects),
             )
-            spec = statefulset_spec(name, role, replicas, first, args, self.headless.service_name, template)
+            spec = statefulset_spec(name, role, 0 if args.hold else replicas, first, args, self.headless.service_name, template)
             self.statefulsets.append(
                 k8s.apps.v1.StatefulSet(sts, metadata=statefulset_metadata(sts, role, name, args), spec=spec, opts=depends)
             )
@@ -175,8 +176,10 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         name, args = self._name, self._args
         child = pulumi.ResourceOptions(parent=self)
         primary = primary_pod_name(name, args.primary_pod)
+        # Held, no pod backs the read-write Service: awaiting its endpoint would fail `pulumi up`.
+        held = {SKIP_AWAIT: "true"} if args.hold else None
         services = [
-            k8s.core.v1.Service(svc, metadata=service_metadata(svc, name, args.namespace, annotations), spec=spec, opts=child)
+            k8s.core.v1.Service(svc, metadata=service_metadata(svc, name, args.namespace, annotations or held), spec=spec, opts=child)
             for svc, annotations, spec in client_services(
                 name, primary, args.service_type, args.service_port, args.node_port, args.replication
             )

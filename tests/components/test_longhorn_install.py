@@ -73,9 +73,13 @@ def test_release_and_namespace_default_to_kept_on_destroy() -> None:
 
 
 def test_armed_uninstall_is_a_deliberate_choice() -> None:
-    run = run_component(lambda: _build(dataclasses.replace(ARGS, delete_all_volumes_on_uninstall=True, protect=False)))
+    confirmed = "dev: no other stack uses longhorn-system/longhorn; delete every Longhorn volume in this cluster"
+    armed = dataclasses.replace(ARGS, delete_all_volumes_on_uninstall=True, uninstall_confirmation=confirmed, protect=False)
+    run = run_component(lambda: _build(armed))
     release = run.one("kubernetes:helm.sh/v3:Release", "lh-release")
     assert _plain(release.inputs)["values"]["defaultSettings"]["deletingConfirmationFlag"] == "true"
+    # Helm keeps the confirmation in the release history, and the policy pack reads it there.
+    assert _plain(release.inputs)["description"] == confirmed
     for r in (release, run.one("kubernetes:core/v1:Namespace", "lh-ns")):
         assert not r.options.retain_on_delete and not r.options.protect, r.name
 
