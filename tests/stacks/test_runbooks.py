@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from stacks.config import PROJECT, ConfigError, uninstall_confirmation
+from stacks.config import PROJECT, ConfigError, adoptable, uninstall_confirmation
 from stacks.mock_run import Registered, Run, plain, run_program, stack_config
 from tests.conftest import CLAIM, STS, SVC, run_with, settings_of
 
@@ -229,3 +229,20 @@ def _armed_overrides(stack: str) -> dict[str, Any]:
     longhorn = dict(stack_config(stack)[f"{PROJECT}:longhorn"], deleteAllVolumesOnUninstall=True)
     longhorn["uninstallConfirmation"] = uninstall_confirmation(stack, "longhorn-system")
     return {"longhorn": longhorn, "protect": False}
+
+
+def test_what_a_destroy_leaves_behind_is_exactly_what_adopt_takes_back() -> None:
+    """A destroyed stack comes back with `pulumi up`: every object its destroy retains, and that a re-up would
+    create with Create (not a server-side-apply Patch resource, which upserts), can be named in adopt."""
+    run = _run_secret({}, BACKUP_TARGET)
+    deleted, refused = destroy(run)
+    assert refused == set()
+    retained = {
+        (r.type, r.name)
+        for r in run.resources
+        if r.urn in deleted and r.options.retain_on_delete and not r.type.endswith("Patch") and r.type.startswith("kubernetes:")
+    }
+    assert retained == {(NAMESPACE, "longhorn-ns"), (RELEASE, "longhorn-release"), (SECRET, "longhorn-backup-target")}
+    entries = [e for e in adoptable(settings_of("dev")) if e != "namespace/postgres"]
+    again = _run_secret({"adopt": entries}, BACKUP_TARGET)
+    assert set(_import_ids(again)) == retained
