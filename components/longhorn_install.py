@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -68,6 +68,9 @@ class LonghornInstallArgs:
             fail(self, "backup_credentials", "<secret>", "None without backup_target (credentials for no target)")
         if self.delete_all_volumes_on_uninstall and not self.uninstall_confirmation:
             fail(self, "uninstall_confirmation", self.uninstall_confirmation, "the stack's confirmation sentence while armed")
+        unknown = sorted(set(self.adopt) - set(get_args(Adoptable)))
+        if unknown:
+            fail(self, "adopt", unknown, "a set of " + ", ".join(repr(a) for a in get_args(Adoptable)))
         if "backup_secret" in self.adopt and self.backup_target is None:
             fail(self, "adopt", sorted(self.adopt), "backup_secret only with a backup_target (no Secret without one)")
 

@@ -137,3 +137,25 @@ def test_several_classes_on_one_longhorn() -> None:
         "billing-sc": ("longhorn-billing", "3"),
     }
     assert not run.of_type("kubernetes:helm.sh/v3:Release")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"adopt": frozenset({"releas"})}, r"LonghornInstallArgs.adopt: got \['releas'\]; expected a set of 'namespace', 'release'"),
+        ({"adopt": frozenset({"backup_secret"})}, r"LonghornInstallArgs.adopt: .*backup_secret only with a backup_target"),
+        ({"delete_all_volumes_on_uninstall": True}, r"LonghornInstallArgs.uninstall_confirmation: got None"),
+    ],
+    ids=["an unknown part", "a Secret without a target", "armed unconfirmed"],
+)
+def test_adoption_and_arming_are_checked(change: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(ARGS, **change)
+
+
+def test_adopted_parts_get_their_import_ids() -> None:
+    args = dataclasses.replace(ARGS, adopt=frozenset({"namespace", "release"}))
+    run = run_component(lambda: _build(args))
+    ids = {r.name: r.options.import_id for r in run.resources if r.options.import_id}
+    assert ids == {"lh-ns": "longhorn-system", "lh-release": "longhorn-system/longhorn"}
+    assert not [r for r in run_component(_build).resources if r.options.import_id]
