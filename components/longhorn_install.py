@@ -47,7 +47,8 @@ class LonghornInstallArgs:
     pack checks it."""
     adopt: frozenset[Adoptable] = frozenset()
     """Objects left in the cluster by an earlier destroy (retained on delete) that this install takes over
-    with the import option instead of creating: pulumi-kubernetes >= 4.29 creates with Create (AlreadyExists)."""
+    with the import option instead of creating: pulumi-kubernetes >= 4.29 creates with Create, AlreadyExists on an
+    existing object (CHANGELOG 4.29.0 #2926; provider/pkg/await/await.go:190-252 Creation)."""
     protect: bool = True
     """Pulumi protect on the namespace, the release and the backup target's Secret: delete and replace are refused."""
     backup_target: pulumi.Output[str] | None = None
@@ -81,7 +82,7 @@ RELEASE_NAME = "longhorn"
 
 def import_ids(args: LonghornInstallArgs) -> dict[Adoptable, str]:
     """The import id of each adoptable object: a Namespace's is its name, a namespaced object's <namespace>/<name>,
-    a Helm release's <namespace>/<release> (pulumi-kubernetes provider/pkg/provider/util.go parseFqName)."""
+    a Helm release's <namespace>/<release> (pulumi-kubernetes provider/pkg/provider/util.go:103 parseFqName)."""
     ns = args.namespace
     return {"namespace": ns, "release": f"{ns}/{RELEASE_NAME}", "backup_secret": f"{ns}/{BACKUP_CREDENTIALS_SECRET}"}
 
@@ -89,7 +90,7 @@ def import_ids(args: LonghornInstallArgs) -> dict[Adoptable, str]:
 def adopted(args: LonghornInstallArgs, part: Adoptable) -> str | None:
     """The import option for one object: its id when the stack adopts it, else None (create).
     With an id, the engine reads the live object, then updates it to our inputs in place, and refuses a
-    change that would replace it (pulumi pkg/resource/deploy/step_generator.go: isImport, and "previously-
+    change that would replace it (pulumi pkg/resource/deploy/step_generator.go:1113 isImport, :1992 "previously-
     imported resources that still specify an ID may not be replaced"). Once in the state, the id is a no-op."""
     return import_ids(args)[part] if part in args.adopt else None
 

@@ -198,14 +198,14 @@ def adopted_namespace(settings: Settings) -> str | None:
 def destroy_guard(settings: Settings, everything: list[pulumi.Resource]) -> random.RandomId:
     """A protected stack's `pulumi destroy` deletes nothing, --skip-preview included.
 
-    The engine deletes in antichains, dependents first (pulumi pkg/resource/deploy/step_generator.go
-    ScheduleDeletes), refuses a protected resource inside its DeleteStep (step.go DeleteStep.Apply,
-    deleteProtectedError), and then skips every later step that the failed one depends on, transitively
-    (deployment_executor.go: erroredDeps from TransitiveDependenciesOf). Unprotected objects nothing protected
-    depends on (Services, PDB, NetworkPolicy, CronJob...) would otherwise go before the refusal. This guard
-    depends on every resource of the stack (components expand to their children), so it is deleted first and
-    fails first. Being a depends_on edge, not an input, it never drags a replacement along
-    (calculateDependentReplacements), so a Service can still be replaced on a protected stack.
+    The engine deletes in antichains, dependents first (pulumi pkg/resource/deploy/step_generator.go:2747
+    ScheduleDeletes), refuses a protected resource inside its DeleteStep (step.go:644-648, deleteProtectedError),
+    and before each later antichain skips every transitive dependency of a failed step (deployment_executor.go:
+    515-547). Unprotected objects nothing protected depends on (Services, PDB, NetworkPolicy, CronJob...) were
+    deleted before the refusal. This guard depends on every resource of the stack (the SDK expands a component
+    to its children), so it is deleted first and fails first. Being a depends_on edge, not an input, it never
+    drags a replacement along (step_generator.go:3287, 3337 calculateDependentReplacements), so a Service can
+    still be replaced on a protected stack. (pulumi/pulumi at 1b5949891b.)
     """
     return random.RandomId(
         "destroy-guard",
