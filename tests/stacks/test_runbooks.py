@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from stacks.config import PROJECT, ConfigError, adoptable, uninstall_confirmation
+from stacks.config import PROJECT, ConfigError, adoptable, parse_settings, uninstall_confirmation
 from stacks.mock_run import Registered, Run, plain, run_program, stack_config
 from tests.conftest import CLAIM, STS, SVC, run_with, settings_of
 
@@ -246,3 +246,12 @@ def test_what_a_destroy_leaves_behind_is_exactly_what_adopt_takes_back() -> None
     entries = [e for e in adoptable(settings_of("dev")) if e != "namespace/postgres"]
     again = _run_secret({"adopt": entries}, BACKUP_TARGET)
     assert set(_import_ids(again)) == retained
+
+
+def test_settings_read_outside_a_run_still_need_a_confirmation_of_this_release() -> None:
+    """stacks/verify.py reads settings without a Pulumi run (no stack name): the sentence's form and release count."""
+    armed = {"deleteAllVolumesOnUninstall": True}
+    assert parse_settings({"longhorn": armed | {"uninstallConfirmation": uninstall_confirmation("qa", "longhorn-system")}})
+    for wrong in (None, "yes", uninstall_confirmation("qa", "lh-other")):
+        with pytest.raises(ConfigError, match=r"pgstack:longhorn\.uninstallConfirmation: got "):
+            parse_settings({"longhorn": armed | {"uninstallConfirmation": wrong}})
