@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -18,6 +18,7 @@ from components.naming import name_of, pod_security_labels
 from components.validation import check_literals, check_name, check_range, fail
 
 LONGHORN_REPO = "https://charts.longhorn.io"
+Adoptable = Literal["namespace", "release", "backup_secret"]
 NodeDownPodDeletionPolicy = Literal[
     "do-nothing", "delete-statefulset-pod", "delete-deployment-pod", "delete-both-statefulset-and-deployment-pod"
 ]
@@ -40,8 +41,16 @@ class LonghornInstallArgs:
     uninstall hook, which deletes EVERY Longhorn volume in the cluster whatever the
     reclaim policy (longhorn-manager's uninstall controller). Unarmed, the release and
     its namespace are retained on delete: `pulumi destroy` leaves Longhorn and the volumes."""
+    uninstall_confirmation: str | None = None
+    """Required with delete_all_volumes_on_uninstall: the stack's confirmation sentence that no other stack
+    uses this Longhorn. It becomes the release's description (`helm history` keeps it), where the policy
+    pack checks it."""
+    adopt: frozenset[Adoptable] = frozenset()
+    """Objects left in the cluster by an earlier destroy (retained on delete) that this install takes over
+    with the import option instead of creating: pulumi-kubernetes >= 4.29 creates with Create, AlreadyExists on an
+    existing object (CHANGELOG 4.29.0 #2926; provider/pkg/await/await.go:190-252 Creation)."""
     protect: bool = True
-    """Pulumi protect on the namespace and the release: delete and replace are refused."""
+    """Pulumi protect on the namespace, the release and the backup target's Secret: delete and replace are refused."""
     backup_target: pulumi.Output[str] | None = None
     """The cluster's default BackupTarget (chart defaultBackupStore), e.g. s3://bucket@region/path
     or nfs://host:/path, from secret config."""
@@ -58,9 +67,32 @@ class LonghornInstallArgs:
         check_locality(self, "default_data_locality", self.default_data_locality, self.default_replica_count)
         if self.backup_credentials is not None and self.backup_target is None:
             fail(self, "backup_credentials", "<secret>", "None without backup_target (credentials for no target)")
+        if self.delete_all_volumes_on_uninstall and not self.uninstall_confirmation:
+            fail(self, "uninstall_confirmation", self.uninstall_confirmation, "the stack's confirmation sentence while armed")
+        unknown = sorted(set(self.adopt) - set(get_args(Adoptable)))
+        if unknown:
+            fail(self, "adopt", unknown, "a set of " + ", ".join(repr(a) for a in get_args(Adoptable)))
+        if "backup_secret" in self.adopt and self.backup_target is None:
+            fail(self, "adopt", sorted(self.adopt), "backup_secret only with a backup_target (no Secret without one)")
 
 
 BACKUP_CREDENTIALS_SECRET = "longhorn-backup-target"
+RELEASE_NAME = "longhorn"
+
+
+def import_ids(args: LonghornInstallArgs) -> dict[Adoptable, str]:
+    """The import id of each adoptable object: a Namespace's is its name, a namespaced object's <namespace>/<name>,
+    a Helm release's <namespace>/<release> (pulumi-kubernetes provider/pkg/provider/util.go:103 parseFqName)."""
+    ns = args.namespace
+    return {"namespace": ns, "release": f"{ns}/{RELEASE_NAME}", "backup_secret": f"{ns}/{BACKUP_CREDENTIALS_SECRET}"}
+
+
+def adopted(args: LonghornInstallArgs, part: Adoptable) -> str | None:
+    """The import option for one object: its id when the stack adopts it, else None (create).
+    With an id, the engine reads the live object, then updates it to our inputs in place, and refuses a
+    change that would replace it (pulumi pkg/resource/deploy/step_generator.go:1113 isImport, :1992 "previously-
+    imported resources that still specify an ID may not be replaced"). Once in the state, the id is a no-op."""
+    return import_ids(args)[part] if part in args.adopt else None
 
 
 def longhorn_values(args: LonghornInstallArgs, backup_target: str | None = None) -> dict[str, Any]:
@@ -110,7 +142,7 @@ class LonghornInstall(pulumi.ComponentResource):
                 name=args.namespace,
                 labels=pod_security_labels("privileged"),
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(import_=adopted(args, "namespace"))),
         )
         values: pulumi.Input[dict[str, Any]] = longhorn_values(args)
         release_deps: list[pulumi.Resource] = [self.namespace]
@@ -123,7 +155,8 @@ class LonghornInstall(pulumi.ComponentResource):
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=BACKUP_CREDENTIALS_SECRET, namespace=name_of(self.namespace)),
                 type="Opaque",
                 string_data=credentials,
-                opts=pulumi.ResourceOptions(parent=self),
+                # Without it every volume backup fails: guarded and kept like the release that reads it.
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(import_=adopted(args, "backup_secret"))),
             )
             release_deps.append(self.backup_secret)
             # The URL names the bucket and comes from secret config: the values stay secret in the state.
@@ -132,7 +165,7 @@ class LonghornInstall(pulumi.ComponentResource):
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
             k8s.helm.v3.ReleaseArgs(
-                name="longhorn",
+                name=RELEASE_NAME,
                 chart="longhorn",
                 version=args.chart_version,
                 repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=LONGHORN_REPO),
@@ -141,8 +174,12 @@ class LonghornInstall(pulumi.ComponentResource):
                 # Wait for the workloads so the database's StorageClass is usable when created.
                 skip_await=False,
                 timeout=900,
+                # Helm keeps it in the release's history: who armed the uninstall, and what they confirmed.
+                description=args.uninstall_confirmation if args.delete_all_volumes_on_uninstall else None,
             ),
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=release_deps)),
+            # Helm's install refuses a release name still in use ("cannot re-use a name that is still in use",
+            # helm pkg/action/install.go availableName), whatever the provider's upsertExistingObjects: adopt it.
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=release_deps, import_=adopted(args, "release"))),
         )
         self.namespace_name = name_of(self.namespace)
         self.register_outputs({"namespace_name": self.namespace_name})

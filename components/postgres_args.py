@@ -84,6 +84,9 @@ class PostgresStatefulSetArgs:
     """Bump (>= 1) to generate new passwords for every role (RandomPassword keepers)."""
     protect: bool = True
     """Pulumi protect on the passwords, the Secret and the StatefulSets."""
+    hold: bool = False
+    """Hold the database for a volume restore: both StatefulSets at 0 pods, no data claim applied (a claim
+    bound to a restored volume is adopted once hold is off), and the read-write Service not awaited."""
     claim_labels: dict[str, str] = field(default_factory=dict)
     """Extra labels on every data claim (Longhorn recurring-job groups: snapshots and backups)."""
     backup_clients: dict[str, str] | None = None

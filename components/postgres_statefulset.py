@@ -159,7 +159,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
                 metadata=k8s.meta.v1.ObjectMetaArgs(labels=role_labels(name, role), annotations=annotations),
                 spec=pod_spec(name, args, env, layout, settings, objects),
             )
-            spec = statefulset_spec(name, role, replicas, first, args, headless_service(name), template)
+            spec = statefulset_spec(name, role, 0 if args.hold else replicas, first, args, headless_service(name), template)
             opts = pulumi.ResourceOptions(
                 parent=self,
                 protect=args.protect,
@@ -191,7 +191,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
                 spec=claim_spec(args),
                 opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True, depends_on=outer),
             )
-            for pod in pod_names(name, args.replicas, args.replication)
+            for pod in ([] if args.hold else pod_names(name, args.replicas, args.replication))
         ]
 
     def _access(self) -> None:
@@ -202,10 +202,11 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         # The endpoint wait starts once the sets are applied (and the primary's set awaited), never while
         # storage is still being installed on a first `up`.
         after_sets = pulumi.ResourceOptions(parent=self, depends_on=list(self.statefulsets))
+        rw_await = read_write_await(name, primary, args.hold)
         services = [
             k8s.core.v1.Service(svc, metadata=service_metadata(svc, name, args.namespace, annotations), spec=spec, opts=after_sets)
             for svc, annotations, spec in client_services(
-                name, primary, args.service_type, args.service_port, args.node_port, args.replication, read_write_await(name, primary)
+                name, primary, args.service_type, args.service_port, args.node_port, args.replication, rw_await
             )
         ]
         self.rw_service, self.ro_service = services[0], (services[1] if len(services) > 1 else None)

@@ -303,14 +303,30 @@ def _is_longhorn_release(args: ResourceValidationArgs) -> bool:
     return args.resource_type == HELM_RELEASE and _get(args.props, "chart") == "longhorn"
 
 
+def uninstall_confirmation(stack: str, namespace: str, release: str) -> str:
+    """The sentence an armed release must carry as its description; stacks/config.py uninstall_confirmation
+    builds the same one for longhorn.uninstallConfirmation (tests/policy pins that they agree)."""
+    return f"{stack}: no other stack uses {namespace}/{release}; delete every Longhorn volume in this cluster"
+
+
 def longhorn_uninstall_disarmed(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Every stack: an armed uninstall deletes every Longhorn volume in the cluster, other stacks' included."""
     if not _is_longhorn_release(args):
         return
     flag = _get(args.props, "values", "defaultSettings", "deletingConfirmationFlag")
-    if _true(flag) and (args.opts.protect or is_production(args)):
+    if not _true(flag):
+        return
+    if args.opts.protect or is_production(args):
         report_violation(
             "Longhorn defaultSettings.deletingConfirmationFlag is true in a protected stack: uninstalling the release "
             "would delete every Longhorn volume in the cluster"
+        )
+    expected = uninstall_confirmation(stack_of(args.urn), str(_get(args.props, "namespace")), str(_get(args.props, "name")))
+    if _get(args.props, "description") != expected:
+        report_violation(
+            "Longhorn defaultSettings.deletingConfirmationFlag is true without this stack's confirmation: uninstalling "
+            "the release would delete every Longhorn volume in the cluster, other stacks' included. Once no other stack "
+            f"uses it, set pgstack:longhorn.uninstallConfirmation to {expected!r} (the release's description)"
         )
 
 
@@ -390,7 +406,7 @@ POLICIES: list[ResourceValidationPolicy] = [
     _policy("restricted-security-context", "Pods meet the restricted Pod Security Standard.", restricted_security_context),
     _policy(
         "longhorn-uninstall-disarmed",
-        "In a protected stack Longhorn's deletingConfirmationFlag stays false.",
+        "Longhorn's deletingConfirmationFlag stays false in a protected stack, and is armed elsewhere only with the stack's confirmation.",
         longhorn_uninstall_disarmed,
         production=True,
     ),

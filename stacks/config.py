@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal
 
 import pulumi
 from croniter import croniter
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 from components.pod_security import POSTGRES_UID
 from components.postgres_names import claim_name, headless_service, pod_name, pod_names, read_only_service, standby_pod, standby_set
@@ -438,6 +438,10 @@ class LonghornSettings(_Model):
             "cluster, whatever the reclaim policy. Off: destroy leaves Longhorn and its volumes installed"
         ),
     )
+    uninstallConfirmation: str | None = Field(
+        None,
+        description="With deleteAllVolumesOnUninstall: the sentence uninstall_confirmation() gives for this stack (runbooks section)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> LonghornSettings:
@@ -452,6 +456,7 @@ LONGHORN_INSTALL_ONLY = (
     "defaultDataLocality",
     "nodeDownPodDeletionPolicy",
     "deleteAllVolumesOnUninstall",
+    "uninstallConfirmation",
 )
 # Settings of the StorageClass this stack creates on Longhorn; an existing class is used as it is.
 LONGHORN_CLASS_ONLY = ("className", "numberOfReplicas", "dataLocality", "reclaimPolicy")
@@ -710,6 +715,14 @@ class Settings(_Model):
     storage: StorageSettings = StorageSettings()
     postgres: PostgresSettings = PostgresSettings()
     backup: BackupSettings = BackupSettings()
+    adopt: list[str] = Field(default_factory=list, description="Live objects this stack takes over instead of creating")
+    holdDatabase: bool = Field(False, description="No database pod and no data claim: a restored volume is bound first")
+
+    @model_validator(mode="after")
+    def _runbook_keys(self, info: ValidationInfo) -> Settings:
+        stack = info.context.get("stack") if isinstance(info.context, dict) else None
+        check_runbook_keys(self, stack)
+        return self
 
     @model_validator(mode="after")
     def _storage_class_source(self) -> Settings:
@@ -762,6 +775,73 @@ class Settings(_Model):
     @property
     def storage_class(self) -> str:
         return self.storage.existingClass or self.storage.className
+
+
+# ---------------------------------------------------------------- runbooks: adoption, restore hold, Longhorn uninstall
+
+# The Longhorn release's name (components/longhorn_install.py registers it under this name).
+LONGHORN_RELEASE = "longhorn"
+
+
+def uninstall_confirmation(stack: str, longhorn_namespace: str) -> str:
+    """The sentence longhorn.uninstallConfirmation must hold to arm Longhorn's uninstall on this stack.
+
+    It names the stack and the release, so no typo, and no stack file copied from another stack, can produce it.
+    policy/rules.py builds the same sentence from the URN and the release (tests/policy pins that they agree).
+    """
+    return f"{stack}: no other stack uses {longhorn_namespace}/{LONGHORN_RELEASE}; delete every Longhorn volume in this cluster"
+
+
+# Any stack's sentence, for a check without the stack name (stacks/verify.py reads settings outside a Pulumi run).
+_ANY_CONFIRMATION = re.compile(r"[A-Za-z0-9_.-]{1,100}: no other stack uses (\S+)/longhorn; delete every Longhorn volume in this cluster")
+
+
+def adoptable(settings: Settings) -> dict[str, str]:
+    """adopt entries this stack accepts -> what each takes over. An entry is <kind>/<import id>: the id the
+    provider's Read takes (a cluster-scoped object's name, else <namespace>/<name>; a Helm release's is
+    <namespace>/<release>, pulumi-kubernetes provider/pkg/provider/util.go parseFqName)."""
+    entries = {f"namespace/{settings.namespace}": "the database namespace (made by kubectl, or kept from before)"}
+    if settings.longhorn.install:
+        ns = settings.longhorn.namespace
+        entries[f"namespace/{ns}"] = "Longhorn's namespace, retained by a destroy"
+        entries[f"release/{ns}/{LONGHORN_RELEASE}"] = "the Longhorn Helm release, retained by a destroy"
+        entries[f"secret/{ns}/{BACKUP_TARGET_SECRET}"] = "the backup target's Secret, retained by a destroy"
+    return entries
+
+
+# components/longhorn_install.py BACKUP_CREDENTIALS_SECRET
+BACKUP_TARGET_SECRET = "longhorn-backup-target"
+
+
+def check_runbook_keys(settings: Settings, stack: str | None) -> None:
+    """adopt names only objects this stack registers; an armed uninstall carries this stack's confirmation."""
+    accepted = adoptable(settings)
+    for entry in settings.adopt:
+        if entry not in accepted:
+            raise _FieldError(
+                "adopt",
+                entry,
+                f'one of the objects this stack creates: {", ".join(accepted)} (<kind>/<import id>; README "Destroy and decommission")',
+            )
+    twice = [e for e in settings.adopt if settings.adopt.count(e) > 1]
+    if twice:
+        raise _FieldError("adopt", twice[0], "each object once")
+    longhorn = settings.longhorn
+    if not (longhorn.install and longhorn.deleteAllVolumesOnUninstall):
+        return
+    given = longhorn.uninstallConfirmation
+    if stack is not None:
+        expected = uninstall_confirmation(stack, longhorn.namespace)
+        if given != expected:
+            raise _FieldError(
+                "longhorn.uninstallConfirmation",
+                given,
+                f"with longhorn.deleteAllVolumesOnUninstall true, exactly {json.dumps(expected)}: deleting the release then "
+                "deletes every Longhorn volume in the cluster, other stacks' included; set it only once no other stack uses "
+                "this Longhorn",
+            )
+    elif given is None or not (m := _ANY_CONFIRMATION.fullmatch(given)) or m.group(1) != longhorn.namespace:
+        raise _FieldError("longhorn.uninstallConfirmation", given, "this stack's uninstall confirmation (uninstall_confirmation)")
 
 
 # Top-level config keys: each is an object under the project namespace.
@@ -871,10 +951,11 @@ def _show(value: Any) -> str:
     return json.dumps(value) if not isinstance(value, dict) else "an object"
 
 
-def parse_settings(raw: dict[str, Any]) -> Settings:
-    """Validate raw config objects (top-level key -> value) into Settings or raise ConfigError."""
+def parse_settings(raw: dict[str, Any], stack: str | None = None) -> Settings:
+    """Validate raw config objects (top-level key -> value) into Settings or raise ConfigError.
+    stack: the stack's name, which an armed Longhorn uninstall must confirm (check_runbook_keys)."""
     try:
-        return Settings.model_validate(raw)
+        return Settings.model_validate(raw, context={"stack": stack})
     except ValidationError as exc:
         lines = [_describe(err, f"{PROJECT}:") for err in exc.errors()]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
@@ -892,6 +973,12 @@ def parse_secrets(raw: dict[str, Any], settings: Settings) -> Secrets:
             accepted = ctx_error.accepted if isinstance(ctx_error, _FieldError) else err["msg"].replace("Input should be ", "")
             lines.append(f"{PROJECT}:{key}: invalid (value hidden: secret); expected {accepted}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+    secret_entry = f"secret/{settings.longhorn.namespace}/{BACKUP_TARGET_SECRET}"
+    if secrets.backupTarget is None and secret_entry in settings.adopt:
+        raise ConfigError(
+            f"invalid configuration:\n  {PROJECT}:adopt: got {json.dumps(secret_entry)}; expected it only with "
+            f"{PROJECT}:backupTarget set (without a target this stack registers no such Secret)"
+        )
     if secrets.backupTarget is not None and not settings.longhorn.install:
         raise ConfigError(
             f"invalid configuration:\n  {PROJECT}:backupTarget: set on a stack that does not install Longhorn; expected it "
@@ -1045,7 +1132,7 @@ def load_settings() -> Settings:
             raw[key] = json.loads(text)
         except json.JSONDecodeError:
             raw[key] = text  # a bare string such as the namespace name
-    settings = parse_settings(raw)
+    settings = parse_settings(raw, pulumi.get_stack())
     for late in [*ignored_settings_warnings(settings), end_of_life_warning(settings, date.today())]:
         if late:
             pulumi.log.warn(late)

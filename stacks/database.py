@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 
 from components.logical_backup import DumpS3, LogicalBackup, LogicalBackupArgs, backup_labels, s3_endpoint_port
 from components.longhorn_backups import LonghornRecurringJobs, LonghornRecurringJobsArgs, Schedule, recurring_job_labels
-from components.longhorn_install import LonghornInstall, LonghornInstallArgs
+from components.longhorn_install import Adoptable, LonghornInstall, LonghornInstallArgs
 from components.longhorn_storage_class import LonghornStorageClass, LonghornStorageClassArgs
 from components.naming import name_of, pod_security_labels
 from components.postgres_args import PostgresStatefulSetArgs
 from components.postgres_names import credentials_secret, scripts_config_map
 from components.postgres_network import DnsEgress, NetworkPolicyPeer
 from components.postgres_statefulset import PostgresStatefulSet
-from stacks.config import LonghornJob, Secrets, Settings
+from stacks.config import BACKUP_TARGET_SECRET, LONGHORN_RELEASE, LonghornJob, Secrets, Settings
 
 
 def dns_egress_of(settings: Settings) -> DnsEgress:
@@ -57,6 +58,7 @@ def postgres_args(settings: Settings, namespace: pulumi.Input[str], storage_clas
         anti_affinity=pg.replication.podAntiAffinity,
         primary_pod=pg.replication.primary,
         shm_size=pg.shmSize,
+        hold=settings.holdDatabase,
         network_policy=pg.networkPolicy.enabled,
         dns=dns_egress_of(settings),
         allowed_clients=tuple(
@@ -64,6 +66,17 @@ def postgres_args(settings: Settings, namespace: pulumi.Input[str], storage_clas
             for c in pg.networkPolicy.allowFrom
         ),
     )
+
+
+def longhorn_adoptions(settings: Settings) -> frozenset[Adoptable]:
+    """The adopt entries (stacks/config.py adoptable) that name a part of the Longhorn install."""
+    ns = settings.longhorn.namespace
+    entries: dict[str, Adoptable] = {
+        f"namespace/{ns}": "namespace",
+        f"release/{ns}/{LONGHORN_RELEASE}": "release",
+        f"secret/{ns}/{BACKUP_TARGET_SECRET}": "backup_secret",
+    }
+    return frozenset(entries[e] for e in settings.adopt if e in entries)
 
 
 def storage(settings: Settings, secrets: Secrets) -> list[pulumi.Resource]:
@@ -82,6 +95,8 @@ def storage(settings: Settings, secrets: Secrets) -> list[pulumi.Resource]:
                     default_data_locality=lh.defaultDataLocality,
                     node_down_pod_deletion_policy=lh.nodeDownPodDeletionPolicy,
                     delete_all_volumes_on_uninstall=lh.deleteAllVolumesOnUninstall,
+                    uninstall_confirmation=lh.uninstallConfirmation,
+                    adopt=longhorn_adoptions(settings),
                     protect=settings.protect,
                     backup_target=pulumi.Output.secret(target.url) if target else None,
                     backup_credentials=pulumi.Output.secret(dict(target.credentials)) if target else None,
@@ -126,27 +141,30 @@ def volume_backup_schedule(settings: Settings, secrets: Secrets) -> Schedule | N
     return _schedule(settings.backup.volumeBackups)
 
 
-def backups(settings: Settings, secrets: Secrets, db: PostgresStatefulSet, after: list[pulumi.Resource]) -> None:
-    """Longhorn recurring jobs for the stack's volumes, and the logical dump CronJob."""
+def backups(settings: Settings, secrets: Secrets, db: PostgresStatefulSet, after: list[pulumi.Resource]) -> list[pulumi.Resource]:
+    """Longhorn recurring jobs for the stack's volumes, and the logical dump CronJob (none while the database
+    is held: there is nothing to dump, and its claim is retained on delete)."""
+    created: list[pulumi.Resource] = []
     group = backup_group(settings)
     snapshot, backup = _schedule(settings.backup.snapshots), volume_backup_schedule(settings, secrets)
     if group is not None and (snapshot or backup):
-        LonghornRecurringJobs(
+        jobs = LonghornRecurringJobs(
             "backups",
             LonghornRecurringJobsArgs(namespace=settings.longhorn.namespace, group=group, snapshot=snapshot, backup=backup),
             # Longhorn's CRDs come with its chart.
             opts=pulumi.ResourceOptions(depends_on=after),
         )
+        created.append(jobs)
     dumps, pg = settings.backup.dumps, settings.postgres
-    if dumps is None:
-        return
+    if dumps is None or settings.holdDatabase:
+        return created
     s3 = None
     if dumps.s3Remote is not None and secrets.dumpS3 is not None:
         cred = secrets.dumpS3
         values = {"provider": cred.provider, "access_key_id": cred.accessKeyId, "secret_access_key": cred.secretAccessKey}
         values |= {k: v for k, v in (("endpoint", cred.endpoint), ("region", cred.region)) if v}
         s3 = DumpS3(remote=dumps.s3Remote, credentials=pulumi.Output.secret(values), endpoint_port=s3_endpoint_port(cred.endpoint))
-    LogicalBackup(
+    dump_job = LogicalBackup(
         "dumps",
         LogicalBackupArgs(
             name=pg.name,
@@ -172,6 +190,31 @@ def backups(settings: Settings, secrets: Secrets, db: PostgresStatefulSet, after
         ),
         opts=pulumi.ResourceOptions(depends_on=[db, *after]),
     )
+    return [*created, dump_job]
+
+
+def adopted_namespace(settings: Settings) -> str | None:
+    """The import option of the database namespace: its name when adopt names it (stacks/config.py adoptable)."""
+    return settings.namespace if f"namespace/{settings.namespace}" in settings.adopt else None
+
+
+def destroy_guard(settings: Settings, everything: list[pulumi.Resource]) -> random.RandomId:
+    """A protected stack's `pulumi destroy` deletes nothing, --skip-preview included.
+
+    The engine deletes in antichains, dependents first (pulumi pkg/resource/deploy/step_generator.go:2747
+    ScheduleDeletes), refuses a protected resource inside its DeleteStep (step.go:644-648, deleteProtectedError),
+    and before each later antichain skips every transitive dependency of a failed step (deployment_executor.go:
+    515-547). Unprotected objects nothing protected depends on (Services, PDB, NetworkPolicy, CronJob...) were
+    deleted before the refusal. This guard depends on every resource of the stack (the SDK expands a component
+    to its children), so it is deleted first and fails first. Being a depends_on edge, not an input, it never
+    drags a replacement along (step_generator.go:3287, 3337 calculateDependentReplacements), so a Service can
+    still be replaced on a protected stack. (pulumi/pulumi at 1b5949891b.)
+    """
+    return random.RandomId(
+        "destroy-guard",
+        byte_length=4,
+        opts=pulumi.ResourceOptions(protect=settings.protect, depends_on=everything),
+    )
 
 
 def build(settings: Settings, secrets: Secrets | None = None) -> PostgresStatefulSet:
@@ -194,8 +237,9 @@ def build(settings: Settings, secrets: Secrets | None = None) -> PostgresStatefu
             name=settings.namespace,
             labels=pod_security_labels("restricted"),
         ),
-        # Deleting the namespace deletes the PVCs in it (protect does not cover those).
-        opts=pulumi.ResourceOptions(protect=settings.protect),
+        # Deleting the namespace deletes the PVCs in it (protect does not cover those). A namespace that
+        # already exists (kubectl create namespace, a restore) is adopted only when adopt names it.
+        opts=pulumi.ResourceOptions(protect=settings.protect, import_=adopted_namespace(settings)),
     )
     db = PostgresStatefulSet(
         settings.postgres.name,
@@ -206,7 +250,8 @@ def build(settings: Settings, secrets: Secrets | None = None) -> PostgresStatefu
         opts=pulumi.ResourceOptions(depends_on=[namespace, *storage_deps]),
     )
     # The dump job's namespace is a known string too: it waits for the Namespace explicitly.
-    backups(settings, secrets, db, [namespace, *storage_deps])
+    jobs = backups(settings, secrets, db, [namespace, *storage_deps])
+    destroy_guard(settings, [namespace, *storage_deps, db, *jobs])
 
     pulumi.export("namespace", name_of(namespace))
     pulumi.export("storageClass", storage_class)

@@ -222,6 +222,7 @@ class Options:
     ignore_changes: tuple[str, ...] = ()
     replace_on_changes: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
+    import_id: str = ""  # the import option: adopt the live object with this id instead of creating one
 
 
 @dataclass
@@ -334,6 +335,7 @@ class RecordingMonitor(mocks.MockMonitor):
                         ignore_changes=tuple(request.ignoreChanges),
                         replace_on_changes=tuple(request.replaceOnChanges),
                         aliases=tuple(a for a in map(_alias, request.aliases) if a),
+                        import_id=request.importId,
                     ),
                 )
             )

@@ -57,10 +57,12 @@ def checkout(tmp_path: Path) -> Checkout:
     for path in [ROOT / "requirements.txt", ROOT / "Pulumi.yaml", *ROOT.glob("Pulumi.*.yaml")]:
         shutil.copy2(path, root / path.name)
     (root / "Pulumi.eu.prod.yaml").write_text((ROOT / "Pulumi.prod.yaml").read_text())
-    venv = root / ".venv" / "bin"
-    venv.mkdir(parents=True)
-    _executable(venv / "python", "#!/bin/sh\nexit 0\n")
-    _executable(venv / "pip", '#!/bin/sh\necho "$*" >>"$(dirname "$0")/pip.log"\n')
+    (root / "policy").mkdir()
+    shutil.copy2(ROOT / "policy" / "requirements.txt", root / "policy" / "requirements.txt")
+    for venv in (root / ".venv" / "bin", root / "policy" / "venv" / "bin"):
+        venv.mkdir(parents=True)
+        _executable(venv / "python", "#!/bin/sh\nexit 0\n")
+        _executable(venv / "pip", '#!/bin/sh\necho "$*" >>"$(dirname "$0")/pip.log"\n')
     fake_bin = tmp_path / "fakebin"
     fake_bin.mkdir()
     _executable(fake_bin / "pulumi", FAKE_PULUMI)
@@ -97,7 +99,8 @@ def test_up_deploys_a_stack_with_the_local_backend(checkout: Checkout, stack: st
     env = {"PULUMI_BACKEND_URL": f"file://{state}", "PULUMI_CONFIG_PASSPHRASE_FILE": str(passphrase)}
     assert checkout.calls() == [
         {"argv": ["stack", "select", "--create", stack], "env": env},
-        {"argv": ["up", "--stack", stack, "--yes"], "env": env},
+        # The policy pack with every update, as in CI: an armed uninstall is refused on every stack.
+        {"argv": ["up", "--stack", stack, "--policy-pack", "policy", "--yes"], "env": env},
     ]
     assert stat.S_IMODE(passphrase.stat().st_mode) == 0o600
     secret = passphrase.read_text().strip()
@@ -110,6 +113,8 @@ def test_up_deploys_a_stack_with_the_local_backend(checkout: Checkout, stack: st
         "-r",
         "requirements.txt",
     ]
+    policy_pip = checkout.root / "policy" / "venv" / "bin" / "pip.log"
+    assert policy_pip.read_text().split() == ["install", "--quiet", "--disable-pip-version-check", "-r", "policy/requirements.txt"]
 
 
 def test_up_keeps_the_passphrase_and_a_backend_of_your_own(checkout: Checkout) -> None:

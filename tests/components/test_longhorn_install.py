@@ -73,9 +73,13 @@ def test_release_and_namespace_default_to_kept_on_destroy() -> None:
 
 
 def test_armed_uninstall_is_a_deliberate_choice() -> None:
-    run = run_component(lambda: _build(dataclasses.replace(ARGS, delete_all_volumes_on_uninstall=True, protect=False)))
+    confirmed = "dev: no other stack uses longhorn-system/longhorn; delete every Longhorn volume in this cluster"
+    armed = dataclasses.replace(ARGS, delete_all_volumes_on_uninstall=True, uninstall_confirmation=confirmed, protect=False)
+    run = run_component(lambda: _build(armed))
     release = run.one("kubernetes:helm.sh/v3:Release", "lh-release")
     assert _plain(release.inputs)["values"]["defaultSettings"]["deletingConfirmationFlag"] == "true"
+    # Helm keeps the confirmation in the release history, and the policy pack reads it there.
+    assert _plain(release.inputs)["description"] == confirmed
     for r in (release, run.one("kubernetes:core/v1:Namespace", "lh-ns")):
         assert not r.options.retain_on_delete and not r.options.protect, r.name
 
@@ -133,3 +137,25 @@ def test_several_classes_on_one_longhorn() -> None:
         "billing-sc": ("longhorn-billing", "3"),
     }
     assert not run.of_type("kubernetes:helm.sh/v3:Release")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"adopt": frozenset({"releas"})}, r"LonghornInstallArgs.adopt: got \['releas'\]; expected a set of 'namespace', 'release'"),
+        ({"adopt": frozenset({"backup_secret"})}, r"LonghornInstallArgs.adopt: .*backup_secret only with a backup_target"),
+        ({"delete_all_volumes_on_uninstall": True}, r"LonghornInstallArgs.uninstall_confirmation: got None"),
+    ],
+    ids=["an unknown part", "a Secret without a target", "armed unconfirmed"],
+)
+def test_adoption_and_arming_are_checked(change: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(ARGS, **change)
+
+
+def test_adopted_parts_get_their_import_ids() -> None:
+    args = dataclasses.replace(ARGS, adopt=frozenset({"namespace", "release"}))
+    run = run_component(lambda: _build(args))
+    ids = {r.name: r.options.import_id for r in run.resources if r.options.import_id}
+    assert ids == {"lh-ns": "longhorn-system", "lh-release": "longhorn-system/longhorn"}
+    assert not [r for r in run_component(_build).resources if r.options.import_id]

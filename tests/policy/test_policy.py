@@ -33,6 +33,7 @@ from pulumi_policy import (
 from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
+from stacks.config import uninstall_confirmation
 from stacks.mock_run import Registered, Run, run_program, stack_config, stacks
 from tests.conftest import settings_of
 
@@ -318,12 +319,31 @@ def test_production_rules_follow_the_policy_config() -> None:
     assert violations(POLICIES["production-protect"], sts, as_prod)
 
 
-def test_longhorn_uninstall_may_be_armed_only_in_an_unprotected_stack() -> None:
+def test_longhorn_uninstall_may_be_armed_only_in_an_unprotected_stack_with_its_confirmation() -> None:
+    """Every stack that arms it, unprotected ones included: the uninstall deletes other stacks' volumes too."""
+    rule = POLICIES["longhorn-uninstall-disarmed"]
     armed = _set(["values", "defaultSettings", "deletingConfirmationFlag"], "true")
     release = one("dev", REL, "longhorn-release")
     assert not release.options.protect
-    assert violations(POLICIES["longhorn-uninstall-disarmed"], edited(release, armed)) == []
-    assert violations(POLICIES["longhorn-uninstall-disarmed"], edited(release, armed, protect=True))
+    confirmed = uninstall_confirmation("dev", "longhorn-system")
+
+    def described(text: str) -> Callable[[dict[str, Any]], None]:
+        return lambda inputs: (armed(inputs), inputs.__setitem__("description", text))
+
+    assert violations(rule, edited(release, described(confirmed))) == []
+    for broken in (edited(release, armed), edited(release, described(uninstall_confirmation("staging", "longhorn-system")))):
+        (found,) = violations(rule, broken)
+        assert "without this stack's confirmation" in found and repr(confirmed) in found
+    assert violations(rule, edited(release, described(confirmed), protect=True))
+    # The pack and the config build the same sentence from the stack, the namespace and the release.
+    assert rules.uninstall_confirmation("eu.prod", "lh", "longhorn") == uninstall_confirmation("eu.prod", "lh")
+
+
+def test_a_stack_armed_through_its_config_passes_the_pack() -> None:
+    longhorn = dict(stack_config("dev")["pgstack:longhorn"], deleteAllVolumesOnUninstall=True)
+    longhorn["uninstallConfirmation"] = uninstall_confirmation("dev", "longhorn-system")
+    run = run_program(stack_config("dev") | {"pgstack:longhorn": longhorn}, stack="dev")
+    assert "longhorn-uninstall-disarmed" not in run_pack(run)
 
 
 def test_unknown_values_raise_as_the_runtime_expects() -> None:
