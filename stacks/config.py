@@ -26,9 +26,10 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import pulumi
-from croniter import croniter
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from components.cron import ACCEPTED_FORM, schedule_problem
+from components.longhorn_backups import RECURRING_JOB_NAME_MAX
 from components.pod_security import POSTGRES_UID
 from components.postgres_names import claim_name, headless_service, pod_name, pod_names, read_only_service, standby_pod, standby_set
 from components.postgres_settings import MAX_REPLICAS, pg_major
@@ -253,9 +254,11 @@ StorageSize = Annotated[
 
 
 def _schedule(value: str) -> str:
-    # Kubernetes and Longhorn take five-field cron expressions (or @hourly, @daily, ...).
-    if not croniter.is_valid(value) or (not value.startswith("@") and len(value.split()) != 5):
-        raise ValueError(f"a five-field cron schedule (minute hour day month weekday) or a macro, {such_as('0 3 * * *', '@daily')}")
+    # Exactly what both Kubernetes CronJobs and Longhorn RecurringJobs accept (components/cron.py cites both
+    # parsers); croniter's extras (L, W, #, H, 7 for Sunday) would pass here and fail the preview.
+    problem = schedule_problem(value)
+    if problem is not None:
+        raise ValueError(f"{ACCEPTED_FORM}, {such_as('0 3 * * *', '30 2 * * mon-fri', '@daily')}; here: {problem}")
     return value
 
 
@@ -696,8 +699,9 @@ class BackupSettings(_Model):
 # Namespaces a database must never live in: deleting the stack would delete them.
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
-# Longhorn turns each RecurringJob (<className>-snapshot, <className>-backup: components/longhorn_backups.py)
-# into a CronJob of the same name (longhorn-manager controller/recurring_job_controller.go newCronJob).
+# The RecurringJobs are <className>-snapshot and <className>-backup (components/longhorn_backups.py); Longhorn
+# refuses a job name over RECURRING_JOB_NAME_MAX characters, which also keeps the CronJob Longhorn runs under
+# the same name within Kubernetes' 52.
 RECURRING_JOB_TASKS = ("snapshot", "backup")
 
 
@@ -748,14 +752,15 @@ class Settings(_Model):
             )
         if longhorn_jobs:
             job = max((f"{self.storage.className}-{task}" for task in RECURRING_JOB_TASKS), key=len)
-            if len(job) > 52:
-                allowed = 52 - (len(job) - len(self.storage.className))
+            if len(job) > RECURRING_JOB_NAME_MAX:
+                allowed = RECURRING_JOB_NAME_MAX - (len(job) - len(self.storage.className))
                 raise _FieldError(
                     "storage.className",
                     self.storage.className,
                     f"a class name of at most {allowed} characters while backup.{longhorn_jobs[0]} is set, "
-                    f"{such_as('longhorn-postgres')}: it names the Longhorn recurring job {job}, which Longhorn runs as a "
-                    "CronJob of that name, and Kubernetes refuses a CronJob name over 52 characters",
+                    f"{such_as('longhorn-postgres')}: it names the Longhorn recurring job {job} ({len(job)} characters; "
+                    "the longer of the two, so turning the other on later cannot fail), and Longhorn refuses a job name "
+                    f"over {RECURRING_JOB_NAME_MAX} (longhorn-manager NameMaximumLength)",
                 )
         return self
 
