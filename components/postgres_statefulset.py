@@ -160,11 +160,14 @@ class PostgresStatefulSet(pulumi.ComponentResource):
             ignore_changes=["spec.volumeClaimTemplates"],
         )
         self.statefulsets = []
+        # Each set's pod template as sent, by role: the stack fingerprints the primary's (stacks/rollout.py).
+        self.templates: dict[str, k8s.core.v1.PodTemplateSpecArgs] = {}
         for sts, role, replicas, first in statefulsets(name, args.replicas, args.replication):
             template = k8s.core.v1.PodTemplateSpecArgs(
                 metadata=k8s.meta.v1.ObjectMetaArgs(labels=role_labels(name, role), annotations=annotations),
                 spec=pod_spec(name, args, env, layout, settings, objects),
             )
+            self.templates[role] = template
             spec = statefulset_spec(name, role, replicas, first, args, self.headless.service_name, template)
             self.statefulsets.append(
                 k8s.apps.v1.StatefulSet(sts, metadata=statefulset_metadata(sts, role, name, args), spec=spec, opts=depends)

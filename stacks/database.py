@@ -14,6 +14,7 @@ from components.postgres_args import PostgresStatefulSetArgs
 from components.postgres_network import DnsEgress, NetworkPolicyPeer
 from components.postgres_statefulset import PostgresStatefulSet
 from stacks.config import LonghornJob, Secrets, Settings
+from stacks.rollout import data_major_marker, major_warning, primary_template_marker, template_warning, warn_when_replaced
 
 
 def dns_egress_of(settings: Settings) -> DnsEgress:
@@ -194,12 +195,17 @@ def build(settings: Settings, secrets: Secrets | None = None) -> PostgresStatefu
         # Deleting the namespace deletes the PVCs in it (protect does not cover those).
         opts=pulumi.ResourceOptions(protect=settings.protect),
     )
+    # Refused in the preview when the major changes on a protected stack: before any pod rolls (stacks/rollout.py).
+    major = data_major_marker(settings)
     db = PostgresStatefulSet(
         settings.postgres.name,
         postgres_args(settings, name_of(namespace), storage_class),
         # The StatefulSet's PVCs would sit Pending until the storage class exists (seed 000).
-        opts=pulumi.ResourceOptions(depends_on=[namespace, *storage_deps]),
+        opts=pulumi.ResourceOptions(depends_on=[namespace, *storage_deps, major]),
     )
+    warn_when_replaced(major, major_warning(settings))
+    template = primary_template_marker(settings.postgres.name, db.templates["primary"])
+    warn_when_replaced(template, template_warning(settings.postgres.name, pulumi.get_stack()))
     backups(settings, secrets, db, storage_deps)
 
     pulumi.export("namespace", name_of(namespace))
