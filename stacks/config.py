@@ -615,6 +615,39 @@ class NetworkPolicySettings(_Model):
     dns: DnsSettings = DnsSettings()
 
 
+# ---------------------------------------------------------------- rollouts: what the preview can refuse
+
+# A pod that no node can take stays Pending, and the primary's rollout stops at it (stacks/rollout.py,
+# README "Runbook: a rollout is stuck"). The program cannot see the nodes; a stack that states its largest
+# node's allocatable resources gets the one check that is sure: the scheduler places a pod only on a node
+# whose allocatable amount covers the pod's requests (kubernetes pkg/scheduler/framework/plugins/noderesources
+# fit.go, fitsRequest), so a postgres container asking for more than the largest node has never fits. The pod
+# asks for a little more (the password sidecar), and other pods use part of a node: passing is no promise.
+
+
+class NodeCapacity(_Model):
+    """The allocatable cpu and memory of the largest node the database pods may run on (kubectl get node
+    -o jsonpath='{.status.allocatable}'), as the stack states it."""
+
+    cpu: CpuQuantity
+    memory: MemoryQuantity
+
+
+def _fits_largest_node(resources: ResourceSettings, node: NodeCapacity | None) -> None:
+    if node is None:
+        return
+    for res in ("cpu", "memory"):
+        request, allocatable = getattr(resources.requests, res), getattr(node, res)
+        if quantity(request) > quantity(allocatable):
+            raise _FieldError(
+                f"resources.requests.{res}",
+                request,
+                f"a request at most largestNode.{res} ({allocatable}), {such_as(allocatable)}: the scheduler never places "
+                f"a pod on a node whose allocatable {res} is below its request, so the pod would stay Pending and the "
+                "rollout would stop at it (or correct largestNode)",
+            )
+
+
 class PostgresSettings(_Model):
     """The PostgreSQL StatefulSet."""
 
@@ -632,9 +665,13 @@ class PostgresSettings(_Model):
     replication: ReplicationSettings = ReplicationSettings()
     shmSize: ShmQuantity = Field("256Mi", description="Size of the memory-backed /dev/shm")
     networkPolicy: NetworkPolicySettings = NetworkPolicySettings()
+    largestNode: NodeCapacity | None = Field(
+        None, description="Allocatable cpu and memory of the largest node the pods may run on; null: not checked"
+    )
 
     @model_validator(mode="after")
     def _roles_and_primary(self) -> PostgresSettings:
+        _fits_largest_node(self.resources, self.largestNode)
         for key, role in (("username", self.username), ("replication.user", self.replication.user)):
             if role is not None and (role == "postgres" or role.startswith("pg_")):
                 raise _FieldError(

@@ -83,6 +83,21 @@ BAD: list[tuple[str, Any, str, str, str]] = [
         "request is above its limit",
     ),
     ("postgres", {"resources": {"requests": {"cpu": 3}, "limits": {"cpu": 2}}}, "postgres.resources.limits.cpu", '"2"', "requests.cpu (3)"),
+    # a pod no node can take: Pending for good, and the primary's rollout stops at it
+    (
+        "postgres",
+        {"largestNode": {"cpu": "2", "memory": "8Gi"}, "resources": {"requests": {"cpu": "4"}, "limits": {"cpu": "4"}}},
+        "postgres.resources.requests.cpu",
+        '"4"',
+        "a request at most largestNode.cpu (2)",
+    ),
+    (
+        "postgres",
+        {"largestNode": {"cpu": "8", "memory": "512Mi"}},
+        "postgres.resources.requests.memory",
+        '"1Gi"',  # the default request
+        "never places a pod on a node whose allocatable memory is below its request",
+    ),
     # names, for every object they become
     ("postgres", {"name": "Postgres_DB"}, "postgres.name", '"Postgres_DB"', "DNS-1035 label"),
     ("postgres", {"name": "1db"}, "postgres.name", '"1db"', "starting with a letter"),

@@ -168,6 +168,10 @@ ACCEPTED: list[tuple[str, dict[str, Any]]] = [
         {"storage": {"className": "c" * 31}, "backup": {"snapshots": {"schedule": "@daily", "retain": 3}}},
     ),
     ("long class name without Longhorn jobs", {"storage": {"className": "c" * 60}}),
+    (
+        "requests exactly the largest node",
+        {"postgres": {"largestNode": {"cpu": 4, "memory": "16Gi"}, "resources": {"requests": {"cpu": "4", "memory": "16Gi"}}}},
+    ),
 ]
 
 
