@@ -25,7 +25,7 @@ from stacks.config import PROJECT, Settings
 
 # A RandomId replaces itself when a keeper changes (terraform-provider-random internal/provider/resource_id.go:
 # keepers RequiresReplaceIfValuesNotNull), and the engine refuses to replace a protected resource, in the
-# preview too (pulumi pkg/resource/deploy/step_generator.go:1955-1959 "unable to replace resource ... marked for
+# preview too (pulumi pkg/resource/deploy/step_generator.go:1957-1970 "unable to replace resource ... marked for
 # protection"). Setting protect false and changing the major in one `up` is allowed (the check needs old and
 # new protect both true), which is the deliberate way through.
 MAJOR_KEEPER = "postgresMajor"

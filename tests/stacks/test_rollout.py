@@ -3,7 +3,7 @@ and every change of the primary's pod template warns that a pod that never gets 
 
 The refusal is the engine's: a RandomId whose keepers change is replaced (terraform-provider-random
 resource_id.go, keepers RequiresReplaceIfValuesNotNull) and a protected resource is never replaced
-(pulumi step_generator.go:1955). These tests pin what the program sends for that: the keepers, protect,
+(pulumi step_generator.go:1957). These tests pin what the program sends for that: the keepers, protect,
 and the StatefulSets' dependency on the marker (so `up` stops before any pod rolls).
 """
 
