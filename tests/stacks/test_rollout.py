@@ -43,7 +43,8 @@ def _marker(run: Run, name: str) -> Registered:
     return run.one(RANDOM_ID, name)
 
 
-@pytest.mark.parametrize(("stack", "protected"), [("prod", True), ("dev", False)])
+# ids without the stack names: these are not per-stack tests (tests/stacks/test_new_stacks.py reads "[dev]" as one)
+@pytest.mark.parametrize(("stack", "protected"), [("prod", True), ("dev", False)], ids=["protected", "unprotected"])
 def test_a_major_change_replaces_the_data_major_marker_which_is_protected_with_the_stack(stack: str, protected: bool) -> None:
     now, other_major, minor = _run(stack, **_image("18.1")), _run(stack, **_image("17.6")), _run(stack, **_image("18.6"))
     marker = _marker(now, "postgres-data-major")
@@ -120,7 +121,11 @@ def test_a_preview_warns_when_the_primary_template_changes_and_only_then(caplog:
     assert "bin/recover-rollout prod" in warning and "A rollout is stuck" in warning
 
 
-@pytest.mark.parametrize(("stack", "says"), [("prod", "preview fails on the protected postgres-data-major"), ("dev", "not protected")])
+@pytest.mark.parametrize(
+    ("stack", "says"),
+    [("prod", "preview fails on the protected postgres-data-major"), ("dev", "not protected")],
+    ids=["protected", "unprotected"],
+)
 def test_a_preview_warns_when_the_major_is_new_to_the_stack(stack: str, says: str, caplog: pytest.LogCaptureFixture) -> None:
     [warning] = _preview(stack, {"postgres-data-major"}, caplog)
     assert "pgstack:postgres.image.tag" in warning and "is not the major this stack last deployed" in warning
