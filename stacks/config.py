@@ -787,6 +787,15 @@ class Settings(_Model):
                 "an object",
                 "null with storage.existingClass: Longhorn snapshots and backups need the volumes on Longhorn",
             )
+        if longhorn_jobs and len(self.storage.className) < 2:
+            # The class name is also the jobs' group, and Longhorn's ValidateRecurringJob checks each group with
+            # ^[a-zA-Z0-9][a-zA-Z0-9_.-]+$ (longhorn-manager v1.10.1 datastore/longhorn.go:5581, util/util.go:285).
+            raise _FieldError(
+                "storage.className",
+                self.storage.className,
+                f"a class name of at least 2 characters while backup.{longhorn_jobs[0]} is set, {such_as('longhorn-postgres')}: "
+                "it is the Longhorn recurring-job group, and Longhorn refuses a one-character group",
+            )
         if longhorn_jobs:
             job = max((f"{self.storage.className}-{task}" for task in RECURRING_JOB_TASKS), key=len)
             if len(job) > RECURRING_JOB_NAME_MAX:

@@ -126,6 +126,13 @@ BAD: list[tuple[str, Any, str, str, str]] = [
         "Longhorn refuses a job name over 40 (longhorn-manager NameMaximumLength)",
     ),
     (
+        "*",
+        {"storage": {"className": "c"}, "backup": {"snapshots": {"schedule": "@daily", "retain": 3}}},
+        "storage.className",
+        '"c"',
+        "Longhorn refuses a one-character group",
+    ),
+    (
         "postgres",
         {"replicas": 3, "replication": {"primary": "Postgres-0"}},
         "postgres.replication.primary",
