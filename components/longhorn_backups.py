@@ -26,12 +26,16 @@ RECURRING_JOB_API = "longhorn.io/v1beta2"
 # to its volume (longhorn-manager, "PVC as recurring job label source", Longhorn >= 1.6).
 SOURCE_LABEL = "recurring-job.longhorn.io/source"
 GROUP_LABEL_PREFIX = "recurring-job-group.longhorn.io/"
+# Longhorn refuses a RecurringJob whose spec.name is longer (longhorn-manager v1.10.1 datastore/longhorn.go:42
+# NameMaximumLength = 40, checked by ValidateRecurringJob at :5577 from the RecurringJob webhook). The name is
+# also the CronJob's, which Kubernetes caps at 52 (batch validation ValidateCronJobCreate): 40 covers both.
+RECURRING_JOB_NAME_MAX = 40
 
 
 @dataclass(frozen=True)
 class Schedule:
     cron: str
-    """Five-field cron expression."""
+    """Five-field cron expression or macro, as Kubernetes and Longhorn parse it (components/cron.py)."""
     retain: int
     """Snapshots or backups Longhorn keeps per volume, 1 to 100."""
 
@@ -53,8 +57,8 @@ class LonghornRecurringJobsArgs:
 
     def __post_init__(self) -> None:
         check_name(self, "namespace", self.namespace)
-        # <group>-<task> names a RecurringJob and the CronJob Longhorn runs for it (at most 52 characters).
-        check_name(self, "group", self.group, "subdomain", max_len=52 - len("-snapshot"))
+        # <group>-<task> names a RecurringJob (spec.name too) and the CronJob Longhorn runs for it.
+        check_name(self, "group", self.group, "subdomain", max_len=RECURRING_JOB_NAME_MAX - len("-snapshot"))
         if self.snapshot is None and self.backup is None:
             fail(self, "snapshot", None, "a Schedule in snapshot or backup (or both): a job group with no job")
 

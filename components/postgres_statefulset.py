@@ -154,11 +154,14 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         self._claims(outer)
         depends = [*outer, self.secret, self.scripts, self.service_account, self.headless, *self.claims]
         self.statefulsets: list[k8s.apps.v1.StatefulSet] = []
+        # Each set's pod template as sent, by role: the stack fingerprints the primary's (stacks/rollout.py).
+        self.templates: dict[str, k8s.core.v1.PodTemplateSpecArgs] = {}
         for sts, role, replicas, first in self._rollout_order():
             template = k8s.core.v1.PodTemplateSpecArgs(
                 metadata=k8s.meta.v1.ObjectMetaArgs(labels=role_labels(name, role), annotations=annotations),
                 spec=pod_spec(name, args, env, layout, settings, objects),
             )
+            self.templates[role] = template
             spec = statefulset_spec(name, role, 0 if args.hold else replicas, first, args, headless_service(name), template)
             opts = pulumi.ResourceOptions(
                 parent=self,

@@ -18,6 +18,7 @@ from typing import Any, Literal, NoReturn
 
 import pulumi
 
+from components.cron import ACCEPTED_FORM, schedule_problem
 from components.quantity import QUANTITY_MAX, quantity
 
 # apimachinery validation.go: DNS-1123 label and subdomain, DNS-1035 label, IANA service (port) name.
@@ -120,6 +121,7 @@ def check_resources(args: object, field: str, value: Any, required: Iterable[str
 
 
 def check_cron(args: object, field: str, value: Any) -> None:
-    """Five cron fields or a macro (@daily); Kubernetes and Longhorn parse the rest."""
-    if not isinstance(value, str) or not (value.startswith("@") or len(value.split()) == 5):
-        fail(args, field, value, "a five-field cron schedule (minute hour day month weekday) or a macro, such as '0 3 * * *' or '@daily'")
+    """A schedule both Kubernetes CronJobs and Longhorn RecurringJobs accept (components/cron.py)."""
+    problem = schedule_problem(value) if isinstance(value, str) else "not a string"
+    if problem is not None:
+        fail(args, field, value, f"{ACCEPTED_FORM}, such as '0 3 * * *' or '@daily' ({problem})")

@@ -26,9 +26,10 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import pulumi
-from croniter import croniter
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
+from components.cron import ACCEPTED_FORM, schedule_problem
+from components.longhorn_backups import RECURRING_JOB_NAME_MAX
 from components.pod_security import POSTGRES_UID
 from components.postgres_names import claim_name, headless_service, pod_name, pod_names, read_only_service, standby_pod, standby_set
 from components.postgres_settings import MAX_REPLICAS, pg_major
@@ -253,9 +254,11 @@ StorageSize = Annotated[
 
 
 def _schedule(value: str) -> str:
-    # Kubernetes and Longhorn take five-field cron expressions (or @hourly, @daily, ...).
-    if not croniter.is_valid(value) or (not value.startswith("@") and len(value.split()) != 5):
-        raise ValueError(f"a five-field cron schedule (minute hour day month weekday) or a macro, {such_as('0 3 * * *', '@daily')}")
+    # Exactly what both Kubernetes CronJobs and Longhorn RecurringJobs accept (components/cron.py cites both
+    # parsers); croniter's extras (L, W, #, H, 7 for Sunday) would pass here and fail the preview.
+    problem = schedule_problem(value)
+    if problem is not None:
+        raise ValueError(f"{ACCEPTED_FORM}, {such_as('0 3 * * *', '30 2 * * mon-fri', '@daily')}; here: {problem}")
     return value
 
 
@@ -617,6 +620,39 @@ class NetworkPolicySettings(_Model):
     dns: DnsSettings = DnsSettings()
 
 
+# ---------------------------------------------------------------- rollouts: what the preview can refuse
+
+# A pod that no node can take stays Pending, and the primary's rollout stops at it (stacks/rollout.py,
+# README "Runbook: a rollout is stuck"). The program cannot see the nodes; a stack that states its largest
+# node's allocatable resources gets the one check that is sure: the scheduler places a pod only on a node
+# whose allocatable amount covers the pod's requests (kubernetes pkg/scheduler/framework/plugins/noderesources
+# fit.go, fitsRequest), so a postgres container asking for more than the largest node has never fits. The pod
+# asks for a little more (the password sidecar), and other pods use part of a node: passing is no promise.
+
+
+class NodeCapacity(_Model):
+    """The allocatable cpu and memory of the largest node the database pods may run on (kubectl get node
+    -o jsonpath='{.status.allocatable}'), as the stack states it."""
+
+    cpu: CpuQuantity
+    memory: MemoryQuantity
+
+
+def _fits_largest_node(resources: ResourceSettings, node: NodeCapacity | None) -> None:
+    if node is None:
+        return
+    for res in ("cpu", "memory"):
+        request, allocatable = getattr(resources.requests, res), getattr(node, res)
+        if quantity(request) > quantity(allocatable):
+            raise _FieldError(
+                f"resources.requests.{res}",
+                request,
+                f"a request at most largestNode.{res} ({allocatable}), {such_as(allocatable)}: the scheduler never places "
+                f"a pod on a node whose allocatable {res} is below its request, so the pod would stay Pending and the "
+                "rollout would stop at it (or correct largestNode)",
+            )
+
+
 class PostgresSettings(_Model):
     """The PostgreSQL StatefulSet."""
 
@@ -634,9 +670,13 @@ class PostgresSettings(_Model):
     replication: ReplicationSettings = ReplicationSettings()
     shmSize: ShmQuantity = Field("256Mi", description="Size of the memory-backed /dev/shm")
     networkPolicy: NetworkPolicySettings = NetworkPolicySettings()
+    largestNode: NodeCapacity | None = Field(
+        None, description="Allocatable cpu and memory of the largest node the pods may run on; null: not checked"
+    )
 
     @model_validator(mode="after")
     def _roles_and_primary(self) -> PostgresSettings:
+        _fits_largest_node(self.resources, self.largestNode)
         for key, role in (("username", self.username), ("replication.user", self.replication.user)):
             if role is not None and (role == "postgres" or role.startswith("pg_")):
                 raise _FieldError(
@@ -701,8 +741,9 @@ class BackupSettings(_Model):
 # Namespaces a database must never live in: deleting the stack would delete them.
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
-# Longhorn turns each RecurringJob (<className>-snapshot, <className>-backup: components/longhorn_backups.py)
-# into a CronJob of the same name (longhorn-manager controller/recurring_job_controller.go newCronJob).
+# The RecurringJobs are <className>-snapshot and <className>-backup (components/longhorn_backups.py); Longhorn
+# refuses a job name over RECURRING_JOB_NAME_MAX characters, which also keeps the CronJob Longhorn runs under
+# the same name within Kubernetes' 52.
 RECURRING_JOB_TASKS = ("snapshot", "backup")
 
 
@@ -759,16 +800,26 @@ class Settings(_Model):
                 "an object",
                 "null with storage.existingClass: Longhorn snapshots and backups need the volumes on Longhorn",
             )
+        if longhorn_jobs and len(self.storage.className) < 2:
+            # The class name is also the jobs' group, and Longhorn's ValidateRecurringJob checks each group with
+            # ^[a-zA-Z0-9][a-zA-Z0-9_.-]+$ (longhorn-manager v1.10.1 datastore/longhorn.go:5581, util/util.go:285).
+            raise _FieldError(
+                "storage.className",
+                self.storage.className,
+                f"a class name of at least 2 characters while backup.{longhorn_jobs[0]} is set, {such_as('longhorn-postgres')}: "
+                "it is the Longhorn recurring-job group, and Longhorn refuses a one-character group",
+            )
         if longhorn_jobs:
             job = max((f"{self.storage.className}-{task}" for task in RECURRING_JOB_TASKS), key=len)
-            if len(job) > 52:
-                allowed = 52 - (len(job) - len(self.storage.className))
+            if len(job) > RECURRING_JOB_NAME_MAX:
+                allowed = RECURRING_JOB_NAME_MAX - (len(job) - len(self.storage.className))
                 raise _FieldError(
                     "storage.className",
                     self.storage.className,
                     f"a class name of at most {allowed} characters while backup.{longhorn_jobs[0]} is set, "
-                    f"{such_as('longhorn-postgres')}: it names the Longhorn recurring job {job}, which Longhorn runs as a "
-                    "CronJob of that name, and Kubernetes refuses a CronJob name over 52 characters",
+                    f"{such_as('longhorn-postgres')}: it names the Longhorn recurring job {job} ({len(job)} characters; "
+                    "the longer of the two, so turning the other on later cannot fail), and Longhorn refuses a job name "
+                    f"over {RECURRING_JOB_NAME_MAX} (longhorn-manager NameMaximumLength)",
                 )
         return self
 

@@ -16,6 +16,8 @@ from components.postgres_names import credentials_secret, scripts_config_map
 from components.postgres_network import DnsEgress, NetworkPolicyPeer
 from components.postgres_statefulset import PostgresStatefulSet
 from stacks.config import BACKUP_TARGET_SECRET, LONGHORN_RELEASE, LonghornJob, Secrets, Settings
+from stacks.config import LonghornJob, Secrets, Settings
+from stacks.rollout import data_major_marker, major_warning, primary_template_marker, template_warning, warn_when_replaced
 
 
 def dns_egress_of(settings: Settings) -> DnsEgress:
@@ -241,17 +243,22 @@ def build(settings: Settings, secrets: Secrets | None = None) -> PostgresStatefu
         # already exists (kubectl create namespace, a restore) is adopted only when adopt names it.
         opts=pulumi.ResourceOptions(protect=settings.protect, import_=adopted_namespace(settings)),
     )
+    # Refused in the preview when the major changes on a protected stack: before any pod rolls (stacks/rollout.py).
+    major = data_major_marker(settings)
     db = PostgresStatefulSet(
         settings.postgres.name,
         # The namespace as a known string (depends_on orders it): nothing in the database
         # property-depends on the Namespace resource, so no replacement of it can cascade.
         postgres_args(settings, settings.namespace, storage_class),
         # The StatefulSet's PVCs would sit Pending until the storage class exists (seed 000).
-        opts=pulumi.ResourceOptions(depends_on=[namespace, *storage_deps]),
+        opts=pulumi.ResourceOptions(depends_on=[namespace, *storage_deps, major]),
     )
+    warn_when_replaced(major, major_warning(settings))
+    template = primary_template_marker(settings.postgres.name, db.templates["primary"])
+    warn_when_replaced(template, template_warning(settings.postgres.name, pulumi.get_stack()))
     # The dump job's namespace is a known string too: it waits for the Namespace explicitly.
     jobs = backups(settings, secrets, db, [namespace, *storage_deps])
-    destroy_guard(settings, [namespace, *storage_deps, db, *jobs])
+    destroy_guard(settings, [namespace, *storage_deps, major, db, template, *jobs])
 
     pulumi.export("namespace", name_of(namespace))
     pulumi.export("storageClass", storage_class)

@@ -103,7 +103,8 @@ REJECTED: list[tuple[Callable[..., object], str, Any, str]] = [
     (storage_class, "reclaim_policy", "Recycle", "one of 'Retain', 'Delete'"),
     (storage_class, "data_locality", "strict-local", "'disabled' or 'best-effort' with 3 replicas"),
     (storage_class, "name", "DB Class", "a DNS name"),
-    (jobs, "group", "g" * 44, "at most 43"),
+    (jobs, "group", "g" * 32, "at most 31"),  # <group>-snapshot within Longhorn's 40 (NameMaximumLength)
+    (lambda **kw: Schedule(**({"cron": "@daily", "retain": 3} | kw)), "cron", "0 3 * * 7", "day of week 0-6"),
     (jobs, "snapshot", None, "a Schedule in snapshot or backup"),
     (lambda **kw: Schedule(**({"cron": "@daily", "retain": 3} | kw)), "cron", "0 3 * *", "a five-field cron schedule"),
     (lambda **kw: Schedule(**({"cron": "@daily", "retain": 3} | kw)), "retain", 0, "an integer from 1 to 100"),
