@@ -73,6 +73,14 @@ NEW_CLAIM = "new empty claim (the old one is left behind)"
 # The objects whose fate decides the data's: the rest (Services, ConfigMap, policies) is
 # recreated freely.
 STATEFUL_KINDS = ("Namespace", "StatefulSet", "Secret", "RandomPassword", "StorageClass", "PersistentVolumeClaim", "Release")
+# pulumi-random resources: any input change replaces them (keepers included), create-before-delete.
+RANDOM_KINDS = ("RandomPassword", "RandomId")
+
+
+def shown(resource: Registered) -> bool:
+    """Stateful objects, and the protected RandomIds that exist to refuse a change (stacks/rollout.py's
+    data-major marker, the destroy guard): their refusal is the change's effect."""
+    return kind_of(resource) in STATEFUL_KINDS or (kind_of(resource) == "RandomId" and resource.options.protect)
 
 
 def kind_of(resource: Registered) -> str:
@@ -148,7 +156,7 @@ def effect(old: Registered | None, new: Registered | None, config: dict[str, Any
         if any(_under(p, METADATA_FORCE_NEW) for p in paths):
             return NEW_CLAIM
         return REFUSED_K8S if _claim_refusal(before, after, paths) else IN_PLACE
-    if kind == "RandomPassword":
+    if kind in RANDOM_KINDS:
         replaced = True
     elif kind == "Release":
         replaced = any(_under(p, ["name", "namespace"]) for p in paths)
@@ -182,7 +190,7 @@ def _dragged(resource: Registered, unknown: set[str], config: dict[str, Any]) ->
     MapRepl of a Computed; provider.go:3069), so the merge patch against the old object deletes every field
     under it (provider.go:2851-2864), and each deleted forceNew path is a replace (provider.go:3281-3357,
     openapi/match.go:29): a replace exactly when a forceNew path lies under an unknown input."""
-    if kind_of(resource) == "RandomPassword":
+    if kind_of(resource) in RANDOM_KINDS:
         return True
     return any(path.split(".", 1)[0] in unknown for path in force_new(resource, config))
 
@@ -222,6 +230,6 @@ def classify(before: Run, after: Run, replace: tuple[str, ...] = ()) -> dict[str
     for urn in sorted(effects):
         resource = new.get(urn) or old[urn]
         result = effects[urn]
-        if result is not None and kind_of(resource) in STATEFUL_KINDS:
+        if result is not None and shown(resource):
             out[label(resource)] = result
     return out

@@ -76,7 +76,15 @@ TABLE: list[tuple[str, str, dict[str, Any], dict[str, str]]] = [
     ("prod", "replicas up", {"postgres": {"replicas": 4}}, {"StatefulSet postgres-standby": IN_PLACE, f"{PVC}standby-3": CREATED}),
     ("prod", "replicas down", {"postgres": {"replicas": 2}}, {"StatefulSet postgres-standby": IN_PLACE, f"{PVC}standby-2": FORGOTTEN}),
     ("prod", "image minor", {"postgres": {"image": {"tag": "18.2", "digest": None}}}, BOTH_SETS),
-    ("prod", "image major", {"postgres": {"image": {"tag": "17.6", "digest": None}}}, BOTH_SETS),
+    # The protected marker refuses the preview (stacks/rollout.py); unprotected, the pods roll and init.sh
+    # refuses the other major's data.
+    (
+        "prod",
+        "image major",
+        {"postgres": {"image": {"tag": "17.6", "digest": None}}},
+        BOTH_SETS | {"RandomId postgres-data-major": REFUSED_PROTECT},
+    ),
+    ("dev", "image major", {"postgres": {"image": {"tag": "17.6", "digest": None}}}, BOTH_SETS),
     (
         "prod",
         "resources",
@@ -132,6 +140,8 @@ TABLE: list[tuple[str, str, dict[str, Any], dict[str, str]]] = [
             "StatefulSet pg": CREATED,
             "StatefulSet pg-standby": CREATED,
             "Secret pg-credentials": CREATED,
+            "RandomId postgres-data-major": REFUSED_PROTECT,
+            "RandomId pg-data-major": CREATED,
         }
         | dict.fromkeys(PASSWORDS, DELETED)
         | dict.fromkeys(PROD_CLAIMS, FORGOTTEN)
