@@ -19,9 +19,10 @@ lock_dumps() {
 }
 
 # verify_dump: refuse a partial or corrupt dump. Sets STEMS (the databases'
-# file stems, in MANIFEST order) and MANIFEST_* facts for the log.
+# file stems, in MANIFEST order) and MANIFEST_* facts (the log; the server's
+# major, MANIFEST_VERSION_NUM, for check_server).
 STEMS=()
-MANIFEST_CREATED='' MANIFEST_HOST='' MANIFEST_STANDBY='' MANIFEST_VERSION=''
+MANIFEST_CREATED='' MANIFEST_HOST='' MANIFEST_STANDBY='' MANIFEST_VERSION='' MANIFEST_VERSION_NUM=''
 verify_dump() {
   local dir=$DUMP name problems=() line kind a b c rest sum size actual f
   local -A listed=()
@@ -36,7 +37,10 @@ verify_dump() {
       created) MANIFEST_CREATED=$a ;;
       host) MANIFEST_HOST=$a ;;
       standby) MANIFEST_STANDBY=$a ;;
-      server_version) MANIFEST_VERSION="$b${c:+ $c}${rest:+ $rest}" ;;
+      server_version)
+        MANIFEST_VERSION_NUM=$a
+        MANIFEST_VERSION="$b${c:+ $c}${rest:+ $rest}"
+        ;;
       database)
         if [[ $a =~ $DUMP_STEM_RE ]]; then
           STEMS+=("$a")
@@ -63,6 +67,7 @@ verify_dump() {
         ;;
     esac
   done < <(tail -n +2 -- "$dir/MANIFEST")
+  [[ $MANIFEST_VERSION_NUM =~ ^[1-9][0-9]{5}$ ]] || problems+=("bad or missing server_version entry '$MANIFEST_VERSION_NUM'")
   [[ -n ${listed[globals.sql.gz]-} ]] || problems+=("globals.sql.gz is not a checked file of the MANIFEST")
   for f in "${STEMS[@]}"; do
     [[ -n ${listed[$f.dump]-} ]] || problems+=("$f.dump is not a checked file of the MANIFEST")

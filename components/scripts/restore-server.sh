@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Restoring into the target server: it must be a primary; the globals first
-# (roles that exist keep their passwords), then each database, cleaned or
-# created. Sourced by restore.sh after base.sh, env.sh, dump-format.sh and
+# Restoring into the target server: it must be a primary at the dump's major
+# or a newer one; then each database in one transaction, its own properties
+# included. Sourced by restore.sh after base.sh, env.sh, dump-format.sh and
 # restore-dump.sh, never executed on its own.
 set -euo pipefail
 
@@ -9,57 +9,76 @@ psql_db() {
   psql -X -q -w -A -t -v ON_ERROR_STOP=1 -d "$(superuser_conninfo "$PGHOST" "$1")" "${@:2}"
 }
 
+# check_server: a primary that accepts connections, at the dump's major or a
+# newer one (pg_dump's output is meant for the same or a newer server: an
+# older one lacks what newer catalogs and settings need).
 check_server() {
-  local rc=0 recovery
+  local rc=0 facts recovery num version
   pg_isready -h "$PGHOST" -p "$PGPORT" -t "$PGCONNECT_TIMEOUT" >"$ERR_FILE" 2>&1 || rc=$?
   ((rc == 0)) || die "the server at $PGHOST:$PGPORT does not accept connections: $(one_line "$ERR_FILE")"
-  recovery=$(psql_db postgres -c 'SELECT pg_is_in_recovery()' 2>"$ERR_FILE") ||
+  facts=$(psql_db postgres -F ' ' -c "SELECT pg_is_in_recovery(), current_setting('server_version_num'), current_setting('server_version')" 2>"$ERR_FILE") ||
     die "cannot connect to $PGHOST:$PGPORT as postgres: $(one_line "$ERR_FILE")"
+  read -r recovery num version <<<"$facts"
   [[ $recovery == f ]] || die "the server at $PGHOST:$PGPORT is a standby (in recovery): restore into the primary"
-}
-
-# apply_globals: the roles and tablespaces; only "role (or tablespace) ...
-# already exists" is an acceptable error.
-apply_globals() {
-  local out=$WORK/globals.out line errors=() existing=0
-  gzip -dc -- "$DUMP/globals.sql.gz" | psql -X -q -w -v ON_ERROR_STOP=0 -d "$(superuser_conninfo "$PGHOST" postgres)" -f - \
-    >/dev/null 2>"$out" || die "applying the globals failed: $(one_line "$out")"
-  while IFS= read -r line; do
-    if [[ $line == *'ERROR:  role "'*'" already exists' || $line == *'ERROR:  tablespace "'*'" already exists' ]]; then
-      existing=$((existing + 1))
-    elif [[ $line == *ERROR:* || $line == *FATAL:* ]]; then
-      [[ ! $line =~ ^psql:\<stdin\>:([0-9]+):\ (.*)$ ]] || line="globals.sql line ${BASH_REMATCH[1]}: ${BASH_REMATCH[2]}"
-      errors+=("$line")
-    elif [[ -n $line ]]; then
-      printf '%s\n' "$line" >&2
-    fi
-  done <"$out"
-  if ((${#errors[@]} > 0)); then
-    local IFS=';'
-    die "applying the globals failed with ${#errors[@]} error(s):${errors[*]/#/ }"
+  if ((MANIFEST_VERSION_NUM / 10000 > num / 10000)); then
+    die "refusing $DUMP: it was dumped from PostgreSQL $MANIFEST_VERSION (major $((MANIFEST_VERSION_NUM / 10000))) and the server at $PGHOST:$PGPORT runs PostgreSQL $version (major $((num / 10000))); a dump restores into the same major or a newer one: restore it into a stack at $((MANIFEST_VERSION_NUM / 10000)) or later; nothing was restored"
   fi
-  log "applied the globals (roles, memberships, tablespaces); $existing role(s) or tablespace(s) existed already (roles keep their passwords)"
 }
 
-# restore_database STEM
+# restore_sql STEM DB OWNER: the restore of one database as one transaction,
+# for psql: the target's database properties reset, the dump's applied, then
+# the dump's objects (pg_restore --single-transaction --clean --if-exists:
+# its "BEGIN;" comes after ours, and its "COMMIT;" ends both). When
+# pg_restore fails half-way, no COMMIT follows and psql's session ends with
+# the transaction rolled back.
+restore_sql() {
+  local stem=$1 db=$2 owner=$3
+  printf 'BEGIN;\n'
+  reset_props_sql "$db" "$owner"
+  cat -- "$WORK/$stem.props.sql"
+  pg_restore --single-transaction --clean --if-exists -f - -- "$DUMP/$stem.dump" 2>"$WORK/$stem.pg_restore"
+}
+
+# restore_database STEM: restore one database; the target's is left as it was
+# when anything fails. A database the server lacks is created first as
+# dumped, and dropped again when its restore fails.
 restore_database() {
-  local stem=$1 db exists started ms how
+  local stem=$1 db exists started ms how owner rc=0
   db=$(dump_stem_name "$stem")
   started=$(now_ms)
   exists=$(psql_db postgres -v db="$db" 2>"$ERR_FILE" <<<"SELECT count(*) FROM pg_database WHERE datname = :'db'") ||
     die "cannot look up database $db: $(one_line "$ERR_FILE")"
-  local -a args=(--exit-on-error)
-  ((JOBS == 1)) || args+=(-j "$JOBS")
-  if [[ $exists == 1 ]]; then
-    how="into the existing database (--clean)"
-    pg_restore "${args[@]}" --clean --if-exists -d "$(superuser_conninfo "$PGHOST" "$db")" -- "$DUMP/$stem.dump" 2>"$ERR_FILE" ||
-      die "restoring database $db $how failed: $(one_line "$ERR_FILE")"
-  else
-    how="as a new database (--create)"
-    pg_restore "${args[@]}" --create -d "$(superuser_conninfo "$PGHOST" postgres)" -- "$DUMP/$stem.dump" 2>"$ERR_FILE" ||
-      die "restoring database $db $how failed: $(one_line "$ERR_FILE")"
+  owner=$(dump_owner "$stem" "$db")
+  render_props "$stem"
+  how="into the existing database, in one transaction"
+  if [[ $exists != 1 ]]; then
+    how="as a new database, in one transaction"
+    if ! create_database "$stem"; then
+      cp -- "$ERR_FILE" "$ERR_FILE.kept"
+      undo_created "$db" "$exists"
+      die "creating database $db as dumped failed: $(one_line "$ERR_FILE.kept")"
+    fi
   fi
-  [[ ! -s $ERR_FILE ]] || cat -- "$ERR_FILE" >&2
+  restore_sql "$stem" "$db" "$owner" | psql -X -q -w -v ON_ERROR_STOP=1 -d "$(superuser_conninfo "$PGHOST" "$db")" -f - \
+    >/dev/null 2>"$ERR_FILE" || rc=$?
+  grep -v -x -F 'WARNING:  there is already a transaction in progress' -- "$ERR_FILE" >"$ERR_FILE.kept" || true
+  if ((rc != 0)); then
+    [[ -s $WORK/$stem.pg_restore ]] && cat -- "$WORK/$stem.pg_restore" >>"$ERR_FILE.kept"
+    undo_created "$db" "$exists"
+    die "restoring database $db $how failed, and was rolled back: $(one_line "$ERR_FILE.kept")"
+  fi
+  [[ ! -s $ERR_FILE.kept ]] || cat -- "$ERR_FILE.kept" >&2
   ms=$(($(now_ms) - started))
   log "restored database $db $how in $((ms / 1000)).$(((ms % 1000) / 100)) s"
+}
+
+# undo_created DB EXISTED: drop DB again when this run created it (EXISTED
+# is not 1): it holds nothing but what the failed restore left.
+undo_created() {
+  [[ $2 != 1 ]] || return 0
+  if psql_db postgres -c "DROP DATABASE $(sql_ident "$1") WITH (FORCE)" >/dev/null 2>"$ERR_FILE"; then
+    log "dropped database $1 again: this run created it, and its restore failed"
+  else
+    log "could not drop database $1, which this run created: $(one_line "$ERR_FILE")"
+  fi
 }

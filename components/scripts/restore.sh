@@ -1,33 +1,43 @@
 #!/usr/bin/env bash
 # Restore a dump written by backup.sh into the server at PGHOST:PGPORT.
 #
-#   restore.sh [--jobs N] [--only DATABASE]... DUMP_DIRECTORY
+#   restore.sh [--overwrite-roles] [--only DATABASE]... DUMP_DIRECTORY
 #
-#   --jobs N         pg_restore -j N for each database (default 1)
-#   --only DATABASE  restore only this database (repeatable); the globals are
-#                    applied all the same (the database's owners and grantees
-#                    need their roles)
+#   --only DATABASE    restore only this database (repeatable); the globals
+#                      are applied all the same (the database's owners and
+#                      grantees need their roles)
+#   --overwrite-roles  also re-apply the dump's attributes, settings, comments
+#                      and memberships to roles that exist in the server
 #
 # 1. Checks the dump first and refuses a partial one (<time>.partial, no
 #    MANIFEST) or a corrupt one (a file missing, or its size or sha256 not the
-#    MANIFEST's), before touching the server; refuses a standby as the target.
+#    MANIFEST's), before touching the server; refuses a standby as the target,
+#    and a server of an older major than the dump's (pg_dump output restores
+#    into the same major or a newer one).
 # 2. Applies the globals (roles, memberships, role settings, tablespaces).
-#    Roles that exist keep their passwords (dumps carry none: a role created
-#    here has no password until one is set; the stack's roles get theirs from
-#    its Secret). "role (or tablespace) ... already exists" is expected; any
-#    other error stops the restore before any database is touched.
-# 3. Each database: when it exists, pg_restore --clean --if-exists into it (the
-#    dump's objects are dropped and restored; objects not in the dump stay;
-#    the database's own owner, settings and grants stay the target's); when it
-#    does not, pg_restore --create (created as dumped, with its owner, settings
-#    and grants). pg_restore stops at the first error (--exit-on-error) and the
-#    restore fails.
+#    Roles the server lacks are created as dumped; roles it has stay as they
+#    are (a SUPERUSER removed or a login disabled since the dump stays so),
+#    unless --overwrite-roles. Roles keep their passwords (dumps carry none: a
+#    role created here has no password until one is set; the stack's roles
+#    get theirs from its Secret). Any error but "role (or tablespace) ...
+#    already exists" stops the restore before any database is touched.
+# 3. Each database in one transaction (psql, pg_restore --single-transaction
+#    --clean --if-exists): the dump's objects are dropped and restored (objects
+#    not in the dump stay), and the database's own owner, comment, grants and
+#    settings become the dump's (those pg_restore --create would restore; see
+#    restore-props.sh), whether or not the database existed. A database the
+#    server lacks is created first as dumped (encoding, locale, owner). Any
+#    error rolls the transaction back: the database is as it was before (one
+#    this run created is dropped again), and the restore stops; databases
+#    restored before it in the same run stay restored.
 #
 # Restoring over live databases of the same stack needs their clients stopped
-# first (scale the applications to zero): --clean drops and recreates the
-# dumped objects, which waits for every lock on them and leaves clients
-# working on a half-restored database meanwhile. Run ANALYZE (vacuumdb
-# --all --analyze-in-stages) afterwards for fresh planner statistics.
+# first (scale the applications to zero): the restore holds an exclusive lock
+# on every object it replaces until it commits, so clients wait (they never
+# see a half-restored database). One transaction needs lock table room for
+# every object of the database (max_locks_per_transaction); it cannot run in
+# parallel (pg_restore -j). Run ANALYZE (vacuumdb --all --analyze-in-stages)
+# afterwards for fresh planner statistics.
 #
 # Environment: declared in components/pod_env.py (DUMP_ENV), applied by env.sh:
 # PGHOST (host name, IP address or socket directory), PGPORT, SECRETS_DIR
@@ -51,27 +61,29 @@ set -euo pipefail
 . "$SCRIPT_DIR/restore-dump.sh"
 # shellcheck source=restore-server.sh
 . "$SCRIPT_DIR/restore-server.sh"
+# shellcheck source=restore-props.sh
+. "$SCRIPT_DIR/restore-props.sh"
+# shellcheck source=restore-globals.sh
+. "$SCRIPT_DIR/restore-globals.sh"
 
 WORK=''
 ERR_FILE=''
-JOBS=1
+OVERWRITE_ROLES=false
 ONLY=()
 DUMP=''
 LOCK_FD=''
 
 usage() {
-  printf '%s\n' "usage: $SCRIPT_NAME [--jobs N] [--only DATABASE]... DUMP_DIRECTORY" \
+  printf '%s\n' "usage: $SCRIPT_NAME [--overwrite-roles] [--only DATABASE]... DUMP_DIRECTORY" \
     "  restores a dump written by backup.sh into the server at PGHOST:PGPORT (see the header of this script)"
 }
 
 parse_args() {
   while (($# > 0)); do
     case $1 in
-      --jobs)
-        (($# >= 2)) || die "--jobs needs a number"
-        [[ $2 =~ ^[1-9][0-9]?$ ]] || die "--jobs '$2' is invalid: expected a number from 1 to 99"
-        JOBS=$2
-        shift 2
+      --overwrite-roles)
+        OVERWRITE_ROLES=true
+        shift
         ;;
       --only)
         (($# >= 2)) || die "--only needs a database name"
@@ -128,6 +140,9 @@ main() {
   write_pgpass "$WORK/pgpass" postgres postgres-password
   export PGPASSFILE=$WORK/pgpass
   check_server
+  for stem in "${STEMS[@]}"; do
+    toc_list "$stem"
+  done
   apply_globals
   for stem in "${STEMS[@]}"; do
     restore_database "$stem"

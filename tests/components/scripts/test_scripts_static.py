@@ -43,6 +43,8 @@ LIBRARIES = {
     "dump-retention.sh",
     "restore-dump.sh",
     "restore-server.sh",
+    "restore-props.sh",
+    "restore-globals.sh",
 }
 REQUIRED = ENTRY | LIBRARIES
 SCRIPTS = sorted(p.name for p in SCRIPTS_DIR.glob("*.sh"))
