@@ -33,6 +33,9 @@ check_server() {
 # the transaction rolled back.
 restore_sql() {
   local stem=$1 db=$2 owner=$3
+  # No timeout of the database's settings applies to the restore (pg_restore's
+  # script clears them too, but only after its BEGIN and our statements).
+  printf 'SET statement_timeout = 0;\nSET lock_timeout = 0;\nSET idle_in_transaction_session_timeout = 0;\n'
   printf 'BEGIN;\n'
   reset_props_sql "$db" "$owner"
   cat -- "$WORK/$stem.props.sql"
@@ -59,11 +62,13 @@ restore_database() {
       die "creating database $db as dumped failed: $(one_line "$ERR_FILE.kept")"
     fi
   fi
+  : >"$WORK/$stem.pg_restore"
   restore_sql "$stem" "$db" "$owner" | psql -X -q -w -v ON_ERROR_STOP=1 -d "$(superuser_conninfo "$PGHOST" "$db")" -f - \
     >/dev/null 2>"$ERR_FILE" || rc=$?
+  # pg_restore's own "BEGIN;" inside ours only draws this warning.
   grep -v -x -F 'WARNING:  there is already a transaction in progress' -- "$ERR_FILE" >"$ERR_FILE.kept" || true
+  cat -- "$WORK/$stem.pg_restore" >>"$ERR_FILE.kept"
   if ((rc != 0)); then
-    [[ -s $WORK/$stem.pg_restore ]] && cat -- "$WORK/$stem.pg_restore" >>"$ERR_FILE.kept"
     undo_created "$db" "$exists"
     die "restoring database $db $how failed, and was rolled back: $(one_line "$ERR_FILE.kept")"
   fi

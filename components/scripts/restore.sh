@@ -36,8 +36,10 @@
 # on every object it replaces until it commits, so clients wait (they never
 # see a half-restored database). One transaction needs lock table room for
 # every object of the database (max_locks_per_transaction); it cannot run in
-# parallel (pg_restore -j). Run ANALYZE (vacuumdb --all --analyze-in-stages)
-# afterwards for fresh planner statistics.
+# parallel (pg_restore.c refuses "--single-transaction and multiple jobs").
+# Why one transaction and not a second database renamed over the first:
+# README "Restore from a dump, into the same stack". Run ANALYZE (vacuumdb
+# --all --analyze-in-stages) afterwards for fresh planner statistics.
 #
 # Environment: declared in components/pod_env.py (DUMP_ENV), applied by env.sh:
 # PGHOST (host name, IP address or socket directory), PGPORT, SECRETS_DIR
