@@ -176,25 +176,36 @@ def test_globals_create_missing_roles_and_leave_existing_ones_unless_asked(clust
     assert p.psql("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'temp'") == "t"
 
 
-def test_a_dump_from_a_newer_major_is_refused_naming_both(cluster_of: Callable[[Path], Cluster]) -> None:
-    """Dumped by 18's pg_dump from an 18 server, restored by the restore job of a 15 stack
-    (15's tools): refused before anything is touched, the globals included."""
-    source = cluster_of(toolset("18"))
-    p = source.start_node(0)
-    p.psql("CREATE ROLE reporter SUPERUSER LOGIN")
-    p.psql("CREATE TABLE t AS SELECT g FROM generate_series(1, 100) g", db="appdb")
-    dump = take_dump(source, p)
+def test_across_majors_a_newer_dump_is_refused_and_a_failed_new_database_is_dropped_again(
+    cluster_of: Callable[[Path], Cluster],
+) -> None:
+    """A dump by 18's pg_dump from an 18 server, given to the restore job of a 15 stack (15's
+    tools): refused before anything is touched, the globals included, naming both majors.
+    A dump from 15 into 18 (the upgrade path) whose new database has a setting 18 no longer
+    knows (force_parallel_mode, renamed in 16): that database's transaction fails, and the
+    database, which the run created, is dropped again."""
+    old, new = cluster_of(toolset("15")), cluster_of(toolset("18"))
+    o, n = old.start_node(0), new.start_node(0)
+    n.psql("CREATE ROLE reporter SUPERUSER LOGIN")
+    n.psql("CREATE TABLE t AS SELECT g FROM generate_series(1, 100) g", db="appdb")
+    o.psql(f'CREATE DATABASE "{SALES}"')
+    o.psql(f"""ALTER DATABASE "{SALES}" SET force_parallel_mode = off""")
+    newer, older = take_dump(new, n), take_dump(old, o)
 
-    target = cluster_of(toolset("15"))
-    t = target.start_node(0)
-    t.psql("CREATE TABLE t (g int); INSERT INTO t VALUES (1)", db="appdb")
-    before = fingerprint(t)
-    cp = target.run_job("restore.sh", str(dump), env=restore_env(target, t.port), check=False)
+    before = fingerprint(o)
+    cp = old.run_job("restore.sh", str(newer), env=restore_env(old, o.port), check=False)
     assert cp.returncode == 1, cp.stderr
-    assert_same(before, fingerprint(t))
+    assert_same(before, fingerprint(o))
     line = fatal(cp, "restore.sh")
     assert re.search(
-        rf"refusing {re.escape(str(dump))}: it was dumped from PostgreSQL 18\.\d+ \(major 18\) and the server at "
-        rf"{RW}:{t.port} runs PostgreSQL 15\.\d+ .*\(major 15\)",
+        rf"refusing {re.escape(str(newer))}: it was dumped from PostgreSQL 18\.\d+ \(major 18\) and the server at "
+        rf"{RW}:{o.port} runs PostgreSQL 15\.\d+ .*\(major 15\)",
         line,
     ), line
+
+    before = fingerprint(n)
+    cp = new.run_job("restore.sh", "--only", SALES, str(older), env=restore_env(new, n.port), check=False)
+    assert cp.returncode == 1, cp.stderr
+    assert_same(before, fingerprint(n))
+    assert f"dropped database {SALES} again: this run created it, and its restore failed" in cp.stderr
+    assert 'unrecognized configuration parameter "force_parallel_mode"' in fatal(cp, "restore.sh")
