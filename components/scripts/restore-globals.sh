@@ -82,7 +82,9 @@ apply_globals() {
   local out=$WORK/globals.out roles=$WORK/roles sql=$WORK/globals.sql kept line errors=() existing=0
   psql_db postgres -c 'SELECT rolname FROM pg_roles' >"$roles" 2>"$ERR_FILE" ||
     die "cannot list the roles of $PGHOST:$PGPORT: $(one_line "$ERR_FILE")"
-  gzip -dc -- "$DUMP/globals.sql.gz" | awk -v overwrite="$OVERWRITE_ROLES" -v kept_file="$WORK/kept" "$GLOBALS_FILTER" "$roles" - >"$sql"
+  gzip -dc -- "$DUMP/globals.sql.gz" 2>"$ERR_FILE" |
+    awk -v overwrite="$OVERWRITE_ROLES" -v kept_file="$WORK/kept" "$GLOBALS_FILTER" "$roles" - >"$sql" ||
+    die "reading $DUMP/globals.sql.gz failed: $(one_line "$ERR_FILE")"
   kept=$(<"$WORK/kept")
   psql -X -q -w -v ON_ERROR_STOP=0 -d "$(superuser_conninfo "$PGHOST" postgres)" -f "$sql" >/dev/null 2>"$out" ||
     die "applying the globals failed: $(one_line "$out")"

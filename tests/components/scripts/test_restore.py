@@ -22,7 +22,7 @@ from .test_backup import NOW, RW, SALES, assert_same, fatal, fingerprint, job_en
 ROLES_SQL = r"""
 SELECT string_agg(x, E'\n' ORDER BY x) FROM (
   SELECT format('role %s super=%s login=%s createdb=%s limit=%s config=%s comment=%s', rolname, rolsuper, rolcanlogin,
-                rolcreatedb, rolconnlimit, rolconfig, shobj_description(oid, 'pg_authid')) AS x
+                rolcreatedb, rolconnlimit, rolconfig, translate(shobj_description(oid, 'pg_authid'), E'\n', '|')) AS x
     FROM pg_roles WHERE rolname !~ '^pg_'
   UNION ALL
   SELECT format('member %s of %s admin=%s', m.rolname, r.rolname, a.admin_option)
@@ -146,20 +146,27 @@ def test_database_properties_arrive_in_a_new_stack_and_on_a_rerun(make_cluster: 
     assert can_connect(t, "readers", "appdb") == "t"
 
 
+# A role name that needs quoting, and a comment whose lines look like statements: what the
+# globals filter must read as pg_dumpall writes them.
+BOSS, BOSS_SQL = 'o\'Brien "x"', '"o\'Brien ""x"""'
+COMMENT = "one;\n-- not a comment;\nALTER ROLE nobody_here NOLOGIN;"
+
+
 def test_globals_create_missing_roles_and_leave_existing_ones_unless_asked(cluster: Cluster) -> None:
-    """Since the dump, boss lost SUPERUSER, temp its login, a setting and a membership, and
-    newbie was dropped. A restore creates newbie as dumped and leaves boss and temp as they
+    """Since the dump, the boss lost SUPERUSER, temp its login, a setting and a membership, and
+    newbie was dropped. A restore creates newbie as dumped and leaves the boss and temp as they
     are; --overwrite-roles re-applies the dump to them."""
     p = cluster.start_node(0)
     p.psql(
-        "CREATE ROLE boss SUPERUSER LOGIN; CREATE ROLE temp LOGIN; CREATE ROLE team NOLOGIN;"
+        f"CREATE ROLE {BOSS_SQL} SUPERUSER LOGIN; CREATE ROLE temp LOGIN; CREATE ROLE team NOLOGIN;"
         "CREATE ROLE newbie LOGIN CREATEDB CONNECTION LIMIT 2 IN ROLE team; GRANT team TO temp;"
-        "ALTER ROLE newbie SET work_mem = '2MB'; COMMENT ON ROLE newbie IS 'came back'; COMMENT ON ROLE boss IS 'the boss'"
+        f"ALTER ROLE newbie SET work_mem = '2MB'; COMMENT ON ROLE newbie IS '{COMMENT}';"
+        f"COMMENT ON ROLE {BOSS_SQL} IS '{COMMENT}'"
     )
     dump = take_dump(cluster, p)
     dumped = p.psql(ROLES_SQL).splitlines()
-    p.psql("ALTER ROLE boss NOSUPERUSER; ALTER ROLE temp NOLOGIN; ALTER ROLE temp SET work_mem = '1MB'; REVOKE team FROM temp")
-    p.psql("DROP ROLE newbie; COMMENT ON ROLE boss IS 'demoted'")
+    p.psql(f"ALTER ROLE {BOSS_SQL} NOSUPERUSER; ALTER ROLE temp NOLOGIN; ALTER ROLE temp SET work_mem = '1MB'; REVOKE team FROM temp")
+    p.psql(f"DROP ROLE newbie; COMMENT ON ROLE {BOSS_SQL} IS 'demoted'")
     changed = p.psql(ROLES_SQL).splitlines()
 
     env = restore_env(cluster, p.port)
@@ -167,11 +174,12 @@ def test_globals_create_missing_roles_and_leave_existing_ones_unless_asked(clust
     newbie = [line for line in dumped if "newbie" in line]
     assert len(newbie) == 2
     assert sorted(p.psql(ROLES_SQL).splitlines()) == sorted(changed + newbie)
+    assert p.psql("SELECT shobj_description('newbie'::regrole, 'pg_authid')") == COMMENT
     assert re.search(r"left \d+ existing role\(s\) as they are", cp.stderr)
 
     cluster.run_job("restore.sh", "--overwrite-roles", "--only", "appdb", str(dump), env=env)
     after = p.psql(ROLES_SQL).splitlines()
-    assert [line for line in after if "role boss " in line] == [line for line in dumped if "role boss " in line]
+    assert [line for line in after if f"role {BOSS} " in line] == [line for line in dumped if f"role {BOSS} " in line]
     assert "member temp of team admin=f" in after
     assert p.psql("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'temp'") == "t"
 
