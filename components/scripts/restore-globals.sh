@@ -11,8 +11,9 @@ set -euo pipefail
 # The awk program that keeps, from pg_dumpall's globals script, what may be
 # applied. It reads the names of the roles that exist (one a line), then the
 # script. pg_dumpall writes one statement per line except where a string
-# literal spans lines (a comment), with standard_conforming_strings on; the
-# program follows '...' and "..." to find where each statement ends.
+# literal spans lines (a comment), with standard_conforming_strings on, names
+# as fmtId quotes them (PostgreSQL 18.3 pg_dumpall.c:621, 935-936, 992, 1232);
+# the program follows '...' and "..." to find where each statement ends.
 # Statements about a role (CREATE ROLE, ALTER ROLE, COMMENT ON ROLE, SECURITY
 # LABEL ... ON ROLE, GRANT ... ON PARAMETER ... TO role) are dropped when the
 # role exists; a membership (GRANT role TO member) when both exist. Anything

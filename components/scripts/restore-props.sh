@@ -2,10 +2,11 @@
 # A database's own properties in a dump: its owner, comment, grants (GRANT
 # CONNECT ... ON DATABASE) and settings (ALTER DATABASE ... SET, ALTER ROLE
 # ... IN DATABASE ... SET, connection limit). pg_dump -Fc stores them in the
-# archive, and pg_restore emits them only with --create (pg_backup_archiver.c,
-# _tocEntryRequired: "DATABASE and DATABASE PROPERTIES ... are restored in
-# createDB mode, and not restored otherwise"), which restore.sh cannot use on a
-# database that exists. So they are rendered here as SQL and applied in the
+# archive, and pg_restore emits them only with --create (PostgreSQL 18.3
+# pg_backup_archiver.c:3005-3015, _tocEntryRequired: "DATABASE and DATABASE
+# PROPERTIES ... are restored in createDB mode, and not restored otherwise";
+# :3115-3124 the same for ACL, COMMENT and SECURITY LABEL on the database),
+# which restore.sh cannot use on a database that exists. So they are rendered here as SQL and applied in the
 # restore's own transaction, after resetting the target's to what CREATE
 # DATABASE leaves. Sourced by restore.sh after base.sh, env.sh,
 # dump-format.sh and restore-server.sh, never executed on its own.
@@ -89,8 +90,9 @@ SQL
 # COMMENT, SECURITY LABEL, ACL and DATABASE PROPERTIES entries, which run in
 # the database. pg_restore --create always emits the DATABASE and DATABASE
 # PROPERTIES entries, whatever -L selects (_tocEntryRequired), and a \connect
-# to the database after each; the \connects are dropped (they would leave the
-# restore's transaction). pg_restore (15.14, 16.10, 17.6, 18.0 and later)
+# to the database after each (pg_backup_archiver.c:935-946; a name that needs
+# quoting gets "\encoding SQL_ASCII" before it, fe_utils/string_utils.c:783);
+# those lines are dropped (a \connect would leave the restore's transaction). pg_restore (15.14, 16.10, 17.6, 18.0 and later)
 # wraps each \connect in "\unrestrict KEY" ... "\restrict KEY" with a random
 # KEY; only that sequence is taken for one, so no text of the dump can pose
 # as it.

@@ -28,9 +28,11 @@ check_server() {
 # restore_sql STEM DB OWNER: the restore of one database as one transaction,
 # for psql: the target's database properties reset, the dump's applied, then
 # the dump's objects (pg_restore --single-transaction --clean --if-exists:
-# its "BEGIN;" comes after ours, and its "COMMIT;" ends both). When
-# pg_restore fails half-way, no COMMIT follows and psql's session ends with
-# the transaction rolled back.
+# its "BEGIN;" comes after ours, and its "COMMIT;" ends both; without
+# --single-transaction it would commit around large objects,
+# pg_backup_archiver.c:1445-1478 in PostgreSQL 18.3). When pg_restore fails
+# half-way, no COMMIT follows and psql's session ends with the transaction
+# rolled back. (pg_restore refuses -j with one transaction, pg_restore.c:432.)
 restore_sql() {
   local stem=$1 db=$2 owner=$3
   # No timeout of the database's settings applies to the restore (pg_restore's
