@@ -97,6 +97,7 @@ parse_args() {
         exit 0
         ;;
       -*)
+        log "unknown option '$1' (--jobs is gone: a database restores in one transaction, which pg_restore runs in one job)"
         usage >&2
         exit 2
         ;;

@@ -170,6 +170,8 @@ def test_globals_create_missing_roles_and_leave_existing_ones_unless_asked(clust
     changed = p.psql(ROLES_SQL).splitlines()
 
     env = restore_env(cluster, p.port)
+    cp = cluster.run_job("restore.sh", "--jobs", "2", str(dump), env=env, check=False)
+    assert cp.returncode == 2 and "unknown option '--jobs' (--jobs is gone" in cp.stderr, cp.stderr
     cp = cluster.run_job("restore.sh", "--only", "appdb", str(dump), env=env)
     newbie = [line for line in dumped if "newbie" in line]
     assert len(newbie) == 2
