@@ -83,7 +83,7 @@ restore_database() {
 # is not 1): it holds nothing but what the failed restore left.
 undo_created() {
   [[ $2 != 1 ]] || return 0
-  if psql_db postgres -c "DROP DATABASE $(sql_ident "$1") WITH (FORCE)" >/dev/null 2>"$ERR_FILE"; then
+  if psql_db postgres -c "DROP DATABASE IF EXISTS $(sql_ident "$1") WITH (FORCE)" >/dev/null 2>"$ERR_FILE"; then
     log "dropped database $1 again: this run created it, and its restore failed"
   else
     log "could not drop database $1, which this run created: $(one_line "$ERR_FILE")"
