@@ -120,11 +120,12 @@ def test_a_failed_restore_leaves_the_database_as_it_was_and_a_good_one_brings_ba
     assert "restoring database appdb into the existing database, in one transaction failed, and was rolled back" in line
     assert "cannot drop schema shop because other objects depend on it" in line
 
-    # Killed while it waits for a lock a client holds: its session ends when it next reads, and
-    # the transaction with it.
-    holder = lock_table(p, "shop.orders")
+    # Killed while it waits for a client's lock on shop.cache, which it drops after the tables
+    # before it: its server session ends when it next reads from the dead client, and the
+    # transaction with it.
+    holder = lock_table(p, "shop.cache")
     run = cluster.spawn_job("restore.sh", "--only", "appdb", str(dump), env=env)
-    wait_for(lambda: waiting_on_lock(p), 30, "the restore to wait for the lock on shop.orders")
+    wait_for(lambda: waiting_on_lock(p), 30, "the restore to wait for the lock on shop.cache")
     run.kill(signal.SIGKILL)
     run.wait(timeout=30)
     holder.close()
