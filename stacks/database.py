@@ -16,7 +16,6 @@ from components.postgres_names import credentials_secret, scripts_config_map
 from components.postgres_network import DnsEgress, NetworkPolicyPeer
 from components.postgres_statefulset import PostgresStatefulSet
 from stacks.config import BACKUP_TARGET_SECRET, LONGHORN_RELEASE, LonghornJob, Secrets, Settings
-from stacks.config import LonghornJob, Secrets, Settings
 from stacks.rollout import data_major_marker, major_warning, primary_template_marker, template_warning, warn_when_replaced
 
 
