@@ -480,7 +480,7 @@ class ImageSettings(_Model):
         "docker.io/library/postgres", description="[registry[:port]/]path, without tag or digest"
     )
     tag: Annotated[str, BeforeValidator(_tag_is_text), AfterValidator(_image_tag)] = Field(
-        "18.1", description="Image tag; its leading number is the PostgreSQL major (15-18); Debian-based, not -alpine"
+        "18.6", description="Image tag; its leading number is the PostgreSQL major (15-18); Debian-based, not -alpine"
     )
     digest: Annotated[str, AfterValidator(_digest)] | None = Field(None, description="Pin by digest: sha256:<64 hex>")
     pullPolicy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
