@@ -14,8 +14,11 @@ peer_ips() {
   getent ahosts "$PEERS_HOST" | awk '!seen[$1]++ { print $1 }'
 }
 
-# peer_label IP: "name (IP)" when reverse DNS names the pod at IP (a
-# StatefulSet pod's record in the headless Service), else IP.
+# peer_label IP: "name (IP)" when reverse DNS names the pod at IP, else IP. A
+# headless Service's endpoint with a hostname (a StatefulSet pod's) has a PTR
+# record <hostname>.<service>.<ns>.svc.<zone> (kubernetes/dns
+# docs/specification.md, 2.4.3 PTR Records); not-ready ones too, as the
+# Service publishes them.
 peer_label() {
   local name
   name=$(getent hosts "$1" | awk '{ print $2; exit }') || name=''
@@ -130,7 +133,7 @@ refuse_if_peer_ahead() {
 # server that streams from nobody, with at least the settings the primary
 # ran with (a hot standby refuses less).
 promote_standby_data() {
-  local in_recovery tli
+  local in_recovery tli mine
   log "promoting: $PGDATA is a standby's (standby.signal) but this pod is now the primary (PRIMARY_POD=${PRIMARY_POD:-$POD_NAME}); replaying its WAL, then pg_promote()"
   control_data || die "promoting: cannot read $PGDATA/global/pg_control with pg_controldata"
   # Replaying a standby's backlog can take long; the init container has no deadline.
@@ -138,7 +141,6 @@ promote_standby_data() {
   start_temp_server "$PGDATA" -c hot_standby=on -c primary_conninfo= -c primary_slot_name= \
     -c restore_command= "${CTL_HOT_STANDBY_ARGS[@]}"
   if [[ -n $PEERS_HOST ]]; then
-    local mine
     mine=$(replay_end)
     refuse_if_peer_ahead "$mine" "$(wal_timeline_at "$mine" "$CTL_SEGSIZE" "$CTL_TLI")"
   fi
