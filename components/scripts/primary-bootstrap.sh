@@ -107,6 +107,8 @@ refuse_if_peer_ahead() {
   ips=$(peer_ips) || ips=''
   for ip in $ips; do
     peer=$(peer_label "$ip")
+    # This pod's own address (the Service publishes pods that are not ready): nothing listens there yet.
+    [[ $peer != "$POD_NAME ("* ]] || continue
     if ! replication_run out "$ip" -c IDENTIFY_SYSTEM; then
       log "promoting: $peer did not answer ($UP_ERROR): its WAL is not compared"
       continue

@@ -28,6 +28,10 @@ def lsn(value: str) -> int:
     return (int(high, 16) << 32) | int(low, 16)
 
 
+def lsn_text(value: int) -> str:
+    return f"{value >> 32:X}/{value & 0xFFFFFFFF:X}"
+
+
 def promote_env(new: Node, peer: Node, **extra: str) -> dict[str, str]:
     """`pulumi up` with replication.primary = new: its pod restarts as the primary; the
     headless Service answers with the peer."""
@@ -59,8 +63,10 @@ def test_a_standby_behind_a_running_primary_is_not_promoted_unless_the_loss_is_a
     refused = REFUSED.search(cp.stderr)
     assert refused, cp.stderr
     assert refused["peer"] == "localhost" and refused["pod"] == new.name
-    assert refused["mine"] == replayed
-    assert lsn(refused["theirs"]) >= lsn(written) > lsn(replayed)
+    mine = refused["mine"]
+    # The standby's own end: what it had replayed (or a record the primary logged by itself just before
+    # the standby stopped), short of the row the standby never got.
+    assert lsn(replayed) <= lsn(mine) < lsn(written) <= lsn(refused["theirs"])
     assert (new.pgdata / "standby.signal").exists(), "refused before the promotion: still a standby's data"
     assert "new timeline" not in cp.stderr
 
@@ -68,13 +74,16 @@ def test_a_standby_behind_a_running_primary_is_not_promoted_unless_the_loss_is_a
     short = promote_env(new, old, PROMOTE_ACCEPT_WAL_LOSS_UP_TO=replayed)
     assert REFUSED.search(new.run_script("init.sh", env=short, check=False).stderr)
 
-    # The deliberate override at the peer's position: promoted, the loss logged.
-    theirs = old.psql("SELECT pg_current_wal_flush_lsn()")
-    cp = new.init(**promote_env(new, old, PROMOTE_ACCEPT_WAL_LOSS_UP_TO=theirs))
-    assert (
-        f"WARNING: promoting: localhost (127.0.0.1) has WAL up to {theirs} on timeline 1, this pod {new.name} only up to {replayed}"
-        in cp.stderr
+    # The deliberate override, at or past the peer's position (the refusal names it; a margin here, as
+    # the running primary may log a record of its own meanwhile): promoted, the accepted loss logged.
+    accepted = lsn_text(lsn(refused["theirs"]) + 1024 * 1024)
+    cp = new.init(**promote_env(new, old, PROMOTE_ACCEPT_WAL_LOSS_UP_TO=accepted))
+    warned = re.search(
+        rf"WARNING: promoting: localhost \(127\.0\.0\.1\) has WAL up to (\S+) on timeline 1, this pod {new.name} only up to {mine}; "
+        rf"PROMOTE_ACCEPT_WAL_LOSS_UP_TO={accepted} accepts losing the commits in between",
+        cp.stderr,
     )
+    assert warned and lsn(refused["theirs"]) <= lsn(warned[1]) <= lsn(accepted), cp.stderr
     assert "new timeline 2" in cp.stderr
     new.start(POD_SETTINGS)
     assert ids(new) == [1, 2]
@@ -94,10 +103,20 @@ def test_a_peer_with_the_same_wal_or_on_another_timeline_does_not_stop_the_promo
     end = stop_caught_up(s1)
     wait_for(lambda: s2.psql("SELECT pg_last_wal_replay_lsn()") == end, 30, "the other standby at the same position")
 
-    cp = s1.init(**promote_env(s1, s2))
-    assert (
-        f"promoting: localhost (127.0.0.1) has WAL up to {end} on timeline 1, this pod {s1.name} up to {end}: it holds nothing" in cp.stderr
+    # DNS as in a cluster: the headless Service lists this pod too (not ready; nothing listens on it
+    # yet), and reverse DNS names each pod.
+    dns = s1.stand_in(
+        "getent",
+        'case "$1 $2" in\n'
+        '"ahosts peers.test") printf "127.0.0.2 STREAM peers.test\\n127.0.0.1 STREAM\\n" ;;\n'
+        f'"hosts 127.0.0.1") echo "127.0.0.1 {s2.name}.pg-hl.db.svc.cluster.local" ;;\n'
+        f'"hosts 127.0.0.2") echo "127.0.0.2 {s1.name}.pg-hl.db.svc.cluster.local" ;;\n'
+        "*) exit 2 ;;\nesac\n",
     )
+    cp = s1.init(**promote_env(s1, s2, PEERS_HOST="peers.test") | dns)
+    same = f"promoting: {s2.name} (127.0.0.1) has WAL up to {end} on timeline 1, this pod {s1.name} up to {end}: it holds nothing"
+    assert same in cp.stderr
+    assert "127.0.0.2" not in cp.stderr, "this pod's own address is not a peer"
     assert "new timeline 2" in cp.stderr
     s1.start(POD_SETTINGS)
     insert(s1, 3)  # more WAL, on timeline 2
