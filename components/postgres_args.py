@@ -23,6 +23,7 @@ from components.postgres_settings import MAX_REPLICAS
 from components.postgres_settings import image_major as major_of  # the property below has the same name
 from components.quantity import quantity, whole_bytes
 from components.validation import (
+    WAL_POSITION_RE,
     check_literals,
     check_name,
     check_pg_identifier,
@@ -80,6 +81,9 @@ class PostgresStatefulSetArgs:
     """The cluster's DNS domain, used in every host name."""
     primary_pod: str | None = None
     """The pod that must be the primary; None means <name>-0. Set only by the promotion runbook (README)."""
+    accept_wal_loss_up_to: str | None = None
+    """A WAL position (X/Y): the promotion proceeds although a peer's WAL reaches up to here past the
+    promoted data's (the commits in between are lost); None: refused (README promotion runbook)."""
     password_rotation: int = 1
     """Bump (>= 1) to generate new passwords for every role (RandomPassword keepers)."""
     protect: bool = True
@@ -120,6 +124,13 @@ class PostgresStatefulSetArgs:
         self._check_service()
         if self.primary_pod is not None and not self.replication:
             fail(self, "primary_pod", self.primary_pod, "None with replication off (every pod is its own database)")
+        if self.accept_wal_loss_up_to is not None and not WAL_POSITION_RE.fullmatch(self.accept_wal_loss_up_to):
+            fail(
+                self,
+                "accept_wal_loss_up_to",
+                self.accept_wal_loss_up_to,
+                "None or a WAL position X/Y in upper-case hex, such as '0/3000148'",
+            )
 
     def _check_resources(self) -> None:
         check_resources(self, "requests", self.requests)

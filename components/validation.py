@@ -28,6 +28,8 @@ DNS_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 IANA_SVC_NAME = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 # A PostgreSQL role or database name as the pod scripts quote it: unquoted-identifier rules, lowercase.
 PG_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+# A WAL position as PostgreSQL prints it (pg_current_wal_lsn, IDENTIFY_SYSTEM): X/Y, upper-case hex.
+WAL_POSITION_RE = re.compile(r"[0-9A-F]{1,8}/[0-9A-F]{1,8}")
 
 
 def fail(args: object, field: str, value: Any, expected: str) -> NoReturn:

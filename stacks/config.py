@@ -34,7 +34,7 @@ from components.pod_security import POSTGRES_UID
 from components.postgres_names import claim_name, headless_service, pod_name, pod_names, read_only_service, standby_pod, standby_set
 from components.postgres_settings import MAX_REPLICAS, pg_major
 from components.quantity import QUANTITY_GRAMMAR, QUANTITY_MAX, quantity
-from components.validation import DNS_1035_LABEL, DNS_1123_LABEL, DNS_1123_SUBDOMAIN, PG_IDENTIFIER
+from components.validation import DNS_1035_LABEL, DNS_1123_LABEL, DNS_1123_SUBDOMAIN, PG_IDENTIFIER, WAL_POSITION_RE
 
 PROJECT = "pgstack"
 
@@ -363,6 +363,12 @@ def _tag_is_text(value: Any) -> Any:
     return value
 
 
+def _wal_position(value: str) -> str:
+    if not WAL_POSITION_RE.fullmatch(value):
+        raise ValueError(f"a WAL position X/Y in upper-case hex, as init.sh's refusal names it, {such_as('0/3000148')}")
+    return value
+
+
 def _digest(value: str) -> str:
     if not _DIGEST.fullmatch(value):
         raise ValueError(f"sha256: followed by 64 lowercase hex digits, {such_as('sha256:' + 'ab' * 32)}")
@@ -488,7 +494,7 @@ class ImageSettings(_Model):
         "docker.io/library/postgres", description="[registry[:port]/]path, without tag or digest"
     )
     tag: Annotated[str, BeforeValidator(_tag_is_text), AfterValidator(_image_tag)] = Field(
-        "18.1", description="Image tag; its leading number is the PostgreSQL major (15-18); Debian-based, not -alpine"
+        "18.6", description="Image tag; its leading number is the PostgreSQL major (15-18); Debian-based, not -alpine"
     )
     digest: Annotated[str, AfterValidator(_digest)] | None = Field(None, description="Pin by digest: sha256:<64 hex>")
     pullPolicy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
@@ -573,6 +579,11 @@ class ReplicationSettings(_Model):
     podAntiAffinity: Literal["soft", "hard"] = "soft"
     primary: Annotated[str, dns_label(63, (pod_name("postgres", 0), standby_pod("postgres", 1)))] | None = Field(
         None, description="Pod that must be the primary; null means <name>-0. Set only by the promotion runbook"
+    )
+    acceptWalLossUpTo: Annotated[str, AfterValidator(_wal_position)] | None = Field(
+        None,
+        description="Promote replication.primary although a reachable pod's WAL reaches this far past its data "
+        "(a WAL position X/Y, from init.sh's refusal); the commits in between are lost. Null: refuse",
     )
 
 

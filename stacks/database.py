@@ -58,6 +58,7 @@ def postgres_args(settings: Settings, namespace: pulumi.Input[str], storage_clas
         max_lag_bytes=pg.replication.maxLagBytes,
         anti_affinity=pg.replication.podAntiAffinity,
         primary_pod=pg.replication.primary,
+        accept_wal_loss_up_to=pg.replication.acceptWalLossUpTo,
         shm_size=pg.shmSize,
         hold=settings.holdDatabase,
         network_policy=pg.networkPolicy.enabled,

@@ -96,6 +96,9 @@ load_config() {
     _require_match PEERS_HOST "$HOST_RE" 'a host name'
   fi
   _require_match PEER_CHECK_SECONDS "$UINT_RE" 'a non-negative integer (seconds)'
+  if [[ -n $PROMOTE_ACCEPT_WAL_LOSS_UP_TO ]]; then
+    _require_match PROMOTE_ACCEPT_WAL_LOSS_UP_TO '^[0-9A-F]{1,8}/[0-9A-F]{1,8}$' 'empty or a WAL position X/Y in upper-case hex, as the refusal names it (0/3000148)'
+  fi
   _require_match TMPDIR "$PATH_RE" 'an absolute path of [A-Za-z0-9._/-]'
   # libpq: never prompt, never wait forever for a connection.
   export PGCONNECT_TIMEOUT

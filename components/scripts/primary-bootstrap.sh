@@ -1,11 +1,34 @@
 #!/usr/bin/env bash
 # The primary's data at pod start: a new cluster on an empty volume (after
 # making sure no peer still runs one), or a standby's data promoted to a new
-# timeline when this pod has become the primary. Sourced by init.sh after
-# base.sh, pod-config.sh, secrets.sh, local-psql.sh, roles.sh, volume.sh,
-# layout.sh, temp-server.sh and control-data.sh, never executed on its own.
+# timeline when this pod has become the primary (after making sure no peer
+# holds WAL it lacks). Sourced by init.sh after base.sh, pod-config.sh,
+# secrets.sh, local-psql.sh, roles.sh, volume.sh, layout.sh, temp-server.sh,
+# control-data.sh and upstream.sh, never executed on its own.
 # shellcheck disable=SC2034 # TEMP_SERVER_WAIT_SECONDS is read by temp-server.sh.
 set -euo pipefail
+
+# peer_ips: every address of PEERS_HOST (the headless Service: its A and AAAA
+# records, so IPv4, IPv6 and dual-stack clusters), one a line.
+peer_ips() {
+  getent ahosts "$PEERS_HOST" | awk '!seen[$1]++ { print $1 }'
+}
+
+# peer_label IP: "name (IP)" when reverse DNS names the pod at IP, else IP. A
+# headless Service's endpoint with a hostname (a StatefulSet pod's) has a PTR
+# record <hostname>.<service>.<ns>.svc.<zone> (kubernetes/dns
+# docs/specification.md, 2.4.3 PTR Records); not-ready ones too, as the
+# Service publishes them.
+peer_label() {
+  local name
+  name=$(getent hosts "$1" | awk '{ print $2; exit }') || name=''
+  name=${name%%.*}
+  if [[ -n $name && $1 != "$name"* ]]; then
+    printf '%s (%s)\n' "$name" "$1"
+  else
+    printf '%s\n' "$1"
+  fi
+}
 
 # refuse_if_peer_running: the primary's volume is empty. When another pod of
 # the set (an A or AAAA record of PEERS_HOST, the headless Service: IPv4,
@@ -20,7 +43,7 @@ refuse_if_peer_running() {
   log "primary: the volume is empty; checking for ${PEER_CHECK_SECONDS}s that no pod of $PEERS_HOST runs PostgreSQL"
   while :; do
     rounds=$((rounds + 1))
-    if ips=$(getent ahosts "$PEERS_HOST" | awk '!seen[$1]++ { print $1 }') && [[ -n $ips ]]; then
+    if ips=$(peer_ips) && [[ -n $ips ]]; then
       for ip in $ips; do
         rc=0
         pg_isready -q -h "$ip" -p "$PRIMARY_PORT" -t 3 >/dev/null 2>&1 || rc=$?
@@ -53,6 +76,58 @@ drop_carried_physical_slots() {
     log "promoting: dropped the physical replication slots this pod's data kept from an earlier time as the primary: ${slots//$'\n'/, } (its standbys make theirs again)"
 }
 
+# replay_end: the end of this data's WAL, once the temporary server (a hot
+# standby that streams from nobody) has replayed all of pg_wal: its startup
+# process then sleeps between tries for WAL no source has (wait event
+# RecoveryRetrieveRetryInterval: src/backend/access/transam/xlogrecovery.c,
+# WaitForWALToBecomeAvailable).
+replay_end() {
+  local deadline waiting
+  deadline=$(($(now_ms) + TEMP_SERVER_WAIT_SECONDS * 1000))
+  while :; do
+    waiting=$(psql_at "$TEMP_SOCKET_DIR" -At -c "SELECT wait_event FROM pg_stat_activity WHERE backend_type = 'startup'")
+    [[ $waiting != RecoveryRetrieveRetryInterval ]] || break
+    (($(now_ms) < deadline)) || die "promoting: $PGDATA/pg_wal was not replayed within ${TEMP_SERVER_WAIT_SECONDS}s"
+    sleep 0.1
+  done
+  psql_at "$TEMP_SOCKET_DIR" -At -c 'SELECT pg_last_wal_replay_lsn()'
+}
+
+# refuse_if_peer_ahead LSN TLI: before the promotion of data whose WAL ends at
+# LSN on timeline TLI. A pod of PEERS_HOST that answers IDENTIFY_SYSTEM with
+# this database's system identifier, the same timeline and WAL past LSN holds
+# commits this data lacks (an old primary still running, a standby that
+# received more): promoting would drop them, so stop, unless
+# PROMOTE_ACCEPT_WAL_LOSS_UP_TO is at or past the peer's position. A peer that
+# does not answer (a dead node, a pod not yet started), or holds another
+# database or timeline, is logged and not compared.
+refuse_if_peer_ahead() {
+  [[ -n $PEERS_HOST ]] || return 0
+  local mine=$1 tli=$2 ips ip peer out sysid ptli plsn
+  ips=$(peer_ips) || ips=''
+  for ip in $ips; do
+    peer=$(peer_label "$ip")
+    # This pod's own address (the Service publishes pods that are not ready): nothing listens there yet.
+    [[ $peer != "$POD_NAME ("* ]] || continue
+    if ! replication_run out "$ip" -c IDENTIFY_SYSTEM; then
+      log "promoting: $peer did not answer ($UP_ERROR): its WAL is not compared"
+      continue
+    fi
+    IFS='|' read -r sysid ptli plsn _ <<<"$out"
+    if [[ $sysid != "$CTL_SYSID" ]]; then
+      log "promoting: $peer runs another database (system identifier $sysid, this pod's $CTL_SYSID): not compared"
+    elif [[ $ptli != "$tli" ]]; then
+      log "promoting: $peer is on timeline $ptli, this pod's WAL on timeline $tli: not compared"
+    elif (($(lsn_int "$plsn") <= $(lsn_int "$mine"))); then
+      log "promoting: $peer has WAL up to $plsn on timeline $tli, this pod $POD_NAME up to $mine: it holds nothing this pod lacks"
+    elif [[ -n $PROMOTE_ACCEPT_WAL_LOSS_UP_TO ]] && (($(lsn_int "$plsn") <= $(lsn_int "$PROMOTE_ACCEPT_WAL_LOSS_UP_TO"))); then
+      log "WARNING: promoting: $peer has WAL up to $plsn on timeline $tli, this pod $POD_NAME only up to $mine; PROMOTE_ACCEPT_WAL_LOSS_UP_TO=$PROMOTE_ACCEPT_WAL_LOSS_UP_TO accepts losing the commits in between"
+    else
+      die "promoting: refused: $peer has WAL up to $plsn on timeline $tli of this database, this pod $POD_NAME only up to $mine: promoting it would lose the commits in between. Keep them: set replication.primary back, let this pod catch up while nothing writes, then move it again. Or lose them: set replication.acceptWalLossUpTo: \"$plsn\" (README 'Runbook: lose the primary's node for good')"
+    fi
+  done
+}
+
 # promote_standby_data: this pod is the primary, but PGDATA is a standby's
 # (standby.signal). Removing standby.signal alone would end recovery on the
 # old timeline, so that a standby of the old primary could follow either; a
@@ -60,13 +135,17 @@ drop_carried_physical_slots() {
 # server that streams from nobody, with at least the settings the primary
 # ran with (a hot standby refuses less).
 promote_standby_data() {
-  local in_recovery tli
+  local in_recovery tli mine
   log "promoting: $PGDATA is a standby's (standby.signal) but this pod is now the primary (PRIMARY_POD=${PRIMARY_POD:-$POD_NAME}); replaying its WAL, then pg_promote()"
   control_data || die "promoting: cannot read $PGDATA/global/pg_control with pg_controldata"
   # Replaying a standby's backlog can take long; the init container has no deadline.
   TEMP_SERVER_WAIT_SECONDS=900
   start_temp_server "$PGDATA" -c hot_standby=on -c primary_conninfo= -c primary_slot_name= \
     -c restore_command= "${CTL_HOT_STANDBY_ARGS[@]}"
+  if [[ -n $PEERS_HOST ]]; then
+    mine=$(replay_end)
+    refuse_if_peer_ahead "$mine" "$(wal_timeline_at "$mine" "$CTL_SEGSIZE" "$CTL_TLI")"
+  fi
   [[ $(psql_at "$TEMP_SOCKET_DIR" -At -c 'SELECT pg_promote(true, 60)') == t ]] ||
     die "promoting: pg_promote() did not finish within 60s"
   in_recovery=$(psql_at "$TEMP_SOCKET_DIR" -At -c 'SELECT pg_is_in_recovery()')

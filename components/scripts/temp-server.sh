@@ -24,8 +24,13 @@ start_temp_server() {
   set -- "$@" -p "$PGPORT" -c listen_addresses= -c "unix_socket_directories=$TEMP_SOCKET_DIR" \
     -c log_statement=none -c log_min_duration_statement=-1 -c log_min_error_statement=panic
   TEMP_SERVER_DATA=$dir
-  pg_ctl -D "$dir" -o "$(printf '%q ' "$@")" -t "$TEMP_SERVER_WAIT_SECONDS" -w start >&2 ||
-    die "the temporary server on $dir did not start (pg_ctl -w waits up to ${TEMP_SERVER_WAIT_SECONDS}s; the server's log is above)"
+  local why="the temporary server on $dir did not start (pg_ctl -w waits up to ${TEMP_SERVER_WAIT_SECONDS}s; the server's log is above)"
+  pg_ctl -D "$dir" -o "$(printf '%q ' "$@")" -t "$TEMP_SERVER_WAIT_SECONDS" -w start >&2 || die "$why"
+  # pg_ctl 18 (not 15 to 17) exits 0 when a server whose pg_control says "shut down in recovery" (a
+  # standby's data) exits during start-up, whatever the reason: it takes it for a recovery
+  # target's shutdown (src/bin/pg_ctl/pg_ctl.c, wait_for_postmaster_start ->
+  # POSTMASTER_SHUTDOWN_IN_RECOVERY, "server shut down because of recovery target settings").
+  pg_ctl -D "$dir" status >/dev/null || die "$why"
 }
 
 # stop_temp_server: fast shutdown (a clean checkpoint), waiting until it is down.

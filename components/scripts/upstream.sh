@@ -14,28 +14,41 @@ set -euo pipefail
 # Seconds one connection to the primary may take (connect and command).
 UPSTREAM_TIMEOUT=5
 
-# upstream_psql [psql args...]: psql over a replication connection to the
-# primary (replication commands only); unaligned rows, fields split by '|',
-# errors with their SQLSTATE ("ERROR:  42710: ...").
-upstream_psql() {
+# replication_psql HOST [psql args...]: psql over a replication connection to
+# the pod at HOST (every pod listens on PRIMARY_PORT; replication commands
+# only); unaligned rows, fields split by '|', errors with their SQLSTATE
+# ("ERROR:  42710: ...").
+replication_psql() {
   local conninfo
-  conninfo="host=$PRIMARY_HOST port=$PRIMARY_PORT user=$REPLICATION_USER passfile=$REPLICATION_PGPASS"
+  conninfo="host=$1 port=$PRIMARY_PORT user=$REPLICATION_USER passfile=$REPLICATION_PGPASS"
   conninfo+=" replication=true connect_timeout=$UPSTREAM_TIMEOUT application_name=$POD_NAME/${SCRIPT_NAME%.sh}"
+  shift
   timeout -k 1 "$((UPSTREAM_TIMEOUT + 1))" \
     psql -X -q -w -A -t -F '|' -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -d "$conninfo" "$@"
 }
 
-# upstream_run VAR [psql args...]: upstream_psql with its output in VAR; on a
-# failure, UP_ERROR holds the first error line (or says it timed out).
+# upstream_psql [psql args...]: replication_psql to the primary.
+upstream_psql() {
+  replication_psql "$PRIMARY_HOST" "$@"
+}
+
+# upstream_run VAR [psql args...]: replication_run to the primary.
 upstream_run() {
+  replication_run "$1" "$PRIMARY_HOST" "${@:2}"
+}
+
+# replication_run VAR HOST [psql args...]: replication_psql with its output in
+# VAR; on a failure, UP_ERROR holds the first error line (or says it timed out).
+replication_run() {
   # No xtrace (bash -x) lines in the error output we parse.
   local -
   set +x
   local -n _out=$1
-  shift
+  local host=$2
+  shift 2
   local errf rc=0
   errf=$(mktemp "$TMPDIR/upstream.XXXXXX")
-  _out=$(upstream_psql "$@" 2>"$errf") || rc=$?
+  _out=$(replication_psql "$host" "$@" 2>"$errf") || rc=$?
   UP_ERROR=''
   if ((rc != 0)); then
     IFS= read -r UP_ERROR <"$errf" || true

