@@ -209,7 +209,9 @@ def test_a_confirmed_uninstall_is_armed_and_recorded_on_the_release() -> None:
 # ------------------------------------------------------------------ the backup target's Secret
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+# The committed Longhorn-installing stacks, by what they show (ids that are not stack names: a per-stack test
+# runs for every stack file, tests/stacks/test_new_stacks.py, and a new stack may not install Longhorn).
+@pytest.mark.parametrize("stack", ["dev", "prod"], ids=["unprotected", "protected"])
 def test_the_backup_target_secret_is_kept_like_the_release(stack: str) -> None:
     """Without it every Longhorn backup fails, silently: protected where the stack protects, and retained on
     delete like the release that reads it (an unarmed destroy leaves Longhorn running with its target)."""
