@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pulumi
@@ -42,25 +43,34 @@ def data_major_marker(settings: Settings) -> random.RandomId:
     )
 
 
-def _data(value: Any) -> Any:
-    """An unwrapped input as plain data: Output.from_input rebuilds *Args classes, whose fields are their __dict__."""
+def _data(value: Any, outputs: list[pulumi.Output[Any]]) -> Any:
+    """A pod template as plain data, each Output inside replaced by its index in ``outputs`` (collected here):
+    one walk over the Args objects (their fields are their __dict__) instead of an Output per node."""
+    if isinstance(value, pulumi.Output):
+        outputs.append(value)
+        return {"output": len(outputs) - 1}
     if isinstance(value, dict):
-        return {str(k): _data(v) for k, v in value.items()}
+        return {str(k): _data(v, outputs) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_data(v) for v in value]
+        return [_data(v, outputs) for v in value]
     if hasattr(value, "__dict__"):
-        return {type(value).__name__: _data(vars(value))}
+        return {type(value).__name__: _data(vars(value), outputs)}
     return value
 
 
-def template_fingerprint(template: Any) -> str:
-    """sha256 of a pod template as plain data (keys sorted): equal templates, equal fingerprints."""
-    return hashlib.sha256(json.dumps(_data(template), sort_keys=True).encode()).hexdigest()
+def template_fingerprint(template: Any, resolved: Sequence[Any] = ()) -> str:
+    """sha256 of a pod template as plain data (keys sorted) with its Outputs' values: equal templates, equal
+    fingerprints."""
+    outputs: list[pulumi.Output[Any]] = []
+    shape = _data(template, outputs)
+    return hashlib.sha256(json.dumps([shape, list(resolved)], sort_keys=True, default=str).encode()).hexdigest()
 
 
-def primary_template_marker(name: str, template: pulumi.Input[Any]) -> random.RandomId:
+def primary_template_marker(name: str, template: Any) -> random.RandomId:
     """Replaced whenever the primary's pod template changes; never protected (it guards nothing)."""
-    fingerprint = pulumi.Output.from_input(template).apply(template_fingerprint)
+    outputs: list[pulumi.Output[Any]] = []
+    _data(template, outputs)
+    fingerprint = pulumi.Output.all(*outputs).apply(lambda values: template_fingerprint(template, values))
     return random.RandomId(f"{name}-primary-template", byte_length=4, keepers={TEMPLATE_KEEPER: fingerprint})
 
 

@@ -8,6 +8,7 @@ provide the real before and after objects.
 from __future__ import annotations
 
 import copy
+import functools
 import shutil
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,13 @@ def _run(stack: str, change: dict[str, Any], run: Run | None = None) -> Run:
         full = key if ":" in key else f"pgstack:{key}"
         config[full] = _merge(config.get(full) or {}, value) if isinstance(value, dict) else value
     return run_program(config, stack=stack, run=run or Run(seed="same passwords for the same inputs"))
+
+
+@functools.cache
+def _base(stack: str) -> Run:
+    """The stack as committed, run once per stack and worker: the "before" of every row (never mutated:
+    classify only reads; a changed "after" is always a fresh _run)."""
+    return _run(stack, {})
 
 
 PVC = "PersistentVolumeClaim postgres-data-postgres-"
@@ -167,11 +175,11 @@ TABLE: list[tuple[str, str, dict[str, Any], dict[str, str]]] = [
 
 @pytest.mark.parametrize(("stack", "what", "change", "expected"), TABLE, ids=[f"{t[0]}: {t[1]}" for t in TABLE])
 def test_config_change_effects(stack: str, what: str, change: dict[str, Any], expected: dict[str, str]) -> None:
-    assert classify(_run(stack, {}), _run(stack, change)) == expected
+    assert classify(_base(stack), _run(stack, change)) == expected
 
 
 def test_unchanged_config_changes_nothing_and_a_plain_delete_is_a_delete() -> None:
-    base = _run("dev", {})
+    base = _base("dev")
     assert classify(base, _run("dev", {})) == {}
     gone = classify(base, _run("dev", {"postgres": {"name": "pg"}}))
     # Without protect the old objects go (the claim stays: retain_on_delete).
@@ -217,7 +225,7 @@ def _every_set_rolls(run: Run) -> dict[str, str]:
 def test_upgrade_pgstack_a_pod_script_changes(stack: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """README row "upgrade pgstack (a pod script changes)": the ConfigMap updates in place
     (enableConfigMapMutable) and every set rolls; nothing is replaced or refused, protected or not."""
-    before = _run(stack, {})
+    before = _base(stack)
     _with_changed_script(monkeypatch, tmp_path)
     after = _run(stack, {})
     cm = f"{settings_of(stack).postgres.name}-scripts"
@@ -228,7 +236,7 @@ def test_upgrade_pgstack_a_pod_script_changes(stack: str, monkeypatch: pytest.Mo
 def test_upgrade_pgstack_with_replace_only_configmaps_still_never_replaces_a_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Belt and braces: with the provider flag off, the ConfigMap is deleted and re-created, but no
     StatefulSet input property-depends on it (known names), so the engine drags none along."""
-    before = _run("prod", {})
+    before = _base("prod")
     _with_changed_script(monkeypatch, tmp_path)
     after = _flag_off(_run("prod", {}), "kubernetes:enableConfigMapMutable")
     assert classify(before, after) == BOTH_SETS
@@ -239,7 +247,7 @@ def test_replace_one_password(stack: str) -> None:
     """README row "`pulumi up --replace <password>`": a new superuser password, the Secret updated
     in place, the pods roll; the RandomPassword itself is not protected (the Secret is)."""
     name = settings_of(stack).postgres.name
-    base = _run(stack, {})
+    base = _base(stack)
     urn = base.one(PASSWORD_TYPE, f"{name}-superuser-password").urn
 
     def new_superuser(inputs: dict[str, Any], password: str) -> str:
@@ -255,7 +263,7 @@ def test_replace_only_secret_makes_rotation_refused_on_protected_stacks() -> Non
     """The model follows the provider flag: without enableSecretMutable the Secret's content is
     replace-only, so a rotation is refused on a protected stack (what the flag fixes)."""
     after = _flag_off(_run("prod", {"postgres": {"passwordRotation": 2}}), "kubernetes:enableSecretMutable")
-    effects = classify(_run("prod", {}), after)
+    effects = classify(_base("prod"), after)
     assert effects["Secret postgres-credentials"] == REFUSED_PROTECT
 
 
@@ -330,7 +338,7 @@ def test_no_workload_property_depends_on_an_object_that_is_deleted_before_it_is_
 
 def test_policy_v1_pdb_spec_updates_in_place() -> None:
     """diff.go lists `.spec` as forceNew for policy/v1beta1 PodDisruptionBudgets only; ours is policy/v1."""
-    pdb = _run("dev", {}).one("kubernetes:policy/v1:PodDisruptionBudget", "postgres-pdb")
+    pdb = _base("dev").one("kubernetes:policy/v1:PodDisruptionBudget", "postgres-pdb")
     changed = copy.deepcopy(pdb)
     changed.inputs["spec"]["maxUnavailable"] = 2.0
     assert effect(pdb, changed) == IN_PLACE
