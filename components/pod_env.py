@@ -151,6 +151,11 @@ POD_ENV = EnvContract(
         EnvVar("PEERS_HOST", "the headless Service (every pod); empty: no peer check before an empty primary", ""),
         EnvVar("PRIMARY_POD", "the pod that must be the primary; empty: the pod with ordinal 0", ""),
         EnvVar("PGDATA", "the data directory, a subdirectory of DATA_MOUNT"),
+        EnvVar(
+            "STACK_PG_MAJOR",
+            "the PostgreSQL major the stack configures (postgres.image.tag); init.sh refuses a server of another major",
+            read_by=("init.sh",),
+        ),
         EnvVar("DATA_MOUNT", "the data volume's mount path; empty: implied by PGDATA's image layout", ""),
         EnvVar("PGPORT", "the port PostgreSQL listens on"),
         EnvVar("PG_SOCKET_DIR", "the unix socket directory (the pod's emptyDir)"),

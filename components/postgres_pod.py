@@ -65,6 +65,7 @@ def postgres_env(
         "PEERS_HOST": peers_host,
         "PRIMARY_POD": primary_pod_name(name, args.primary_pod),
         "PGDATA": layout.pgdata,
+        "STACK_PG_MAJOR": str(args.image_major),
         "DATA_MOUNT": layout.mount_path,
         "PGPORT": str(CONTAINER_PORT),
         "PG_SOCKET_DIR": SOCKET_DIR,

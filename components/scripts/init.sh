@@ -68,6 +68,7 @@ main() {
   [[ $# -eq 0 ]] || die "usage: init.sh (no arguments; configured through the environment)"
   ((EUID != 0)) || die "must run as the postgres user, not root"
   load_config
+  check_server_major
   trap cleanup EXIT
   trap 'exit 143' TERM
   trap 'exit 130' INT

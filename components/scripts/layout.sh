@@ -13,6 +13,18 @@ server_major() {
   printf '%s\n' "${BASH_REMATCH[1]}"
 }
 
+# check_server_major: the server binary must be the major the stack configures
+# (STACK_PG_MAJOR, from postgres.image.tag, which also chose PGDATA's layout).
+# A digest of another version than the tag runs that version whatever the tag
+# says; refuse before anything on the volume is read or written.
+check_server_major() {
+  local bin_major
+  [[ $STACK_PG_MAJOR =~ ^[0-9]+$ ]] || die "STACK_PG_MAJOR='$STACK_PG_MAJOR' is invalid: expected a PostgreSQL major such as 18"
+  bin_major=$(server_major)
+  [[ $bin_major == "$STACK_PG_MAJOR" ]] ||
+    die "this image runs PostgreSQL $bin_major (postgres --version) but the stack configures PostgreSQL $STACK_PG_MAJOR (postgres.image.tag); the image's digest is another version than its tag: set postgres.image.tag and postgres.image.digest to the same version, then roll out again"
+}
+
 # data_major DIR: the major version in DIR/PG_VERSION ('unknown' when unreadable).
 data_major() {
   local v=''

@@ -38,7 +38,8 @@ CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 
 def test_the_required_variables() -> None:
     pod = ("POD_NAME", "PGDATA", "PGPORT", "PG_SOCKET_DIR", "SECRETS_DIR")
-    assert {s: POD_ENV.required_by(s) for s in POD_ENV.scripts} == dict.fromkeys(POD_ENV.scripts, pod)
+    init = ("POD_NAME", "PGDATA", "STACK_PG_MAJOR", "PGPORT", "PG_SOCKET_DIR", "SECRETS_DIR")
+    assert {s: POD_ENV.required_by(s) for s in POD_ENV.scripts} == dict.fromkeys(POD_ENV.scripts, pod) | {"init.sh": init}
     assert DUMP_ENV.required_by("backup.sh") == ("BACKUP_HOSTS", "BACKUP_DIR", "PGPORT", "SECRETS_DIR")
     assert DUMP_ENV.required_by("restore.sh") == ("PGHOST", "PGPORT", "SECRETS_DIR")
 

@@ -288,6 +288,7 @@ def test_every_container_gets_the_one_env_mapping_in_its_order() -> None:
     args = PostgresStatefulSetArgs(namespace="db", storage_class="fast", image="postgres:17.6", replicas=2, max_lag_bytes=99)
     env = postgres_env("pg", args, data_layout(args.image_major), "primary.example", "peers.example")
     assert env["PGDATA"] == "/var/lib/postgresql/data/pgdata" and env["READINESS_MAX_LAG_BYTES"] == "99"
+    assert env["STACK_PG_MAJOR"] == "17"  # the tag's major: init.sh refuses a digest that runs another
     assert "POD_NAME" not in env  # from the downward API, declared in the contract
     pod = _plain(_build(replicas=2, max_lag_bytes=99).one(STS, "pg-standby").inputs["spec"])["template"]["spec"]
     for container in pod["initContainers"] + pod["containers"]:

@@ -337,6 +337,8 @@ class Node:
             "PATH": f"{bins}:/usr/local/bin:/usr/bin:/bin",
             "HOME": str(c.base / "home"),
             "PGDATA": str(self.pgdata),
+            # The stack configures the major of the binaries the pod runs (test_majors.py makes them disagree).
+            "STACK_PG_MAJOR": bin_major(self.server_bin),
             "DATA_MOUNT": str(self.volume),
             "PGPORT": str(self.port),
             "PG_SOCKET_DIR": str(self.socket_dir),

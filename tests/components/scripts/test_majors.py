@@ -212,3 +212,20 @@ def test_missing_major_binaries_fail_with_the_install_step(tmp_path: Path, pg_bi
     monkeypatch.setattr(f"{__name__}.MAJORS_DIR", tmp_path)
     with pytest.raises(pytest.fail.Exception, match=re.escape(INSTALL)):
         server_bin("17", pg_bin)
+
+
+# ------------------------------------- a server of another major than configured
+
+
+@pytest.mark.parametrize(("runs", "configured"), [("18", "15"), ("15", "18")], ids=["18-binary-for-15", "15-binary-for-18"])
+def test_a_server_of_another_major_than_configured_is_refused(cluster: Cluster, pg_bin: Path, runs: str, configured: str) -> None:
+    """image.tag 15 with an 18 digest (or the other way round): the digest decides the binary, the tag the layout
+    and STACK_PG_MAJOR. init.sh stops, naming both, before it reads or writes the volume."""
+    p = cluster.primary
+    use_major(p, runs, pg_bin)
+    cp = p.run_script("init.sh", env={"STACK_PG_MAJOR": configured}, check=False)
+    assert cp.returncode != 0
+    assert (
+        f"this image runs PostgreSQL {runs} (postgres --version) but the stack configures PostgreSQL {configured} (postgres.image.tag)"
+    ) in fatal(cp.stderr)
+    assert list(p.volume.iterdir()) == [] and list(p.socket_dir.iterdir()) == []
