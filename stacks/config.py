@@ -16,6 +16,7 @@ reads the same way) that the same key accepts; tests/stacks/test_config.py parse
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import json
 import math
@@ -23,7 +24,7 @@ import re
 from collections.abc import Callable, Iterable
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import pulumi
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
@@ -205,17 +206,41 @@ def _quantity_text(examples: tuple[Any, ...]) -> Callable[[Any], Any]:
     return to_text
 
 
+# What people write after a number -> the quantity suffixes that mean it (decimal units: the exact suffix, then
+# the binary one Kubernetes users usually mean). Case-insensitive; only the field's own kind of unit.
+_BYTE_UNITS = {"b": [""], "bytes": [""], **{f"{p}b": [p.upper() if p != "k" else "k", f"{p.upper()}i"] for p in "kmgtpe"}}
+_BYTE_UNITS |= {f"{p}ib": [f"{p.upper()}i"] for p in "kmgtpe"} | {f"{p}i": [f"{p.upper()}i"] for p in "kmgtpe"}
+_CPU_UNITS = {"core": [""], "cores": [""], "cpu": [""], "cpus": [""], "millicore": ["m"], "millicores": ["m"], "mcpu": ["m"]}
+_QUANTITY_SUFFIXES = ("", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n", "u", "m", "k", "M", "G", "T", "P", "E")
+
+
+def quantity_fixes(value: str, cpu: bool) -> list[str]:
+    """What a refused quantity such as "10 GB", "4 GiB" or "2 cores" most likely meant: "10G" and "10Gi", "4Gi", "2"."""
+    match = re.fullmatch(r"\s*([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))\s*([A-Za-z]*)\s*", value)
+    if not match:
+        return []
+    number, unit = match.groups()
+    units = _CPU_UNITS if cpu else _BYTE_UNITS
+    suffixes = [unit] if unit in _QUANTITY_SUFFIXES else units.get(unit.lower(), [])
+    return [number + suffix for suffix in suffixes]
+
+
 def _quantity_rule(examples: tuple[Any, ...], whole_bytes: bool = False, minimum: str | None = None) -> Callable[[str], str]:
+    def accepted(value: str) -> bool:
+        try:
+            check(value)
+        except ValueError:
+            return False
+        return True
+
     def check(value: str) -> str:
         if not QUANTITY_GRAMMAR.fullmatch(value):
-            spaced = ""
-            if re.search(r"\s", value):
-                packed = re.sub(r"\s", "", value)
-                spaced = f" (the API server refuses spaces: {json.dumps(packed)}, not {json.dumps(value)})"
+            # Only fixes the rule accepts are offered: "10 MB" for a volume (below its minimum) gets the usual examples.
+            fixes = [fix for fix in quantity_fixes(value, cpu=not whole_bytes) if accepted(fix)]
             raise ValueError(
-                f"a Kubernetes quantity: a number and an optional suffix, written without spaces{spaced}; suffixes are "
-                f"Ki Mi Gi Ti Pi Ei (powers of 1024), n u m k M G T P E (powers of 1000) or an exponent (e6); "
-                f"{such_as(*examples)}"
+                "a Kubernetes quantity: a number and an optional suffix, written without spaces; suffixes are Ki Mi Gi Ti "
+                "Pi Ei (powers of 1024), n u m k M G T P E (powers of 1000) or an exponent (e6), no B or unit words; "
+                f"{such_as(*(fixes or examples))}"
             )
         amount = quantity(value)
         if abs(amount) > QUANTITY_MAX:
@@ -375,6 +400,43 @@ def _digest(value: str) -> str:
     return value
 
 
+# The official postgres images whose digests we know: digest -> the PostgreSQL version it runs. Each major's
+# trixie image as docker-library/repo-info lists it at commit 0b63eeca29bdd695a0db3d3249137b9929da650d,
+# repos/postgres/remote/<major>-trixie.md: the index digest (line 4, what `docker pull postgres:<tag>` resolves)
+# and the linux/amd64 image's (line 29), with the image's ENV PG_VERSION. A digest not listed here is accepted
+# unchecked; init.sh still refuses a server of another major (STACK_PG_MAJOR).
+KNOWN_DIGESTS: dict[str, str] = {
+    "sha256:86c951e05bf56c93d95d397747fb8820ac76cc3bedb78f43abd83eedbe3666ae": "18.6",  # 18-trixie, the stacks' pin
+    "sha256:0377e72c5289ed2f98cf61b1a9c2db9eb9d300317fe14244492fbc94343b3d04": "18.6",  # 18-trixie linux/amd64
+    "sha256:f4c66b820c6f974249089d3d16d86a3698eae11e8746eb6644b2271031e91232": "17.11",  # 17-trixie
+    "sha256:e31e3d5327d1806f6177827c9710643e4f35f7ab3f14d26d05332753d3e95ee0": "17.11",  # 17-trixie linux/amd64
+    "sha256:a3b7f434b2dc57ce85a67e171163eb8ab1a1ebcb39d27484661f26b1dfbe30d6": "16.15",  # 16-trixie
+    "sha256:a85daf0dbd5e79586e850e3fe4b21b796799828ad015ce2166aeb98cc24da61c": "16.15",  # 16-trixie linux/amd64
+    "sha256:dfbbb0ad8cab91d41e99123664e37a9b25d0413426d4fb3154e4d668e5d35246": "15.19",  # 15-trixie
+    "sha256:e27d24a29acce1b554771ba68c43afa55446069d228310451bb8c96c1531d2cb": "15.19",  # 15-trixie linux/amd64
+}
+
+
+def tag_names_version(tag: str, version: str) -> bool:
+    """Whether a tag's version (18, 18.6, 18.6-trixie) is `version` (18.6) or a prefix of it."""
+    numbers = re.match(r"[0-9]+(?:\.[0-9]+)*", tag)
+    return numbers is not None and version.split(".")[: numbers[0].count(".") + 1] == numbers[0].split(".")
+
+
+def _digest_matches_tag(tag: str, digest: str | None) -> None:
+    """The digest decides what the node runs; the tag decides the data layout and what init.sh expects."""
+    version = KNOWN_DIGESTS.get(digest or "")
+    if version is None or tag_names_version(tag, version):
+        return
+    raise _FieldError(
+        "tag",
+        tag,
+        f"the version image.digest runs: {digest} is postgres:{version} (docker-library/repo-info), so the pods would "
+        f"run PostgreSQL {version} whatever the tag says; set the tag to it, {such_as(version, version.split('.')[0])}, "
+        "or pin the digest of the version you mean",
+    )
+
+
 DnsName = Annotated[str, dns_label(63)]
 NamespaceName = Annotated[str, dns_label(63, ("postgres-prod", "orders-db"))]
 Schedule = Annotated[str, AfterValidator(_schedule)]
@@ -420,6 +482,12 @@ def _strict_local_rule(locality_key: str, locality: str, count_key: str, count: 
         )
 
 
+def _chart_version(value: str) -> str:
+    if not re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", value):
+        raise ValueError(f"a Helm chart version MAJOR.MINOR.PATCH, digits only (no v, no date), {such_as('1.10.1')}")
+    return value
+
+
 class LonghornSettings(_Model):
     """Longhorn install (helm.v3.Release) and its cluster-wide default settings."""
 
@@ -427,7 +495,7 @@ class LonghornSettings(_Model):
         True,
         description="Install Longhorn from this stack; false when another stack (or a platform team) already installed it",
     )
-    chartVersion: str = Field("1.10.1", pattern=r"^\d+\.\d+\.\d+$", description="Pinned Longhorn chart version")
+    chartVersion: Annotated[str, AfterValidator(_chart_version)] = Field("1.10.1", description="Pinned Longhorn chart version")
     namespace: DnsName = Field("longhorn-system", description="Namespace for the Longhorn release")
     defaultReplicaCount: int = Field(3, ge=1, le=20, description="Longhorn's default replica count for volumes")
     defaultDataLocality: Literal["disabled", "best-effort", "strict-local"] = "disabled"
@@ -498,6 +566,11 @@ class ImageSettings(_Model):
     )
     digest: Annotated[str, AfterValidator(_digest)] | None = Field(None, description="Pin by digest: sha256:<64 hex>")
     pullPolicy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+
+    @model_validator(mode="after")
+    def _tag_and_digest_agree(self) -> ImageSettings:
+        _digest_matches_tag(self.tag, self.digest)
+        return self
 
     @property
     def major(self) -> int:
@@ -721,6 +794,15 @@ class LonghornJob(_Model):
     retain: int = Field(ge=1, le=100, description="Snapshots or backups kept per volume")
 
 
+def _s3_remote(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]*", value):
+        raise ValueError(
+            "an rclone bucket/prefix without a scheme: letters, digits, '.', '_', '/' and '-', starting with a letter or "
+            f"digit, {such_as('backups/orders-db', 'my-bucket')}"
+        )
+    return value
+
+
 class DumpSettings(_Model):
     """The logical backup CronJob: pg_dumpall globals plus pg_dump -Fc per database."""
 
@@ -728,9 +810,8 @@ class DumpSettings(_Model):
     keep: int = Field(7, ge=0, description="Complete dumps kept by count (0: no count rule)")
     keepDays: int = Field(0, ge=0, description="Complete dumps kept by age in days (0: no age rule)")
     storageSize: StorageSize = Field("5Gi", description="The dumps volume; grows in place like the data volumes")
-    s3Remote: str | None = Field(
+    s3Remote: Annotated[str, AfterValidator(_s3_remote)] | None = Field(
         None,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$",
         description="bucket/prefix to copy every dump to with rclone; credentials in pgstack:dumpS3 (secret)",
     )
 
@@ -981,7 +1062,8 @@ class _FieldError(ValueError):
         self.key, self.value, self.accepted = key, value, accepted
 
 
-def _describe(err: Any, prefix: str) -> str:
+def _describe(err: Any, prefix: str, unquoted: Any = None) -> str:
+    """One line for one pydantic error. unquoted: the value without its quotes when that is accepted there."""
     loc = [str(p) for p in err["loc"]]
     ctx_error = (err.get("ctx") or {}).get("error")
     if isinstance(ctx_error, _FieldError):
@@ -992,7 +1074,14 @@ def _describe(err: Any, prefix: str) -> str:
     if err["type"] in ("dict_type", "model_type", "model_attributes_type"):
         return _line(".".join(loc), value, "an object (a YAML mapping)", prefix)
     if err["type"] == "extra_forbidden":
-        return f"{prefix}{'.'.join(loc)}: unknown key (value {_show(value)}); check the spelling against Pulumi.yaml"
+        meant = closest_key(str(err["loc"][-1]), _fields_at(err["loc"][:-1]))
+        hint = "check the spelling against Pulumi.yaml"
+        if meant:
+            hint = f"did you mean {'.'.join([*loc[:-1], meant])}?" + _case_note(loc[-1], meant)
+        return f"{prefix}{'.'.join(loc)}: unknown key (value {_show(value)}); {hint}"
+    if err["type"] in _KINDS and isinstance(value, str):
+        accepted = f"{_KINDS[err['type']]} without quotes (YAML reads quoted text as text)"
+        return _line(".".join(loc), value, accepted + (f", {such_as(unquoted)}" if unquoted is not _NOTHING else ""), prefix)
     if isinstance(ctx_error, ValueError):
         accepted = str(ctx_error)
     else:
@@ -1003,6 +1092,71 @@ def _describe(err: Any, prefix: str) -> str:
 
 
 _NUMBER_BOUNDS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+# Strict types: a quoted "2" or "true" in a stack file is text. What the key wanted, by pydantic error type.
+_KINDS = {"int_type": "a whole number", "bool_type": "true or false", "float_type": "a number"}
+_NOTHING = object()
+
+
+def closest_key(name: str, known: Iterable[str]) -> str | None:
+    """The known key a mistyped one most likely meant: the same in another case, else within two edits."""
+    known = list(known)
+    same = [k for k in known if k.lower() == name.lower()]
+    if same:
+        return same[0]
+    near = sorted((edit_distance(name.lower(), k.lower()), k) for k in known)
+    return near[0][1] if near and near[0][0] <= min(2, len(name) // 2) else None
+
+
+def _case_note(name: str, meant: str) -> str:
+    return " (keys are case-sensitive)" if name.lower() == meant.lower() else ""
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The model class inside an annotation (Optional, list[...], Annotated[...])."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _fields_at(loc: tuple[Any, ...], model: type[BaseModel] | None = None) -> list[str]:
+    """The keys the model at `loc` (below Settings) accepts."""
+    model = model or Settings
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(str(part))
+        model = _model_of(field.annotation) if field else None
+    return list(model.model_fields) if model else []
+
+
+def _unquoted(raw: dict[str, Any], err: Any, errors: list[Any]) -> Any:
+    """A quoted "2", "true" or "1.5" where a number or boolean goes, without its quotes, when the key accepts that."""
+    value = err.get("input")
+    if err["type"] not in _KINDS or not isinstance(value, str):
+        return _NOTHING
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        return _NOTHING
+    if isinstance(parsed, bool) != (err["type"] == "bool_type") or not isinstance(parsed, int | float):
+        return _NOTHING
+    fixed = copy.deepcopy(raw)
+    node: Any = fixed
+    for part in err["loc"][:-1]:
+        node = node[part]
+    node[err["loc"][-1]] = parsed
+    try:
+        Settings.model_validate(fixed)
+    except ValidationError as again:
+        # Accepted only if it brings no error of its own (an armed uninstall needs its confirmation, say).
+        others = {(e["loc"], e["msg"]) for e in errors if e is not err}
+        if any((e["loc"], e["msg"]) not in others for e in again.errors()):
+            return _NOTHING
+    return parsed
 
 
 def _line(key: str, value: Any, accepted: str, prefix: str) -> str:
@@ -1019,7 +1173,8 @@ def parse_settings(raw: dict[str, Any], stack: str | None = None) -> Settings:
     try:
         return Settings.model_validate(raw, context={"stack": stack})
     except ValidationError as exc:
-        lines = [_describe(err, f"{PROJECT}:") for err in exc.errors()]
+        errors = exc.errors()
+        lines = [_describe(err, f"{PROJECT}:", _unquoted(raw, err, errors)) for err in errors]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
 
 
@@ -1110,12 +1265,12 @@ def unread_config_keys(keys: Iterable[str]) -> list[str]:
             namespace, name = "", key
         if namespace in (PROJECT, *PROVIDER_NAMESPACES):
             continue
-        head = name.split(".", 1)[0]
-        if head in ours:
+        head = closest_key(name.split(".", 1)[0], ours)
+        if head is not None:
             meant = f"{PROJECT}:{head}"
-        elif namespace in ours:
-            meant = f"{PROJECT}:{namespace} (with {name} inside the object)"
-        elif namespace and edit_distance(namespace, PROJECT) <= 2:
+        elif namespace and (inside := closest_key(namespace, ours)) is not None:
+            meant = f"{PROJECT}:{inside} (with {name} inside the object)"
+        elif namespace and edit_distance(namespace.lower(), PROJECT) <= 2:
             meant = f"{PROJECT}:{name}"
         else:
             continue
@@ -1184,7 +1339,10 @@ def load_settings() -> Settings:
     allowed = set(CONFIG_KEYS) | set(SECRET_KEYS)
     unknown = sorted(k for k in known if k.startswith(f"{PROJECT}:") and k.split(":", 1)[1] not in allowed)
     if unknown:
-        raise ConfigError(f"invalid configuration:\n  {unknown[0]}: unknown key; expected one of {', '.join(sorted(allowed))}")
+        name = unknown[0].split(":", 1)[1]
+        meant = closest_key(name, allowed)
+        hint = f"did you mean {PROJECT}:{meant}?{_case_note(name, meant)}" if meant else f"expected one of {', '.join(sorted(allowed))}"
+        raise ConfigError(f"invalid configuration:\n  {unknown[0]}: unknown key; {hint}")
     raw: dict[str, Any] = {}
     for key in CONFIG_KEYS:
         text = config.get(key)

@@ -58,22 +58,52 @@ def test_dev_and_prod_sizes() -> None:
     assert prod.postgres.storageSize != dev.postgres.storageSize
 
 
+# The 18.6 image the stacks pin, and 17.11's linux/amd64 image (docker-library/repo-info, stacks/config.py KNOWN_DIGESTS).
+DIGEST_18 = "sha256:86c951e05bf56c93d95d397747fb8820ac76cc3bedb78f43abd83eedbe3666ae"
+DIGEST_17_AMD64 = "sha256:e31e3d5327d1806f6177827c9710643e4f35f7ab3f14d26d05332753d3e95ee0"
+
 # (top-level key, value, key path named in the error, value named, words of the accepted form). The value is merged
 # into the dev stack's object for that key; key "*" takes a mapping of several top-level keys at once.
 BAD: list[tuple[str, Any, str, str, str]] = [
     ("postgres", {"replicas": 0}, "postgres.replicas", "0", "greater than or equal to 1"),
     ("postgres", {"replicas": -2}, "postgres.replicas", "-2", "greater than or equal to 1"),
-    ("postgres", {"replicas": "3"}, "postgres.replicas", '"3"', "valid integer"),
+    ("postgres", {"replicas": "3"}, "postgres.replicas", '"3"', "whole number without quotes (YAML reads quoted text as text), such as 3"),
+    ("postgres", {"replicas": "0"}, "postgres.replicas", '"0"', "without quotes"),  # 0 is refused too: no suggestion
+    ("postgres", {"passwordRotation": "2"}, "postgres.passwordRotation", '"2"', "such as 2"),
+    # a key in the wrong case or misspelt: the key meant
+    ("postgres", {"Replicas": 2}, "postgres.Replicas", "2", "did you mean postgres.replicas? (keys are case-sensitive)"),
+    ("postgres", {"image": {"Tag": "18.6"}}, "postgres.image.Tag", '"18.6"', "did you mean postgres.image.tag?"),
+    (
+        "postgres",
+        {"networkPolicy": {"allowFrom": [{"podLabel": {"app": "web"}}]}},
+        "postgres.networkPolicy.allowFrom.0.podLabel",
+        "an object",
+        "podLabels?",
+    ),
+    ("storage", {"classname": "x"}, "storage.classname", '"x"', "did you mean storage.className?"),
+    ("longhorn", {"chartVersion": "v1.10.1"}, "longhorn.chartVersion", '"v1.10.1"', 'such as "1.10.1"'),
+    # what a stack file's unquoted date becomes (Pulumi's YAML keeps it as text: tests/stacks/test_stack_files.py)
+    ("longhorn", {"chartVersion": "2024-01-01"}, "longhorn.chartVersion", '"2024-01-01"', "MAJOR.MINOR.PATCH"),
+    ("postgres", {"image": {"tag": "2025-10-01"}}, "postgres.image.tag", '"2025-10-01"', "one of 15, 16, 17 or 18"),
     # quantities: the API server's grammar, then each field's range
     ("postgres", {"storageSize": "1GB"}, "postgres.storageSize", '"1GB"', "Kubernetes quantity"),
-    ("postgres", {"storageSize": "1 Gi"}, "postgres.storageSize", '"1 Gi"', 'refuses spaces: "1Gi"'),
+    ("postgres", {"storageSize": "1 Gi"}, "postgres.storageSize", '"1 Gi"', "written without spaces; suffixes are"),
+    ("postgres", {"storageSize": "1 Gi"}, "postgres.storageSize", '"1 Gi"', 'such as "1Gi"'),
+    # units people write: each message suggests the quantity meant (and the example test feeds it back)
+    ("postgres", {"storageSize": "10 GB"}, "postgres.storageSize", '"10 GB"', 'no B or unit words; such as "10G" or "10Gi"'),
+    ("postgres", {"storageSize": "10GB"}, "postgres.storageSize", '"10GB"', 'such as "10G" or "10Gi"'),
+    ("postgres", {"storageSize": "10 MB"}, "postgres.storageSize", '"10 MB"', 'such as "100Mi"'),  # 10M is below the minimum
+    ("postgres", {"resources": {"limits": {"memory": "4 GiB"}}}, "postgres.resources.limits.memory", '"4 GiB"', 'such as "4Gi"'),
+    ("postgres", {"resources": {"requests": {"cpu": "2 cores"}}}, "postgres.resources.requests.cpu", '"2 cores"', 'such as "2"'),
+    ("postgres", {"resources": {"limits": {"cpu": "500 millicores"}}}, "postgres.resources.limits.cpu", "500 millicores", '"500m"'),
+    ("postgres", {"shmSize": "256 mi"}, "postgres.shmSize", '"256 mi"', 'such as "256Mi"'),
     ("postgres", {"storageSize": "-1Gi"}, "postgres.storageSize", '"-1Gi"', "at least 100Mi (104857600 bytes; 100Mi itself is accepted)"),
     ("postgres", {"storageSize": "99Mi"}, "postgres.storageSize", '"99Mi"', "at least 100Mi"),
     ("postgres", {"storageSize": "107374182400m"}, "postgres.storageSize", '"107374182400m"', "whole number of bytes"),
     ("postgres", {"storageSize": "1e40"}, "postgres.storageSize", '"1e40"', "at most 2^63-1"),
     ("postgres", {"storageSize": "9Ei"}, "postgres.storageSize", '"9Ei"', "the API server caps larger ones"),
     ("postgres", {"storageSize": True}, "postgres.storageSize", "true", "as a string or a plain number"),
-    ("postgres", {"resources": {"requests": {"cpu": "500 m"}}}, "postgres.resources.requests.cpu", '"500 m"', 'refuses spaces: "500m"'),
+    ("postgres", {"resources": {"requests": {"cpu": "500 m"}}}, "postgres.resources.requests.cpu", '"500 m"', 'such as "500m"'),
     ("postgres", {"resources": {"requests": {"cpu": "1,5"}}}, "postgres.resources.requests.cpu", '"1,5"', "Kubernetes quantity"),
     ("postgres", {"resources": {"requests": {"cpu": "0"}}}, "postgres.resources.requests.cpu", '"0"', "above zero"),
     ("postgres", {"resources": {"limits": {"memory": "1 Gi"}}}, "postgres.resources.limits.memory", '"1 Gi"', "without spaces"),
@@ -195,6 +225,10 @@ BAD: list[tuple[str, Any, str, str, str]] = [
     ("postgres", {"image": {"tag": "18.1-alpine"}}, "postgres.image.tag", '"18.1-alpine"', "uid 70, and these pods run as uid 999"),
     ("postgres", {"image": {"tag": "16-alpine3.22"}}, "postgres.image.tag", '"16-alpine3.22"', "Debian-based tag"),
     ("postgres", {"image": {"digest": "sha256:xyz"}}, "postgres.image.digest", '"sha256:xyz"', "64 lowercase hex"),
+    # a digest the table knows (stacks/config.py KNOWN_DIGESTS) runs its own version, whatever the tag says
+    ("postgres", {"image": {"tag": "17.6", "digest": DIGEST_18}}, "postgres.image.tag", '"17.6"', f"{DIGEST_18} is postgres:18.6"),
+    ("postgres", {"image": {"tag": "18.5", "digest": DIGEST_18}}, "postgres.image.tag", '"18.5"', 'such as "18.6" or "18"'),
+    ("postgres", {"image": {"tag": "18", "digest": DIGEST_17_AMD64}}, "postgres.image.tag", '"18"', 'such as "17.11" or "17"'),
     # network policy peers: CIDRs with ipaddress, labels with the Kubernetes rules
     (
         "postgres",
@@ -302,7 +336,7 @@ BAD: list[tuple[str, Any, str, str, str]] = [
     ),
     ("storage", {"existingClass": "standard"}, "storage.existingClass", '"standard"', "unset while longhorn.install is true"),
     ("storage", {"reclaimPolicy": "Recycle"}, "storage.reclaimPolicy", '"Recycle"', "'Retain'"),
-    ("protect", "yes", "protect", '"yes"', "valid boolean"),
+    ("protect", "yes", "protect", '"yes"', "true or false without quotes (YAML reads quoted text as text)"),
     (
         "postgres",
         {"networkPolicy": {"dns": {"cidrs": ["169.254.20.10/32"], "any": True}}},
@@ -339,11 +373,11 @@ BAD: list[tuple[str, Any, str, str, str]] = [
     ("backup", {"dumps": {"keep": 0, "keepDays": 0}}, "backup.dumps.keep", "0", "at least 1 in keep or keepDays"),
     ("backup", {"dumps": {"storageSize": "5GB"}}, "backup.dumps.storageSize", '"5GB"', "Kubernetes quantity"),
     ("backup", {"dumps": {"storageSize": "5 Gi"}}, "backup.dumps.storageSize", '"5 Gi"', "without spaces"),
-    ("backup", {"dumps": {"s3Remote": "s3://bucket"}}, "backup.dumps.s3Remote", '"s3://bucket"', "a string matching"),
-    ("longhorn", {"deleteAllVolumesOnUninstall": "true"}, "longhorn.deleteAllVolumesOnUninstall", '"true"', "valid boolean"),
+    ("backup", {"dumps": {"s3Remote": "s3://bucket"}}, "backup.dumps.s3Remote", '"s3://bucket"', "bucket/prefix without a scheme"),
+    ("longhorn", {"deleteAllVolumesOnUninstall": "true"}, "longhorn.deleteAllVolumesOnUninstall", '"true"', "quotes"),
     ("postgres", {"service": {"type": "Ingress"}}, "postgres.service.type", '"Ingress"', "'NodePort'"),
     ("postgres", {"service": {"nodePort": 30001}}, "postgres.service.nodePort", "30001", "unless type is NodePort"),
-    ("postgres", {"replication": {"enabled": "yes"}}, "postgres.replication.enabled", '"yes"', "valid boolean"),
+    ("postgres", {"replication": {"enabled": "yes"}}, "postgres.replication.enabled", '"yes"', "true or false"),
     ("postgres", 3, "postgres", "3", "an object"),
     ("longhorn", {"nodeDownPodDeletionPolicy": "delete"}, "longhorn.nodeDownPodDeletionPolicy", '"delete"', "do-nothing"),
     ("postgres", {"username": "postgres"}, "postgres.username", '"postgres"', "other than postgres"),
@@ -425,7 +459,7 @@ def _message_line(raw: dict[str, Any], path: str) -> str:
 
 # Rows whose message is pydantic's own (types, bounds, literals, unknown keys) or asks for a key to be unset:
 # they name the accepted form without examples.
-WITHOUT_EXAMPLES = ("valid integer", "greater than", "unknown key", "valid boolean", "'", "unset", "an object", "a string matching")
+WITHOUT_EXAMPLES = ("without quotes", "greater than", "unknown key", "'", "unset", "an object")
 EXAMPLE_CASES = [
     pytest.param(b, example, id=f"{b[2]}={b[3][:20]} -> {json.dumps(example)}")
     for b in BAD
@@ -455,10 +489,35 @@ def test_messages_of_our_own_rules_give_examples() -> None:
     assert len(EXAMPLE_CASES) >= 100
 
 
+_DID_YOU_MEAN = re.compile(r"did you mean ([\w.]+)\?")
+KEY_CASES = [b for b in BAD if _DID_YOU_MEAN.search(_message_line(_raw(bad_config(b[0], b[1])), b[2]))]
+
+
+@pytest.mark.parametrize("row", KEY_CASES, ids=[b[2] for b in KEY_CASES])
+def test_every_key_a_message_suggests_is_accepted_with_the_value(row: tuple[str, Any, str, str, str]) -> None:
+    key, value, path = row[0], row[1], row[2]
+    raw = _raw(bad_config(key, value))
+    match = _DID_YOU_MEAN.search(_message_line(raw, path))
+    assert match is not None
+    *parents, wrong = path.split(".")
+    node: Any = raw
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    node[match[1].rsplit(".", 1)[-1]] = node.pop(wrong)
+    parse_settings(raw)
+
+
+def test_a_top_level_key_in_the_wrong_case_names_the_key() -> None:
+    config = stack_config("dev")
+    config[f"{PROJECT}:Postgres"] = config.pop(f"{PROJECT}:postgres")
+    with pytest.raises(ConfigError, match=r"pgstack:Postgres: unknown key; did you mean pgstack:postgres\? \(keys are case-sensitive\)$"):
+        run_program(config)
+
+
 def test_unknown_top_level_key_is_rejected() -> None:
     config = stack_config("dev") | {f"{PROJECT}:postgress": {"replicas": 2}}
     run = Run()
-    with pytest.raises(ConfigError, match=r"pgstack:postgress: unknown key; expected one of"):
+    with pytest.raises(ConfigError, match=r"pgstack:postgress: unknown key; did you mean pgstack:postgres\?$"):
         run_program(config, run=run)
     assert run.resources == []
 

@@ -304,6 +304,8 @@ UNREAD: list[tuple[str, bool]] = [
     ("postgres:replicas", True),  # the namespace is one of our keys
     ("postgres", True),  # no namespace: only a runner that skipped Pulumi's namespacing hands over such a key
     ("storage.className", True),
+    ("PGSTACK:foo", True),  # the project's namespace in another case
+    ("app:Postgres", True),  # one of our keys in another case
 ]
 
 
