@@ -116,9 +116,62 @@ def stacks(root: Path = ROOT) -> list[str]:
     return sorted(n for n in names if STACK_NAME.fullmatch(n))
 
 
+# YAML as the Pulumi CLI reads a stack file, with gopkg.in/yaml.v3 (pulumi sdk/go/common/encoding/marshal.go:27
+# and :115, used by workspace/loaders.go:181): a key twice in one mapping is an error, and a date-like scalar
+# (2024-01-01) stays the text it is (yaml's decode.go sets a timestamp decoded into interface{} as its string).
+
+
+def _refuse_duplicate_keys(node: yaml.MappingNode) -> None:
+    seen: dict[str, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+            continue
+        if key_node.value in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"the key {key_node.value} is given twice in one mapping (first at line {seen[key_node.value]}); keep one",
+                key_node.start_mark,
+            )
+        seen[key_node.value] = key_node.start_mark.line + 1
+
+
+def _mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    _refuse_duplicate_keys(node)
+    return loader.construct_mapping(node, deep=True)
+
+
+def _timestamp_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
+    return str(loader.construct_scalar(node))
+
+
+def _stack_file_loader(base: type[yaml.SafeLoader]) -> type[yaml.SafeLoader]:
+    loader: type[yaml.SafeLoader] = type(f"StackFile{base.__name__}", (base,), {})
+    loader.add_constructor("tag:yaml.org,2002:map", _mapping)
+    loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_text)
+    return loader
+
+
+_FAST_STACK_LOADER = _stack_file_loader(_FAST_LOADER)
+_PURE_STACK_LOADER = _stack_file_loader(yaml.SafeLoader)
+
+
+def _text(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise StackFileError(
+            f"{_shown(path)}, line {line}: not UTF-8 (byte 0x{data[exc.start]:02x}); save the file as UTF-8, the encoding "
+            "Pulumi reads YAML in"
+        ) from None
+
+
 def load_yaml(path: Path) -> Any:
-    """A YAML file's content; a syntax error becomes one line naming the file, the line and the column."""
-    text = path.read_text()
+    """A YAML file's content; a syntax error, a key given twice or text that is not UTF-8 becomes one line naming
+    the file, the line and the column."""
+    text = _text(path)
     try:
         # Each test reads the stack files again: parsed once per content, a copy per call.
         return copy.deepcopy(_parse(text))
@@ -126,7 +179,7 @@ def load_yaml(path: Path) -> Any:
         pass
     # The pure-Python loader's messages, for the one line below.
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_PURE_STACK_LOADER)
     except yaml.MarkedYAMLError as exc:
         where = exc.problem_mark or exc.context_mark
         position = f", line {where.line + 1}, column {where.column + 1}" if where else ""
@@ -139,7 +192,7 @@ def load_yaml(path: Path) -> Any:
 @functools.lru_cache(maxsize=64)
 def _parse(text: str) -> Any:
     """YAML text parsed by libyaml when it is there (ten times faster than the pure-Python loader)."""
-    return yaml.load(text, Loader=_FAST_LOADER)
+    return yaml.load(text, Loader=_FAST_STACK_LOADER)
 
 
 def _shown(path: Path) -> str:

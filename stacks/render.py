@@ -20,6 +20,7 @@ exactly those. Any other non-empty directory (`--out .` among them) is refused.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -28,18 +29,23 @@ from typing import Any
 import pulumi
 import yaml
 
-from stacks.mock_run import (
-    ROOT,
-    MissingStackFileError,
-    Registered,
-    Run,
-    StackFileError,
-    StackFileWarning,
-    plain,
-    run_program,
-    stack_config,
-    stacks,
-)
+try:
+    from stacks.mock_run import (
+        ROOT,
+        MissingStackFileError,
+        Registered,
+        Run,
+        StackFileError,
+        StackFileWarning,
+        plain,
+        run_program,
+        stack_config,
+        stacks,
+    )
+except ModuleNotFoundError as missing:  # `python stacks/render.py`: Python puts stacks/, not the project, on the path
+    if missing.name != "stacks":
+        raise
+    sys.exit("render: run it as a module from the project directory: .venv/bin/python -m stacks.render <stack>")
 
 REDACTED = "<redacted>"
 # Marks a directory the render owns, and lists the files it wrote there.
@@ -97,6 +103,7 @@ def _owned_files(out_dir: Path, root: Path = ROOT) -> list[Path]:
         if resolved == project or resolved in project.parents:
             raise OutputDirError(f"refusing to write into {out_dir}: it holds the project (Pulumi.yaml and the stack files)")
     if not out_dir.exists():
+        _check_creatable(out_dir)
         return []
     if not out_dir.is_dir():
         raise OutputDirError(f"refusing to write into {out_dir}: it is not a directory")
@@ -118,6 +125,15 @@ def _owned_files(out_dir: Path, root: Path = ROOT) -> list[Path]:
                 raise OutputDirError(f"refusing to write into {out_dir}: {MARKER} lists {name!r}, not a file the render writes")
             owned.append(path)
     return owned
+
+
+def _check_creatable(out_dir: Path) -> None:
+    """A directory that does not exist yet can be made: its nearest existing parent is a directory we may write."""
+    parent = next(p for p in out_dir.absolute().parents if p.exists())
+    if not parent.is_dir():
+        raise OutputDirError(f"cannot write into {out_dir}: {parent} is a file, not a directory; choose a directory path for --out")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputDirError(f"cannot write into {out_dir}: {parent} is not writable by this user; choose a directory you can write")
 
 
 def _write_marker(out_dir: Path, files: list[Path]) -> None:
@@ -142,8 +158,16 @@ def render(stack: str, out_dir: Path, root: Path = ROOT) -> list[Path]:
     for release in helm_releases(run):
         path = out_dir / "helm" / f"release-{release['name']}.yaml"
         files.append((path, "# Helm release (rendered by Helm at deploy time, not here)\n" + yaml.safe_dump(release, sort_keys=False)))
-    written = [path for path, _ in files]
 
+    try:
+        _write(out_dir, previous, files)
+    except OSError as exc:  # a path the checks above could not foresee (/proc/x, a full disk)
+        raise OutputDirError(f"cannot write into {out_dir}: {exc.strerror} ({exc.filename}); choose another directory for --out") from None
+    return [path for path, _ in files]
+
+
+def _write(out_dir: Path, previous: list[Path], files: list[tuple[Path, str]]) -> None:
+    written = [path for path, _ in files]
     out_dir.mkdir(parents=True, exist_ok=True)
     # The marker first lists both renders' files, so an interrupted render still owns all of them.
     _write_marker(out_dir, [*previous, *(p for p in written if p not in previous)])
@@ -157,11 +181,10 @@ def render(stack: str, out_dir: Path, root: Path = ROOT) -> list[Path]:
     if helm.is_dir() and not any(helm.iterdir()):
         helm.rmdir()
     _write_marker(out_dir, written)
-    return written
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m stacks.render", description=__doc__.split("\n\n")[0])
     parser.add_argument("stack", help=f"a stack with a Pulumi.<stack>.yaml ({', '.join(stacks())})")
     parser.add_argument("--out", type=Path, help="output directory (default rendered/<stack>); new, empty, or written by an earlier render")
     ns = parser.parse_args(argv)

@@ -8,7 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from stacks.mock_run import ROOT, STACK_FILE_KEYS, StackFileError, StackFileWarning, project_defaults, stack_config, stack_file, stacks
+from stacks.mock_run import (
+    ROOT,
+    STACK_FILE_KEYS,
+    Run,
+    StackFileError,
+    StackFileWarning,
+    as_pulumi_config,
+    project_defaults,
+    stack_config,
+    stack_file,
+    stacks,
+)
 from stacks.render import main
 from tests.repo_copy import copy_repository, run_in
 
@@ -52,17 +63,46 @@ NOT_YAML = [
         'config:\n  pgstack:namespace: "unterminated\n',
         "Pulumi.bad.yaml, line 3, column 1: not valid YAML: found unexpected end of stream (while scanning a quoted scalar at line 2)",
     ),
+    # Pulumi's YAML (gopkg.in/yaml.v3) refuses a key given twice; PyYAML alone would keep the last one
+    (
+        "config:\n  pgstack:postgres:\n    replicas: 2\n  pgstack:postgres:\n    replicas: 3\n",
+        "Pulumi.bad.yaml, line 4, column 3: not valid YAML: the key pgstack:postgres is given twice in one mapping "
+        "(first at line 2); keep one",
+    ),
+    (
+        "config:\n  pgstack:postgres:\n    replicas: 2\n    storageSize: 1Gi\n    replicas: 3\n",
+        "Pulumi.bad.yaml, line 5, column 5: not valid YAML: the key replicas is given twice in one mapping (first at line 3); keep one",
+    ),
     ("- pgstack:namespace: x\n", "Pulumi.bad.yaml: expected a mapping with a config: block, got list"),
     ("config:\n  - pgstack:namespace\n", "Pulumi.bad.yaml: config: must be a mapping of keys to values, got list"),
 ]
 
 
-@pytest.mark.parametrize(("text", "line"), NOT_YAML, ids=["flow", "mapping", "tab", "quote", "list", "config list"])
+@pytest.mark.parametrize(
+    ("text", "line"), NOT_YAML, ids=["flow", "mapping", "tab", "quote", "key twice", "nested key twice", "list", "config list"]
+)
 def test_a_stack_file_that_is_not_yaml_gives_one_line(project: Path, text: str, line: str) -> None:
     (project / "Pulumi.bad.yaml").write_text(text)
     with pytest.raises(StackFileError) as caught:
         stack_config("bad", project)
     assert str(caught.value) == f"{project}/{line}"
+
+
+def test_a_stack_file_that_is_not_utf8_gives_one_line(project: Path) -> None:
+    (project / "Pulumi.bad.yaml").write_bytes(b"config:\n  pgstack:namespace: caf\xe9\n")
+    with pytest.raises(StackFileError) as caught:
+        stack_config("bad", project)
+    assert str(caught.value) == (
+        f"{project}/Pulumi.bad.yaml, line 2: not UTF-8 (byte 0xe9); save the file as UTF-8, the encoding Pulumi reads YAML in"
+    )
+
+
+def test_a_date_like_value_stays_the_text_pulumi_hands_the_program(project: Path) -> None:
+    """yaml.v3 decodes an unquoted 2024-01-01 into interface{} as its string; the config check then names it."""
+    (project / "Pulumi.d.yaml").write_text("config:\n  pgstack:longhorn:\n    chartVersion: 2024-01-01\n  pgstack:namespace: 2025-10-01\n")
+    config = stack_config("d", project)
+    assert config["pgstack:longhorn"] == {"chartVersion": "2024-01-01"} and config["pgstack:namespace"] == "2025-10-01"
+    assert as_pulumi_config(config)["pgstack:longhorn"] == '{"chartVersion": "2024-01-01"}'
 
 
 # (stack file text, the keys named as ignored, whether it has a config: block, the namespace Pulumi would deploy to)
@@ -145,6 +185,38 @@ def test_render_cli_names_the_bad_file_in_one_line(repo: Path) -> None:
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == "render: Pulumi.bad.yaml, line 2, column 23: not valid YAML: mapping values are not allowed here\n"
     assert not (repo / "rendered" / "bad").exists()
+
+
+def test_render_run_as_a_file_says_how_to_run_it(repo: Path) -> None:
+    """What `python stacks/render.py` used to print instead: a traceback ending in "No module named 'stacks'"."""
+    result = run_in(repo, "stacks/render.py", "dev")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == "render: run it as a module from the project directory: .venv/bin/python -m stacks.render <stack>\n"
+
+
+def test_render_usage_names_the_command_that_works(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main([])
+    assert capsys.readouterr().err.startswith("usage: python -m stacks.render ")
+
+
+def test_render_out_under_a_file_is_one_line_before_the_program_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file").write_text("x\n")
+    assert main(["dev", "--out", str(tmp_path / "file" / "out")]) == 2
+    assert capsys.readouterr().err == (
+        f"render: cannot write into {tmp_path}/file/out: {tmp_path}/file is a file, not a directory; choose a directory path for --out\n"
+    )
+
+
+def test_render_out_where_nothing_can_be_made_is_one_line(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """/proc takes no new directory, whoever asks (root included); found only when the render writes (the program's
+    run is skipped here: what it registers does not matter)."""
+    monkeypatch.setattr("stacks.render.run_program", lambda *_, **__: Run())
+    assert main(["dev", "--out", "/proc/pgstack-render"]) == 2
+    assert capsys.readouterr().err == (
+        "render: cannot write into /proc/pgstack-render: No such file or directory (/proc/pgstack-render); "
+        "choose another directory for --out\n"
+    )
 
 
 def test_render_cli_warns_about_ignored_keys_and_renders_defaults(repo: Path) -> None:
