@@ -1062,7 +1062,11 @@ class _FieldError(ValueError):
         self.key, self.value, self.accepted = key, value, accepted
 
 
-def _describe(err: Any, prefix: str, unquoted: Any = None) -> str:
+# "No value" where None is a value a message could suggest (null).
+_NOTHING = object()
+
+
+def _describe(err: Any, prefix: str, unquoted: Any = _NOTHING) -> str:
     """One line for one pydantic error. unquoted: the value without its quotes when that is accepted there."""
     loc = [str(p) for p in err["loc"]]
     ctx_error = (err.get("ctx") or {}).get("error")
@@ -1094,7 +1098,6 @@ def _describe(err: Any, prefix: str, unquoted: Any = None) -> str:
 _NUMBER_BOUNDS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
 # Strict types: a quoted "2" or "true" in a stack file is text. What the key wanted, by pydantic error type.
 _KINDS = {"int_type": "a whole number", "bool_type": "true or false", "float_type": "a number"}
-_NOTHING = object()
 
 
 def closest_key(name: str, known: Iterable[str]) -> str | None:
@@ -1133,7 +1136,7 @@ def _fields_at(loc: tuple[Any, ...], model: type[BaseModel] | None = None) -> li
     return list(model.model_fields) if model else []
 
 
-def _unquoted(raw: dict[str, Any], err: Any, errors: list[Any]) -> Any:
+def _unquoted(raw: dict[str, Any], err: Any, errors: list[Any], stack: str | None) -> Any:
     """A quoted "2", "true" or "1.5" where a number or boolean goes, without its quotes, when the key accepts that."""
     value = err.get("input")
     if err["type"] not in _KINDS or not isinstance(value, str):
@@ -1146,11 +1149,14 @@ def _unquoted(raw: dict[str, Any], err: Any, errors: list[Any]) -> Any:
         return _NOTHING
     fixed = copy.deepcopy(raw)
     node: Any = fixed
-    for part in err["loc"][:-1]:
-        node = node[part]
-    node[err["loc"][-1]] = parsed
     try:
-        Settings.model_validate(fixed)
+        for part in err["loc"][:-1]:
+            node = node[part]
+        node[err["loc"][-1]] = parsed
+    except (KeyError, IndexError, TypeError):  # a location that is not a path in the raw config
+        return _NOTHING
+    try:
+        Settings.model_validate(fixed, context={"stack": stack})
     except ValidationError as again:
         # Accepted only if it brings no error of its own (an armed uninstall needs its confirmation, say).
         others = {(e["loc"], e["msg"]) for e in errors if e is not err}
@@ -1174,7 +1180,7 @@ def parse_settings(raw: dict[str, Any], stack: str | None = None) -> Settings:
         return Settings.model_validate(raw, context={"stack": stack})
     except ValidationError as exc:
         errors = exc.errors()
-        lines = [_describe(err, f"{PROJECT}:", _unquoted(raw, err, errors)) for err in errors]
+        lines = [_describe(err, f"{PROJECT}:", _unquoted(raw, err, errors, stack)) for err in errors]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
 
 
