@@ -1184,6 +1184,17 @@ def parse_settings(raw: dict[str, Any], stack: str | None = None) -> Settings:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
 
 
+# What each secret field's pattern accepts, in words: a secret's message shows neither its value nor a regex.
+SECRET_FORMS: dict[tuple[str, ...], str] = {
+    ("backupTarget", "url"): "s3://, nfs://, cifs:// or azblob:// and the target (Longhorn's backup target URL), "
+    + such_as("s3://backups@us-east-1/", "nfs://nfs.example.com:/backups"),
+    ("dumpS3", "provider"): f"rclone's S3 provider name, letters and digits, {such_as('AWS', 'Minio')}",
+    ("dumpS3", "endpoint"): "a host with an optional http:// or https:// and :port, no path, "
+    + such_as("https://s3.example.com", "minio.local:9000"),
+    ("dumpS3", "region"): f"lowercase letters, digits and '-', {such_as('us-east-1')}",
+}
+
+
 def parse_secrets(raw: dict[str, Any], settings: Settings) -> Secrets:
     """Validate secret config without ever echoing a value: errors name the key and the form only."""
     try:
@@ -1194,6 +1205,7 @@ def parse_secrets(raw: dict[str, Any], settings: Settings) -> Secrets:
             ctx_error = (err.get("ctx") or {}).get("error")
             key = ".".join([*map(str, err["loc"]), *([ctx_error.key] if isinstance(ctx_error, _FieldError) and ctx_error.key else [])])
             accepted = ctx_error.accepted if isinstance(ctx_error, _FieldError) else err["msg"].replace("Input should be ", "")
+            accepted = SECRET_FORMS.get(tuple(map(str, err["loc"])), accepted) if err["type"] == "string_pattern_mismatch" else accepted
             lines.append(f"{PROJECT}:{key}: invalid (value hidden: secret); expected {accepted}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
     secret_entry = f"secret/{settings.longhorn.namespace}/{BACKUP_TARGET_SECRET}"

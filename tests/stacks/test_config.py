@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stacks.config import CONFIG_KEYS, PROJECT, ConfigError, Settings, parse_settings
+from stacks.config import CONFIG_KEYS, PROJECT, SECRET_FORMS, ConfigError, Settings, parse_secrets, parse_settings
 from stacks.mock_run import PROJECT_FILE, Run, project_defaults, run_program, stack_config
 from tests.conftest import STACKS
 
@@ -548,3 +548,29 @@ def test_a_stack_cannot_turn_the_mutable_content_flags_off(key: str) -> None:
     with pytest.raises(ConfigError, match=rf"{key}: 'false'; expected true \(set in Pulumi.yaml"):
         run_program(stack_config("prod") | {key: False}, run=run)
     assert run.resources == []
+
+
+# ------------------------------------------------------------------ secret config: readable forms, accepted examples
+
+_SECRET_BASE: dict[str, dict[str, Any]] = {
+    "backupTarget": {"url": "s3://b@r/", "credentials": {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}},
+    "dumpS3": {"accessKeyId": "k", "secretAccessKey": "s"},
+}
+_SECRET_SETTINGS = parse_settings({"backup": {"dumps": {"s3Remote": "bucket/prefix"}}})
+
+
+@pytest.mark.parametrize("loc", list(SECRET_FORMS), ids=[".".join(k) for k in SECRET_FORMS])
+def test_a_secret_fields_form_is_words_and_its_examples_are_accepted(loc: tuple[str, str]) -> None:
+    top, field = loc
+    raw = copy.deepcopy(_SECRET_BASE)
+    raw[top][field] = "no way!"
+    with pytest.raises(ConfigError) as caught:
+        parse_secrets(raw, _SECRET_SETTINGS)
+    [line] = [line.strip() for line in str(caught.value).splitlines() if line.strip().startswith(f"{PROJECT}:{top}.{field}:")]
+    assert line == f"{PROJECT}:{top}.{field}: invalid (value hidden: secret); expected {SECRET_FORMS[loc]}"
+    assert "no way" not in str(caught.value) and "pattern" not in line
+    examples = examples_in(line)
+    assert examples
+    for example in examples:
+        raw[top][field] = example
+        parse_secrets(raw, _SECRET_SETTINGS)
