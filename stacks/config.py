@@ -1289,7 +1289,8 @@ def unread_config_keys(keys: Iterable[str]) -> list[str]:
         elif namespace and (inside := closest_key(namespace, ours)) is not None:
             meant = f"{PROJECT}:{inside} (with {name} inside the object)"
         elif namespace and edit_distance(namespace.lower(), PROJECT) <= 2:
-            meant = f"{PROJECT}:{name}"
+            # Never a key the program would refuse in turn: the namespace is meant, the name is none of ours.
+            meant = f"{PROJECT}:<key> ({name} is none of its keys: {', '.join(sorted(ours))})"
         else:
             continue
         where = f"namespace {namespace}" if namespace else "no namespace"

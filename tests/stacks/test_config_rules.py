@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from stacks.config import (
+    CONFIG_KEYS,
     PG_END_OF_LIFE,
     PROJECT,
+    SECRET_KEYS,
     SUPPORTED_PG_MAJORS,
     ConfigError,
     edit_distance,
@@ -315,6 +317,13 @@ def test_config_keys_that_look_like_ours_are_named(key: str, warns: bool) -> Non
     assert bool(warnings) == warns
     if warns:
         assert f"config key {key} " in warnings[0] and "is never read" in warnings[0]
+
+
+@pytest.mark.parametrize("key", [k for k, warns in UNREAD if warns])
+def test_the_key_a_warning_suggests_is_one_the_program_reads(key: str) -> None:
+    [warning] = unread_config_keys([key])
+    meant = re.search(r"Did you mean pgstack:(\w+|<key> \()", warning)
+    assert meant is not None and meant[1] in (*CONFIG_KEYS, *SECRET_KEYS, "<key> ("), warning
 
 
 def test_edit_distance() -> None:
