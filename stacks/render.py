@@ -147,7 +147,8 @@ def _write_marker(out_dir: Path, files: list[Path]) -> None:
 def render(stack: str, out_dir: Path, root: Path = ROOT) -> list[Path]:
     """Write one YAML file per object (and per Helm release) and return their paths.
 
-    Raises OutputDirError, before anything is written or deleted, for a directory the render does not own."""
+    Raises OutputDirError, before anything is written or deleted, for a directory the render does not own or cannot
+    make (a path under a file, a parent it may not write); and, as one line too, for a write the system refuses."""
     previous = _owned_files(out_dir, root)
     run = run_program(stack_config(stack, root), stack=stack)
     files: list[tuple[Path, str]] = []
