@@ -117,8 +117,9 @@ def stacks(root: Path = ROOT) -> list[str]:
 
 
 # YAML as the Pulumi CLI reads a stack file, with gopkg.in/yaml.v3 (pulumi sdk/go/common/encoding/marshal.go:27
-# and :115, used by workspace/loaders.go:181): a key twice in one mapping is an error, and a date-like scalar
-# (2024-01-01) stays the text it is (yaml's decode.go sets a timestamp decoded into interface{} as its string).
+# and :115, used by workspace/loaders.go:181): a key twice in one mapping is an error (v3's decode.go "mapping key
+# ... already defined at line"; unverified: no stored copy of v3), and a date-like scalar (2024-01-01) stays the
+# text it is (go-yaml decode.go d.scalar: a timestamp decoded into interface{} is set as its string).
 
 
 def _refuse_duplicate_keys(node: yaml.MappingNode) -> None:
