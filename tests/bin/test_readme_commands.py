@@ -1,6 +1,6 @@
 """The README's everyday commands are exactly right: every script, module, file and stack they name exists,
-and the offline ones (tests, render, policy) need no Pulumi CLI. The render runs here as the README writes it,
-in a shell with nothing but PATH and HOME; bin/policy's own run is in test_policy.py, bin/up's in test_up.py.
+and the offline ones (tests, render, policy) need no Pulumi CLI. The render and bin/policy run here as the
+README writes them, in a shell with nothing but PATH and HOME (no pulumi); bin/up's run is in test_up.py.
 """
 
 from __future__ import annotations
@@ -86,10 +86,23 @@ def test_every_script_module_file_and_stack_the_commands_name_exists() -> None:
             assert stack in stacks(), f"README: {line}: no stack file Pulumi.{stack}.yaml"
 
 
-def test_the_render_command_runs_in_a_fresh_shell_without_the_cli(tmp_path: Path) -> None:
-    render = next(argv for argv in commands() if argv[1:3] == ["-m", "stacks.render"])
-    argv = [*render[: render.index("--out") + 1], str(tmp_path / "out")]
+def test_the_render_and_the_policy_commands_run_in_a_fresh_shell_without_the_cli(tmp_path: Path) -> None:
+    render, policy = (next(argv for argv in commands() if test(argv)) for test in (_is_render, _is_policy))
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert any(path.name.endswith(".yaml") for path in (tmp_path / "out").rglob("*"))
+    out = tmp_path / "out"
+    rendered = subprocess.run(
+        [*render[: render.index("--out") + 1], str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    assert any(path.name.endswith(".yaml") for path in out.rglob("*"))
+    checked = subprocess.run(policy, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"bin/policy: {policy[1]} (production rules, config.json)" in checked.stderr  # prod is listed in policy/config.json
+
+
+def _is_render(argv: list[str]) -> bool:
+    return argv[1:3] == ["-m", "stacks.render"]
+
+
+def _is_policy(argv: list[str]) -> bool:
+    return argv[0] == "bin/policy"
