@@ -7,6 +7,8 @@ shell with no pulumi on PATH, in test_readme_commands.py.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -48,3 +50,34 @@ def test_an_unknown_stack_or_a_bad_config_is_one_line(tmp_path: Path, capsys: py
     assert offline.main(["dev", "--config", str(bad)]) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(f"bin/policy: {bad}: production-protect.productionStacks: 'prod' is not a list of stack names")
+
+
+# python3 -m venv DIR makes a DIR/bin/python that fails the import check (nothing installed yet) and runs
+# anything else, and a pip that records its arguments.
+FAKE_PYTHON3 = """#!/bin/sh
+[ "$1 $2" = "-m venv" ] || exit 3
+mkdir -p "$3/bin"
+printf '#!/bin/sh\\n[ "$1" = -c ] && exit 1\\necho "$*" >"$(dirname "$0")/python.log"\\n' >"$3/bin/python"
+printf '#!/bin/sh\\necho "$*" >>"$(dirname "$0")/pip.log"\\n' >"$3/bin/pip"
+chmod +x "$3/bin/python" "$3/bin/pip"
+"""
+
+
+def test_the_script_makes_venv_with_the_pack_requirements_on_a_fresh_clone(tmp_path: Path) -> None:
+    """No .venv yet: bin/policy makes it, installs the program's and the pack's requirements, then runs the pack."""
+    root = tmp_path / "repo dir"
+    (root / "bin").mkdir(parents=True)
+    shutil.copy2(ROOT / "bin" / "policy", root / "bin" / "policy")
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "python3").write_text(FAKE_PYTHON3)
+    (tools / "python3").chmod(0o755)
+    env = {"PATH": f"{tools}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    result = subprocess.run([str(root / "bin" / "policy"), "prod"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    venv = root / ".venv" / "bin"
+    # One line: the paths hold a space, so they are compared whole.
+    assert (venv / "pip.log").read_text() == (
+        f"install --quiet --disable-pip-version-check -r {root}/requirements.txt -r {root}/policy/requirements.txt\n"
+    )
+    assert (venv / "python.log").read_text().split() == ["-m", "policy.offline", "prod"]
