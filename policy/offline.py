@@ -2,14 +2,17 @@
 
 The program runs under Pulumi's mocks for the stack (stacks/mock_run.py, as the render does), and every
 registered resource goes through every rule of rules.py the way the pulumi-policy runtime hands it over
-(pulumi_policy 1.21.0 policy.py, _PolicyAnalyzerServicer.Analyze: deserialize_properties, unknown_checking_proxy,
-ResourceValidationArgs(type, props, urn, name, opts, provider, config, stack_tags), a DISABLED policy skipped,
-REMEDIATE reported as MANDATORY, UnknownValueError turned into an advisory note).
+(pulumi_policy 1.21.0 policy.py:971-1029, _PolicyAnalyzerServicer.Analyze: deserialize_properties,
+unknown_checking_proxy, ResourceValidationArgs(type, props, urn, name, opts, provider, config, stack_tags);
+a DISABLED policy skipped, REMEDIATE reported as MANDATORY, UnknownValueError turned into an advisory note;
+a policy without a level takes the pack's, ADVISORY by default, policy.py:122).
 
 Each policy gets the config the CLI gives it for `--policy-pack-config policy/config.json`: the schema's
 defaults, then the file's "all" enforcement level, then the file's entry for that policy (pulumi
-pkg/resource/analyzer/config.go, ReconcilePolicyPackConfig and applyConfig). policy/config.json is the one
-list of production stacks (productionStacks): bin/up, the workflows and this module all read it.
+pkg/resource/analyzer/config.go:276 createConfigWithDefaults, :307 ReconcilePolicyPackConfig, :337 applyConfig;
+the file is JSON, :93 parsePolicyPackConfig). policy/config.json is the one list of production stacks
+(productionStacks): bin/up, the workflows (pulumi/actions v7.0.0 policyPackConfigs, action.yml:82) and this
+module all read it.
 """
 
 from __future__ import annotations
