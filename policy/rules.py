@@ -6,7 +6,9 @@ unknown-checking proxy the policy runtime wraps them in. The pack itself is buil
 `__main__.py`; tests import this module only (building a PolicyPack starts a gRPC server).
 
 Production-only rules read the policy config key `productionStacks` (default ["prod"]),
-set per policy the pulumi-policy way (`pulumi preview --policy-pack-config <file>`).
+set per policy the pulumi-policy way (`pulumi preview --policy-pack-config <file>`). The repository's
+list is policy/config.json: bin/up, bin/policy (offline.py) and the workflows pass it, and deploy.yml
+holds the stacks it lists for approval.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from stacks.mock_run import ROOT
 
@@ -58,7 +60,8 @@ def checkout(tmp_path: Path) -> Checkout:
         shutil.copy2(path, root / path.name)
     (root / "Pulumi.eu.prod.yaml").write_text((ROOT / "Pulumi.prod.yaml").read_text())
     (root / "policy").mkdir()
-    shutil.copy2(ROOT / "policy" / "requirements.txt", root / "policy" / "requirements.txt")
+    for name in ("requirements.txt", "config.json"):
+        shutil.copy2(ROOT / "policy" / name, root / "policy" / name)
     for venv in (root / ".venv" / "bin", root / "policy" / "venv" / "bin"):
         venv.mkdir(parents=True)
         _executable(venv / "python", "#!/bin/sh\nexit 0\n")
@@ -100,7 +103,8 @@ def test_up_deploys_a_stack_with_the_local_backend(checkout: Checkout, stack: st
     assert checkout.calls() == [
         {"argv": ["stack", "select", "--create", stack], "env": env},
         # The policy pack with every update, as in CI: an armed uninstall is refused on every stack.
-        {"argv": ["up", "--stack", stack, "--policy-pack", "policy", "--yes"], "env": env},
+        # The pack's config too: the stacks policy/config.json lists get the production rules.
+        {"argv": ["up", "--stack", stack, "--policy-pack", "policy", "--policy-pack-config", "policy/config.json", "--yes"], "env": env},
     ]
     assert stat.S_IMODE(passphrase.stat().st_mode) == 0o600
     secret = passphrase.read_text().strip()
@@ -156,3 +160,62 @@ def test_pulumi_env_tightens_a_passphrase_file_left_readable(checkout: Checkout)
     assert checkout.run("bin/pulumi-env").returncode == 0
     assert stat.S_IMODE((state / "passphrase").stat().st_mode) == 0o600
     assert (state / "passphrase").read_text() == "kept\n"
+
+
+# Stands in for python3 when there is no .venv: `python3 -m venv DIR` makes DIR/bin/python and a pip that records.
+FAKE_PYTHON3 = """#!/bin/sh
+[ "$1 $2" = "-m venv" ] || exit 3
+mkdir -p "$3/bin"
+printf '#!/bin/sh\\nexit 0\\n' >"$3/bin/python"
+printf '#!/bin/sh\\necho "$*" >>"$(dirname "$0")/pip.log"\\n' >"$3/bin/pip"
+chmod +x "$3/bin/python" "$3/bin/pip"
+"""
+
+
+def _pinned_cli_version() -> str:
+    (version,) = re.findall(r"^PULUMI_VERSION=(\S+)$", (ROOT / "bin" / "up").read_text(), re.MULTILINE)
+    return str(version)
+
+
+def test_up_without_the_cli_makes_venv_then_names_the_pinned_cli_and_the_offline_commands(checkout: Checkout) -> None:
+    """A fresh clone without the CLI: .venv exists afterwards (the render and the policy need it), and the
+    message gives the version CI runs, how to install it, and the offline commands for this stack, exactly."""
+    shutil.rmtree(checkout.root / ".venv")
+    no_cli = checkout.bin_dir.parent / "no-cli"
+    no_cli.mkdir()
+    _executable(no_cli / "python3", FAKE_PYTHON3)
+    result = checkout.run("bin/up", "staging", env={"PATH": f"{no_cli}:/usr/bin:/bin"})
+    assert result.returncode == 1
+    version = _pinned_cli_version()
+    assert result.stderr.splitlines() == [
+        "bin/up: the Pulumi CLI is not installed, so nothing was deployed (.venv is ready for the offline tools).",
+        f"  install the version CI pins: curl -fsSL https://get.pulumi.com | sh -s -- --version {version}",
+        "  (or https://www.pulumi.com/docs/iac/download-install/), then run bin/up staging again",
+        '  without the CLI or a cluster (README "Day to day"):',
+        "    render: .venv/bin/python -m stacks.render staging --out rendered/staging",
+        "    tests:  bin/test --fast",
+        "    policy: bin/policy staging",
+    ]
+    assert (checkout.root / ".venv" / "bin" / "pip.log").read_text().split() == [
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "-r",
+        "requirements.txt",
+    ]
+    assert checkout.calls() == []
+    assert not (checkout.root / ".pulumi-state").exists()
+    # Every command the message names exists in the repository: the render module, bin/test, bin/policy.
+    assert (ROOT / "stacks" / "render.py").is_file()
+    assert all(os.access(ROOT / "bin" / tool, os.X_OK) for tool in ("test", "policy"))
+
+
+def test_the_pinned_cli_is_the_one_ci_runs_and_the_sdk_pins() -> None:
+    """bin/up's PULUMI_VERSION, every pulumi/actions step's pulumi-version, and the pulumi SDK in requirements.txt."""
+    version = _pinned_cli_version()
+    for workflow in sorted((ROOT / ".github" / "workflows").glob("*.yml")):
+        for job in yaml.safe_load(workflow.read_text())["jobs"].values():
+            for step in job.get("steps", []):
+                if str(step.get("uses", "")).startswith("pulumi/actions@"):
+                    assert step["with"]["pulumi-version"] == version, f"{workflow.name}: pulumi-version"
+    assert f"pulumi=={version}" in (ROOT / "requirements.txt").read_text().split()

@@ -7,6 +7,7 @@ shown to catch a broken copy of the workflow it guards.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from policy import offline
 from stacks.mock_run import stacks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +32,8 @@ VERSION_COMMENT = re.compile(r"uses:\s*(\S+)\s+#\s*v\d+(\.\d+)*\s*$")
 # The only write scope a job may hold, and which job holds it.
 WRITES_ALLOWED = {("preview.yml", "preview"): {"pull-requests"}}
 PULUMI_ACTION = "pulumi/actions@"
+# The policy pack's config: which stacks are production (productionStacks); bin/up and bin/policy pass it too.
+PACK_CONFIG = "policy/config.json"
 
 
 def tool(name: str, package: str) -> str:
@@ -183,6 +187,7 @@ def preview_violations(text: str) -> list[str]:
             "comment-on-pr": True,
             "edit-pr-comment": True,
             "policyPacks": "policy",
+            "policyPackConfigs": PACK_CONFIG,
         }
         out += [f"pulumi/actions {k}: {w.get(k)!r}, expected {v!r}" for k, v in expected.items() if w.get(k) != v]
         if step.get("env", {}).get("PULUMI_CONFIG_PASSPHRASE") != "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}":
@@ -197,24 +202,26 @@ def deploy_violations(text: str) -> list[str]:
     out: list[str] = []
     if doc["on"] != {"push": {"branches": ["main"]}}:
         out.append(f"deploy triggers {doc['on']!r}, expected push to main")
-    up, prod = doc["jobs"].get("up", {}), doc["jobs"].get("prod", {})
-    if up.get("strategy", {}).get("matrix", {}).get("stack") != "${{ fromJSON(needs.stacks.outputs.nonprod) }}":
-        out.append("up matrix is not the computed non-prod stack list")
-    if up.get("environment") != "${{ matrix.stack }}" or prod.get("environment") != "prod":
-        out.append("deploy jobs do not run in their stack's Environment (prod: environment prod)")
-    if prod.get("needs") != "up":
-        out.append("prod does not wait for the other stacks")
-    for job_id, group in (("up", "pulumi-${{ matrix.stack }}"), ("prod", "pulumi-prod")):
-        conc = doc["jobs"].get(job_id, {}).get("concurrency", {})
-        if conc.get("group") != group or conc.get("cancel-in-progress") is not False:
-            out.append(f"job {job_id}: concurrency {conc!r}, expected group {group} never cancelled")
+    up, production = doc["jobs"].get("up", {}), doc["jobs"].get("production", {})
+    for job_id, job, listed in (("up", up, "nonprod"), ("production", production, "production")):
+        if job.get("strategy", {}).get("matrix", {}).get("stack") != f"${{{{ fromJSON(needs.stacks.outputs.{listed}) }}}}":
+            out.append(f"{job_id} matrix is not the computed {listed} stack list")
+        if job.get("environment") != "${{ matrix.stack }}":
+            out.append(f"job {job_id} does not run in its stack's Environment (the approval gate of a production stack)")
+        conc = job.get("concurrency", {})
+        if conc.get("group") != "pulumi-${{ matrix.stack }}" or conc.get("cancel-in-progress") is not False:
+            out.append(f"job {job_id}: concurrency {conc!r}, expected group pulumi-${{{{ matrix.stack }}}} never cancelled")
+    if "up" not in production.get("needs", []):
+        out.append("production does not wait for the other stacks")
     found = pulumi_steps(doc)
-    if {j for j, _ in found} != {"up", "prod"}:
-        out.append("pulumi/actions steps missing from up or prod")
+    if {j for j, _ in found} != {"up", "production"}:
+        out.append("pulumi/actions steps missing from up or production")
     for job_id, step in found:
         w = step.get("with", {})
         if w.get("command") != "up" or w.get("policyPacks") != "policy" or w.get("cloud-url") != "${{ secrets.PULUMI_BACKEND_URL }}":
             out.append(f"job {job_id}: pulumi/actions is not `up` with the policy pack and the Environment's backend")
+        if w.get("policyPackConfigs") != PACK_CONFIG or w.get("stack-name") != "${{ matrix.stack }}":
+            out.append(f"job {job_id}: pulumi/actions without policyPackConfigs: {PACK_CONFIG} for its matrix stack")
     return out
 
 
@@ -260,8 +267,11 @@ MUTATIONS: list[tuple[str, str, str]] = [
     ("preview.yml", "environment: ${{ matrix.stack }}", "environment: ci"),
     ("deploy.yml", "      group: pulumi-${{ matrix.stack }}", "      group: pulumi-${{ github.run_id }}"),
     ("deploy.yml", "cancel-in-progress: false", "cancel-in-progress: true"),
-    ("deploy.yml", "environment: prod", "environment: production"),
-    ("deploy.yml", "    needs: up\n", "    needs: stacks\n"),
+    ("deploy.yml", "approves.\n    environment: ${{ matrix.stack }}", "approves.\n    environment: production"),
+    ("deploy.yml", "    needs: [stacks, up]\n", "    needs: [stacks]\n"),
+    ("deploy.yml", "stack: ${{ fromJSON(needs.stacks.outputs.production) }}", "stack: [prod]"),
+    ("deploy.yml", "          policyPackConfigs: policy/config.json\n", "\n"),
+    ("preview.yml", "          policyPackConfigs: policy/config.json\n", "\n"),
 ]
 
 
@@ -275,16 +285,25 @@ def test_guard_rails_catch_a_broken_workflow(name: str, old: str, new: str) -> N
 
 @pytest.mark.parametrize("workflow", ["preview.yml", "deploy.yml"])
 def test_the_matrix_script_lists_the_stack_files(workflow: str, tmp_path: Path) -> None:
-    """Run the workflow's own list step in a copy of the repository's stack files: it yields exactly stacks()."""
+    """Run the workflow's own list step in a copy of the repository's stack files and pack config, with a new
+    production stack eu.prod listed there: preview gets every stack, deploy splits them by policy/config.json."""
     doc = load((WORKFLOWS / workflow).read_text())
     script = next(s["run"] for s in doc["jobs"]["stacks"]["steps"] if s.get("id") == "list")
     for stack_file in ROOT.glob("Pulumi*.yaml"):
         shutil.copy(stack_file, tmp_path / stack_file.name)
     (tmp_path / "Pulumi.eu.prod.yaml").write_text("config: {}\n")
+    config = json.loads((ROOT / PACK_CONFIG).read_text())
+    for entry in config.values():
+        entry["productionStacks"].append("eu.prod")
+    (tmp_path / "policy").mkdir()
+    (tmp_path / PACK_CONFIG).write_text(json.dumps(config))
     output = tmp_path / "github_output"
     subprocess.run(["bash", "-c", script], cwd=tmp_path, env={**os.environ, "GITHUB_OUTPUT": str(output)}, check=True, timeout=30)
-    (key, value), *_ = (line.split("=", 1) for line in output.read_text().splitlines())
-    listed = yaml.safe_load(value)
+    listed = {key: yaml.safe_load(value) for key, value in (line.split("=", 1) for line in output.read_text().splitlines())}
     expected = stacks(tmp_path)
-    assert "eu.prod" in expected
-    assert listed == (expected if key == "all" else [s for s in expected if s != "prod"])
+    production = sorted(set(expected) & set(offline.production_stacks(config)))
+    assert "eu.prod" in production and "prod" in production
+    if workflow == "preview.yml":
+        assert listed == {"all": expected}
+    else:
+        assert listed == {"nonprod": [s for s in expected if s not in production], "production": production}

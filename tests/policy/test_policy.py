@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib.util
-import sys
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,72 +22,39 @@ try:
     import pulumi_policy  # noqa: F401
 except ImportError:  # pragma: no cover - a missing tool fails, it never skips
     pytest.fail("missing pulumi-policy: .venv/bin/pip install pulumi-policy==1.21.0 (pinned in requirements-dev.txt)", pytrace=False)
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyCustomTimeouts,
-    PolicyResourceOptions,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-)
-from pulumi_policy.deserialize import deserialize_properties
-from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
+from pulumi_policy import EnforcementLevel, ResourceValidationPolicy
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
+from policy import offline, rules
 from stacks.config import uninstall_confirmation
 from stacks.mock_run import Registered, Run, run_program, stack_config, stacks
 from tests.conftest import settings_of
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "policy"
-
-
-def _load_rules() -> Any:
-    spec = importlib.util.spec_from_file_location("pgstack_policy_rules", POLICY_DIR / "rules.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-rules = _load_rules()
 POLICIES: dict[str, ResourceValidationPolicy] = {p.name: p for p in rules.POLICIES}
+# The pack's config as bin/up, bin/policy and the workflows pass it (--policy-pack-config policy/config.json).
+PACK_CONFIG = offline.load_config()
 
 
 def default_config(policy: ResourceValidationPolicy) -> dict[str, Any]:
     """What the CLI passes a policy when no config file is given: the schema's defaults."""
-    schema = policy.config_schema
-    return {k: v["default"] for k, v in (schema.properties if schema else {}).items() if "default" in v}
-
-
-def validation_args(resource: Registered, config: dict[str, Any] | None = None) -> ResourceValidationArgs:
-    opts = PolicyResourceOptions(
-        protect=resource.options.protect,
-        ignore_changes=list(resource.options.ignore_changes),
-        delete_before_replace=resource.options.delete_before_replace,
-        aliases=list(resource.options.aliases),
-        custom_timeouts=PolicyCustomTimeouts(0, 0, 0),
-        additional_secret_outputs=[],
-        parent=resource.parent or None,
-    )
-    props = unknown_checking_proxy(deserialize_properties(copy.deepcopy(resource.inputs)))
-    return ResourceValidationArgs(resource.type, props, resource.urn, resource.name, opts, None, config or {}, {})
+    return offline.policy_config(policy, {})[1]
 
 
 def violations(policy: ResourceValidationPolicy, resource: Registered, config: dict[str, Any] | None = None) -> list[str]:
     found: list[str] = []
     cfg = default_config(policy) if config is None else config
-    result = policy.validate(validation_args(resource, cfg), lambda message, urn=None: found.append(message))
+    result = policy.validate(offline.validation_args(resource, cfg), lambda message, urn=None: found.append(message))
     assert result is None  # every rule is synchronous
     return found
 
 
-def run_pack(run: Run, config: dict[str, dict[str, Any]] | None = None) -> dict[str, list[str]]:
-    """Every policy over every registered resource: policy name -> messages."""
+def run_pack(run: Run, config: dict[str, Any] | None = None) -> dict[str, list[str]]:
+    """Every policy over every registered resource, as bin/policy runs it: policy name -> messages."""
     out: dict[str, list[str]] = {}
-    for policy in POLICIES.values():
-        cfg = (config or {}).get(policy.name)
-        for resource in run.resources:
-            out.setdefault(policy.name, []).extend(f"{resource.name}: {m}" for m in violations(policy, resource, cfg))
-    return {k: v for k, v in out.items() if v}
+    for v in offline.check(run, PACK_CONFIG if config is None else config):
+        out.setdefault(v.policy, []).append(f"{v.resource.name}: {v.message}")
+    return out
 
 
 def mandatory(found: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -411,3 +377,69 @@ def _prod_with(**overrides: Any) -> Run:
 def test_a_broken_stack_is_caught(broken: Callable[[], Run], rule: str) -> None:
     found = mandatory(run_pack(broken()))
     assert rule in found, found
+
+
+# ------------------------------------------------------------------ the pack's config (policy/config.json)
+
+
+def _production_policies() -> list[str]:
+    return sorted(n for n, p in POLICIES.items() if p.config_schema and "productionStacks" in p.config_schema.properties)
+
+
+def _as_production(config: dict[str, Any], stack: str) -> dict[str, Any]:
+    out = copy.deepcopy(config)
+    for name in _production_policies():
+        out.setdefault(name, {}).setdefault("productionStacks", []).append(stack)
+    return out
+
+
+def test_the_pack_config_lists_the_production_stacks_once_for_every_production_rule() -> None:
+    """policy/config.json is the one list of production stacks: every production rule reads it, and each name
+    is a stack of this repository (a typo would leave a production stack to the non-production rules)."""
+    assert sorted(n for n in PACK_CONFIG if isinstance(PACK_CONFIG[n], dict) and "productionStacks" in PACK_CONFIG[n]) == (
+        _production_policies()
+    )
+    listed = offline.production_stacks(PACK_CONFIG)
+    assert listed, "policy/config.json names no production stack"
+    assert set(listed) <= set(stacks()), f"policy/config.json names stacks without a Pulumi.<stack>.yaml: {set(listed) - set(stacks())}"
+
+
+def test_a_stack_listed_in_the_pack_config_gets_the_production_rules() -> None:
+    """The config, not the stack's name, decides: dev passes as it is, and fails once the file lists it."""
+    dev = recorded("dev")
+    assert mandatory(run_pack(dev)) == {}
+    found = mandatory(run_pack(dev, _as_production(PACK_CONFIG, "dev")))
+    assert {"production-protect", "production-longhorn-replicas"} <= set(found), found
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ({"production-protectt": {"productionStacks": ["prod"]}}, "'production-protectt' names no policy of the pack"),
+        ({"production-protect": {"productionStacks": ["prod", "eu prod"]}}, "is not a list of stack names"),
+        ({"production-protect": {"productionStacks": ["prod", "eu.prod"]}}, "productionStacks differs between the production policies"),
+        ({"no-trust-auth": "optional"}, "'optional' is not an enforcement level"),
+        ([], "expected an object of policy names"),
+    ],
+    ids=["typo_in_a_policy_name", "not_a_stack_name", "lists_that_differ", "bad_level", "not_an_object"],
+)
+def test_a_bad_pack_config_is_one_line(tmp_path: Path, content: Any, words: str) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(offline.PolicyConfigError) as caught:
+        offline.load_config(path)
+    assert words in str(caught.value) and str(path) in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_enforcement_levels_follow_the_engine() -> None:
+    """Schema defaults, then "all", then the policy's own entry (pulumi pkg/resource/analyzer/config.go applyConfig);
+    disabled rules do not run and remediate reports as mandatory (pulumi_policy policy.py Analyze)."""
+    protect = POLICIES["production-protect"]
+    assert offline.policy_config(protect, {}) == (EnforcementLevel.MANDATORY, {"productionStacks": ["prod"]})
+    config = {"all": "advisory", "production-protect": {"enforcementLevel": "remediate", "productionStacks": ["dev"]}}
+    assert offline.policy_config(protect, config) == (EnforcementLevel.REMEDIATE, {"productionStacks": ["dev"]})
+    assert offline.policy_config(POLICIES["no-trust-auth"], config)[0] == EnforcementLevel.ADVISORY
+    levels = {(v.policy, v.level) for v in offline.check(recorded("dev"), config)}
+    assert ("production-protect", EnforcementLevel.MANDATORY) in levels
+    assert not offline.check(recorded("dev"), {"all": "disabled"})
