@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from stacks.config import Settings, parse_settings
+from stacks.config import CONFIG_KEYS, Settings, parse_settings
 from stacks.mock_run import Registered, Run, StackFileError, run_program, run_pulumi, stack_config, stacks
 from tests.repo_copy import COLLECTED
 
@@ -193,7 +193,9 @@ CLAIM = "kubernetes:core/v1:PersistentVolumeClaimPatch"
 
 def settings_of(stack: str) -> Settings:
     """A stack's validated settings: per-stack expectations come from here, never from a table of stack names."""
-    return parse_settings({k.split(":", 1)[1]: v for k, v in stack_config(stack).items() if k.startswith("pgstack:")})
+    values = {k.split(":", 1)[1]: v for k, v in stack_config(stack).items() if k.startswith("pgstack:")}
+    # The secret keys (pgstack:backupTarget, pgstack:dumpS3) are not settings: load_secrets reads them.
+    return parse_settings({k: v for k, v in values.items() if k in CONFIG_KEYS}, stack)
 
 
 # DNS needs both: UDP for queries, TCP for answers too large for UDP (truncated, TC bit) and for resolvers
