@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from stacks.config import CONFIG_KEYS, Settings, parse_settings
+from stacks.config import CONFIG_KEYS, ConfigError, Settings, load_secrets, load_settings, parse_settings
 from stacks.mock_run import Registered, Run, StackFileError, run_program, run_pulumi, stack_config, stacks
 from tests.repo_copy import COLLECTED
 
@@ -109,6 +109,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             wrong.append(f"{item.nodeid}: {', '.join(sorted(marked))}")
     if wrong:
         raise pytest.UsageError("a test must be in exactly one tier (" + ", ".join(TIERS) + "):\n  " + "\n  ".join(wrong))
+    _one_failure_per_bad_stack_file(config, items)
     order = list(TIERS)
     items.sort(key=lambda item: order.index(next(iter(tiers_marked(item)))))
 
@@ -143,6 +144,56 @@ def _unit_tier_runs_no_external_program(request: pytest.FixtureRequest, monkeypa
 
 
 # ------------------------------------------------------------------ the program under mocks
+
+
+def stack_file_problem(stack: str) -> str | None:
+    """Why a stack file cannot be used, in one line, or None: the program's own config checks (load_settings and
+    load_secrets) run under the mocks, no resource registered. Cached: every worker collects once."""
+    if stack not in _PROBLEMS:
+        try:
+            run_pulumi(lambda: load_secrets(load_settings()), stack_config(stack), stack)
+            _PROBLEMS[stack] = None
+        except (StackFileError, ConfigError) as exc:
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            _PROBLEMS[stack] = f"Pulumi.{stack}.yaml: {' '.join(lines)}" if isinstance(exc, ConfigError) else " ".join(lines)
+    return _PROBLEMS[stack]
+
+
+_PROBLEMS: dict[str, str | None] = {}
+
+
+class BadStackFile(pytest.Item):
+    """Stands for every per-stack test of a stack file the program refuses: one failure, one line."""
+
+    def __init__(self, *, problem: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.problem = problem
+        self.add_marker("unit")
+
+    def runtest(self) -> None:
+        raise StackFileError(self.problem)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        return self.problem
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, self.name
+
+
+def _one_failure_per_bad_stack_file(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A stack file the program refuses fails once, with its config error in one line, instead of a traceback in
+    each of its per-stack tests (those are deselected)."""
+    bad = {s: p for s in STACKS if (p := stack_file_problem(s)) is not None}
+    if not bad or not items:
+        return
+    dropped = [i for i in items if getattr(getattr(i, "callspec", None), "params", {}).get("stack") in bad]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        gone = set(map(id, dropped))
+        items[:] = [i for i in items if id(i) not in gone]
+    session = dropped[0].session if dropped else config.pluginmanager.get_plugin("session")
+    for stack, problem in bad.items():
+        items.append(BadStackFile.from_parent(session, name=f"Pulumi.{stack}.yaml[{stack}]", problem=problem))
 
 
 @pytest.hookimpl(wrapper=True)

@@ -12,7 +12,7 @@ import yaml
 
 from stacks.config import CONFIG_KEYS, PROJECT, ConfigError, Settings, parse_settings
 from stacks.mock_run import PROJECT_FILE, Run, project_defaults, run_program, stack_config
-from tests.conftest import STACKS
+from tests.conftest import STACKS, stack_file_problem
 
 
 def test_pulumi_yaml_declares_every_key_with_the_schema_defaults() -> None:
@@ -31,7 +31,7 @@ def test_pulumi_yaml_makes_secret_and_configmap_content_mutable() -> None:
     declared = yaml.safe_load(PROJECT_FILE.read_text())["config"]
     others = {k: v for k, v in declared.items() if not k.startswith(f"{PROJECT}:")}
     assert others == {"kubernetes:enableSecretMutable": {"value": True}, "kubernetes:enableConfigMapMutable": {"value": True}}
-    for stack in STACKS:
+    for stack in (s for s in STACKS if stack_file_problem(s) is None):  # a refused file fails once on its own
         config = stack_config(stack)
         assert config["kubernetes:enableSecretMutable"] is True and config["kubernetes:enableConfigMapMutable"] is True
 

@@ -122,6 +122,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = copy_repository(tmp_path_factory.mktemp("copy"))
     (repo / "Pulumi.bad.yaml").write_text("config:\n  pgstack:namespace: a: b\n")
     (repo / "Pulumi.typo.yaml").write_text("confg:\n  pgstack:namespace: typo\n")
+    (repo / "Pulumi.badvalue.yaml").write_text((repo / "Pulumi.dev.yaml").read_text().replace("replicas: 1", 'replicas: "abc"'))
     (repo / "Pulumi.eu.prod.yaml").write_text((repo / "Pulumi.prod.yaml").read_text())
     return repo
 
@@ -165,15 +166,21 @@ def test_render_cli_renders_a_dotted_stack(repo: Path) -> None:
 
 @pytest.mark.slow
 def test_a_bad_stack_file_fails_its_tests_with_one_line(repo: Path) -> None:
-    # Per-stack tests through the fixture (test_database) and through a plain parametrize (test_config).
+    # Per-stack tests through the fixture (test_database) and through a plain parametrize (test_config), for a
+    # file that is not YAML and one with a bad value: each stack file fails once, in one line, and nothing else.
     result = run_in(
-        repo, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-q",
-        "tests/stacks/test_database.py::test_services", "tests/stacks/test_config.py", "-k", "[bad]",
+        repo, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-q", "-p", "no:randomly", "-p", "no:warnings",
+        "tests/stacks/test_database.py", "tests/stacks/test_config.py",
     )  # fmt: skip
-    line = "Pulumi.bad.yaml, line 2, column 23: not valid YAML: mapping values are not allowed here"
+    lines = [
+        "Pulumi.bad.yaml, line 2, column 23: not valid YAML: mapping values are not allowed here",
+        'Pulumi.badvalue.yaml: invalid configuration: pgstack:postgres.replicas: got "abc"; expected a valid integer',
+    ]
     assert result.returncode == 1, result.stdout + result.stderr
-    # The fixture's test errors at setup, the other fails: each report is the one line.
-    assert "1 failed, " in result.stdout and ", 1 error in " in result.stdout
+    assert "2 failed, " in result.stdout and " error" not in result.stdout, result.stdout
     reports = result.stdout.split(" short test summary ")[0]
-    assert reports.count(f"\n{line}\n") == 2, reports
+    for line in lines:
+        assert reports.count(f"\n{line}\n") == 1, reports
     assert not [s for s in reports.splitlines() if s.startswith(("E ", "> ", "Traceback"))], reports
+    # Two failures: the dots, two headers and the two lines; then the summary.
+    assert len(result.stdout.splitlines()) <= 20, result.stdout
