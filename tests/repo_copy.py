@@ -33,10 +33,11 @@ COLLECTED = "PGSTACK_COLLECTED"
 
 def copy_repository(tmp: Path) -> Path:
     """tmp/repo: the working tree's source (uncommitted changes included), with ../shared beside it and
-    the checkov environment linked, as the tests expect."""
+    the environments (.venv, .venv-checkov) linked, as the tests and the bin/ scripts expect."""
     repo = tmp / "repo"
     shutil.copytree(ROOT, repo, ignore=shutil.ignore_patterns(*NOT_SOURCE))
-    for name, target in (("shared", ROOT.parent / "shared"), ("repo/.venv-checkov", ROOT / ".venv-checkov")):
+    links = (("shared", ROOT.parent / "shared"), ("repo/.venv-checkov", ROOT / ".venv-checkov"), ("repo/.venv", ROOT / ".venv"))
+    for name, target in links:
         if target.exists():
             (tmp / name).symlink_to(target)
     return repo

@@ -12,7 +12,7 @@ import yaml
 
 from stacks.config import CONFIG_KEYS, PROJECT, ConfigError, Settings, parse_settings
 from stacks.mock_run import PROJECT_FILE, Run, project_defaults, run_program, stack_config
-from tests.conftest import STACKS, stack_file_problem
+from tests.conftest import STACKS, settings_of, stack_file_problem
 
 
 def test_pulumi_yaml_declares_every_key_with_the_schema_defaults() -> None:
@@ -45,8 +45,7 @@ def test_pulumi_yaml_uses_python_runtime_with_virtualenv() -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_stack_files_validate(stack: str) -> None:
-    raw = {k.split(":", 1)[1]: v for k, v in stack_config(stack).items() if k.startswith("pgstack:")}
-    settings = parse_settings(raw)
+    settings = settings_of(stack)  # the settings keys only: the secret keys are load_secrets'
     assert settings.postgres.replicas >= 1
 
 

@@ -159,10 +159,9 @@ def test_hold_runs_no_pod_and_applies_no_claim(stack: str) -> None:
     assert normal.one(SVC, name).inputs["metadata"].get("annotations") is None
     assert not held.of_type(CRONJOB)
     # Everything else stays as it is: the namespace, storage, Secret, passwords and StatefulSets keep their URNs.
+    # (The dump job goes with all its children: its volume's claim, policy and S3 Secret.)
     kept = {r.urn for r in normal.resources} - {r.urn for r in held.resources}
-    assert {r.type for r in normal.resources if r.urn in kept} <= {CLAIM, CRONJOB, "pgstack:index:LogicalBackup"} | {
-        "kubernetes:networking.k8s.io/v1:NetworkPolicy",  # the dump job's own policy
-    }
+    assert {r.type for r in normal.resources if r.urn in kept and "pgstack:index:LogicalBackup" not in r.urn} <= {CLAIM}
     held_names = {(r.type, r.name) for r in held.resources}
     assert {(STS, name), (SECRET, f"{name}-credentials"), (NAMESPACE, "database-ns"), GUARD} <= held_names
 

@@ -19,9 +19,10 @@ from stacks.render import render
 
 # The passphrase provider's ciphertext shape (v1:<nonce>:<ciphertext>, base64), as `pulumi config set --secret` writes it.
 CIPHER = "v1:4bUEBPdf1J+0Bcv9:g6yFdcOPOeyvZKZ4Ycq1Nx8uUW5nEvKuGQ=="
-# Appended to prod's stack file: the nested --path layout for the backup target, a top-level secure value for
-# dumpS3 (and backup.dumps.s3Remote, which needs it), and the salt the passphrase provider writes at the top.
-SECURE_CONFIG = f"""\
+# Appended to prod's stack file: the nested --path layout for the backup target (the README's command), a
+# top-level secure value for dumpS3 (with backup.dumps.s3Remote, which needs it), and the salt the passphrase
+# provider writes at the top of the file.
+BACKUP_TARGET_SECURE = f"""\
   pgstack:backupTarget:
     url:
       secure: {CIPHER}
@@ -30,19 +31,23 @@ SECURE_CONFIG = f"""\
         secure: {CIPHER}
       AWS_SECRET_ACCESS_KEY:
         secure: {CIPHER}
+"""
+DUMP_S3_SECURE = f"""\
   pgstack:dumpS3:
     secure: {CIPHER}
-encryptionsalt: v1:qwbDGz3Mt2Q=:v1:9TQ/LbqhEjGHm/2Y:ZVpM4yRgGQl+5dG0A3d7xNs0u7c5qA==
 """
+SALT = "encryptionsalt: v1:qwbDGz3Mt2Q=:v1:9TQ/LbqhEjGHm/2Y:ZVpM4yRgGQl+5dG0A3d7xNs0u7c5qA==\n"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 RECURRING_JOB = "kubernetes:longhorn.io/v1beta2:RecurringJob"
 
 
-def secure_stack_file(prod_text: str) -> str:
-    """prod's stack file with the secure values added, the dumps copied to S3."""
+def secure_stack_file(prod_text: str, dump_s3: bool = True) -> str:
+    """prod's stack file with the backup target set as secrets, and the dumps copied to S3 with secret credentials."""
+    if not dump_s3:
+        return prod_text + BACKUP_TARGET_SECURE + SALT
     text = prod_text.replace("      storageSize: 40Gi\n", "      storageSize: 40Gi\n      s3Remote: pg-dumps/prod\n")
     assert "s3Remote" in text, "Pulumi.prod.yaml changed: place s3Remote under backup.dumps again"
-    return text + SECURE_CONFIG
+    return text + BACKUP_TARGET_SECURE + DUMP_S3_SECURE + SALT
 
 
 @pytest.fixture
