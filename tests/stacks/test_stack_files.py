@@ -124,6 +124,11 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (repo / "Pulumi.typo.yaml").write_text("confg:\n  pgstack:namespace: typo\n")
     (repo / "Pulumi.badvalue.yaml").write_text((repo / "Pulumi.dev.yaml").read_text().replace("replicas: 1", 'replicas: "abc"'))
     (repo / "Pulumi.eu.prod.yaml").write_text((repo / "Pulumi.prod.yaml").read_text())
+    # Two stacks on one named cluster with the same namespace and class (a copy made without renaming).
+    lab = "config:\n  kubernetes:context: lab\n  pgstack:namespace: lab\n  pgstack:longhorn: {install: false}\n"
+    lab += "  pgstack:storage: {className: lab-class}\n"
+    for name in ("lab-a", "lab-b"):
+        (repo / f"Pulumi.{name}.yaml").write_text(lab)
     return repo
 
 
@@ -151,10 +156,13 @@ def test_render_cli_names_the_bad_file_in_one_line(repo: Path) -> None:
 def test_render_cli_warns_about_ignored_keys_and_renders_defaults(repo: Path) -> None:
     result = run_in(repo, "-m", "stacks.render", "typo", "--out", "rendered/typo")
     assert result.returncode == 0, result.stderr
-    assert result.stderr == (
+    first, *others = result.stderr.splitlines()
+    assert first == (
         "warning: Pulumi.typo.yaml: Pulumi ignores the top-level keys confg (settings go under config:); "
-        "with no config: block, every setting takes its Pulumi.yaml default\n"
+        "with no config: block, every setting takes its Pulumi.yaml default"
     )
+    # Every default: dev's names too (stacks/collisions.py, tests/stacks/test_shared_cluster.py).
+    assert others and all(line.startswith("warning: Pulumi.typo.yaml and Pulumi.") for line in others), others
     assert (repo / "rendered" / "typo" / "namespace-cluster-postgres.yaml").is_file()
 
 
@@ -162,6 +170,17 @@ def test_render_cli_renders_a_dotted_stack(repo: Path) -> None:
     result = run_in(repo, "-m", "stacks.render", "eu.prod", "--out", "rendered/eu.prod")
     assert result.returncode == 0, result.stderr
     assert "rendered/eu.prod/statefulset-postgres-prod-postgres.yaml" in result.stdout.split()
+
+
+def test_render_cli_refuses_a_stack_that_collides_on_its_named_cluster(repo: Path) -> None:
+    result = run_in(repo, "-m", "stacks.render", "lab-b", "--out", "rendered/lab-b")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [
+        "render: Pulumi.lab-b.yaml and Pulumi.lab-a.yaml deploy to one cluster (kubernetes:context lab) and both create "
+        "namespace lab (pgstack:namespace or longhorn.namespace); StorageClass lab-class (pgstack:storage.className): "
+        "the second `pulumi up` fails with AlreadyExists; rename it in one of them"
+    ]
+    assert not (repo / "rendered" / "lab-b").exists()
 
 
 @pytest.mark.slow
