@@ -22,6 +22,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from stacks.mock_run import ROOT, RecordingMocks, RecordingMonitor, Registered, Run, as_pulumi_config, plain, run_program, stack_config
 from stacks.rollout import MAJOR_KEEPER, TEMPLATE_KEEPER
+from tests.conftest import settings_of
 
 RANDOM_ID = "random:index/randomId:RandomId"
 STS = "kubernetes:apps/v1:StatefulSet"
@@ -44,8 +45,9 @@ def _marker(run: Run, name: str) -> Registered:
 
 
 # ids without the stack names: these are not per-stack tests (tests/stacks/test_new_stacks.py reads "[dev]" as one)
-@pytest.mark.parametrize(("stack", "protected"), [("prod", True), ("dev", False)], ids=["protected", "unprotected"])
-def test_a_major_change_replaces_the_data_major_marker_which_is_protected_with_the_stack(stack: str, protected: bool) -> None:
+@pytest.mark.parametrize("stack", ["prod", "dev"], ids=["protected", "unprotected"])
+def test_a_major_change_replaces_the_data_major_marker_which_is_protected_with_the_stack(stack: str) -> None:
+    protected = settings_of(stack).protect  # from the stack's settings: a user may protect dev
     now, other_major, minor = _run(stack, **_image("18.1")), _run(stack, **_image("17.6")), _run(stack, **_image("18.6"))
     marker = _marker(now, "postgres-data-major")
     assert plain(marker.inputs) == {"keepers": {MAJOR_KEEPER: "18"}, "byteLength": 4}
