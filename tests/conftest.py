@@ -30,7 +30,7 @@ import pytest
 
 from stacks.config import CONFIG_KEYS, ConfigError, Settings, load_secrets, load_settings, parse_settings
 from stacks.mock_run import Registered, Run, StackFileError, run_program, run_pulumi, stack_config, stacks
-from tests.repo_copy import COLLECTED
+from tests.repo_copy import COLLECTED, ONLY_STACKS
 
 # Every Pulumi.<stack>.yaml, dotted names included. Per-stack tests take `stack` or `stack_run` and derive
 # every expectation from that stack's own config (settings_of), never from its name.
@@ -110,6 +110,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if wrong:
         raise pytest.UsageError("a test must be in exactly one tier (" + ", ".join(TIERS) + "):\n  " + "\n  ".join(wrong))
     _one_failure_per_bad_stack_file(config, items)
+    if os.environ.get(ONLY_STACKS):
+        only = os.environ[ONLY_STACKS].split(",")
+        others = [i for i in items if getattr(getattr(i, "callspec", None), "params", {}).get("stack", only[0]) not in only]
+        config.hook.pytest_deselected(items=others)
+        gone = set(map(id, others))
+        items[:] = [i for i in items if id(i) not in gone]
     order = list(TIERS)
     items.sort(key=lambda item: order.index(next(iter(tiers_marked(item)))))
 

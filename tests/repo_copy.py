@@ -29,6 +29,9 @@ NOT_SOURCE = (
 INNER = "PGSTACK_INNER_RUN"
 # A file name: pytest (tests/conftest.py) writes there every test id it collected, before -k and -m deselect.
 COLLECTED = "PGSTACK_COLLECTED"
+# Comma-separated stack names: pytest (tests/conftest.py) deselects the per-stack tests of every other stack
+# (the new-stack test's copy runs the whole unit tier, but the committed stacks' own tests run outside it).
+ONLY_STACKS = "PGSTACK_ONLY_STACKS"
 
 
 def copy_repository(tmp: Path) -> Path:
