@@ -29,7 +29,18 @@ from typing import Any
 import pytest
 
 from stacks.config import CONFIG_KEYS, ConfigError, Settings, load_secrets, load_settings, parse_settings
-from stacks.mock_run import Registered, Run, StackFileError, run_program, run_pulumi, stack_config, stacks
+from stacks.mock_run import (
+    ROOT,
+    Registered,
+    Run,
+    StackFileError,
+    load_yaml,
+    project_defaults,
+    run_program,
+    run_pulumi,
+    stack_config,
+    stacks,
+)
 from tests.repo_copy import COLLECTED, ONLY_STACKS
 
 # Every Pulumi.<stack>.yaml, dotted names included. Per-stack tests take `stack` or `stack_run` and derive
@@ -246,6 +257,25 @@ SVC = "kubernetes:core/v1:Service"
 SECRET = "kubernetes:core/v1:Secret"
 PASSWORD = "random:index/randomPassword:RandomPassword"
 CLAIM = "kubernetes:core/v1:PersistentVolumeClaimPatch"
+
+
+# The tests' own fixed configurations: the committed stack files as the URN fixtures were captured
+# (tests/components/test_urns.py). A test that needs "a stack like dev" takes one of these, so that a user's
+# edit of Pulumi.dev.yaml changes only the per-stack tests' input.
+FIXED_CONFIGS = Path(__file__).resolve().parent / "fixtures" / "urns" / "configs"
+
+
+def fixed_config(name: str) -> dict[str, Any]:
+    """A fixed configuration as `pulumi up` would see it: Pulumi.yaml's values overlaid by its config: block."""
+    return project_defaults() | dict(load_yaml(FIXED_CONFIGS / f"{name}.yaml")["config"])
+
+
+def fixed_project(directory: Path) -> Path:
+    """directory with the live Pulumi.yaml and the fixed configurations as its stack files (for the render)."""
+    (directory / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    for path in FIXED_CONFIGS.glob("*.yaml"):
+        (directory / f"Pulumi.{path.name}").write_text(path.read_text())
+    return directory
 
 
 def settings_of(stack: str) -> Settings:

@@ -23,11 +23,11 @@ from typing import Any
 
 import pytest
 
-from stacks.mock_run import load_yaml, project_defaults, run_program
+from stacks.mock_run import run_program
+from tests.conftest import FIXED_CONFIGS, fixed_config
 from tests.stacks.test_backups import DUMP_S3, TARGET
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "urns"
-CONFIGS = FIXTURES / "configs"
 PROJECT = "pgstack"
 REGENERATE = (
     "a renamed or re-parented resource is deleted and re-created by the next `pulumi up` (its data, or its "
@@ -60,13 +60,8 @@ def _merge(base: Any, over: Any) -> Any:
     return copy.deepcopy(over)
 
 
-def fixed_config(name: str) -> dict[str, Any]:
-    """A fixed configuration as `pulumi up` would see it: Pulumi.yaml's values overlaid by its config: block."""
-    return project_defaults() | dict(load_yaml(CONFIGS / f"{name}.yaml")["config"])
-
-
 def cases() -> list[str]:
-    return [*sorted(p.stem for p in CONFIGS.glob("*.yaml")), *VARIANTS]
+    return [*sorted(p.stem for p in FIXED_CONFIGS.glob("*.yaml")), *VARIANTS]
 
 
 CAPTURED = sorted(p.stem for p in FIXTURES.glob("*.txt"))

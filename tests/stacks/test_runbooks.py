@@ -13,7 +13,7 @@ import pytest
 
 from stacks.config import PROJECT, ConfigError, adoptable, parse_settings, uninstall_confirmation
 from stacks.mock_run import Registered, Run, plain, run_program, stack_config
-from tests.conftest import CLAIM, STS, SVC, run_with, settings_of
+from tests.conftest import CLAIM, STS, SVC, fixed_config, run_with, settings_of
 
 GUARD = ("random:index/randomId:RandomId", "destroy-guard")
 NAMESPACE = "kubernetes:core/v1:Namespace"
@@ -140,7 +140,7 @@ def test_a_bad_adopt_entry_fails_before_anything_is_registered(adopt: list[str],
 def test_a_stack_without_longhorn_adopts_only_its_namespace() -> None:
     run = Run()
     with pytest.raises(ConfigError, match=r"expected one of the objects this stack creates: namespace/postgres-staging \("):
-        run_program(stack_config("staging") | {f"{PROJECT}:adopt": ["namespace/longhorn-system"]}, stack="staging", run=run)
+        run_program(fixed_config("staging") | {f"{PROJECT}:adopt": ["namespace/longhorn-system"]}, stack="staging", run=run)
     assert run.resources == []
 
 

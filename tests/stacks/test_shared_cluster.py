@@ -11,8 +11,7 @@ import pytest
 from stacks.collisions import ClusterNames, clash, cluster_names, collisions
 from stacks.mock_run import ROOT, Run, run_program
 from stacks.render import helm_releases, kubernetes_objects
-from tests.components.test_urns import fixed_config
-from tests.conftest import STACKS, stack_file_problem
+from tests.conftest import FIXED_CONFIGS, STACKS, fixed_config, stack_file_problem
 
 # The documented layout, as the tests' own fixed configurations (the committed stack files as captured for the
 # URN guard): these stacks run on one cluster. The user's stack files are checked by test_no_two_stack_files_collide.
@@ -101,7 +100,7 @@ def test_each_kind_of_collision_alone() -> None:
 
 def test_collisions_reads_every_stack_file_and_skips_an_invalid_one(tmp_path: Path) -> None:
     (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
-    dev = (ROOT / "tests" / "fixtures" / "urns" / "configs" / "dev.yaml").read_text()
+    dev = (FIXED_CONFIGS / "dev.yaml").read_text()
     (tmp_path / "Pulumi.dev.yaml").write_text(dev + "  kubernetes:context: lab\n")
     (tmp_path / "Pulumi.qa.yaml").write_text(dev + "  kubernetes:context: lab\n")
     (tmp_path / "Pulumi.far.yaml").write_text(dev + "  kubernetes:context: elsewhere\n")
