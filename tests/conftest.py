@@ -240,8 +240,8 @@ _STACK_RUNS: dict[str, Run] = {}
 
 
 def run_with(overrides: dict[str, Any], stack: str = "dev") -> Run:
-    """Run the program with a stack's config plus top-level key overrides."""
-    return run_program(stack_config(stack) | overrides, stack=stack)
+    """Run the program with a fixed configuration (dev by default) plus top-level key overrides."""
+    return run_program(fixed_config(stack) | overrides, stack=stack)
 
 
 def run_component(build: Callable[[], object]) -> Run:
@@ -268,6 +268,11 @@ FIXED_CONFIGS = Path(__file__).resolve().parent / "fixtures" / "urns" / "configs
 def fixed_config(name: str) -> dict[str, Any]:
     """A fixed configuration as `pulumi up` would see it: Pulumi.yaml's values overlaid by its config: block."""
     return project_defaults() | dict(load_yaml(FIXED_CONFIGS / f"{name}.yaml")["config"])
+
+
+def fixed_settings(name: str) -> Settings:
+    """A fixed configuration's validated settings (settings_of for the tests' own dev, prod and staging)."""
+    return parse_settings({k.split(":", 1)[1]: v for k, v in fixed_config(name).items() if k.split(":", 1)[1] in CONFIG_KEYS}, name)
 
 
 def fixed_project(directory: Path) -> Path:

@@ -12,7 +12,7 @@ import yaml
 
 from stacks.config import CONFIG_KEYS, PROJECT, ConfigError, Settings, parse_settings
 from stacks.mock_run import PROJECT_FILE, Run, project_defaults, run_program, stack_config
-from tests.conftest import STACKS, settings_of, stack_file_problem
+from tests.conftest import STACKS, fixed_settings, settings_of, stack_file_problem
 
 
 def test_pulumi_yaml_declares_every_key_with_the_schema_defaults() -> None:
@@ -50,8 +50,8 @@ def test_stack_files_validate(stack: str) -> None:
 
 
 def test_dev_and_prod_sizes() -> None:
-    dev = parse_settings({k.split(":", 1)[1]: v for k, v in stack_config("dev").items() if k.startswith("pgstack:")})
-    prod = parse_settings({k.split(":", 1)[1]: v for k, v in stack_config("prod").items() if k.startswith("pgstack:")})
+    # The tests' own dev and prod (tests/conftest.py fixed_config): a user may resize theirs.
+    dev, prod = fixed_settings("dev"), fixed_settings("prod")
     assert (dev.postgres.replicas, dev.storage.numberOfReplicas, dev.postgres.storageSize) == (1, 1, "4Gi")
     assert (prod.postgres.replicas, prod.storage.numberOfReplicas) == (3, 3)
     assert prod.postgres.storageSize != dev.postgres.storageSize
