@@ -8,6 +8,8 @@ Stack files, read as the Pulumi CLI reads them:
     stacks()                  every stack with a Pulumi.<stack>.yaml (dotted names included)
     stack_config(stack)       its config: Pulumi.yaml values overlaid by the stack file, keys namespaced
     project_defaults(), stack_settings(stack), stack_file(stack), load_yaml(path), as_pulumi_config(values)
+    secret_config_keys(config)  the keys holding a stack file's `secure:` values (read as SECRET_UNKNOWN: no
+                              passphrase here); run_pulumi marks them secret, as the CLI does
     StackFileError, MissingStackFileError (a bad or missing file, one line), StackFileWarning (ignored keys)
 
 Runs:
