@@ -27,7 +27,17 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal, get_args
 
 import pulumi
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from components.cron import ACCEPTED_FORM, schedule_problem
 from components.longhorn_backups import RECURRING_JOB_NAME_MAX
@@ -1013,11 +1023,25 @@ LONGHORN_CREDENTIAL_KEYS = (
 )
 
 
+# A `secure:` value of a stack file where the value cannot be read: the offline render and the tests have no
+# passphrase (stacks/mock_run.py puts this in its place). Under the CLI the program gets the decrypted value
+# instead. It stands for "set, value unknown here": every string field of the secret models accepts it (no
+# colon, so a URL parser reads it as a host), and the checks that need the real value skip it.
+SECRET_UNKNOWN = "<secret set in the stack file>"
+
+
+def _unknown_passes(value: Any, handler: Callable[[Any], Any]) -> Any:
+    """A string field's validation, skipped for SECRET_UNKNOWN (a dict field still refuses it, as it refuses
+    the JSON text the CLI hands over for a `secure:` object)."""
+    return value if value == SECRET_UNKNOWN else handler(value)
+
+
 class BackupTargetSecret(_Model):
     """pgstack:backupTarget (secret): the cluster's Longhorn backup target and its credentials."""
 
     url: str = Field(pattern=r"^(s3|nfs|cifs|azblob)://\S+$")
     credentials: dict[str, str] = Field(default_factory=dict)
+    _url_unknown = field_validator("url", mode="wrap")(_unknown_passes)
 
     @model_validator(mode="after")
     def _known_keys(self) -> BackupTargetSecret:
@@ -1039,6 +1063,7 @@ class DumpS3Secret(_Model):
     secretAccessKey: str = Field(min_length=1)
     endpoint: str | None = Field(None, pattern=r"^(https?://)?[A-Za-z0-9.-]+(:\d+)?/?$")
     region: str | None = Field(None, pattern=r"^[a-z0-9-]+$")
+    _unknown = field_validator("provider", "accessKeyId", "secretAccessKey", "endpoint", "region", mode="wrap")(_unknown_passes)
 
 
 class Secrets(_Model):
@@ -1049,6 +1074,13 @@ class Secrets(_Model):
 
 
 SECRET_KEYS: tuple[str, ...] = tuple(Secrets.model_fields)
+_SECRET_MODELS: dict[str, type[_Model]] = {"backupTarget": BackupTargetSecret, "dumpS3": DumpS3Secret}
+
+
+def _unknown_object(model: type[_Model]) -> dict[str, str]:
+    """A secret object set as a whole (`pulumi config set --secret <key> '<json>'`) and not readable here:
+    its required fields unknown, the others at their defaults."""
+    return {name: SECRET_UNKNOWN for name, f in model.model_fields.items() if f.is_required()}
 
 
 # ---------------------------------------------------------------- errors
@@ -1242,6 +1274,9 @@ def load_secrets(settings: Settings) -> Secrets:
                 f"invalid configuration:\n  {full}: stored in plain text; expected a secret: "
                 f"pulumi config set --secret --path '{key}.<field>' <value>"
             )
+        if text == SECRET_UNKNOWN:  # the whole object is one `secure:` value, not readable here
+            raw[key] = _unknown_object(_SECRET_MODELS[key])
+            continue
         try:
             raw[key] = json.loads(text)
         except json.JSONDecodeError:

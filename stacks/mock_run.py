@@ -8,6 +8,8 @@ Stack files, read as the Pulumi CLI reads them:
     stacks()                  every stack with a Pulumi.<stack>.yaml (dotted names included)
     stack_config(stack)       its config: Pulumi.yaml values overlaid by the stack file, keys namespaced
     project_defaults(), stack_settings(stack), stack_file(stack), load_yaml(path), as_pulumi_config(values)
+    secret_config_keys(config)  the keys holding a stack file's `secure:` values (read as SECRET_UNKNOWN: no
+                              passphrase here); run_pulumi marks them secret, as the CLI does
     StackFileError, MissingStackFileError (a bad or missing file, one line), StackFileWarning (ignored keys)
 
 Runs:
@@ -52,6 +54,8 @@ from pulumi.runtime.proto import source_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from stacks.config import SECRET_UNKNOWN
+
 __all__ = [
     "PROJECT_FILE",
     "ROOT",
@@ -72,6 +76,7 @@ __all__ = [
     "project_defaults",
     "run_program",
     "run_pulumi",
+    "secret_config_keys",
     "stack_config",
     "stack_file",
     "stack_settings",
@@ -227,8 +232,30 @@ def project_defaults(root: Path = ROOT) -> dict[str, Any]:
     return _namespaced(project["name"], out)
 
 
+def _without_ciphertext(value: Any) -> Any:
+    """A config value with each `secure:` value (a mapping of one key, secure, to a string: Pulumi's isSecureValue,
+    sdk/go/common/resource/config/object.go:541) replaced by SECRET_UNKNOWN: set, but not readable without the
+    stack's passphrase. `pulumi config set --secret --path a.b` writes one under a key, a top-level
+    `pulumi config set --secret a` in place of the whole value."""
+    if isinstance(value, dict):
+        if len(value) == 1 and isinstance(value.get("secure"), str):
+            return SECRET_UNKNOWN
+        return {k: _without_ciphertext(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_ciphertext(v) for v in value]
+    return value
+
+
+def secret_config_keys(config: dict[str, Any]) -> list[str]:
+    """The keys the CLI hands the program as secrets: those holding a `secure:` value anywhere inside. An object
+    with one secure field is a secret as a whole (Pulumi's object.Secure and MarshalString, object.go:51 and :403;
+    Map.SecureKeys, map.go:105, become the run's configSecretKeys, pkg/resource/deploy/source_eval.go:225)."""
+    return sorted(k for k, v in config.items() if SECRET_UNKNOWN in json.dumps(v))
+
+
 def stack_settings(stack: str, root: Path = ROOT) -> dict[str, Any]:
-    """A stack file's `config:` block as Pulumi reads it. Warns (StackFileWarning) about the keys Pulumi ignores."""
+    """A stack file's `config:` block as Pulumi reads it, `secure:` values as SECRET_UNKNOWN (secret_config_keys).
+    Warns (StackFileWarning) about the keys Pulumi ignores."""
     path = stack_file(stack, root)
     if not path.is_file():
         raise MissingStackFileError(f"no stack file {_shown(path)}")
@@ -250,7 +277,7 @@ def stack_settings(stack: str, root: Path = ROOT) -> dict[str, Any]:
         return {}
     if not isinstance(config, dict):
         raise StackFileError(f"{_shown(path)}: config: must be a mapping of keys to values, got {type(config).__name__}")
-    return _namespaced(_project(root)["name"], config)
+    return _namespaced(_project(root)["name"], _without_ciphertext(config))
 
 
 def stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
@@ -427,7 +454,9 @@ def run_pulumi(
     # A fresh root Stack per run: set_mocks reuses an existing one, with its outputs.
     pulumi.runtime.settings.ROOT.set(None)
     pulumi.runtime.set_mocks(m, project="pgstack", stack=stack, preview=False, monitor=RecordingMonitor(m, run))
-    pulumi.runtime.set_all_config(as_pulumi_config(config or {}), secret_keys=secret_keys or [])
+    # Keys holding a stack file's `secure:` values are secrets, as the CLI marks them.
+    secret = sorted({*(secret_keys or []), *secret_config_keys(config or {})})
+    pulumi.runtime.set_all_config(as_pulumi_config(config or {}), secret_keys=secret)
 
     def body() -> None:
         program()

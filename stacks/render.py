@@ -15,6 +15,10 @@ The render never deletes a file it did not write. It writes only into a new or e
 directory, or into one it wrote before: that directory holds a marker file
 (.pgstack-render) listing the files of the last render, and a new render replaces
 exactly those. Any other non-empty directory (`--out .` among them) is refused.
+
+Before it writes, the render compares the stack with every other stack file (stacks/collisions.py): names that
+would collide on one cluster refuse the render when both stack files name the same kubernetes:context, and give a
+warning when a cluster is unknown.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import pulumi
 import yaml
 
 try:
+    from stacks.collisions import collisions
     from stacks.mock_run import (
         ROOT,
         MissingStackFileError,
@@ -192,6 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", StackFileWarning)
         try:
+            errors, shared = collisions(ns.stack)
+            if errors:
+                _print_warnings(caught)
+                for line in errors:
+                    print(f"render: {line}", file=sys.stderr)
+                return 2
             written = render(ns.stack, ns.out or ROOT / "rendered" / ns.stack)
         except (StackFileError, OutputDirError) as exc:
             _print_warnings(caught)
@@ -203,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
             print(exc, file=sys.stderr)
             return 1
     _print_warnings(caught)
+    for line in shared:
+        print(f"warning: {line}", file=sys.stderr)
     for path in written:
         print(path)
     return 0

@@ -28,9 +28,20 @@ from typing import Any
 
 import pytest
 
-from stacks.config import Settings, parse_settings
-from stacks.mock_run import Registered, Run, StackFileError, run_program, run_pulumi, stack_config, stacks
-from tests.repo_copy import COLLECTED
+from stacks.config import CONFIG_KEYS, ConfigError, Settings, load_secrets, load_settings, parse_settings
+from stacks.mock_run import (
+    ROOT,
+    Registered,
+    Run,
+    StackFileError,
+    load_yaml,
+    project_defaults,
+    run_program,
+    run_pulumi,
+    stack_config,
+    stacks,
+)
+from tests.repo_copy import COLLECTED, ONLY_STACKS
 
 # Every Pulumi.<stack>.yaml, dotted names included. Per-stack tests take `stack` or `stack_run` and derive
 # every expectation from that stack's own config (settings_of), never from its name.
@@ -109,6 +120,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             wrong.append(f"{item.nodeid}: {', '.join(sorted(marked))}")
     if wrong:
         raise pytest.UsageError("a test must be in exactly one tier (" + ", ".join(TIERS) + "):\n  " + "\n  ".join(wrong))
+    _one_failure_per_bad_stack_file(config, items)
+    if os.environ.get(ONLY_STACKS):
+        only = os.environ[ONLY_STACKS].split(",")
+        others = [i for i in items if getattr(getattr(i, "callspec", None), "params", {}).get("stack", only[0]) not in only]
+        config.hook.pytest_deselected(items=others)
+        gone = set(map(id, others))
+        items[:] = [i for i in items if id(i) not in gone]
     order = list(TIERS)
     items.sort(key=lambda item: order.index(next(iter(tiers_marked(item)))))
 
@@ -145,6 +163,54 @@ def _unit_tier_runs_no_external_program(request: pytest.FixtureRequest, monkeypa
 # ------------------------------------------------------------------ the program under mocks
 
 
+def stack_file_problem(stack: str) -> str | None:
+    """Why a stack file cannot be used, in one line, or None: the program's own config checks (load_settings and
+    load_secrets) run under the mocks, no resource registered. Cached: every worker collects once."""
+    if stack not in _PROBLEMS:
+        try:
+            run_pulumi(lambda: load_secrets(load_settings()), stack_config(stack), stack)
+            _PROBLEMS[stack] = None
+        except (StackFileError, ConfigError) as exc:
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            _PROBLEMS[stack] = f"Pulumi.{stack}.yaml: {' '.join(lines)}" if isinstance(exc, ConfigError) else " ".join(lines)
+    return _PROBLEMS[stack]
+
+
+_PROBLEMS: dict[str, str | None] = {}
+
+
+class BadStackFile(pytest.Item):
+    """Stands for every per-stack test of a stack file the program refuses: one failure, one line."""
+
+    def __init__(self, *, problem: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.problem = problem
+        self.add_marker("unit")
+
+    def runtest(self) -> None:
+        raise StackFileError(self.problem)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        return self.problem
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, self.name
+
+
+def _one_failure_per_bad_stack_file(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A stack file the program refuses fails once, with its config error in one line, instead of a traceback in
+    each of its per-stack tests (those are deselected). A run without per-stack tests for it says nothing."""
+    bad = {s: p for s in STACKS if (p := stack_file_problem(s)) is not None}
+    dropped = [i for i in items if getattr(getattr(i, "callspec", None), "params", {}).get("stack") in bad]
+    if not dropped:
+        return
+    config.hook.pytest_deselected(items=dropped)
+    gone = set(map(id, dropped))
+    items[:] = [i for i in items if id(i) not in gone]
+    for stack in sorted({i.callspec.params["stack"] for i in dropped}):  # type: ignore[attr-defined]
+        items.append(BadStackFile.from_parent(dropped[0].session, name=f"Pulumi.{stack}.yaml[{stack}]", problem=bad[stack]))
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """A stack file that cannot be read fails its tests with one line naming the file, not a traceback."""
@@ -172,8 +238,8 @@ _STACK_RUNS: dict[str, Run] = {}
 
 
 def run_with(overrides: dict[str, Any], stack: str = "dev") -> Run:
-    """Run the program with a stack's config plus top-level key overrides."""
-    return run_program(stack_config(stack) | overrides, stack=stack)
+    """Run the program with a fixed configuration (dev by default) plus top-level key overrides."""
+    return run_program(fixed_config(stack) | overrides, stack=stack)
 
 
 def run_component(build: Callable[[], object]) -> Run:
@@ -191,9 +257,35 @@ PASSWORD = "random:index/randomPassword:RandomPassword"
 CLAIM = "kubernetes:core/v1:PersistentVolumeClaimPatch"
 
 
+# The tests' own fixed configurations: the committed stack files as the URN fixtures were captured
+# (tests/components/test_urns.py). A test that needs "a stack like dev" takes one of these, so that a user's
+# edit of Pulumi.dev.yaml changes only the per-stack tests' input.
+FIXED_CONFIGS = Path(__file__).resolve().parent / "fixtures" / "urns" / "configs"
+
+
+def fixed_config(name: str) -> dict[str, Any]:
+    """A fixed configuration as `pulumi up` would see it: Pulumi.yaml's values overlaid by its config: block."""
+    return project_defaults() | dict(load_yaml(FIXED_CONFIGS / f"{name}.yaml")["config"])
+
+
+def fixed_settings(name: str) -> Settings:
+    """A fixed configuration's validated settings (settings_of for the tests' own dev, prod and staging)."""
+    return parse_settings({k.split(":", 1)[1]: v for k, v in fixed_config(name).items() if k.split(":", 1)[1] in CONFIG_KEYS}, name)
+
+
+def fixed_project(directory: Path) -> Path:
+    """directory with the live Pulumi.yaml and the fixed configurations as its stack files (for the render)."""
+    (directory / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    for path in FIXED_CONFIGS.glob("*.yaml"):
+        (directory / f"Pulumi.{path.name}").write_text(path.read_text())
+    return directory
+
+
 def settings_of(stack: str) -> Settings:
     """A stack's validated settings: per-stack expectations come from here, never from a table of stack names."""
-    return parse_settings({k.split(":", 1)[1]: v for k, v in stack_config(stack).items() if k.startswith("pgstack:")})
+    values = {k.split(":", 1)[1]: v for k, v in stack_config(stack).items() if k.startswith("pgstack:")}
+    # The secret keys (pgstack:backupTarget, pgstack:dumpS3) are not settings: load_secrets reads them.
+    return parse_settings({k: v for k, v in values.items() if k in CONFIG_KEYS}, stack)
 
 
 # DNS needs both: UDP for queries, TCP for answers too large for UDP (truncated, TC bit) and for resolvers

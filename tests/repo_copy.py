@@ -29,14 +29,18 @@ NOT_SOURCE = (
 INNER = "PGSTACK_INNER_RUN"
 # A file name: pytest (tests/conftest.py) writes there every test id it collected, before -k and -m deselect.
 COLLECTED = "PGSTACK_COLLECTED"
+# Comma-separated stack names: pytest (tests/conftest.py) deselects the per-stack tests of every other stack
+# (the new-stack test's copy runs the whole unit tier, but the committed stacks' own tests run outside it).
+ONLY_STACKS = "PGSTACK_ONLY_STACKS"
 
 
 def copy_repository(tmp: Path) -> Path:
     """tmp/repo: the working tree's source (uncommitted changes included), with ../shared beside it and
-    the checkov environment linked, as the tests expect."""
+    the environments (.venv, .venv-checkov) linked, as the tests and the bin/ scripts expect."""
     repo = tmp / "repo"
     shutil.copytree(ROOT, repo, ignore=shutil.ignore_patterns(*NOT_SOURCE))
-    for name, target in (("shared", ROOT.parent / "shared"), ("repo/.venv-checkov", ROOT / ".venv-checkov")):
+    links = (("shared", ROOT.parent / "shared"), ("repo/.venv-checkov", ROOT / ".venv-checkov"), ("repo/.venv", ROOT / ".venv"))
+    for name, target in links:
         if target.exists():
             (tmp / name).symlink_to(target)
     return repo

@@ -21,6 +21,8 @@ import yaml
 
 from stacks.mock_run import ROOT
 
+# The stacks of the test checkout: a dotted name among them, sorted as bin/up lists them (C locale).
+CHECKOUT_STACKS = ("dev", "eu.prod", "prod", "staging")
 FAKE_PULUMI = """#!/usr/bin/env python3
 import json, os, sys
 with open(os.environ.get("FAKE_PULUMI_LOG", "") or sys.argv[0] + ".log", "a") as log:
@@ -56,9 +58,12 @@ def checkout(tmp_path: Path) -> Checkout:
     (root / "bin").mkdir(parents=True)
     for script in ("up", "pulumi-env"):
         shutil.copy2(ROOT / "bin" / script, root / "bin" / script)
-    for path in [ROOT / "requirements.txt", ROOT / "Pulumi.yaml", *ROOT.glob("Pulumi.*.yaml")]:
+    for path in (ROOT / "requirements.txt", ROOT / "Pulumi.yaml"):
         shutil.copy2(path, root / path.name)
-    (root / "Pulumi.eu.prod.yaml").write_text((ROOT / "Pulumi.prod.yaml").read_text())
+    # The checkout's own stack files, not the user's: bin/up only needs them to exist, and the tests' stack
+    # list must not change when a user adds, renames or removes one (README "Add an environment").
+    for stack in CHECKOUT_STACKS:
+        (root / f"Pulumi.{stack}.yaml").write_text(f"# {stack}: a stack file of the test checkout\nconfig: {{}}\n")
     (root / "policy").mkdir()
     for name in ("requirements.txt", "config.json"):
         shutil.copy2(ROOT / "policy" / name, root / "policy" / name)
@@ -78,7 +83,7 @@ def test_up_refuses_a_stack_without_its_file_before_anything_runs(checkout: Chec
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
         "bin/up: no stack file Pulumi.stagin.yaml, so there is no stack 'stagin' to deploy.",
-        "  stacks here: dev eu.prod prod staging",
+        f"  stacks here: {' '.join(CHECKOUT_STACKS)}",
         '  to create it: cp Pulumi.dev.yaml Pulumi.stagin.yaml, edit it (README "Add an environment"), then bin/up stagin',
     ]
     assert checkout.calls() == []

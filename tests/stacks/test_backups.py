@@ -12,9 +12,9 @@ from pulumi.runtime import rpc
 from components.logical_backup import backup_labels
 from components.logical_backup_pod import RCLONE_IMAGE
 from stacks.config import PROJECT, ConfigError
-from stacks.mock_run import Registered, Run, run_program, stack_config
+from stacks.mock_run import Registered, Run, run_program
 from stacks.mock_run import plain as _plain
-from tests.conftest import CLAIM, STS, run_with, settings_of
+from tests.conftest import CLAIM, STS, fixed_config, fixed_settings, run_with
 
 RECURRING_JOB = "kubernetes:longhorn.io/v1beta2:RecurringJob"
 CRON = "kubernetes:batch/v1:CronJob"
@@ -34,7 +34,7 @@ DUMP_S3 = {
 
 
 def _prod(overrides: dict[str, Any] | None = None, secrets: dict[str, Any] | None = None) -> Run:
-    config = stack_config("prod") | {f"{PROJECT}:{k}": v for k, v in (overrides or {}).items()}
+    config = fixed_config("prod") | {f"{PROJECT}:{k}": v for k, v in (overrides or {}).items()}
     config |= {f"{PROJECT}:{k}": v for k, v in (secrets or {}).items()}
     return run_program(config, stack="prod", secret_keys=[f"{PROJECT}:{k}" for k in secrets or {}])
 
@@ -46,7 +46,7 @@ def _pod(cron: Registered) -> dict[str, Any]:
 def test_backups_are_off_in_dev_and_on_in_prod(caplog: pytest.LogCaptureFixture) -> None:
     dev = run_with({})
     assert not dev.of_type(RECURRING_JOB) and not dev.of_type(CRON)
-    assert settings_of("dev").backup.dumps is None
+    assert fixed_settings("dev").backup.dumps is None
     with caplog.at_level(logging.WARNING):
         prod = _prod()
     # No backup target set (it is secret config): snapshots and dumps only, and a warning says why.
@@ -142,7 +142,7 @@ def test_dump_pods_are_not_database_pods_but_may_connect() -> None:
 
 
 def test_dumps_to_s3_upload_after_the_dump_with_secret_credentials() -> None:
-    backup = settings_of("prod").backup.model_dump()
+    backup = fixed_settings("prod").backup.model_dump()
     backup["dumps"]["s3Remote"] = "pg-dumps/prod"
     run = _prod({"backup": backup}, secrets={"dumpS3": DUMP_S3})
     pod = _pod(run.one(CRON, "dumps-cron"))
@@ -177,7 +177,7 @@ BAD_SECRETS: list[tuple[str, Any, dict[str, Any], str]] = [
 
 @pytest.mark.parametrize(("key", "value", "overrides", "words"), BAD_SECRETS, ids=[b[3][:40] for b in BAD_SECRETS])
 def test_bad_secret_config_is_named_without_its_value(key: str, value: Any, overrides: dict[str, Any], words: str) -> None:
-    config = stack_config("prod") | {f"{PROJECT}:{k}": v for k, v in overrides.items()} | {f"{PROJECT}:{key}": value}
+    config = fixed_config("prod") | {f"{PROJECT}:{k}": v for k, v in overrides.items()} | {f"{PROJECT}:{key}": value}
     run = Run()
     with pytest.raises(ConfigError) as err:
         run_program(config, stack="prod", run=run, secret_keys=[f"{PROJECT}:{key}"])
@@ -187,7 +187,7 @@ def test_bad_secret_config_is_named_without_its_value(key: str, value: Any, over
 
 
 def test_secret_config_must_be_set_as_a_secret() -> None:
-    config = stack_config("prod") | {f"{PROJECT}:backupTarget": TARGET}
+    config = fixed_config("prod") | {f"{PROJECT}:backupTarget": TARGET}
     run = Run()
     with pytest.raises(ConfigError, match=r"pgstack:backupTarget: stored in plain text; expected a secret: pulumi config set --secret"):
         run_program(config, stack="prod", run=run)

@@ -33,7 +33,7 @@ from stacks.changes import (
     effect,
 )
 from stacks.mock_run import Options, Registered, Run, fake_password, run_program, stack_config
-from tests.conftest import STACKS, settings_of
+from tests.conftest import STACKS, fixed_config, settings_of
 
 
 def _merge(base: Any, change: Any) -> Any:
@@ -42,8 +42,9 @@ def _merge(base: Any, change: Any) -> Any:
     return change
 
 
-def _run(stack: str, change: dict[str, Any], run: Run | None = None) -> Run:
-    config = copy.deepcopy(stack_config(stack))
+def _run(stack: str, change: dict[str, Any], run: Run | None = None, fixed: bool = False) -> Run:
+    """The stack's config (or with fixed, the tests' own configuration of that name) with a change."""
+    config = copy.deepcopy(fixed_config(stack) if fixed else stack_config(stack))
     for key, value in change.items():
         full = key if ":" in key else f"pgstack:{key}"
         config[full] = _merge(config.get(full) or {}, value) if isinstance(value, dict) else value
@@ -51,10 +52,10 @@ def _run(stack: str, change: dict[str, Any], run: Run | None = None) -> Run:
 
 
 @functools.cache
-def _base(stack: str) -> Run:
-    """The stack as committed, run once per stack and worker: the "before" of every row (never mutated:
-    classify only reads; a changed "after" is always a fresh _run)."""
-    return _run(stack, {})
+def _base(stack: str, fixed: bool = False) -> Run:
+    """The stack as committed (with fixed, the tests' own configuration), run once per stack and worker: the
+    "before" of every row (never mutated: classify only reads; a changed "after" is always a fresh _run)."""
+    return _run(stack, {}, fixed=fixed)
 
 
 PVC = "PersistentVolumeClaim postgres-data-postgres-"
@@ -175,13 +176,13 @@ TABLE: list[tuple[str, str, dict[str, Any], dict[str, str]]] = [
 
 @pytest.mark.parametrize(("stack", "what", "change", "expected"), TABLE, ids=[f"{t[0]}: {t[1]}" for t in TABLE])
 def test_config_change_effects(stack: str, what: str, change: dict[str, Any], expected: dict[str, str]) -> None:
-    assert classify(_base(stack), _run(stack, change)) == expected
+    assert classify(_base(stack, fixed=True), _run(stack, change, fixed=True)) == expected
 
 
 def test_unchanged_config_changes_nothing_and_a_plain_delete_is_a_delete() -> None:
-    base = _base("dev")
-    assert classify(base, _run("dev", {})) == {}
-    gone = classify(base, _run("dev", {"postgres": {"name": "pg"}}))
+    base = _base("dev", fixed=True)
+    assert classify(base, _run("dev", {}, fixed=True)) == {}
+    gone = classify(base, _run("dev", {"postgres": {"name": "pg"}}, fixed=True))
     # Without protect the old objects go (the claim stays: retain_on_delete).
     assert gone["StatefulSet postgres"] == DELETED and gone[f"{PVC}0"] == FORGOTTEN
 
@@ -189,9 +190,9 @@ def test_unchanged_config_changes_nothing_and_a_plain_delete_is_a_delete() -> No
 def test_dev_volume_upgrade_from_1gi_expands_the_claim_in_place() -> None:
     """Pulumi.dev.yaml moved from 1Gi to 4Gi (README "Tests and benchmarks"): a dev stack deployed
     before gets its claim grown in place on the next up, and nothing else changes."""
-    assert stack_config("dev")["pgstack:postgres"]["storageSize"] == "4Gi"
-    before = _run("dev", {"postgres": {"storageSize": "1Gi"}})
-    assert classify(before, _run("dev", {})) == {f"{PVC}0": IN_PLACE}
+    assert fixed_config("dev")["pgstack:postgres"]["storageSize"] == "4Gi"
+    before = _run("dev", {"postgres": {"storageSize": "1Gi"}}, fixed=True)
+    assert classify(before, _run("dev", {}, fixed=True)) == {f"{PVC}0": IN_PLACE}
 
 
 def test_changed_paths() -> None:
@@ -236,9 +237,9 @@ def test_upgrade_pgstack_a_pod_script_changes(stack: str, monkeypatch: pytest.Mo
 def test_upgrade_pgstack_with_replace_only_configmaps_still_never_replaces_a_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Belt and braces: with the provider flag off, the ConfigMap is deleted and re-created, but no
     StatefulSet input property-depends on it (known names), so the engine drags none along."""
-    before = _base("prod")
+    before = _base("prod", fixed=True)
     _with_changed_script(monkeypatch, tmp_path)
-    after = _flag_off(_run("prod", {}), "kubernetes:enableConfigMapMutable")
+    after = _flag_off(_run("prod", {}, fixed=True), "kubernetes:enableConfigMapMutable")
     assert classify(before, after) == BOTH_SETS
 
 
@@ -262,8 +263,8 @@ def test_replace_one_password(stack: str) -> None:
 def test_replace_only_secret_makes_rotation_refused_on_protected_stacks() -> None:
     """The model follows the provider flag: without enableSecretMutable the Secret's content is
     replace-only, so a rotation is refused on a protected stack (what the flag fixes)."""
-    after = _flag_off(_run("prod", {"postgres": {"passwordRotation": 2}}), "kubernetes:enableSecretMutable")
-    effects = classify(_base("prod"), after)
+    after = _flag_off(_run("prod", {"postgres": {"passwordRotation": 2}}, fixed=True), "kubernetes:enableSecretMutable")
+    effects = classify(_base("prod", fixed=True), after)
     assert effects["Secret postgres-credentials"] == REFUSED_PROTECT
 
 
@@ -338,7 +339,7 @@ def test_no_workload_property_depends_on_an_object_that_is_deleted_before_it_is_
 
 def test_policy_v1_pdb_spec_updates_in_place() -> None:
     """diff.go lists `.spec` as forceNew for policy/v1beta1 PodDisruptionBudgets only; ours is policy/v1."""
-    pdb = _base("dev").one("kubernetes:policy/v1:PodDisruptionBudget", "postgres-pdb")
+    pdb = _base("dev", fixed=True).one("kubernetes:policy/v1:PodDisruptionBudget", "postgres-pdb")
     changed = copy.deepcopy(pdb)
     changed.inputs["spec"]["maxUnavailable"] = 2.0
     assert effect(pdb, changed) == IN_PLACE

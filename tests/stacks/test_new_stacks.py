@@ -1,4 +1,5 @@
-"""README "Add an environment": a new Pulumi.<name>.yaml passes every per-stack test.
+"""README "Add an environment": with new Pulumi.<name>.yaml files the whole unit tier passes, and every
+per-stack test runs for each new stack.
 
 Slow (it runs pytest again, in a copy of the repository with new stack files): deselect with -m "not slow".
 """
@@ -13,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from stacks.mock_run import ROOT
-from tests.repo_copy import COLLECTED, INNER, copy_repository, run_in
+from tests.repo_copy import COLLECTED, INNER, ONLY_STACKS, copy_repository, run_in
+from tests.stacks.test_secure_config import secure_stack_file
 
 # A realistic second staging stack, unlike every committed one: two pods, reached through a NodePort,
 # its own namespace and StorageClass on a shared Longhorn, and an image by tag only.
@@ -63,7 +65,30 @@ config:
         - podLabels: {app: api}
           namespaceLabels: {team: payments}
 """
-NEW_STACKS = {"qa": (ROOT / "Pulumi.dev.yaml").read_text(), "stage2": STAGE2, "eu.lab": EU_LAB}
+# qa: a copy of dev, as the README's first step makes it; vault: prod with its backup target set as the README
+# says (pulumi config set --secret --path backupTarget.url ...), in the form the CLI writes it.
+NEW_STACKS = {
+    "qa": (ROOT / "Pulumi.dev.yaml").read_text(),
+    "stage2": STAGE2,
+    "eu.lab": EU_LAB,
+    "vault": secure_stack_file((ROOT / "Pulumi.prod.yaml").read_text(), dump_s3=False),
+}
+
+# A committed stack file as a user edits it (the issue's example: Longhorn turned on in staging, in its own
+# namespace); nothing that snapshots the live files may fail on it (the URN guard uses its own copies).
+EDITED = {
+    "staging": """\
+config:
+  pgstack:namespace: postgres-staging
+  pgstack:longhorn:
+    install: true
+    namespace: longhorn-staging
+  pgstack:storage:
+    className: longhorn-postgres-staging
+  pgstack:postgres:
+    replicas: 2
+"""
+}
 
 
 def _stack_of(test_id: str) -> str | None:
@@ -77,17 +102,20 @@ def _stack_of(test_id: str) -> str | None:
 @pytest.mark.skipif(os.environ.get(INNER) == "1", reason="already inside a copy")
 def test_every_per_stack_test_passes_for_new_stack_files(tmp_path: Path) -> None:
     repo = copy_repository(tmp_path)
-    for name, text in NEW_STACKS.items():
+    for name, text in (NEW_STACKS | EDITED).items():
         (repo / f"Pulumi.{name}.yaml").write_text(text)
 
-    # One pytest run in the copy, in one process: it runs the new stacks' tests while the rest of the
-    # suite keeps this machine's cores busy, and it lists every test it collected (tests/conftest.py),
-    # so the expected set needs no second collection.
+    # The whole unit tier in the copy, and every test of the new stacks in the other tiers, in one process (the
+    # rest of the suite keeps this machine's cores busy): a unit test that breaks on a new stack file fails here
+    # whether its id names the stack or not (a hard-coded list of stacks, a snapshot of the live files). -k matches
+    # the tier marks too (tests/conftest.py gives each test one); the committed stacks' per-stack tests run outside
+    # the copy, so ONLY_STACKS leaves them out. pytest lists every test it collected (before any deselection), so
+    # the expected per-stack set needs no second collection.
     report, collected = tmp_path / "report.xml", tmp_path / "collected.txt"
     run = run_in(
         repo, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-q", "tests", "--ignore=tests/components/scripts",
-        "-k", " or ".join(NEW_STACKS), f"--junitxml={report}",
-        env={COLLECTED: str(collected)},
+        "-m", "not slow", "-k", " or ".join(["unit", *NEW_STACKS, *EDITED]), f"--junitxml={report}",
+        env={COLLECTED: str(collected), ONLY_STACKS: ",".join(NEW_STACKS | EDITED)},
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     ids = collected.read_text().splitlines()

@@ -12,7 +12,7 @@ import yaml
 
 from stacks.mock_run import Run
 from stacks.render import MARKER, REDACTED, OutputDirError, kubernetes_objects, main, render
-from tests.conftest import settings_of
+from tests.conftest import fixed_project, settings_of
 
 KUBERNETES_VERSIONS = ["1.30.0", "1.31.0", "1.32.0", "1.33.0", "1.34.0"]
 
@@ -112,14 +112,14 @@ def _tree(directory: Path) -> dict[str, bytes]:
 
 def test_rerender_removes_only_the_stale_files_it_wrote(tmp_path: Path) -> None:
     # A render with the Longhorn release (dev installs it), then one without (staging does not):
-    # the release file the first render wrote is stale, and goes.
-    out = tmp_path / "out"
-    first = render("dev", out)
+    # the release file the first render wrote is stale, and goes. The fixed dev and staging: a user's may differ.
+    out, project = tmp_path / "out", fixed_project(tmp_path)
+    first = render("dev", out, project)
     release = out / "helm" / "release-longhorn.yaml"
     assert release in first and release.is_file()
     (out / "notes.yaml").write_text("mine: true\n")  # a file the render did not write
     (out / "helm" / "values-override.yaml").write_text("mine: true\n")
-    second = render("staging", out)
+    second = render("staging", out, project)
     assert not release.exists()
     assert not [p for p in first if p not in second and p.exists()]
     assert all(p.is_file() for p in second)

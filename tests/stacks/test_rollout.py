@@ -20,8 +20,9 @@ from pulumi.runtime import rpc
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from stacks.mock_run import ROOT, RecordingMocks, RecordingMonitor, Registered, Run, as_pulumi_config, plain, run_program, stack_config
+from stacks.mock_run import ROOT, RecordingMocks, RecordingMonitor, Registered, Run, as_pulumi_config, plain, run_program
 from stacks.rollout import MAJOR_KEEPER, TEMPLATE_KEEPER
+from tests.conftest import fixed_config, fixed_settings
 
 RANDOM_ID = "random:index/randomId:RandomId"
 STS = "kubernetes:apps/v1:StatefulSet"
@@ -29,7 +30,7 @@ SEED = "7"
 
 
 def _run(stack: str, **postgres: Any) -> Run:
-    config = stack_config(stack)
+    config = fixed_config(stack)  # the tests' own dev and prod: a user's may differ
     if postgres:
         config |= {"pgstack:postgres": {**config["pgstack:postgres"], **postgres}}
     return run_program(config, stack=stack, run=Run(seed=SEED))
@@ -44,8 +45,9 @@ def _marker(run: Run, name: str) -> Registered:
 
 
 # ids without the stack names: these are not per-stack tests (tests/stacks/test_new_stacks.py reads "[dev]" as one)
-@pytest.mark.parametrize(("stack", "protected"), [("prod", True), ("dev", False)], ids=["protected", "unprotected"])
-def test_a_major_change_replaces_the_data_major_marker_which_is_protected_with_the_stack(stack: str, protected: bool) -> None:
+@pytest.mark.parametrize("stack", ["prod", "dev"], ids=["protected", "unprotected"])
+def test_a_major_change_replaces_the_data_major_marker_which_is_protected_with_the_stack(stack: str) -> None:
+    protected = fixed_settings(stack).protect
     now, other_major, minor = _run(stack, **_image("18.1")), _run(stack, **_image("17.6")), _run(stack, **_image("18.6"))
     marker = _marker(now, "postgres-data-major")
     assert plain(marker.inputs) == {"keepers": {MAJOR_KEEPER: "18"}, "byteLength": 4}
@@ -103,7 +105,7 @@ def _preview(stack: str, replaced: set[str], caplog: pytest.LogCaptureFixture) -
     m = _PreviewMocks(run, replaced)
     pulumi.runtime.settings.ROOT.set(None)
     pulumi.runtime.set_mocks(m, project="pgstack", stack=stack, preview=True, monitor=RecordingMonitor(m, run))
-    pulumi.runtime.set_all_config(as_pulumi_config(stack_config(stack)), secret_keys=[])
+    pulumi.runtime.set_all_config(as_pulumi_config(fixed_config(stack)), secret_keys=[])
     sys.path.insert(0, str(ROOT))
     caplog.clear()
     try:

@@ -13,7 +13,7 @@ import pytest
 
 from stacks.config import PROJECT, ConfigError, adoptable, parse_settings, uninstall_confirmation
 from stacks.mock_run import Registered, Run, plain, run_program, stack_config
-from tests.conftest import CLAIM, STS, SVC, run_with, settings_of
+from tests.conftest import CLAIM, STS, SVC, fixed_config, fixed_settings, run_with, settings_of
 
 GUARD = ("random:index/randomId:RandomId", "destroy-guard")
 NAMESPACE = "kubernetes:core/v1:Namespace"
@@ -103,7 +103,8 @@ BACKUP_TARGET = {"backupTarget": {"url": "s3://b@us-east-1/lh", "credentials": {
 
 
 def _run_secret(overrides: dict[str, Any], secrets: dict[str, Any], stack: str = "dev") -> Run:
-    config = stack_config(stack) | {f"{PROJECT}:{k}": v for k, v in (overrides | secrets).items()}
+    """A fixed configuration (tests/conftest.py fixed_config) with overrides and secret config."""
+    config = fixed_config(stack) | {f"{PROJECT}:{k}": v for k, v in (overrides | secrets).items()}
     return run_program(config, stack=stack, secret_keys=[f"{PROJECT}:{k}" for k in secrets])
 
 
@@ -133,14 +134,14 @@ def test_adopt_imports_exactly_the_named_objects() -> None:
 def test_a_bad_adopt_entry_fails_before_anything_is_registered(adopt: list[str], secrets: dict[str, Any], message: str) -> None:
     run = Run()
     with pytest.raises(ConfigError, match=message):
-        run_program(stack_config("dev") | {f"{PROJECT}:adopt": adopt}, stack="dev", run=run)
+        run_program(fixed_config("dev") | {f"{PROJECT}:adopt": adopt}, stack="dev", run=run)
     assert run.resources == []
 
 
 def test_a_stack_without_longhorn_adopts_only_its_namespace() -> None:
     run = Run()
     with pytest.raises(ConfigError, match=r"expected one of the objects this stack creates: namespace/postgres-staging \("):
-        run_program(stack_config("staging") | {f"{PROJECT}:adopt": ["namespace/longhorn-system"]}, stack="staging", run=run)
+        run_program(fixed_config("staging") | {f"{PROJECT}:adopt": ["namespace/longhorn-system"]}, stack="staging", run=run)
     assert run.resources == []
 
 
@@ -159,10 +160,9 @@ def test_hold_runs_no_pod_and_applies_no_claim(stack: str) -> None:
     assert normal.one(SVC, name).inputs["metadata"].get("annotations") is None
     assert not held.of_type(CRONJOB)
     # Everything else stays as it is: the namespace, storage, Secret, passwords and StatefulSets keep their URNs.
+    # (The dump job goes with all its children: its volume's claim, policy and S3 Secret.)
     kept = {r.urn for r in normal.resources} - {r.urn for r in held.resources}
-    assert {r.type for r in normal.resources if r.urn in kept} <= {CLAIM, CRONJOB, "pgstack:index:LogicalBackup"} | {
-        "kubernetes:networking.k8s.io/v1:NetworkPolicy",  # the dump job's own policy
-    }
+    assert {r.type for r in normal.resources if r.urn in kept and "pgstack:index:LogicalBackup" not in r.urn} <= {CLAIM}
     held_names = {(r.type, r.name) for r in held.resources}
     assert {(STS, name), (SECRET, f"{name}-credentials"), (NAMESPACE, "database-ns"), GUARD} <= held_names
 
@@ -178,7 +178,7 @@ def test_after_the_hold_the_claims_are_applied_not_created() -> None:
 
 
 def _armed(confirmation: str | None) -> dict[str, Any]:
-    longhorn = dict(stack_config("dev")[f"{PROJECT}:longhorn"], deleteAllVolumesOnUninstall=True, uninstallConfirmation=confirmation)
+    longhorn = dict(fixed_config("dev")[f"{PROJECT}:longhorn"], deleteAllVolumesOnUninstall=True, uninstallConfirmation=confirmation)
     return {f"{PROJECT}:longhorn": longhorn}
 
 
@@ -191,7 +191,7 @@ def test_an_armed_uninstall_without_this_stacks_confirmation_fails_first(confirm
     run = Run()
     expected = uninstall_confirmation("dev", "longhorn-system")
     with pytest.raises(ConfigError, match=r"pgstack:longhorn\.uninstallConfirmation: got ") as caught:
-        run_program(stack_config("dev") | _armed(confirmation), stack="dev", run=run)
+        run_program(fixed_config("dev") | _armed(confirmation), stack="dev", run=run)
     assert f'exactly "{expected}"' in str(caught.value)
     assert run.resources == []
 
@@ -199,7 +199,7 @@ def test_an_armed_uninstall_without_this_stacks_confirmation_fails_first(confirm
 def test_a_confirmed_uninstall_is_armed_and_recorded_on_the_release() -> None:
     confirmed = uninstall_confirmation("dev", "longhorn-system")
     assert confirmed == "dev: no other stack uses longhorn-system/longhorn; delete every Longhorn volume in this cluster"
-    run = run_program(stack_config("dev") | _armed(confirmed), stack="dev")
+    run = run_program(fixed_config("dev") | _armed(confirmed), stack="dev")
     release = plain(run.one(RELEASE, "longhorn-release").inputs)
     assert release["values"]["defaultSettings"]["deletingConfirmationFlag"] == "true"
     assert release["description"] == confirmed
@@ -217,10 +217,10 @@ def test_the_backup_target_secret_is_kept_like_the_release(stack: str) -> None:
     delete like the release that reads it (an unarmed destroy leaves Longhorn running with its target)."""
     run = _run_secret({}, BACKUP_TARGET, stack=stack)
     secret, release = run.one(SECRET, "longhorn-backup-target"), run.one(RELEASE, "longhorn-release")
-    assert secret.options.protect == settings_of(stack).protect == release.options.protect
+    assert secret.options.protect == fixed_settings(stack).protect == release.options.protect
     assert secret.options.retain_on_delete and release.options.retain_on_delete
     deleted, _ = destroy(run)
-    if settings_of(stack).protect:
+    if fixed_settings(stack).protect:
         assert secret.urn not in deleted
     # Armed, the uninstall takes Longhorn and the Secret goes with the release.
     armed = _run_secret(_armed_overrides(stack), BACKUP_TARGET, stack=stack)
@@ -228,7 +228,7 @@ def test_the_backup_target_secret_is_kept_like_the_release(stack: str) -> None:
 
 
 def _armed_overrides(stack: str) -> dict[str, Any]:
-    longhorn = dict(stack_config(stack)[f"{PROJECT}:longhorn"], deleteAllVolumesOnUninstall=True)
+    longhorn = dict(fixed_config(stack)[f"{PROJECT}:longhorn"], deleteAllVolumesOnUninstall=True)
     longhorn["uninstallConfirmation"] = uninstall_confirmation(stack, "longhorn-system")
     return {"longhorn": longhorn, "protect": False}
 
@@ -245,7 +245,7 @@ def test_what_a_destroy_leaves_behind_is_exactly_what_adopt_takes_back() -> None
         if r.urn in deleted and r.options.retain_on_delete and not r.type.endswith("Patch") and r.type.startswith("kubernetes:")
     }
     assert retained == {(NAMESPACE, "longhorn-ns"), (RELEASE, "longhorn-release"), (SECRET, "longhorn-backup-target")}
-    entries = [e for e in adoptable(settings_of("dev")) if e != "namespace/postgres"]
+    entries = [e for e in adoptable(fixed_settings("dev")) if e != "namespace/postgres"]
     again = _run_secret({"adopt": entries}, BACKUP_TARGET)
     assert set(_import_ids(again)) == retained
 

@@ -162,7 +162,13 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = copy_repository(tmp_path_factory.mktemp("copy"))
     (repo / "Pulumi.bad.yaml").write_text("config:\n  pgstack:namespace: a: b\n")
     (repo / "Pulumi.typo.yaml").write_text("confg:\n  pgstack:namespace: typo\n")
+    (repo / "Pulumi.badvalue.yaml").write_text((repo / "Pulumi.dev.yaml").read_text().replace("replicas: 1", 'replicas: "abc"'))
     (repo / "Pulumi.eu.prod.yaml").write_text((repo / "Pulumi.prod.yaml").read_text())
+    # Two stacks on one named cluster with the same namespace and class (a copy made without renaming).
+    lab = "config:\n  kubernetes:context: lab\n  pgstack:namespace: lab\n  pgstack:longhorn: {install: false}\n"
+    lab += "  pgstack:storage: {className: lab-class}\n"
+    for name in ("lab-a", "lab-b"):
+        (repo / f"Pulumi.{name}.yaml").write_text(lab)
     return repo
 
 
@@ -222,10 +228,13 @@ def test_render_out_where_nothing_can_be_made_is_one_line(capsys: pytest.Capture
 def test_render_cli_warns_about_ignored_keys_and_renders_defaults(repo: Path) -> None:
     result = run_in(repo, "-m", "stacks.render", "typo", "--out", "rendered/typo")
     assert result.returncode == 0, result.stderr
-    assert result.stderr == (
+    first, *others = result.stderr.splitlines()
+    assert first == (
         "warning: Pulumi.typo.yaml: Pulumi ignores the top-level keys confg (settings go under config:); "
-        "with no config: block, every setting takes its Pulumi.yaml default\n"
+        "with no config: block, every setting takes its Pulumi.yaml default"
     )
+    # Every default: dev's names too (stacks/collisions.py, tests/stacks/test_shared_cluster.py).
+    assert others and all(line.startswith("warning: Pulumi.typo.yaml and Pulumi.") for line in others), others
     assert (repo / "rendered" / "typo" / "namespace-cluster-postgres.yaml").is_file()
 
 
@@ -235,17 +244,34 @@ def test_render_cli_renders_a_dotted_stack(repo: Path) -> None:
     assert "rendered/eu.prod/statefulset-postgres-prod-postgres.yaml" in result.stdout.split()
 
 
+def test_render_cli_refuses_a_stack_that_collides_on_its_named_cluster(repo: Path) -> None:
+    result = run_in(repo, "-m", "stacks.render", "lab-b", "--out", "rendered/lab-b")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [
+        "render: Pulumi.lab-b.yaml and Pulumi.lab-a.yaml deploy to one cluster (kubernetes:context lab) and both create "
+        "namespace lab (pgstack:namespace or longhorn.namespace); StorageClass lab-class (pgstack:storage.className): "
+        "the second `pulumi up` fails with AlreadyExists; rename it in one of them"
+    ]
+    assert not (repo / "rendered" / "lab-b").exists()
+
+
 @pytest.mark.slow
 def test_a_bad_stack_file_fails_its_tests_with_one_line(repo: Path) -> None:
-    # Per-stack tests through the fixture (test_database) and through a plain parametrize (test_config).
+    # Per-stack tests through the fixture (test_database) and through a plain parametrize (test_config), for a
+    # file that is not YAML and one with a bad value: each stack file fails once, in one line, and nothing else.
     result = run_in(
-        repo, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-q",
-        "tests/stacks/test_database.py::test_services", "tests/stacks/test_config.py", "-k", "[bad]",
+        repo, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-q", "-p", "no:randomly", "-p", "no:warnings",
+        "tests/stacks/test_database.py", "tests/stacks/test_config.py",
     )  # fmt: skip
-    line = "Pulumi.bad.yaml, line 2, column 23: not valid YAML: mapping values are not allowed here"
+    lines = [
+        "Pulumi.bad.yaml, line 2, column 23: not valid YAML: mapping values are not allowed here",
+        'Pulumi.badvalue.yaml: invalid configuration: pgstack:postgres.replicas: got "abc"; expected a valid integer',
+    ]
     assert result.returncode == 1, result.stdout + result.stderr
-    # The fixture's test errors at setup, the other fails: each report is the one line.
-    assert "1 failed, " in result.stdout and ", 1 error in " in result.stdout
+    assert "2 failed, " in result.stdout and " error" not in result.stdout, result.stdout
     reports = result.stdout.split(" short test summary ")[0]
-    assert reports.count(f"\n{line}\n") == 2, reports
+    for line in lines:
+        assert reports.count(f"\n{line}\n") == 1, reports
     assert not [s for s in reports.splitlines() if s.startswith(("E ", "> ", "Traceback"))], reports
+    # Two failures: the dots, two headers and the two lines; then the summary.
+    assert len(result.stdout.splitlines()) <= 20, result.stdout

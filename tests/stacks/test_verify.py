@@ -58,7 +58,7 @@ from tests.components.scripts.pg_harness import (
     wait_for,
     write_secret,
 )
-from tests.conftest import settings_of
+from tests.conftest import fixed_settings, settings_of
 
 WALL = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ROW = "verify-20260301t120000z-0123abcd"
@@ -270,7 +270,7 @@ def test_happy_path_prod_every_step_timed_row_on_every_pod_backup_ages() -> None
         ],
         cron=CronJobStatus(last_successful=WALL - timedelta(hours=5, minutes=30), last_schedule=WALL - timedelta(minutes=42)),
     )
-    code, output = run(fake, settings_of("prod"))
+    code, output = run(fake, fixed_settings("prod"))
     assert code == 0, output
     titles = [
         "write a row through the read-write Service",
@@ -312,7 +312,7 @@ def test_primary_restart_waits_for_the_replacement_not_the_terminating_old_pod()
     clock = FakeClock()
     fake = prod_cluster(clock)
     old_uid = fake.pods["postgres-0"].uid
-    code, output = run(fake, settings_of("prod"))
+    code, output = run(fake, fixed_settings("prod"))
     assert code == 0, output
     first_scale = next(line for line in fake.log if line.startswith("scale"))
     assert f"(primary {old_uid})" not in first_scale, fake.log
@@ -323,7 +323,7 @@ def test_primary_restart_waits_for_the_replacement_not_the_terminating_old_pod()
 def test_standby_never_ready_after_scale_up_fails_step_3_naming_the_pod_and_restores_replicas() -> None:
     clock = FakeClock()
     fake = prod_cluster(clock, broken_after_restart={"postgres-standby-2"})
-    code, output = run(fake, settings_of("prod"), timeout=60)
+    code, output = run(fake, fixed_settings("prod"), timeout=60)
     assert code == 1
     assert step_line(output, 3).startswith("[3/5] scale to zero and back ... FAILED (")
     assert "after 60 s, pod postgres-standby-2 is not Ready" in output
@@ -337,7 +337,7 @@ def test_standby_never_ready_after_scale_up_fails_step_3_naming_the_pod_and_rest
 def test_a_primary_that_never_comes_back_ready_fails_step_2_naming_it_and_scales_nothing() -> None:
     clock = FakeClock()
     fake = prod_cluster(clock, broken_after_restart={"postgres-0"})
-    code, output = run(fake, settings_of("prod"))
+    code, output = run(fake, fixed_settings("prod"))
     assert code == 1
     assert output.splitlines()[-1] == (
         "verify: FAILED at step 2/5 (delete the primary pod and wait until it is back and Ready): "
@@ -358,7 +358,7 @@ def test_an_interrupt_while_scaled_to_zero_restores_the_replicas_and_still_inter
     out = io.StringIO()
     interrupted = Timing(timeout=120, interval=2, lag=30, clock=clock, sleep=sleep, now=lambda: WALL)
     with pytest.raises(KeyboardInterrupt):
-        verify(fake, target_of(settings_of("prod")), interrupted, out, row_id=ROW)
+        verify(fake, target_of(fixed_settings("prod")), interrupted, out, row_id=ROW)
     assert fake.statefulsets == {"postgres": [1, 0], "postgres-standby": [2, 1]}
     assert "[3/5] scale to zero and back ... interrupted" in out.getvalue()
 
@@ -366,7 +366,7 @@ def test_an_interrupt_while_scaled_to_zero_restores_the_replicas_and_still_inter
 def test_pods_that_never_go_away_fail_step_3_and_the_replicas_are_restored_anyway() -> None:
     clock = FakeClock()
     fake = prod_cluster(clock, stuck_terminating={"postgres-standby-1"})
-    code, output = run(fake, settings_of("prod"), timeout=60)
+    code, output = run(fake, fixed_settings("prod"), timeout=60)
     assert code == 1
     assert "after 60 s, pod postgres-standby-1 still exists (its StatefulSet is at 0 replicas)" in output
     assert "postgres restored to 1 replicas" in output and "postgres-standby restored to 2 replicas" in output
@@ -378,7 +378,7 @@ def test_pods_that_never_go_away_fail_step_3_and_the_replicas_are_restored_anywa
 def test_an_api_error_while_scaling_down_still_restores_what_was_scaled() -> None:
     clock = FakeClock()
     fake = prod_cluster(clock, scale_errors={("postgres", 0): ApiException(status=403, reason="Forbidden")})
-    code, output = run(fake, settings_of("prod"))
+    code, output = run(fake, fixed_settings("prod"))
     assert code == 1
     assert "Kubernetes API 403 Forbidden" in output
     assert fake.statefulsets == {"postgres": [1, 0], "postgres-standby": [2, 1]}
@@ -387,7 +387,7 @@ def test_an_api_error_while_scaling_down_still_restores_what_was_scaled() -> Non
 def test_a_failed_restore_names_the_statefulset_and_the_command_to_fix_it() -> None:
     clock = FakeClock()
     fake = prod_cluster(clock, scale_errors={("postgres-standby", 2): ApiException(status=500, reason="Internal Server Error")})
-    code, output = run(fake, settings_of("prod"))
+    code, output = run(fake, fixed_settings("prod"))
     assert code == 1
     assert "could not restore StatefulSet postgres-standby to 2 replicas (Kubernetes API 500 Internal Server Error)" in output
     assert "kubectl scale statefulset postgres-standby --replicas=2" in output
@@ -397,7 +397,7 @@ def test_a_failed_restore_names_the_statefulset_and_the_command_to_fix_it() -> N
 def test_ownership_not_released_is_a_warning_not_a_failure() -> None:
     clock = FakeClock()
     fake = prod_cluster(clock, release_error=ApiException(status=403, reason="Forbidden"))
-    code, output = run(fake, settings_of("prod"))
+    code, output = run(fake, fixed_settings("prod"))
     assert code == 0, output
     assert "warning: postgres-standby's spec.replicas is still owned by field manager pgstack-verify" in output
     assert "PULUMI_K8S_ENABLE_PATCH_FORCE=true" in output
@@ -406,7 +406,7 @@ def test_ownership_not_released_is_a_warning_not_a_failure() -> None:
 def test_row_missing_on_a_standby_fails_step_4_naming_the_pod() -> None:
     clock = FakeClock()
     fake = prod_cluster(clock, standbys_without_row={"postgres-standby-2"})
-    code, output = run(fake, settings_of("prod"))
+    code, output = run(fake, fixed_settings("prod"))
     assert code == 1
     assert step_line(output, 4).startswith("[4/5] read the row on every pod ... FAILED")
     assert f"row {ROW} not found on pod postgres-standby-2" in output
@@ -417,7 +417,7 @@ def test_row_missing_on_a_standby_fails_step_4_naming_the_pod() -> None:
 def test_a_lagging_standby_is_polled_until_it_has_the_row() -> None:
     clock = FakeClock()
     fake = prod_cluster(clock, standby_lag=500.0)  # the standbys replay the row only long after step 3
-    code, output = run(fake, settings_of("prod"), lag=600.0)
+    code, output = run(fake, fixed_settings("prod"), lag=600.0)
     assert code == 0, output
     assert fake.reads_ok.count("postgres-standby-1") == 1
 
@@ -426,7 +426,7 @@ def test_a_primary_whose_volume_does_not_survive_the_pod_fails_step_4() -> None:
     # What the seeds' experiment exists to catch: data on the pod instead of the volume.
     clock = FakeClock()
     fake = prod_cluster(clock, ephemeral={"postgres-0"})
-    code, output = run(fake, settings_of("prod"))
+    code, output = run(fake, fixed_settings("prod"))
     assert code == 1
     assert f"row {ROW} not found on pod postgres-0 (no such row)" in output
 
@@ -434,7 +434,7 @@ def test_a_primary_whose_volume_does_not_survive_the_pod_fails_step_4() -> None:
 def test_no_backups_configured_is_reported_not_failed() -> None:
     clock = FakeClock()
     fake = prod_cluster(clock, backups=None, cron=None)
-    code, output = run(fake, settings_of("prod"))
+    code, output = run(fake, fixed_settings("prod"))
     assert code == 0, output
     assert "Longhorn backup: not configured" in output
     assert "logical dump: not configured (no CronJob postgres-backup in namespace postgres-prod)" in output
@@ -444,7 +444,7 @@ def test_longhorn_installed_but_no_backup_yet_and_a_dump_that_never_succeeded() 
     clock = FakeClock()
     # Longhorn answers, with a backup of another stack's volume only.
     fake = prod_cluster(clock, backups=[backup("other", "pvc-zzz", 1)], cron=CronJobStatus(last_successful=None, last_schedule=None))
-    code, output = run(fake, settings_of("prod"))
+    code, output = run(fake, fixed_settings("prod"))
     assert code == 0, output
     assert "Longhorn backup: not configured (no completed backup of pvc-aaa, pvc-bbb, pvc-ccc)" in output
     assert "logical dump: CronJob postgres-backup has not succeeded yet (last scheduled: never)" in output
@@ -474,7 +474,7 @@ def test_dev_one_pod_with_an_empty_standby_statefulset() -> None:
         service=Endpoint("postgres.postgres.svc.cluster.local", 5432),
         primary="postgres-0",
     )
-    code, output = run(fake, settings_of("dev"))
+    code, output = run(fake, fixed_settings("dev"))
     assert code == 0, output
     assert fake.reads_ok == ["postgres-0"]
     assert fake.statefulsets == {"postgres": [1, 0], "postgres-standby": [0, 1]}
@@ -504,7 +504,7 @@ def test_a_promoted_standby_is_the_pod_deleted_and_written_through() -> None:
 def test_preflight_refuses_a_stack_with_a_pod_not_ready() -> None:
     clock = FakeClock()
     fake = prod_cluster(clock, never_ready={"postgres-standby-1"})
-    code, output = run(fake, settings_of("prod"))
+    code, output = run(fake, fixed_settings("prod"))
     assert code == 1
     assert "pod postgres-standby-1 is not Ready before the verification starts" in output
     assert output.splitlines()[-1].startswith("verify: FAILED at preflight")
@@ -515,7 +515,7 @@ def test_preflight_refuses_replicas_other_than_the_stack_says() -> None:
     clock = FakeClock()
     fake = prod_cluster(clock)
     fake.statefulsets["postgres-standby"][0] = 1
-    code, output = run(fake, settings_of("prod"))
+    code, output = run(fake, fixed_settings("prod"))
     assert code == 1
     assert "StatefulSet postgres-standby has 1 replicas, the stack says 2" in output
     assert not [line for line in fake.log if line.startswith(("write", "delete", "scale"))]
@@ -524,7 +524,7 @@ def test_preflight_refuses_replicas_other_than_the_stack_says() -> None:
 def test_a_write_that_fails_names_the_pod_and_the_service() -> None:
     clock = FakeClock()
     fake = prod_cluster(clock, service=Endpoint("elsewhere", 5432))
-    code, output = run(fake, settings_of("prod"))
+    code, output = run(fake, fixed_settings("prod"))
     assert code == 1
     assert "psql in pod postgres-0 through Service postgres.postgres-prod.svc.cluster.local:5432 exited 2" in output
     assert not [line for line in fake.log if line.startswith(("delete", "scale"))]
@@ -930,7 +930,7 @@ def test_bin_verify_wraps_the_module_and_passes_its_arguments() -> None:
 
 def test_target_keeps_the_stack_shape() -> None:
     # A literal expectation for one stack, so a change in naming rules shows up here.
-    assert target_of(settings_of("prod")) == Target(
+    assert target_of(fixed_settings("prod")) == Target(
         namespace="postgres-prod",
         primary="postgres-0",
         pods=("postgres-0", "postgres-standby-1", "postgres-standby-2"),
