@@ -48,5 +48,8 @@ def copy_repository(tmp: Path) -> Path:
 
 def run_in(repo: Path, *args: str, timeout: float = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`python <args>` in the copy, with this interpreter (the project's .venv), and env added to ours."""
-    full_env = os.environ | {INNER: "1", "PYTHONDONTWRITEBYTECODE": "1"} | (env or {})
+    # Not the xdist worker's identity: the copy's pytest is a run of its own (checkov_report keys its shared
+    # report on it, and would otherwise read one left in the parent of every run's directory).
+    ours = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST_", "PYTEST_CURRENT_TEST"))}
+    full_env = ours | {INNER: "1", "PYTHONDONTWRITEBYTECODE": "1"} | (env or {})
     return subprocess.run([sys.executable, *args], cwd=repo, env=full_env, capture_output=True, text=True, timeout=timeout)

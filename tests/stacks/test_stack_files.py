@@ -265,7 +265,8 @@ def test_a_bad_stack_file_fails_its_tests_with_one_line(repo: Path) -> None:
     )  # fmt: skip
     lines = [
         "Pulumi.bad.yaml, line 2, column 23: not valid YAML: mapping values are not allowed here",
-        'Pulumi.badvalue.yaml: invalid configuration: pgstack:postgres.replicas: got "abc"; expected a valid integer',
+        'Pulumi.badvalue.yaml: invalid configuration: pgstack:postgres.replicas: got "abc"; expected a whole number '
+        "without quotes (YAML reads quoted text as text)",
     ]
     assert result.returncode == 1, result.stdout + result.stderr
     assert "2 failed, " in result.stdout and " error" not in result.stdout, result.stdout
