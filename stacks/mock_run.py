@@ -30,6 +30,7 @@ a secret only where the program marks it so, which is what the tests check.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import copy
 import functools
@@ -52,7 +53,7 @@ import yaml
 from pulumi.runtime import mocks, rpc
 from pulumi.runtime.proto import source_pb2
 from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from stacks.config import SECRET_UNKNOWN
 
@@ -440,6 +441,33 @@ def _no_stack_traces() -> Iterator[None]:
         setattr(module, "_get_stack_trace", original)  # noqa: B010
 
 
+class _InlineExecutor(concurrent.futures.ThreadPoolExecutor):
+    """Runs a submitted call at once, in the calling thread. The SDK sends every monitor call through
+    loop.run_in_executor (pulumi/runtime/resource.py, do_register and friends) for a gRPC round trip;
+    to the in-process mock monitor that is only a thread hand-off per call, a sixth of a run's time.
+    Registration order was never fixed (the pool interleaves calls); what a run registers is the same."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as error:  # handed to the awaiting coroutine, as the pool does
+            future.set_exception(error)
+        return future
+
+
+@contextlib.contextmanager
+def _inline_monitor_calls() -> Iterator[None]:
+    """The event loop's default executor is _InlineExecutor while a program runs here."""
+    loop = _ensure_event_loop()  # type: ignore[no-untyped-call]  # the loop _sync_await runs
+    original = getattr(loop, "_default_executor", None)
+    loop.set_default_executor(_InlineExecutor(max_workers=1))
+    try:
+        yield
+    finally:
+        loop._default_executor = original  # no public getter or reset
+
+
 def run_pulumi(
     program: Callable[[], object],
     config: dict[str, Any] | None = None,
@@ -461,7 +489,7 @@ def run_pulumi(
     def body() -> None:
         program()
 
-    with _no_stack_traces():
+    with _no_stack_traces(), _inline_monitor_calls():
         _sync_await(run_pulumi_func(body))
     root = pulumi.runtime.settings.get_root_resource()
     for key, value in (getattr(root, "outputs", None) or {}).items():
