@@ -227,6 +227,11 @@ def stack(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def stack_run(stack: str) -> Run:
+    """The whole program with the stack file's config (recorded_run)."""
+    return recorded_run(stack)
+
+
+def recorded_run(stack: str) -> Run:
     """The whole program with the stack file's config, run once per stack and worker: a Run is a
     read-only record, and a mock run is most of the unit tier's time."""
     if stack not in _STACK_RUNS:

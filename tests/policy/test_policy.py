@@ -28,7 +28,7 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 from policy import offline, rules
 from stacks.config import uninstall_confirmation
 from stacks.mock_run import Registered, Run, run_program, stack_config, stacks
-from tests.conftest import settings_of
+from tests.conftest import recorded_run, settings_of
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "policy"
 POLICIES: dict[str, ResourceValidationPolicy] = {p.name: p for p in rules.POLICIES}
@@ -61,13 +61,9 @@ def mandatory(found: dict[str, list[str]]) -> dict[str, list[str]]:
     return {k: v for k, v in found.items() if POLICIES[k].enforcement_level == EnforcementLevel.MANDATORY}
 
 
-_RUNS: dict[str, Run] = {}
-
-
 def recorded(stack: str) -> Run:
-    if stack not in _RUNS:
-        _RUNS[stack] = run_program(stack_config(stack), stack=stack)
-    return _RUNS[stack]
+    """The stack file's run, shared with the stack_run fixture's tests (one mock run per stack and worker)."""
+    return recorded_run(stack)
 
 
 def one(stack: str, type_: str, name: str) -> Registered:
