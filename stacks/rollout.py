@@ -58,19 +58,17 @@ def _data(value: Any, outputs: list[pulumi.Output[Any]]) -> Any:
     return value
 
 
-def template_fingerprint(template: Any, resolved: Sequence[Any] = ()) -> str:
-    """sha256 of a pod template as plain data (keys sorted) with its Outputs' values: equal templates, equal
-    fingerprints."""
-    outputs: list[pulumi.Output[Any]] = []
-    shape = _data(template, outputs)
+def template_fingerprint(shape: Any, resolved: Sequence[Any]) -> str:
+    """sha256 of a pod template's plain data (keys sorted, from _data) with its Outputs' values: equal
+    templates, equal fingerprints."""
     return hashlib.sha256(json.dumps([shape, list(resolved)], sort_keys=True, default=str).encode()).hexdigest()
 
 
 def primary_template_marker(name: str, template: Any) -> random.RandomId:
     """Replaced whenever the primary's pod template changes; never protected (it guards nothing)."""
     outputs: list[pulumi.Output[Any]] = []
-    _data(template, outputs)
-    fingerprint = pulumi.Output.all(*outputs).apply(lambda values: template_fingerprint(template, values))
+    shape = _data(template, outputs)
+    fingerprint = pulumi.Output.all(*outputs).apply(lambda values: template_fingerprint(shape, values))
     return random.RandomId(f"{name}-primary-template", byte_length=4, keepers={TEMPLATE_KEEPER: fingerprint})
 
 
