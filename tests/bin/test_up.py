@@ -98,6 +98,13 @@ def test_up_refuses_a_name_pulumi_would_refuse(checkout: Checkout) -> None:
     assert checkout.calls() == []
 
 
+def _pip_installs(venv: Path) -> str:
+    """The requirements file the stand-in pip of a virtualenv was asked to install, quietly."""
+    args = (venv / "bin" / "pip.log").read_text().split()
+    assert args[:-1] == ["install", "--quiet", "--disable-pip-version-check", "-r"], args
+    return args[-1]
+
+
 @pytest.mark.parametrize("stack", ["dev", "eu.prod"], ids=["the default stack", "a dotted stack"])
 def test_up_deploys_a_stack_with_the_local_backend(checkout: Checkout, stack: str) -> None:
     result = checkout.run("bin/up", stack, "--yes")
@@ -115,15 +122,8 @@ def test_up_deploys_a_stack_with_the_local_backend(checkout: Checkout, stack: st
     secret = passphrase.read_text().strip()
     assert len(secret) >= 40
     assert secret not in result.stdout + result.stderr
-    assert (checkout.root / ".venv" / "bin" / "pip.log").read_text().split() == [
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "-r",
-        "requirements.txt",
-    ]
-    policy_pip = checkout.root / "policy" / "venv" / "bin" / "pip.log"
-    assert policy_pip.read_text().split() == ["install", "--quiet", "--disable-pip-version-check", "-r", "policy/requirements.txt"]
+    assert _pip_installs(checkout.root / ".venv") == "requirements.txt"
+    assert _pip_installs(checkout.root / "policy" / "venv") == "policy/requirements.txt"
 
 
 def test_up_keeps_the_passphrase_and_a_backend_of_your_own(checkout: Checkout) -> None:
@@ -201,13 +201,7 @@ def test_up_without_the_cli_makes_venv_then_names_the_pinned_cli_and_the_offline
         "    tests:  bin/test --fast",
         "    policy: bin/policy staging",
     ]
-    assert (checkout.root / ".venv" / "bin" / "pip.log").read_text().split() == [
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "-r",
-        "requirements.txt",
-    ]
+    assert _pip_installs(checkout.root / ".venv") == "requirements.txt"
     assert checkout.calls() == []
     assert not (checkout.root / ".pulumi-state").exists()
     # Every command the message names exists in the repository: the render module, bin/test, bin/policy.
