@@ -2,26 +2,23 @@
 
 Every test is in exactly one tier, a pytest marker (run one with -m, e.g. `bin/test --fast` is -m unit):
 
-    unit      the mock tier: pure Python, no external program (the default)
-    postgres  real PostgreSQL: everything under tests/components/scripts/, and any test using the pg harness
-              (a fixture, or the test itself, that calls tests.components.scripts.pg_harness.require_pg_bin)
+    unit      the mock tier: pure Python in the test's own process (the default)
+    cli       runs the repository's commands in a fresh process, as a user types them: tests/bin/, and tests
+              marked cli elsewhere (the render command)
+    postgres  real PostgreSQL: everything under tests/components/scripts/, and tests marked postgres elsewhere
     scanner   external checkers: checkov, kubernetes-validate, shellcheck, zizmor, actionlint
     slow      runs pytest again in a copy of the repository
 
-A test gets its tier from, first match wins: an explicit @pytest.mark.<tier> (or a module's pytestmark);
-the pg harness; a fixture in
-TIER_FIXTURES; its directory (tests/components/scripts/ is postgres); else unit. Two tier marks on one test stop the
-run at collection. A unit test that starts a scanner or a PostgreSQL program fails and names the mark it needs.
+A test gets its tier from its explicit mark (@pytest.mark.<tier>, or a module's pytestmark), else from its
+directory (TIER_DIRS), else unit. Two tier marks on one test stop the run at collection.
 
-The full run starts the long tiers first (slow, postgres, scanner, then unit), so that under xdist the
+The full run starts the long tiers first (slow, postgres, scanner, cli, then unit), so that under xdist the
 slow test and the servers do not end up as the tail of the run.
 """
 
 from __future__ import annotations
 
 import os
-import shlex
-import subprocess
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
@@ -51,22 +48,13 @@ STACKS = stacks()
 
 TIERS = {
     "slow": "runs pytest again in a copy of the repository (tens of seconds)",
-    "postgres": "runs real PostgreSQL servers or tools (tests/components/scripts/ and the pg harness)",
+    "postgres": "runs real PostgreSQL servers or tools (tests/components/scripts/, and tests marked postgres)",
     "scanner": "runs an external checker: checkov, kubernetes-validate, shellcheck, zizmor, actionlint",
-    "unit": "the mock tier: pure Python, no external program (bin/test --fast)",
+    "cli": "runs the repository's commands in a fresh process, as a user types them",
+    "unit": "the mock tier: pure Python in the test's own process (bin/test --fast)",
 }
-# Fixtures that put the tests using them in a tier.
-TIER_FIXTURES = {"checkov_report": "scanner"}
-POSTGRES_DIRS = ("tests/components/scripts/",)
-# Programs a unit test must not start (argv[0]): the scanners and PostgreSQL's.
-NOT_IN_UNIT = {
-    "checkov": "scanner",
-    "shellcheck": "scanner",
-    "zizmor": "scanner",
-    "actionlint": "scanner",
-    **dict.fromkeys(("initdb", "pg_ctl", "postgres", "psql", "pg_isready", "pg_basebackup", "pg_dump", "pg_restore"), "postgres"),
-    "pgbench": "postgres",
-}
+# Directories whose tests are in a tier without a mark.
+TIER_DIRS = {"tests/components/scripts/": "postgres", "tests/bin/": "cli"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -74,28 +62,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: tier: {what}")
 
 
-def _calls_pg_harness(func: Any) -> bool:
-    """Whether func calls the pg harness's entry point (tests.components.scripts.pg_harness.require_pg_bin)."""
-    code = getattr(func, "__code__", None)
-    if code is None or "require_pg_bin" not in code.co_names:
-        return False
-    target = getattr(func, "__globals__", {}).get("require_pg_bin")
-    return getattr(target, "__module__", None) == "tests.components.scripts.pg_harness"
-
-
 def tier_of(item: pytest.Item) -> str:
-    """The tier the rules give a test that has no explicit tier mark (see the module docstring)."""
+    """The tier of a test without an explicit tier mark: its directory's (TIER_DIRS), else unit."""
     path = item.nodeid.split("::", 1)[0]
-    fixtures = getattr(item, "_fixtureinfo", None)
-    funcs = [defs[-1].func for defs in fixtures.name2fixturedefs.values() if defs] if fixtures else []
-    if any(_calls_pg_harness(f) for f in [getattr(item, "function", None), *funcs]):
-        return "postgres"
-    for name in getattr(item, "fixturenames", ()):
-        if name in TIER_FIXTURES:
-            return TIER_FIXTURES[name]
-    if path.startswith(POSTGRES_DIRS):
-        return "postgres"
-    return "unit"
+    return next((tier for directory, tier in TIER_DIRS.items() if path.startswith(directory)), "unit")
 
 
 def tiers_marked(item: pytest.Item) -> set[str]:
@@ -129,35 +99,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [i for i in items if id(i) not in gone]
     order = list(TIERS)
     items.sort(key=lambda item: order.index(next(iter(tiers_marked(item)))))
-
-
-def _argv(args: Any) -> list[str]:
-    if isinstance(args, str):
-        return shlex.split(args)
-    return [os.fsdecode(a) for a in ([args] if isinstance(args, (bytes, os.PathLike)) else args)]
-
-
-def program_tier(args: Any) -> str | None:
-    """The tier a command (Popen's args) needs, when the unit tier may not run it."""
-    argv = _argv(args)
-    return NOT_IN_UNIT.get(Path(argv[0]).name) if argv else None
-
-
-@pytest.fixture(autouse=True)
-def _unit_tier_runs_no_external_program(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """In the unit tier, starting a scanner or a PostgreSQL program fails the test and names the tier it needs."""
-    if "unit" not in tiers_marked(request.node):
-        return
-    popen_init = subprocess.Popen.__init__
-
-    def guarded(self: subprocess.Popen[Any], args: Any, *rest: Any, **kwargs: Any) -> None:
-        tier = program_tier(args)
-        if tier is not None:
-            program = _argv(args)[0]
-            pytest.fail(f"{request.node.nodeid} runs {program}: mark it @pytest.mark.{tier} (tests/conftest.py, tiers)", pytrace=False)
-        popen_init(self, args, *rest, **kwargs)
-
-    monkeypatch.setattr(subprocess.Popen, "__init__", guarded)
 
 
 # ------------------------------------------------------------------ the program under mocks

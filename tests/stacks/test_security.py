@@ -251,6 +251,7 @@ def _report(checkov_report: dict[str, dict[str, Any]], key: str) -> dict[str, An
     return report
 
 
+@pytest.mark.scanner
 def test_checkov_reports_zero_failed_checks(checkov_report: dict[str, dict[str, Any]], stack: str) -> None:
     report = _report(checkov_report, stack)
     failed = [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]]
@@ -269,6 +270,7 @@ def test_checkov_reports_zero_failed_checks(checkov_report: dict[str, dict[str, 
     assert all(reason.strip() for reason in skipped.values())
 
 
+@pytest.mark.scanner
 def test_checkov_would_catch_a_regression(checkov_report: dict[str, dict[str, Any]]) -> None:
     failed = {c["check_id"] for c in _report(checkov_report, REGRESSION)["results"]["failed_checks"]}
     assert "CKV_K8S_22" in failed

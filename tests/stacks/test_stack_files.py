@@ -172,6 +172,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return repo
 
 
+@pytest.mark.cli
 def test_render_out_dot_is_refused_and_touches_nothing(repo: Path) -> None:
     before = _tree(repo)
     result = run_in(repo, "-m", "stacks.render", "dev", "--out", ".")
@@ -186,6 +187,7 @@ def test_render_names_the_stacks_when_one_has_no_file(capsys: pytest.CaptureFixt
     assert capsys.readouterr().err == f"render: no stack file Pulumi.stagin.yaml; the stacks here: {', '.join(stacks())}\n"
 
 
+@pytest.mark.cli
 def test_render_cli_names_the_bad_file_in_one_line(repo: Path) -> None:
     result = run_in(repo, "-m", "stacks.render", "bad", "--out", "rendered/bad")
     assert (result.returncode, result.stdout) == (2, "")
@@ -193,6 +195,7 @@ def test_render_cli_names_the_bad_file_in_one_line(repo: Path) -> None:
     assert not (repo / "rendered" / "bad").exists()
 
 
+@pytest.mark.cli
 def test_render_run_as_a_file_says_how_to_run_it(repo: Path) -> None:
     """What `python stacks/render.py` used to print instead: a traceback ending in "No module named 'stacks'"."""
     result = run_in(repo, "stacks/render.py", "dev")
@@ -225,6 +228,7 @@ def test_render_out_where_nothing_can_be_made_is_one_line(capsys: pytest.Capture
     )
 
 
+@pytest.mark.cli
 def test_render_cli_warns_about_ignored_keys_and_renders_defaults(repo: Path) -> None:
     result = run_in(repo, "-m", "stacks.render", "typo", "--out", "rendered/typo")
     assert result.returncode == 0, result.stderr
@@ -238,12 +242,14 @@ def test_render_cli_warns_about_ignored_keys_and_renders_defaults(repo: Path) ->
     assert (repo / "rendered" / "typo" / "namespace-cluster-postgres.yaml").is_file()
 
 
+@pytest.mark.cli
 def test_render_cli_renders_a_dotted_stack(repo: Path) -> None:
     result = run_in(repo, "-m", "stacks.render", "eu.prod", "--out", "rendered/eu.prod")
     assert result.returncode == 0, result.stderr
     assert "rendered/eu.prod/statefulset-postgres-prod-postgres.yaml" in result.stdout.split()
 
 
+@pytest.mark.cli
 def test_render_cli_refuses_a_stack_that_collides_on_its_named_cluster(repo: Path) -> None:
     result = run_in(repo, "-m", "stacks.render", "lab-b", "--out", "rendered/lab-b")
     assert (result.returncode, result.stdout) == (2, "")

@@ -580,6 +580,7 @@ def _in_pod(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
     return subprocess.run(as_run_user(argv, env), capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.postgres
 def test_psql_commands_on_real_postgresql_write_over_tcp_read_on_every_node_and_never_show_the_password(pg: PgCluster) -> None:
     """The exact argv the pod runs, as the pod's user, against init.sh's pg_hba (scram over TCP, peer locally)."""
     primary, standby = pg.node(0), pg.node(1)
@@ -916,6 +917,7 @@ def test_main_unknown_stack_exits_1_with_one_line(capsys: pytest.CaptureFixture[
     assert capsys.readouterr().err.strip() == "verify: no stack file Pulumi.nosuch.yaml"
 
 
+@pytest.mark.cli
 def test_bin_verify_wraps_the_module_and_passes_its_arguments() -> None:
     script = ROOT / "bin" / "verify"
     assert script.stat().st_mode & 0o111
