@@ -59,7 +59,7 @@ def dump_env(args: LogicalBackupArgs) -> list[k8s.core.v1.EnvVarArgs]:
         "BACKUP_KEEP_DAYS": str(args.keep_days),
         "TMPDIR": "/tmp",
     }
-    # restore.sh restores into PGHOST: the read-write Service (README "Restore from a dump").
+    # restore.sh restores into PGHOST: the read-write Service (docs/backups.md#restore-dump-same-stack).
     return env_vars(DUMP_ENV, {"BACKUP_HOSTS": hosts, "PGHOST": args.hosts[-1], **plain})
 
 

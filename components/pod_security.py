@@ -11,7 +11,7 @@ import pulumi_kubernetes as k8s
 POSTGRES_UID = 999
 
 # checkov checks that do not apply, with the reason; rendered as checkov.io/skipN annotations
-# and listed in the README.
+# and listed in docs/security.md#checkov-skips.
 SKIP_HIGH_UID = (
     "CKV_K8S_40",
     "the official image runs PostgreSQL as uid 999; initdb and peer authentication need the running uid in the image's /etc/passwd",

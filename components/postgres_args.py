@@ -80,10 +80,11 @@ class PostgresStatefulSetArgs:
     cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
     """The cluster's DNS domain, used in every host name."""
     primary_pod: str | None = None
-    """The pod that must be the primary; None means <name>-0. Set only by the promotion runbook (README)."""
+    """The pod that must be the primary; None means <name>-0. Set only by the promotion runbook
+    (docs/operations.md#lose-the-primary-node)."""
     accept_wal_loss_up_to: str | None = None
     """A WAL position (X/Y): the promotion proceeds although a peer's WAL reaches up to here past the
-    promoted data's (the commits in between are lost); None: refused (README promotion runbook)."""
+    promoted data's (the commits in between are lost); None: refused (docs/operations.md#the-wal-check)."""
     password_rotation: int = 1
     """Bump (>= 1) to generate new passwords for every role (RandomPassword keepers)."""
     protect: bool = True

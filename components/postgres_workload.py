@@ -39,7 +39,7 @@ def read_write_await(name: str, primary_pod: str, hold: bool = False) -> dict[st
     """The read-write Service selects only the primary pod; its endpoint wait (provider/pkg/await/service.go:
     endpoints settled with no not-ready address, 10 minutes by default) waits while the primary's pod is
     not ready, where no set await covers it, lengthened to the primary's window. It ends early while the
-    pod has no address at all (README "What `pulumi up` waits for"). Held, no pod backs it: no wait."""
+    pod has no address at all (docs/design.md#what-pulumi-up-waits-for). Held, no pod backs it: no wait."""
     if hold:
         return dict(NO_AWAIT)
     return None if primary_pod == pod_name(name, 0) else dict(AWAIT_PRIMARY)

@@ -48,7 +48,7 @@ LONGHORN_PROVISIONER = "driver.longhorn.io"
 
 # What `pgstack:protect` guards (Pulumi.yaml): losing any of these loses data or access to it.
 # Not the RandomPasswords: the Secret holds the passwords, and replacing a RandomPassword (a rotation,
-# create-before-delete) only makes a new one that the pods apply (README "Changing a live stack").
+# create-before-delete) only makes a new one that the pods apply (docs/operations.md#changing-a-live-stack).
 STATEFUL_TYPES = (STATEFULSET, SECRET, STORAGECLASS, NAMESPACE, HELM_RELEASE)
 
 DEFAULT_PRODUCTION_STACKS = ["prod"]

@@ -35,7 +35,7 @@ data_major() {
 
 # upgrade_hint DATA_MAJOR IMAGE_MAJOR: the ways out when the data's major is not the image's.
 upgrade_hint() {
-  printf '%s\n' "roll the image back to PostgreSQL $1 to keep using this data; to move it to PostgreSQL $2, dump it at PostgreSQL $1 and restore it into a new PostgreSQL $2 stack (README: \"Upgrade to a new PostgreSQL major\")"
+  printf '%s\n' "roll the image back to PostgreSQL $1 to keep using this data; to move it to PostgreSQL $2, dump it at PostgreSQL $1 and restore it into a new PostgreSQL $2 stack (docs/operations.md#upgrade-major)"
 }
 
 # require_empty_pgdata: refuse to touch a PGDATA that holds something other than a cluster.

@@ -49,7 +49,7 @@ refuse_if_peer_running() {
         pg_isready -q -h "$ip" -p "$PRIMARY_PORT" -t 3 >/dev/null 2>&1 || rc=$?
         # 0: accepting connections; 1: rejecting them (starting up, recovering).
         if ((rc == 0 || rc == 1)); then
-          die "the primary's volume is empty but $ip (a pod of this set) is running PostgreSQL with data: refusing to start an empty primary; follow README 'Runbook: the primary lost its volume' (promote the standby with the data)"
+          die "the primary's volume is empty but $ip (a pod of this set) is running PostgreSQL with data: refusing to start an empty primary; follow docs/operations.md#primary-lost-its-volume (promote the standby with the data)"
         fi
       done
     elif ((rounds == 1)); then
@@ -123,7 +123,7 @@ refuse_if_peer_ahead() {
     elif [[ -n $PROMOTE_ACCEPT_WAL_LOSS_UP_TO ]] && (($(lsn_int "$plsn") <= $(lsn_int "$PROMOTE_ACCEPT_WAL_LOSS_UP_TO"))); then
       log "WARNING: promoting: $peer has WAL up to $plsn on timeline $tli, this pod $POD_NAME only up to $mine; PROMOTE_ACCEPT_WAL_LOSS_UP_TO=$PROMOTE_ACCEPT_WAL_LOSS_UP_TO accepts losing the commits in between"
     else
-      die "promoting: refused: $peer has WAL up to $plsn on timeline $tli of this database, this pod $POD_NAME only up to $mine: promoting it would lose the commits in between. Keep them: set replication.primary back, let this pod catch up while nothing writes, then move it again. Or lose them: set replication.acceptWalLossUpTo: \"$plsn\" (README 'Runbook: lose the primary's node for good')"
+      die "promoting: refused: $peer has WAL up to $plsn on timeline $tli of this database, this pod $POD_NAME only up to $mine: promoting it would lose the commits in between. Keep them: set replication.primary back, let this pod catch up while nothing writes, then move it again. Or lose them: set replication.acceptWalLossUpTo: \"$plsn\" (docs/operations.md#lose-the-primary-node)"
     fi
   done
 }

@@ -38,7 +38,7 @@
 # every object of the database (max_locks_per_transaction); it cannot run in
 # parallel (pg_restore.c refuses "--single-transaction and multiple jobs").
 # Why one transaction and not a second database renamed over the first:
-# README "Restore from a dump, into the same stack". Run ANALYZE (vacuumdb
+# docs/backups.md#restore-dump-same-stack. Run ANALYZE (vacuumdb
 # --all --analyze-in-stages) afterwards for fresh planner statistics.
 #
 # Environment: declared in components/pod_env.py (DUMP_ENV), applied by env.sh:

@@ -67,7 +67,7 @@ clone_from_primary() {
   bin_major=$(server_major)
   if [[ $clone_major != "$bin_major" ]]; then
     rm -rf -- "$partial"
-    die "standby: the primary $PRIMARY_HOST:$PRIMARY_PORT runs PostgreSQL $clone_major but this standby's image runs PostgreSQL $bin_major; discarded the clone. Every pod must run the primary's major: roll the image back to PostgreSQL $clone_major (a new major is a new stack: README \"Upgrade to a new PostgreSQL major\")"
+    die "standby: the primary $PRIMARY_HOST:$PRIMARY_PORT runs PostgreSQL $clone_major but this standby's image runs PostgreSQL $bin_major; discarded the clone. Every pod must run the primary's major: roll the image back to PostgreSQL $clone_major (a new major is a new stack: docs/operations.md#upgrade-major)"
   fi
   # Never let a half-configured clone start as a primary.
   create_empty_file "$partial/standby.signal"

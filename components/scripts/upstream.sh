@@ -134,7 +134,7 @@ upstream_divergence() {
 # a diverged timeline. Nothing when neither.
 upstream_problem() {
   if [[ -n $1 && $1 != "$UP_SYSID" ]]; then
-    printf "primary %s runs a different database (system identifier %s, this standby %s): the primary was re-initialised, probably with an empty volume; do not let clients write there; follow README 'Runbook: the primary lost its volume'\n" \
+    printf "primary %s runs a different database (system identifier %s, this standby %s): the primary was re-initialised, probably with an empty volume; do not let clients write there; follow docs/operations.md#primary-lost-its-volume\n" \
       "$PRIMARY_HOST" "$UP_SYSID" "$1"
     return 0
   fi

@@ -84,7 +84,7 @@ def test_up_refuses_a_stack_without_its_file_before_anything_runs(checkout: Chec
     assert result.stderr.splitlines() == [
         "bin/up: no stack file Pulumi.stagin.yaml, so there is no stack 'stagin' to deploy.",
         f"  stacks here: {' '.join(CHECKOUT_STACKS)}",
-        '  to create it: cp Pulumi.dev.yaml Pulumi.stagin.yaml, edit it (README "Add an environment"), then bin/up stagin',
+        "  to create it: cp Pulumi.dev.yaml Pulumi.stagin.yaml, edit it (docs/operations.md#add-an-environment), then bin/up stagin",
     ]
     assert checkout.calls() == []
     assert not (checkout.root / ".venv" / "bin" / "pip.log").exists()
@@ -196,7 +196,7 @@ def test_up_without_the_cli_makes_venv_then_names_the_pinned_cli_and_the_offline
         "bin/up: the Pulumi CLI is not installed, so nothing was deployed (.venv is ready for the offline tools).",
         f"  install the version CI pins: curl -fsSL https://get.pulumi.com | sh -s -- --version {version}",
         "  (or https://www.pulumi.com/docs/iac/download-install/), then run bin/up staging again",
-        '  without the CLI or a cluster (README "Day to day"):',
+        "  without the CLI or a cluster (README.md#day-to-day):",
         "    render: .venv/bin/python -m stacks.render staging --out rendered/staging",
         "    tests:  bin/test --fast",
         "    policy: bin/policy staging",

@@ -32,7 +32,7 @@ def test_empty_primary_refuses_to_start_beside_a_peer_with_data(replicated: Clus
     cp = p.run_script("init.sh", env=peers, check=False)
     assert cp.returncode == 1, cp.stderr
     assert f"the primary's volume is empty but 127.0.0.1 (a pod of this set) {REFUSED}" in cp.stderr, cp.stderr
-    assert "Runbook: the primary lost its volume" in cp.stderr
+    assert "follow docs/operations.md#primary-lost-its-volume" in cp.stderr
     assert not p.pgdata.exists() and not p.pgdata.with_name("docker.partial").exists()
     assert ids(s) == [1, 2]
 
@@ -88,7 +88,7 @@ def test_standby_of_a_reinitialised_primary_says_so(replicated: Cluster) -> None
     expected = (
         f"primary 127.0.0.1 runs a different database (system identifier {theirs}, this standby {mine}): "
         "the primary was re-initialised, probably with an empty volume; do not let clients write there; "
-        "follow README 'Runbook: the primary lost its volume'"
+        "follow docs/operations.md#primary-lost-its-volume"
     )
     wait_for(lambda: expected in s.readiness().stderr, 30, "readiness to name the other database")
     assert answer(s) == (1, f"not ready: {expected}")

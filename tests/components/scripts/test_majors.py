@@ -168,7 +168,7 @@ def test_another_majors_data_at_its_own_layout_stops_the_new_image(cluster: Clus
     assert cp.returncode != 0
     message = fatal(cp.stderr)
     assert (f"found PostgreSQL {old} data at {old_pgdata}, but this image (PostgreSQL {new}) expects its data at {p.pgdata}") in message
-    assert 'README: "Upgrade to a new PostgreSQL major"' in message
+    assert "(docs/operations.md#upgrade-major)" in message
     assert f"roll the image back to PostgreSQL {old}" in message
     assert tree(p.volume) == before, "the old data must be left exactly as it was, and nothing created beside it"
 
@@ -187,7 +187,7 @@ def test_another_majors_data_at_the_same_path_is_refused(cluster: Cluster, pg_bi
     assert cp.returncode != 0
     message = fatal(cp.stderr)
     assert f"{p.pgdata} holds PostgreSQL 16 data but this image runs PostgreSQL 17" in message
-    assert 'README: "Upgrade to a new PostgreSQL major"' in message and "roll the image back to PostgreSQL 16" in message
+    assert "(docs/operations.md#upgrade-major)" in message and "roll the image back to PostgreSQL 16" in message
     assert tree(p.volume) == before
 
 
