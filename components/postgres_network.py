@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 
 import pulumi_kubernetes as k8s
 
-from components.postgres_names import instance_labels
-from components.postgres_pod import CONTAINER_PORT
+from components.postgres_names import CONTAINER_PORT, instance_labels
 from components.validation import fail
 
 Peer = k8s.networking.v1.NetworkPolicyPeerArgs

@@ -18,7 +18,7 @@ import pulumi_kubernetes as k8s
 
 from components.pod_env import POD_ENV, EnvContract, EnvVar, generated_scripts
 from components.pod_security import container_security, pod_security_context
-from components.postgres_names import DATA_VOLUME, primary_pod_name
+from components.postgres_names import CONTAINER_PORT, DATA_VOLUME, primary_pod_name
 from components.postgres_scheduling import affinity, topology_spread
 from components.postgres_settings import SOCKET_DIR, DataLayout, postgres_args
 
@@ -26,17 +26,13 @@ if TYPE_CHECKING:
     from components.postgres_args import PostgresStatefulSetArgs
 
 SCRIPTS_DIR = Path(__file__).parent / "scripts"
-CONTAINER_PORT = 5432
-SUPERUSER = "postgres"
 SCRIPTS_MOUNT = "/scripts"
 SECRETS_MOUNT = "/etc/postgresql/secrets"
 # Crash recovery after a node reboot can take minutes: the startup probe allows 15 minutes
 # (90 x 10 s) before liveness starts counting.
 STARTUP_PROBE_SECONDS = 90 * 10
-SIDECAR_REQUESTS = {"cpu": "50m", "memory": "64Mi"}
 # The values of a container's pod-set env (names and order: the contract in components/pod_env.py).
 EnvValues = Mapping[str, pulumi.Input[str]]
-SIDECAR_LIMITS = {"cpu": "500m", "memory": "128Mi"}
 
 
 def script_files() -> dict[str, str]:

@@ -21,6 +21,8 @@ from components.headless_service import HeadlessService, HeadlessServiceArgs, Na
 from components.naming import dependencies_of, name_of, service_dns
 from components.postgres_args import PostgresStatefulSetArgs
 from components.postgres_names import (
+    CONTAINER_PORT,
+    SUPERUSER,
     Role,
     claim_name,
     credentials_secret,
@@ -36,7 +38,7 @@ from components.postgres_names import (
     statefulsets,
 )
 from components.postgres_network import network_policy_spec
-from components.postgres_pod import CONTAINER_PORT, SUPERUSER, PodObjects, checksum, pod_spec, postgres_env, script_files
+from components.postgres_pod import PodObjects, checksum, pod_spec, postgres_env, script_files
 from components.postgres_services import client_services, disruption_budget_spec, service_metadata
 from components.postgres_settings import data_layout, server_settings
 from components.postgres_workload import claim_metadata, claim_spec, read_write_await, statefulset_metadata, statefulset_spec

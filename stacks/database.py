@@ -6,7 +6,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.logical_backup import DumpS3, LogicalBackup, LogicalBackupArgs, backup_labels, s3_endpoint_port
+from components.logical_backup import LogicalBackup, backup_labels
+from components.logical_backup_args import DumpS3, LogicalBackupArgs, s3_endpoint_port
 from components.longhorn_backups import LonghornRecurringJobs, LonghornRecurringJobsArgs, Schedule, recurring_job_labels
 from components.longhorn_install import Adoptable, LonghornInstall, LonghornInstallArgs
 from components.longhorn_storage_class import LonghornStorageClass, LonghornStorageClassArgs

@@ -17,7 +17,7 @@ import pulumi
 import pytest
 
 from components.headless_service import HeadlessServiceArgs, NamedPort
-from components.logical_backup import DumpS3, LogicalBackupArgs
+from components.logical_backup_args import DumpS3, LogicalBackupArgs
 from components.longhorn_backups import LonghornRecurringJobsArgs, Schedule
 from components.longhorn_install import LonghornInstallArgs
 from components.longhorn_storage_class import LonghornStorageClassArgs
