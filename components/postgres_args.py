@@ -3,7 +3,7 @@
 Every field is checked at construction (``__post_init__``, components/validation.py): a wrong
 value raises one ValueError naming the field, the value and the accepted form, before any
 resource is registered. ``pulumi.Input`` fields holding Outputs are not checked (no value yet).
-Nothing here is derived twice: the major comes from the image's tag, the memory the settings
+Nothing here is derived twice: the major comes from the image's tag, the memory the server parameters
 are sized from from ``limits["memory"]``, the claim size only from ``storage_size``.
 """
 
@@ -15,12 +15,12 @@ from typing import Literal
 import pulumi
 
 from components.naming import DEFAULT_CLUSTER_DOMAIN
+from components.postgres_conf import MAX_REPLICAS
+from components.postgres_conf import image_major as major_of  # the property below has the same name
 from components.postgres_names import pod_names
 from components.postgres_network import DnsEgress, NetworkPolicyPeer
 from components.postgres_scheduling import AntiAffinity
 from components.postgres_services import ServiceType
-from components.postgres_settings import MAX_REPLICAS
-from components.postgres_settings import image_major as major_of  # the property below has the same name
 from components.quantity import quantity, whole_bytes
 from components.validation import (
     WAL_POSITION_RE,
@@ -177,7 +177,7 @@ class PostgresStatefulSetArgs:
 
     @property
     def memory_limit_bytes(self) -> int:
-        """The memory limit in bytes: what the server settings are sized from."""
+        """The memory limit in bytes: what the server parameters are sized from."""
         return whole_bytes(self.limits["memory"])
 
     @property

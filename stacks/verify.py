@@ -43,9 +43,9 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
 from components.naming import service_dns
+from components.postgres_conf import SOCKET_DIR
 from components.postgres_names import SUPERUSER, claim_name, pod_names, primary_pod_name, statefulsets
 from components.postgres_pod import SECRETS_MOUNT
-from components.postgres_settings import SOCKET_DIR
 from stacks.config import PROJECT, ConfigError, Settings, parse_settings
 from stacks.mock_run import StackFileError, stack_config
 
