@@ -84,6 +84,12 @@ REJECTED: list[tuple[Callable[..., object], str, Any, str]] = [
     (pg, "requests", {"cpu": "8"}, "at most limits['cpu'] (2)"),
     (pg, "database", "App-DB", "a PostgreSQL identifier"),
     (pg, "username", "replicator", "a role other than replication_user"),
+    # Reserved as stacks/config.py and pod-config.sh reserve them: the init container would die on them.
+    (pg, "username", "postgres", "a role name other than postgres (the superuser) and not starting with pg_"),
+    (pg, "username", "pg_monitor", "not starting with pg_ (reserved), such as 'app'"),
+    (pg, "replication_user", "postgres", "a role name other than postgres (the superuser)"),
+    (pg, "replication_user", "pg_replicator", "not starting with pg_"),
+    (pg, "replication_user", "Replicator", "a PostgreSQL identifier"),
     (pg, "service_port", 70000, "an integer from 1 to 65535"),
     (pg, "node_port", 30080, "None unless service_type is 'NodePort'"),
     (pg, "max_lag_bytes", -1, "an integer of at least 0"),
