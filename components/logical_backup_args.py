@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pulumi
 
-from components.postgres_network import DnsEgress
+from components.network_args import DnsEgress
 from components.validation import check_cron, check_literals, check_name, check_quantity, check_range, fail
 
 

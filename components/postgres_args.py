@@ -15,12 +15,10 @@ from typing import Literal
 import pulumi
 
 from components.naming import DEFAULT_CLUSTER_DOMAIN
+from components.network_args import DnsEgress, NetworkPolicyPeer
 from components.postgres_conf import MAX_REPLICAS
 from components.postgres_conf import image_major as major_of  # the property below has the same name
 from components.postgres_names import SUPERUSER, pod_names
-from components.postgres_network import DnsEgress, NetworkPolicyPeer
-from components.postgres_scheduling import AntiAffinity
-from components.postgres_services import ServiceType
 from components.quantity import quantity, whole_bytes
 from components.validation import (
     WAL_POSITION_RE,
@@ -34,6 +32,8 @@ from components.validation import (
 )
 
 PullPolicy = Literal["Always", "IfNotPresent", "Never"]
+ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
+AntiAffinity = Literal["soft", "hard"]
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from components.longhorn_backups import LonghornRecurringJobs, LonghornRecurring
 from components.longhorn_install import Adoptable, LonghornInstall, LonghornInstallArgs
 from components.longhorn_storage_class import LonghornStorageClass, LonghornStorageClassArgs
 from components.naming import name_of, pod_security_labels
+from components.network_args import DnsEgress, NetworkPolicyPeer
 from components.postgres_args import PostgresStatefulSetArgs
 from components.postgres_names import credentials_secret, scripts_config_map
-from components.postgres_network import DnsEgress, NetworkPolicyPeer
 from components.postgres_statefulset import PostgresStatefulSet
 from stacks.config import BACKUP_TARGET_SECRET, LONGHORN_RELEASE, LonghornJob, Secrets, Settings
 from stacks.rollout import data_major_marker, major_warning, primary_template_marker, template_warning, warn_when_replaced

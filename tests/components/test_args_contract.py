@@ -21,8 +21,8 @@ from components.logical_backup_args import DumpS3, LogicalBackupArgs
 from components.longhorn_backups import LonghornRecurringJobsArgs, Schedule
 from components.longhorn_install import LonghornInstallArgs
 from components.longhorn_storage_class import LonghornStorageClassArgs
+from components.network_args import DnsEgress, NetworkPolicyPeer
 from components.postgres_args import PostgresStatefulSetArgs
-from components.postgres_network import DnsEgress, NetworkPolicyPeer
 from components.postgres_statefulset import PostgresStatefulSet
 from stacks.mock_run import Run, run_pulumi
 from tests.conftest import STS, run_component

@@ -94,6 +94,23 @@ def test_contracts_and_builders_import_no_registration_module(name: str) -> None
     assert not imports(SOURCES[name]) & REGISTRATION
 
 
+CONTRACTS = sorted(name for name in SOURCES if name.endswith("_args.py"))
+# Modules that build Kubernetes objects (pulumi_kubernetes): the builders and the registration.
+BUILDS = {f"components.{name.removesuffix('.py')}" for name, source in SOURCES.items() if "pulumi_kubernetes" in imports(source)}
+
+
+def test_the_contract_modules_are_found() -> None:
+    assert {"postgres_args.py", "logical_backup_args.py", "network_args.py"} <= set(CONTRACTS)
+
+
+@pytest.mark.parametrize("name", CONTRACTS)
+def test_contracts_build_nothing(name: str) -> None:
+    """An Args module is the bottom layer: it imports no Kubernetes types and no builder, so the
+    builders and the stacks can read the contract without the code that acts on it."""
+    found = imports(SOURCES[name])
+    assert "pulumi_kubernetes" not in found and not found & BUILDS, sorted(found & (BUILDS | {"pulumi_kubernetes"}))
+
+
 def module_name(path: Path, root: Path = ROOT) -> str:
     parts = path.relative_to(root).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
