@@ -17,7 +17,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.headless_service import HeadlessService, HeadlessServiceArgs, NamedPort
+from components.headless_service import HeadlessService
+from components.headless_service_args import HeadlessServiceArgs, NamedPort
 from components.naming import dependencies_of, name_of, service_dns
 from components.postgres_args import PostgresStatefulSetArgs
 from components.postgres_conf import data_layout, server_parameters

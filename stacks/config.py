@@ -40,7 +40,7 @@ from pydantic import (
 )
 
 from components.cron import ACCEPTED_FORM, schedule_problem
-from components.longhorn_backups import RECURRING_JOB_NAME_MAX
+from components.longhorn_backups_args import RECURRING_JOB_NAME_MAX
 from components.pod_security import POSTGRES_UID
 from components.postgres_conf import MAX_REPLICAS, pg_major
 from components.postgres_names import claim_name, headless_service, pod_name, pod_names, read_only_service, standby_pod, standby_set

@@ -8,9 +8,12 @@ import pulumi_random as random
 
 from components.logical_backup import LogicalBackup, backup_labels
 from components.logical_backup_args import DumpS3, LogicalBackupArgs, s3_endpoint_port
-from components.longhorn_backups import LonghornRecurringJobs, LonghornRecurringJobsArgs, Schedule, recurring_job_labels
-from components.longhorn_install import Adoptable, LonghornInstall, LonghornInstallArgs
-from components.longhorn_storage_class import LonghornStorageClass, LonghornStorageClassArgs
+from components.longhorn_backups import LonghornRecurringJobs, recurring_job_labels
+from components.longhorn_backups_args import LonghornRecurringJobsArgs, Schedule
+from components.longhorn_install import LonghornInstall
+from components.longhorn_install_args import Adoptable, LonghornInstallArgs
+from components.longhorn_storage_class import LonghornStorageClass
+from components.longhorn_storage_class_args import LonghornStorageClassArgs
 from components.naming import name_of, pod_security_labels
 from components.network_args import DnsEgress, NetworkPolicyPeer
 from components.postgres_args import PostgresStatefulSetArgs

@@ -16,11 +16,11 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.headless_service import HeadlessServiceArgs, NamedPort
+from components.headless_service_args import HeadlessServiceArgs, NamedPort
 from components.logical_backup_args import DumpS3, LogicalBackupArgs
-from components.longhorn_backups import LonghornRecurringJobsArgs, Schedule
-from components.longhorn_install import LonghornInstallArgs
-from components.longhorn_storage_class import LonghornStorageClassArgs
+from components.longhorn_backups_args import LonghornRecurringJobsArgs, Schedule
+from components.longhorn_install_args import LonghornInstallArgs
+from components.longhorn_storage_class_args import LonghornStorageClassArgs
 from components.network_args import DnsEgress, NetworkPolicyPeer
 from components.postgres_args import PostgresStatefulSetArgs
 from components.postgres_statefulset import PostgresStatefulSet

@@ -65,7 +65,10 @@ def test_components_never_import_the_stacks(name: str) -> None:
     assert not [m for m in imports(SOURCES[name]) if m == "stacks" or m.startswith("stacks.")]
 
 
-@pytest.mark.parametrize("name", ["headless_service.py", "naming.py", "validation.py", "quantity.py", "provider_annotations.py"])
+GENERIC = ["headless_service.py", "headless_service_args.py", "naming.py", "validation.py", "quantity.py", "provider_annotations.py"]
+
+
+@pytest.mark.parametrize("name", GENERIC)
 def test_generic_modules_know_nothing_of_postgresql(name: str) -> None:
     assert not [m for m in imports(SOURCES[name]) if m.startswith("components.") and "postgres" in m]
 
@@ -101,6 +104,17 @@ BUILDS = {f"components.{name.removesuffix('.py')}" for name, source in SOURCES.i
 
 def test_the_contract_modules_are_found() -> None:
     assert {"postgres_args.py", "logical_backup_args.py", "network_args.py"} <= set(CONTRACTS)
+
+
+def test_every_args_class_lives_in_a_contract_module() -> None:
+    """One place to look for what a component accepts: its ``<module>_args.py``."""
+    misplaced = [
+        f"components/{name}: {node.name}"
+        for name, source in SOURCES.items()
+        for node in ast.parse(source).body
+        if isinstance(node, ast.ClassDef) and node.name.endswith("Args") and not name.endswith("_args.py")
+    ]
+    assert misplaced == []
 
 
 @pytest.mark.parametrize("name", CONTRACTS)
