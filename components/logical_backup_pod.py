@@ -12,7 +12,7 @@ from components.pod_security import container_security, pod_security_context
 from components.postgres_pod import SCRIPTS_MOUNT, SECRETS_MOUNT, env_vars
 
 if TYPE_CHECKING:
-    from components.logical_backup import DumpS3, LogicalBackupArgs
+    from components.logical_backup_args import DumpS3, LogicalBackupArgs
 
 BACKUP_MOUNT = "/backups"
 # rclone: a maintained, single static binary speaking S3 and every other object store, in a

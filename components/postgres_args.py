@@ -3,7 +3,7 @@
 Every field is checked at construction (``__post_init__``, components/validation.py): a wrong
 value raises one ValueError naming the field, the value and the accepted form, before any
 resource is registered. ``pulumi.Input`` fields holding Outputs are not checked (no value yet).
-Nothing here is derived twice: the major comes from the image's tag, the memory the settings
+Nothing here is derived twice: the major comes from the image's tag, the memory the server parameters
 are sized from from ``limits["memory"]``, the claim size only from ``storage_size``.
 """
 
@@ -15,12 +15,10 @@ from typing import Literal
 import pulumi
 
 from components.naming import DEFAULT_CLUSTER_DOMAIN
-from components.postgres_names import pod_names
-from components.postgres_network import DnsEgress, NetworkPolicyPeer
-from components.postgres_scheduling import AntiAffinity
-from components.postgres_services import ServiceType
-from components.postgres_settings import MAX_REPLICAS
-from components.postgres_settings import image_major as major_of  # the property below has the same name
+from components.network_args import DnsEgress, NetworkPolicyPeer
+from components.postgres_conf import MAX_REPLICAS
+from components.postgres_conf import image_major as major_of  # the property below has the same name
+from components.postgres_names import SUPERUSER, pod_names
 from components.quantity import quantity, whole_bytes
 from components.validation import (
     WAL_POSITION_RE,
@@ -34,6 +32,8 @@ from components.validation import (
 )
 
 PullPolicy = Literal["Always", "IfNotPresent", "Never"]
+ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
+AntiAffinity = Literal["soft", "hard"]
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,8 @@ class PostgresStatefulSetArgs:
     database: str = "app"
     """The application database (a PostgreSQL identifier), created with the application role."""
     username: str | None = "app"
-    """The application role; None: the superuser only (the outputs then name postgres)."""
+    """The application role, a PostgreSQL identifier other than postgres and not starting with pg_;
+    None: the superuser only (the outputs then name postgres)."""
     service_type: ServiceType = "ClusterIP"
     """The read-write Service: ClusterIP, NodePort or LoadBalancer (the read-only one is always ClusterIP)."""
     service_port: int = 5432
@@ -70,7 +71,7 @@ class PostgresStatefulSetArgs:
     replication: bool = True
     """Streaming replication; configured even with one pod, so adding standbys never touches the primary."""
     replication_user: str = "replicator"
-    """The replication role, a PostgreSQL identifier other than username."""
+    """The replication role, a PostgreSQL identifier other than username and postgres, not starting with pg_."""
     max_lag_bytes: int = 16 * 1024 * 1024
     """A standby is ready only while its replay lag is at most this (bytes, >= 0)."""
     anti_affinity: AntiAffinity = "soft"
@@ -147,11 +148,19 @@ class PostgresStatefulSetArgs:
 
     def _check_roles(self) -> None:
         check_pg_identifier(self, "database", self.database)
-        check_pg_identifier(self, "replication_user", self.replication_user)
+        self._check_role("replication_user", self.replication_user)
         if self.username is not None:
-            check_pg_identifier(self, "username", self.username)
+            self._check_role("username", self.username)
             if self.username == self.replication_user:
                 fail(self, "username", self.username, f"a role other than replication_user ({self.replication_user})")
+
+    def _check_role(self, field: str, role: str) -> None:
+        """A role the pods create: the superuser's name and PostgreSQL's pg_ prefix are reserved, and
+        the pods' own check (pod-config.sh) would stop the init container on them."""
+        check_pg_identifier(self, field, role)
+        if role == SUPERUSER or role.startswith("pg_"):
+            accepted = f"a role name other than {SUPERUSER} (the superuser) and not starting with pg_ (reserved), such as 'app'"
+            fail(self, field, role, accepted)
 
     def _check_service(self) -> None:
         check_range(self, "service_port", self.service_port, 1, 65535)
@@ -178,7 +187,7 @@ class PostgresStatefulSetArgs:
 
     @property
     def memory_limit_bytes(self) -> int:
-        """The memory limit in bytes: what the server settings are sized from."""
+        """The memory limit in bytes: what the server parameters are sized from."""
         return whole_bytes(self.limits["memory"])
 
     @property

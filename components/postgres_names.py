@@ -1,4 +1,4 @@
-"""The names, labels and DNS of one PostgreSQL set: the one place these rules are written.
+"""The names, ports, labels and DNS of one PostgreSQL set: the one place these rules are written.
 
 Pod 0 of StatefulSet ``<name>`` is the primary. With replication the standbys run in
 StatefulSet ``<name>-standby`` with ordinals from 1, so their pods are ``<name>-standby-<n>``.
@@ -17,6 +17,10 @@ Role = Literal["primary", "standby"]
 # The claim template's name: the StatefulSet controller names each pod's claim <volume>-<pod>.
 DATA_VOLUME = "data"
 FIRST_STANDBY_ORDINAL = 1
+# The server's port in every pod: the container port, the probes' and the NetworkPolicies' port.
+CONTAINER_PORT = 5432
+# The superuser initdb creates (the official image's default); no other role may take its name.
+SUPERUSER = "postgres"
 
 
 def standby_set(name: str) -> str:
@@ -79,6 +83,11 @@ def scripts_config_map(name: str) -> str:
 def credentials_secret(name: str) -> str:
     """The passwords Secret, referred to by this known string for the same reason."""
     return f"{name}-credentials"
+
+
+def backup_job(name: str) -> str:
+    """The dump CronJob and its NetworkPolicy (components/logical_backup.py): ``<name>-backup``."""
+    return f"{name}-backup"
 
 
 def set_holding(name: str, replicas: int, replication: bool, primary_pod: str | None) -> str:

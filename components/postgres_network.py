@@ -1,76 +1,22 @@
 """Who may talk to the database pods, and where they may talk: the NetworkPolicy rules.
 
 Ingress on the PostgreSQL port from the set's own pods, the dump job and the allowed
-clients; egress to DNS and to the set's own pods only.
+clients; egress to DNS and to the set's own pods only. Built from the contract types in
+components/network_args.py.
 """
 
 from __future__ import annotations
 
-import ipaddress
-from dataclasses import dataclass, field
-
 import pulumi_kubernetes as k8s
 
-from components.postgres_names import instance_labels
-from components.postgres_pod import CONTAINER_PORT
-from components.validation import fail
+from components.network_args import DnsEgress, NetworkPolicyPeer
+from components.postgres_names import CONTAINER_PORT, instance_labels
 
 Peer = k8s.networking.v1.NetworkPolicyPeerArgs
 
 
 def _selector(labels: dict[str, str]) -> k8s.meta.v1.LabelSelectorArgs:
     return k8s.meta.v1.LabelSelectorArgs(match_labels=labels)
-
-
-def _check_cidr(owner: object, name: str, cidr: str) -> None:
-    try:
-        ipaddress.ip_network(cidr, strict=True)
-    except ValueError:
-        fail(owner, name, cidr, "an IPv4 or IPv6 network address with its prefix, such as '10.0.0.0/8' or 'fd00::/8'")
-
-
-@dataclass(frozen=True)
-class NetworkPolicyPeer:
-    """Clients allowed to reach PostgreSQL: pods matching both selectors, or an IP block."""
-
-    pod_labels: dict[str, str] = field(default_factory=dict)
-    """Pods with these labels (empty: every pod in the selected namespaces)."""
-    namespace_labels: dict[str, str] | None = None
-    """Namespaces with these labels; None: the database's own namespace."""
-    cidr: str | None = None
-    """An IP network instead of pods (a load balancer's range), such as 10.0.0.0/8; not with labels."""
-
-    def __post_init__(self) -> None:
-        if self.cidr is not None:
-            if self.pod_labels or self.namespace_labels is not None:
-                fail(self, "cidr", self.cidr, "either cidr or pod_labels/namespace_labels in one peer, not both")
-            _check_cidr(self, "cidr", self.cidr)
-
-
-@dataclass(frozen=True)
-class DnsEgress:
-    """Where the pods may send DNS queries (UDP and TCP 53).
-
-    The default is the usual cluster DNS: pods labelled k8s-app=kube-dns in kube-system.
-    Other clusters need other peers: OpenShift runs dns-default in openshift-dns (selectors);
-    NodeLocal DNSCache listens on a link-local address (cidrs=("169.254.20.10/32",), added to the
-    selected pods). any=True allows port 53 to every address (simplest, least strict).
-    """
-
-    namespace_labels: dict[str, str] = field(default_factory=lambda: {"kubernetes.io/metadata.name": "kube-system"})
-    """Namespaces of the DNS pods."""
-    pod_labels: dict[str, str] = field(default_factory=lambda: {"k8s-app": "kube-dns"})
-    """The DNS pods."""
-    cidrs: tuple[str, ...] = ()
-    """Extra DNS addresses (NodeLocal DNSCache), as networks with a prefix."""
-    any: bool = False
-    """Port 53 to every address; the selectors and cidrs are then unused, so cidrs must be empty."""
-
-    def __post_init__(self) -> None:
-        if self.any and self.cidrs:
-            fail(self, "cidrs", self.cidrs, "empty when any is True (any allows every address)")
-        for i, cidr in enumerate(self.cidrs):
-            _check_cidr(self, f"cidrs[{i}]", cidr)
 
 
 def dns_egress(dns: DnsEgress) -> k8s.networking.v1.NetworkPolicyEgressRuleArgs:

@@ -18,25 +18,21 @@ import pulumi_kubernetes as k8s
 
 from components.pod_env import POD_ENV, EnvContract, EnvVar, generated_scripts
 from components.pod_security import container_security, pod_security_context
-from components.postgres_names import DATA_VOLUME, primary_pod_name
+from components.postgres_conf import SOCKET_DIR, DataLayout, postgres_args
+from components.postgres_names import CONTAINER_PORT, DATA_VOLUME, primary_pod_name
 from components.postgres_scheduling import affinity, topology_spread
-from components.postgres_settings import SOCKET_DIR, DataLayout, postgres_args
 
 if TYPE_CHECKING:
     from components.postgres_args import PostgresStatefulSetArgs
 
 SCRIPTS_DIR = Path(__file__).parent / "scripts"
-CONTAINER_PORT = 5432
-SUPERUSER = "postgres"
 SCRIPTS_MOUNT = "/scripts"
 SECRETS_MOUNT = "/etc/postgresql/secrets"
 # Crash recovery after a node reboot can take minutes: the startup probe allows 15 minutes
 # (90 x 10 s) before liveness starts counting.
 STARTUP_PROBE_SECONDS = 90 * 10
-SIDECAR_REQUESTS = {"cpu": "50m", "memory": "64Mi"}
 # The values of a container's pod-set env (names and order: the contract in components/pod_env.py).
 EnvValues = Mapping[str, pulumi.Input[str]]
-SIDECAR_LIMITS = {"cpu": "500m", "memory": "128Mi"}
 
 
 def script_files() -> dict[str, str]:
@@ -130,9 +126,9 @@ def container(pg: PostgresStatefulSetArgs, env: EnvValues, name: str, command: l
 
 
 def postgres_container(
-    args: PostgresStatefulSetArgs, env: EnvValues, layout: DataLayout, settings: dict[str, str]
+    args: PostgresStatefulSetArgs, env: EnvValues, layout: DataLayout, parameters: dict[str, str]
 ) -> k8s.core.v1.ContainerArgs:
-    argv = postgres_args(settings)
+    argv = postgres_args(parameters)
     pg_isready = ["pg_isready", "--host", SOCKET_DIR, "--port", str(CONTAINER_PORT), "--quiet"]
     # Kubernetes sends SIGTERM (smart shutdown waits for every client); ask for a fast one.
     fast_stop = ["pg_ctl", "stop", "-D", layout.pgdata, "-m", "fast", "-w", "-t", "50"]
@@ -198,7 +194,7 @@ class PodObjects:
 
 
 def pod_spec(
-    name: str, args: PostgresStatefulSetArgs, env: EnvValues, layout: DataLayout, settings: dict[str, str], objects: PodObjects
+    name: str, args: PostgresStatefulSetArgs, env: EnvValues, layout: DataLayout, parameters: dict[str, str], objects: PodObjects
 ) -> k8s.core.v1.PodSpecArgs:
     return k8s.core.v1.PodSpecArgs(
         service_account_name=objects.service_account,
@@ -209,6 +205,6 @@ def pod_spec(
         affinity=affinity(name, args.anti_affinity),
         topology_spread_constraints=topology_spread(name, args.anti_affinity),
         init_containers=[init_container(args, env, layout)],
-        containers=[postgres_container(args, env, layout, settings), sync_container(args, env, layout)],
+        containers=[postgres_container(args, env, layout, parameters), sync_container(args, env, layout)],
         volumes=volumes(objects.scripts_config_map, objects.secret, args.shm_size),
     )

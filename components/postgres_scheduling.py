@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING
 
 import pulumi_kubernetes as k8s
 
 from components.postgres_names import instance_labels
 
-AntiAffinity = Literal["soft", "hard"]
+if TYPE_CHECKING:
+    from components.postgres_args import AntiAffinity
+
 HOSTNAME = "kubernetes.io/hostname"
 
 

@@ -7,7 +7,7 @@ lets one pod go at a time.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -15,7 +15,8 @@ import pulumi_kubernetes as k8s
 from components.postgres_names import instance_labels, primary_selector, read_only_service, role_labels
 from components.provider_annotations import SKIP_AWAIT
 
-ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
+if TYPE_CHECKING:
+    from components.postgres_args import ServiceType
 
 
 def client_service_spec(

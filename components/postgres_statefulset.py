@@ -17,10 +17,14 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.headless_service import HeadlessService, HeadlessServiceArgs, NamedPort
+from components.headless_service import HeadlessService
+from components.headless_service_args import HeadlessServiceArgs, NamedPort
 from components.naming import dependencies_of, name_of, service_dns
 from components.postgres_args import PostgresStatefulSetArgs
+from components.postgres_conf import data_layout, server_parameters
 from components.postgres_names import (
+    CONTAINER_PORT,
+    SUPERUSER,
     Role,
     claim_name,
     credentials_secret,
@@ -36,9 +40,8 @@ from components.postgres_names import (
     statefulsets,
 )
 from components.postgres_network import network_policy_spec
-from components.postgres_pod import CONTAINER_PORT, SUPERUSER, PodObjects, checksum, pod_spec, postgres_env, script_files
+from components.postgres_pod import PodObjects, checksum, pod_spec, postgres_env, script_files
 from components.postgres_services import client_services, disruption_budget_spec, service_metadata
-from components.postgres_settings import data_layout, server_settings
 from components.postgres_workload import claim_metadata, claim_spec, read_write_await, statefulset_metadata, statefulset_spec
 
 # RFC 3986 unreserved characters: safe in connection URIs and pgpass files unescaped.
@@ -145,7 +148,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         primary = primary_pod_name(name, args.primary_pod)
         primary_host = pulumi.Output.from_input(args.namespace).apply(lambda ns: pod_host(name, primary, ns, args.cluster_domain))
         env = postgres_env(name, args, layout, primary_host, self.headless.fqdn)
-        settings = server_settings(args.memory_limit_bytes, args.replication)
+        parameters = server_parameters(args.memory_limit_bytes, args.replication)
         # Known names, not outputs: a replaced ConfigMap or Secret (delete-before-replace, fixed name)
         # must never drag the StatefulSets along (pulumi/pulumi pkg/resource/deploy/step_generator.go
         # calculateDependentReplacements re-diffs only inputs that property-depend on it); depends_on orders them.
@@ -159,7 +162,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         for sts, role, replicas, first in self._rollout_order():
             template = k8s.core.v1.PodTemplateSpecArgs(
                 metadata=k8s.meta.v1.ObjectMetaArgs(labels=role_labels(name, role), annotations=annotations),
-                spec=pod_spec(name, args, env, layout, settings, objects),
+                spec=pod_spec(name, args, env, layout, parameters, objects),
             )
             self.templates[role] = template
             spec = statefulset_spec(name, role, 0 if args.hold else replicas, first, args, headless_service(name), template)

@@ -9,7 +9,6 @@ below skip them (``plain`` is False), so only plain values are checked.
 from __future__ import annotations
 
 import re
-import sys
 import types
 import typing
 from collections.abc import Iterable
@@ -48,12 +47,12 @@ def _literals(cls: type) -> dict[str, tuple[Any, ...]]:
     """Fields declared as a Literal (or an optional Literal), with their accepted values (cached per class)."""
     if cls in _LITERALS:
         return _LITERALS[cls]
-    namespace = vars(sys.modules[cls.__module__])
+    # pulumi.Input is Union[T, Awaitable[T], "Output[T]"]: that forward reference names pulumi's own
+    # Output and type variable, which the Args' modules do not import.
+    hints = typing.get_type_hints(cls, localns={"Output": pulumi.Output, "T": Any})
     out: dict[str, tuple[Any, ...]] = {}
     for f in fields(cls):
-        # Each annotation on its own (our own source text, evaluated in its module): get_type_hints
-        # would also try to resolve pulumi.Input's forward references, and fail.
-        hint = eval(f.type, namespace) if isinstance(f.type, str) else f.type
+        hint = hints[f.name]
         options = [hint, *typing.get_args(hint)] if typing.get_origin(hint) in (typing.Union, types.UnionType) else [hint]
         literal = [o for o in options if typing.get_origin(o) is Literal]
         if literal:

@@ -40,10 +40,10 @@ from pydantic import (
 )
 
 from components.cron import ACCEPTED_FORM, schedule_problem
-from components.longhorn_backups import RECURRING_JOB_NAME_MAX
+from components.longhorn_backups_args import RECURRING_JOB_NAME_MAX
 from components.pod_security import POSTGRES_UID
+from components.postgres_conf import MAX_REPLICAS, pg_major
 from components.postgres_names import claim_name, headless_service, pod_name, pod_names, read_only_service, standby_pod, standby_set
-from components.postgres_settings import MAX_REPLICAS, pg_major
 from components.quantity import QUANTITY_GRAMMAR, QUANTITY_MAX, quantity
 from components.validation import DNS_1035_LABEL, DNS_1123_LABEL, DNS_1123_SUBDOMAIN, PG_IDENTIFIER, WAL_POSITION_RE
 
@@ -69,7 +69,7 @@ PG_END_OF_LIFE: dict[int, date] = {
 }
 
 # Image majors whose data layout and entrypoint behaviour we have checked: 15-17 keep PGDATA under
-# /var/lib/postgresql/data, 18 moved it (components/postgres_settings.data_layout), and
+# /var/lib/postgresql/data, 18 moved it (components/postgres_conf.data_layout), and
 # tests/components/scripts/test_majors.py runs init.sh on a real server of each. Every major older than the
 # first is past its end of life and refused with its date.
 SUPPORTED_PG_MAJORS = (15, 16, 17, 18)
@@ -472,9 +472,6 @@ def _explicit(model: BaseModel, fields: Iterable[str]) -> list[str]:
 
 
 # ---------------------------------------------------------------- storage
-
-
-_LOCALITIES = ("disabled", "best-effort", "strict-local")
 
 
 def _strict_local_rule(locality_key: str, locality: str, count_key: str, count: int) -> None:

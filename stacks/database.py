@@ -6,14 +6,18 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.logical_backup import DumpS3, LogicalBackup, LogicalBackupArgs, backup_labels, s3_endpoint_port
-from components.longhorn_backups import LonghornRecurringJobs, LonghornRecurringJobsArgs, Schedule, recurring_job_labels
-from components.longhorn_install import Adoptable, LonghornInstall, LonghornInstallArgs
-from components.longhorn_storage_class import LonghornStorageClass, LonghornStorageClassArgs
+from components.logical_backup import LogicalBackup, backup_labels
+from components.logical_backup_args import DumpS3, LogicalBackupArgs, s3_endpoint_port
+from components.longhorn_backups import LonghornRecurringJobs, recurring_job_labels
+from components.longhorn_backups_args import LonghornRecurringJobsArgs, Schedule
+from components.longhorn_install import LonghornInstall
+from components.longhorn_install_args import Adoptable, LonghornInstallArgs
+from components.longhorn_storage_class import LonghornStorageClass
+from components.longhorn_storage_class_args import LonghornStorageClassArgs
 from components.naming import name_of, pod_security_labels
+from components.network_args import DnsEgress, NetworkPolicyPeer
 from components.postgres_args import PostgresStatefulSetArgs
 from components.postgres_names import credentials_secret, scripts_config_map
-from components.postgres_network import DnsEgress, NetworkPolicyPeer
 from components.postgres_statefulset import PostgresStatefulSet
 from stacks.config import BACKUP_TARGET_SECRET, LONGHORN_RELEASE, LonghornJob, Secrets, Settings
 from stacks.rollout import data_major_marker, major_warning, primary_template_marker, template_warning, warn_when_replaced

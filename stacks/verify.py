@@ -42,10 +42,10 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
-from components.naming import service_dns
-from components.postgres_names import claim_name, pod_names, primary_pod_name, statefulsets
-from components.postgres_pod import SECRETS_MOUNT, SUPERUSER
-from components.postgres_settings import SOCKET_DIR
+from components.naming import DEFAULT_CLUSTER_DOMAIN, service_dns
+from components.postgres_conf import SOCKET_DIR
+from components.postgres_names import SUPERUSER, claim_name, pod_names, primary_pod_name, statefulsets
+from components.postgres_pod import SECRETS_MOUNT
 from stacks.config import PROJECT, ConfigError, Settings, parse_settings
 from stacks.mock_run import StackFileError, stack_config
 
@@ -54,7 +54,6 @@ DATABASE = "postgres"
 TABLE = "pgstack_verify"
 # The superuser's password file inside the pod (Secret key postgres-password, mounted read-only).
 PASSWORD_FILE = f"{SECRETS_MOUNT}/postgres-password"
-CLUSTER_DOMAIN = "cluster.local"
 # Our name in the StatefulSets' managedFields while we hold spec.replicas (see release_replicas).
 FIELD_MANAGER = "pgstack-verify"
 # Longhorn 1.10.1 labels every Backup with the name of its Longhorn volume under this key (no
@@ -179,7 +178,7 @@ def target_of(settings: Settings) -> Target:
         pods=pods,
         row_pods=pods if replication else (primary,),
         statefulsets=sets,
-        service=Endpoint(service_dns(pg.name, settings.namespace, CLUSTER_DOMAIN), pg.service.port),
+        service=Endpoint(service_dns(pg.name, settings.namespace, DEFAULT_CLUSTER_DOMAIN), pg.service.port),
         cronjob=f"{pg.name}-backup",
     )
 

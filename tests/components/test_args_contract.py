@@ -16,13 +16,13 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.headless_service import HeadlessServiceArgs, NamedPort
-from components.logical_backup import DumpS3, LogicalBackupArgs
-from components.longhorn_backups import LonghornRecurringJobsArgs, Schedule
-from components.longhorn_install import LonghornInstallArgs
-from components.longhorn_storage_class import LonghornStorageClassArgs
+from components.headless_service_args import HeadlessServiceArgs, NamedPort
+from components.logical_backup_args import DumpS3, LogicalBackupArgs
+from components.longhorn_backups_args import LonghornRecurringJobsArgs, Schedule
+from components.longhorn_install_args import LonghornInstallArgs
+from components.longhorn_storage_class_args import LonghornStorageClassArgs
+from components.network_args import DnsEgress, NetworkPolicyPeer
 from components.postgres_args import PostgresStatefulSetArgs
-from components.postgres_network import DnsEgress, NetworkPolicyPeer
 from components.postgres_statefulset import PostgresStatefulSet
 from stacks.mock_run import Run, run_pulumi
 from tests.conftest import STS, run_component
@@ -84,6 +84,12 @@ REJECTED: list[tuple[Callable[..., object], str, Any, str]] = [
     (pg, "requests", {"cpu": "8"}, "at most limits['cpu'] (2)"),
     (pg, "database", "App-DB", "a PostgreSQL identifier"),
     (pg, "username", "replicator", "a role other than replication_user"),
+    # Reserved as stacks/config.py and pod-config.sh reserve them: the init container would die on them.
+    (pg, "username", "postgres", "a role name other than postgres (the superuser) and not starting with pg_"),
+    (pg, "username", "pg_monitor", "not starting with pg_ (reserved), such as 'app'"),
+    (pg, "replication_user", "postgres", "a role name other than postgres (the superuser)"),
+    (pg, "replication_user", "pg_replicator", "not starting with pg_"),
+    (pg, "replication_user", "Replicator", "a PostgreSQL identifier"),
     (pg, "service_port", 70000, "an integer from 1 to 65535"),
     (pg, "node_port", 30080, "None unless service_type is 'NodePort'"),
     (pg, "max_lag_bytes", -1, "an integer of at least 0"),

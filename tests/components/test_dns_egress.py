@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from components.postgres_network import DnsEgress
+from components.network_args import DnsEgress
 from components.postgres_statefulset import PostgresStatefulSet, PostgresStatefulSetArgs
 from stacks.mock_run import plain
 from tests.conftest import dns_rule_of, run_component

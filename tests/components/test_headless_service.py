@@ -5,7 +5,8 @@ from __future__ import annotations
 import pulumi
 import pytest
 
-from components.headless_service import HeadlessService, HeadlessServiceArgs, NamedPort
+from components.headless_service import HeadlessService
+from components.headless_service_args import HeadlessServiceArgs, NamedPort
 from stacks.mock_run import plain as _plain
 from tests.conftest import SVC, run_component
 

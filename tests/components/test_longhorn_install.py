@@ -8,8 +8,10 @@ from pathlib import Path
 import pulumi
 import pytest
 
-from components.longhorn_install import LonghornInstall, LonghornInstallArgs, longhorn_values
-from components.longhorn_storage_class import LonghornStorageClass, LonghornStorageClassArgs
+from components.longhorn_install import LonghornInstall, longhorn_values
+from components.longhorn_install_args import LonghornInstallArgs
+from components.longhorn_storage_class import LonghornStorageClass
+from components.longhorn_storage_class_args import LonghornStorageClassArgs
 from stacks.mock_run import plain as _plain
 from stacks.mock_run import run_program, stack_config
 from tests.conftest import run_component

