@@ -61,16 +61,16 @@
 #   tests set it.
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
-# shellcheck source=base.sh
-. "$(dirname -- "${BASH_SOURCE[0]}")/base.sh"
+# shellcheck source=lib-base.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib-base.sh"
 # shellcheck source=env.sh
 . "$SCRIPT_DIR/env.sh"
 # shellcheck source=dump-format.sh
 . "$SCRIPT_DIR/dump-format.sh"
 # shellcheck source=dump-config.sh
 . "$SCRIPT_DIR/dump-config.sh"
-# shellcheck source=secrets.sh
-. "$SCRIPT_DIR/secrets.sh"
+# shellcheck source=lib-secrets.sh
+. "$SCRIPT_DIR/lib-secrets.sh"
 # shellcheck source=backup-run.sh
 . "$SCRIPT_DIR/backup-run.sh"
 # shellcheck source=backup-hosts.sh

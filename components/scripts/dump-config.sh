@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The dumps job's configuration: the environment (env.sh) validated, for
 # backup.sh (load_backup_config) and restore.sh (load_restore_config).
-# Sourced after base.sh, env.sh and dump-format.sh, never executed on its own.
+# Sourced after lib-base.sh, env.sh and dump-format.sh, never executed on its own.
 set -euo pipefail
 
 readonly COUNT_RE='^[0-9]{1,9}$'

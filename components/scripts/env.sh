@@ -2,7 +2,7 @@
 # The environment contract: which variables each entry script reads, which
 # are required and what the others default to. Declared once, in
 # components/pod_env.py, and shipped as the generated env-contract.sh beside
-# these files. Sourced after base.sh, never executed on its own.
+# these files. Sourced after lib-base.sh, never executed on its own.
 set -euo pipefail
 
 if [[ ! -r $SCRIPT_DIR/env-contract.sh ]]; then

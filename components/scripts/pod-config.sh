@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A database pod's configuration: the environment (env.sh) validated, and
 # what follows from it (role, ordinal, slot name, files on the emptyDir).
-# Sourced after base.sh and env.sh by init.sh, readiness.sh and
+# Sourced after lib-base.sh and env.sh by init.sh, readiness.sh and
 # sync-passwords.sh, never executed on its own.
 # shellcheck disable=SC2034 # The settings this file defines are read by the scripts that source it.
 set -euo pipefail

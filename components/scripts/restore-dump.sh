@@ -2,7 +2,7 @@
 # Reading a dump restore.sh is given: the dumps volume's lock held shared
 # while it is read, and the dump checked against its MANIFEST (a partial or
 # corrupt dump is refused before the server is touched). Sourced by
-# restore.sh after base.sh, env.sh and dump-format.sh, never executed on its own.
+# restore.sh after lib-base.sh, env.sh and dump-format.sh, never executed on its own.
 # shellcheck disable=SC2034 # STEMS and MANIFEST_* are read by restore.sh.
 set -euo pipefail
 

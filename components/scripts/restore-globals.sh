@@ -4,7 +4,7 @@
 # settings, comment, memberships); roles it has are left as they are unless
 # OVERWRITE_ROLES is true (restore.sh --overwrite-roles): a SUPERUSER removed
 # or a login disabled since the dump must not come back by accident. Sourced
-# by restore.sh after base.sh, env.sh, dump-format.sh and restore-server.sh,
+# by restore.sh after lib-base.sh, env.sh, dump-format.sh and restore-server.sh,
 # never executed on its own.
 set -euo pipefail
 

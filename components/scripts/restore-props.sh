@@ -8,7 +8,7 @@
 # :3115-3124 the same for ACL, COMMENT and SECURITY LABEL on the database),
 # which restore.sh cannot use on a database that exists. So they are rendered here as SQL and applied in the
 # restore's own transaction, after resetting the target's to what CREATE
-# DATABASE leaves. Sourced by restore.sh after base.sh, env.sh,
+# DATABASE leaves. Sourced by restore.sh after lib-base.sh, env.sh,
 # dump-format.sh and restore-server.sh, never executed on its own.
 set -euo pipefail
 

@@ -49,16 +49,16 @@
 # directory has one), so that no backup run prunes the dump meanwhile.
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
-# shellcheck source=base.sh
-. "$(dirname -- "${BASH_SOURCE[0]}")/base.sh"
+# shellcheck source=lib-base.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib-base.sh"
 # shellcheck source=env.sh
 . "$SCRIPT_DIR/env.sh"
 # shellcheck source=dump-format.sh
 . "$SCRIPT_DIR/dump-format.sh"
 # shellcheck source=dump-config.sh
 . "$SCRIPT_DIR/dump-config.sh"
-# shellcheck source=secrets.sh
-. "$SCRIPT_DIR/secrets.sh"
+# shellcheck source=lib-secrets.sh
+. "$SCRIPT_DIR/lib-secrets.sh"
 # shellcheck source=restore-dump.sh
 . "$SCRIPT_DIR/restore-dump.sh"
 # shellcheck source=restore-server.sh

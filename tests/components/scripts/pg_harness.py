@@ -216,7 +216,7 @@ def contract_env(contract: EnvContract, env: Mapping[str, str]) -> dict[str, str
 def run_library(
     snippet: str, *args: str, libs: Sequence[str], env: Mapping[str, str], script: str = "init.sh"
 ) -> subprocess.CompletedProcess[str]:
-    """Source ``libs`` (base.sh first) from scripts_dir() and run the bash ``snippet``
+    """Source ``libs`` (lib-base.sh first) from scripts_dir() and run the bash ``snippet``
     with ``args`` as "$@", as if inside the entry script ``script`` (its $0, which picks
     its environment contract), with exactly ``env`` (checked against that contract)."""
     contract = POD_ENV if script in POD_ENV.scripts else DUMP_ENV

@@ -19,22 +19,22 @@ from .pg_harness import SCRIPTS_DIR, Cluster, run_library, scripts_dir
 ENTRY = {"init.sh", "readiness.sh", "sync-passwords.sh", "backup.sh", "restore.sh"}
 # The libraries they source, one concern each (each file's header says which).
 LIBRARIES = {
-    "base.sh",
+    "lib-base.sh",
     "env.sh",
     "pod-config.sh",
-    "secrets.sh",
-    "local-psql.sh",
-    "roles.sh",
-    "volume.sh",
-    "layout.sh",
-    "temp-server.sh",
-    "control-data.sh",
-    "upstream.sh",
-    "slots.sh",
-    "primary-bootstrap.sh",
-    "standby-clone.sh",
-    "managed-conf.sh",
-    "wal-sizing.sh",
+    "lib-secrets.sh",
+    "pod-psql.sh",
+    "pod-roles.sh",
+    "init-volume.sh",
+    "init-layout.sh",
+    "init-temp-server.sh",
+    "pod-control-data.sh",
+    "pod-upstream.sh",
+    "pod-slots.sh",
+    "init-primary.sh",
+    "init-standby.sh",
+    "init-managed-conf.sh",
+    "init-wal-sizing.sh",
     "dump-format.sh",
     "dump-config.sh",
     "backup-run.sh",
@@ -111,20 +111,21 @@ def test_missing_or_multiline_secret_is_refused(cluster: Cluster) -> None:
 
 @pytest.mark.parametrize(("pod", "ordinal"), [("pg-0", "0"), ("pg-standby-12", "12"), ("db-007", "7")])
 def test_ordinal_is_the_suffix_after_the_last_dash(pod: str, ordinal: str) -> None:
-    cp = run_library('pod_ordinal "$1"', pod, libs=["base.sh", "env.sh", "pod-config.sh"], env={"PATH": "/usr/bin:/bin"})
+    cp = run_library('pod_ordinal "$1"', pod, libs=["lib-base.sh", "env.sh", "pod-config.sh"], env={"PATH": "/usr/bin:/bin"})
     assert cp.returncode == 0 and cp.stdout.strip() == ordinal, cp.stderr
 
 
 def defines(library: str, *functions: str) -> bool:
-    """Whether sourcing ``library`` (after base.sh) defines every one of ``functions``."""
-    libs = ["base.sh"] if library == "base.sh" else ["base.sh", library]
+    """Whether sourcing ``library`` (after lib-base.sh) defines every one of ``functions``."""
+    libs = ["lib-base.sh"] if library == "lib-base.sh" else ["lib-base.sh", library]
     cp = run_library('declare -F "$@" >/dev/null', *functions, libs=libs, env={"PATH": "/usr/bin:/bin"})
     return cp.returncode == 0
 
 
 def test_every_library_can_be_sourced_on_its_own() -> None:
     for library in sorted(LIBRARIES):
-        cp = run_library("true", libs=["base.sh"] if library == "base.sh" else ["base.sh", library], env={"PATH": "/usr/bin:/bin"})
+        libs = ["lib-base.sh"] if library == "lib-base.sh" else ["lib-base.sh", library]
+        cp = run_library("true", libs=libs, env={"PATH": "/usr/bin:/bin"})
         assert cp.returncode == 0 and not cp.stderr, f"{library}: {cp.stderr}"
 
 
@@ -132,4 +133,4 @@ def test_the_clone_flusher_lives_in_one_library() -> None:
     """A benchmark turns the flusher off by appending no-op start_flusher/stop_flusher
     definitions to a copy of the one library that defines them."""
     defining = [name for name in sorted(LIBRARIES) if defines(name, "start_flusher", "stop_flusher")]
-    assert defining == ["standby-clone.sh"]
+    assert defining == ["init-standby.sh"]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Writing to the data volume: atomic replacements and publication, and a full
-# volume reported with the way out. Sourced after base.sh and pod-config.sh
+# volume reported with the way out. Sourced after lib-base.sh and pod-config.sh
 # by init.sh, never executed on its own.
 set -euo pipefail
 

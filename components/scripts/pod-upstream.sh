@@ -2,7 +2,7 @@
 # Asking the primary about this standby: who it is (system identifier,
 # timeline, WAL position), its timeline history, this standby's slot, and
 # what keeps this standby from following it (another database, a diverged
-# timeline). Sourced after base.sh, pod-config.sh and control-data.sh by
+# timeline). Sourced after lib-base.sh, pod-config.sh and pod-control-data.sh by
 # init.sh and readiness.sh, never executed on its own.
 #
 # Every connection to the primary is a physical replication connection as

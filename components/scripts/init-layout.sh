@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The data volume's layout: what PGDATA holds (nothing, a complete cluster of
 # this image's major, or something to refuse), and the clusters elsewhere on
-# the volume that a new cluster must never hide. Sourced after base.sh,
-# pod-config.sh and volume.sh by init.sh, never executed on its own.
+# the volume that a new cluster must never hide. Sourced after lib-base.sh,
+# pod-config.sh and init-volume.sh by init.sh, never executed on its own.
 set -euo pipefail
 
 # server_major: the major version of the postgres binary on PATH.
