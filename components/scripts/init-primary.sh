@@ -2,9 +2,7 @@
 # The primary's data at pod start: a new cluster on an empty volume (after
 # making sure no peer still runs one), or a standby's data promoted to a new
 # timeline when this pod has become the primary (after making sure no peer
-# holds WAL it lacks). Sourced by init.sh after lib-base.sh, pod-config.sh,
-# lib-secrets.sh, pod-psql.sh, pod-roles.sh, init-volume.sh, init-layout.sh, init-temp-server.sh,
-# pod-control-data.sh and pod-upstream.sh, never executed on its own.
+# holds WAL it lacks).
 # shellcheck disable=SC2034 # TEMP_SERVER_WAIT_SECONDS is read by init-temp-server.sh.
 set -euo pipefail
 

@@ -41,7 +41,7 @@
 # README "Restore from a dump, into the same stack". Run ANALYZE (vacuumdb
 # --all --analyze-in-stages) afterwards for fresh planner statistics.
 #
-# Environment: declared in components/pod_env.py (DUMP_ENV), applied by env.sh:
+# Environment: declared in components/pod_env_contract.py (DUMP_ENV), applied by load_env:
 # PGHOST (host name, IP address or socket directory), PGPORT, SECRETS_DIR
 # (postgres-password: the superuser, through a 0600 passfile in a private
 # directory under TMPDIR), TMPDIR, POD_NAME (logs).
@@ -51,8 +51,6 @@
 set -euo pipefail
 # shellcheck source=lib-base.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib-base.sh"
-# shellcheck source=env.sh
-. "$SCRIPT_DIR/env.sh"
 # shellcheck source=dump-format.sh
 . "$SCRIPT_DIR/dump-format.sh"
 # shellcheck source=dump-config.sh

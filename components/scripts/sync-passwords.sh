@@ -19,8 +19,6 @@
 set -euo pipefail
 # shellcheck source=lib-base.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib-base.sh"
-# shellcheck source=env.sh
-. "$SCRIPT_DIR/env.sh"
 # shellcheck source=pod-config.sh
 . "$SCRIPT_DIR/pod-config.sh"
 # shellcheck source=lib-secrets.sh
