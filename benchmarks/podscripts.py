@@ -24,7 +24,7 @@ def snapshot(dest: Path) -> Path:
     except ImportError:
         shutil.copytree(SCRIPTS_DIR, dest)
         try:
-            from components.pod_env import generated_scripts
+            from components.pod_env_contract_sh import generated_scripts
         except ImportError:  # no generated files in this tree
             generated: dict[str, str] = {}
         else:

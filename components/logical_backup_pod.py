@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.pod_env import DUMP_ENV
+from components.pod_env_contract import DUMP_ENV
 from components.pod_security import container_security, pod_security_context
 from components.postgres_pod import SCRIPTS_MOUNT, SECRETS_MOUNT, env_vars
 

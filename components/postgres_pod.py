@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.pod_env import POD_ENV, EnvContract, EnvVar, generated_scripts
+from components.pod_env_contract import POD_ENV, EnvContract, EnvVar
+from components.pod_env_contract_sh import generated_scripts
 from components.pod_security import container_security, pod_security_context
 from components.postgres_conf import SOCKET_DIR, DataLayout, postgres_args
 from components.postgres_names import CONTAINER_PORT, DATA_VOLUME, primary_pod_name
@@ -31,13 +32,13 @@ SECRETS_MOUNT = "/etc/postgresql/secrets"
 # Crash recovery after a node reboot can take minutes: the startup probe allows 15 minutes
 # (90 x 10 s) before liveness starts counting.
 STARTUP_PROBE_SECONDS = 90 * 10
-# The values of a container's pod-set env (names and order: the contract in components/pod_env.py).
+# The values of a container's pod-set env (names and order: the contract in components/pod_env_contract.py).
 EnvValues = Mapping[str, pulumi.Input[str]]
 
 
 def script_files() -> dict[str, str]:
     """The container scripts shipped to every pod through a ConfigMap, with the env contract they
-    source (env-contract.sh, generated from components/pod_env.py)."""
+    source (env-contract.sh, generated from components/pod_env_contract.py)."""
     return {p.name: p.read_text() for p in sorted(SCRIPTS_DIR.glob("*.sh"))} | generated_scripts()
 
 
@@ -53,7 +54,7 @@ def checksum(*parts: str) -> str:
 def postgres_env(
     name: str, args: PostgresStatefulSetArgs, layout: DataLayout, primary_host: pulumi.Input[str], peers_host: pulumi.Input[str]
 ) -> dict[str, pulumi.Input[str]]:
-    """The values of every database container's environment (POD_ENV in components/pod_env.py
+    """The values of every database container's environment (POD_ENV in components/pod_env_contract.py
     declares the names, their order and the downward-API fields)."""
     return {
         "PRIMARY_HOST": primary_host,

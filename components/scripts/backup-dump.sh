@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Writing one dump into PARTIAL: the list of databases, each dump (again from
 # the next host when a standby cancels it), and the MANIFEST, last, with every
-# file synced. Sourced by backup.sh after base.sh, env.sh, dump-format.sh,
-# dump-config.sh, backup-run.sh and backup-hosts.sh, never executed on its own.
+# file synced.
 # shellcheck disable=SC2034 # STEP_*, DATABASES and DB_BYTES are read by backup.sh.
 set -euo pipefail
 

@@ -1,8 +1,6 @@
 #!/usr/bin/env bash
 # Choosing the server a backup run dumps from: the first of BACKUP_HOSTS that
-# answers, in rounds with backoff for up to BACKUP_CONNECT_SECONDS. Sourced by
-# backup.sh after base.sh, env.sh, dump-format.sh, dump-config.sh and
-# backup-run.sh, never executed on its own.
+# answers, in rounds with backoff for up to BACKUP_CONNECT_SECONDS.
 # shellcheck disable=SC2034 # PROBE and HOST_INDEX are read by backup.sh.
 set -euo pipefail
 

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # A backup run's control: the tools it runs as children (so that a signal
 # stops them too), their error output, the one-run-at-a-time lock, the run's
-# clock, and the cleanup of an incomplete dump. Sourced by backup.sh after
-# base.sh, env.sh, dump-format.sh and dump-config.sh, never executed on its own.
+# clock, and the cleanup of an incomplete dump.
 set -euo pipefail
 
 WORK=''

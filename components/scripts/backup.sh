@@ -52,7 +52,7 @@
 #   must hold BACKUP_KEEP + 1 dumps: a full volume fails the run (and says so)
 #   before anything is pruned.
 #
-# Environment: declared in components/pod_env.py (DUMP_ENV), applied by env.sh:
+# Environment: declared in components/pod_env_contract.py (DUMP_ENV), applied by load_env:
 #   BACKUP_DIR, BACKUP_HOSTS (space-separated), PGPORT, SECRETS_DIR
 #   (postgres-password: the superuser, over TCP with scram through a 0600
 #   passfile in a private directory under TMPDIR), BACKUP_KEEP,
@@ -61,24 +61,22 @@
 #   tests set it.
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
-# shellcheck source=base.sh
-. "$(dirname -- "${BASH_SOURCE[0]}")/base.sh"
-# shellcheck source=env.sh
-. "$SCRIPT_DIR/env.sh"
+# shellcheck source=lib-base.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib-base.sh"
 # shellcheck source=dump-format.sh
 . "$SCRIPT_DIR/dump-format.sh"
 # shellcheck source=dump-config.sh
 . "$SCRIPT_DIR/dump-config.sh"
-# shellcheck source=secrets.sh
-. "$SCRIPT_DIR/secrets.sh"
+# shellcheck source=lib-secrets.sh
+. "$SCRIPT_DIR/lib-secrets.sh"
 # shellcheck source=backup-run.sh
 . "$SCRIPT_DIR/backup-run.sh"
 # shellcheck source=backup-hosts.sh
 . "$SCRIPT_DIR/backup-hosts.sh"
 # shellcheck source=backup-dump.sh
 . "$SCRIPT_DIR/backup-dump.sh"
-# shellcheck source=dump-retention.sh
-. "$SCRIPT_DIR/dump-retention.sh"
+# shellcheck source=backup-retention.sh
+. "$SCRIPT_DIR/backup-retention.sh"
 
 usage() {
   printf '%s\n' "usage: $SCRIPT_NAME   (configured by the environment; see the header of this script)"

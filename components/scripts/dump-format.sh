@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# A dump's format, shared by backup.sh (which writes it) and restore.sh
-# (which checks and reads it): directory and file names, the MANIFEST's
-# first line, and the superuser's connection strings. Sourced after base.sh,
-# never executed on its own.
+# A dump's format, shared by backup.sh (which writes it) and restore.sh (which
+# checks and reads it): directory and file names, the MANIFEST's first line,
+# and the superuser's connection strings.
 # shellcheck disable=SC2034 # The rules below are read by the scripts that source this file.
 set -euo pipefail
 

@@ -8,54 +8,52 @@
 #   .partial directory, which the next start discards). Before that, with
 #   PEERS_HOST set, it refuses when another pod of the set runs PostgreSQL.
 #   A standby's data (standby.signal) -> promoted (a new timeline).
-#   (primary-bootstrap.sh)
+#   (init-primary.sh)
 # Standby (every other pod, with replication):
 #   no data yet -> wait for the primary (exponential backoff, overall limit
 #   BOOTSTRAP_MAX_WAIT_SECONDS), pg_basebackup into "$PGDATA.partial" with a
 #   new replication slot on the primary, rename.
 #   Existing data is kept; its slot on the primary is made if missing, and
 #   what would keep it from streaming (another database, a diverged timeline,
-#   a lost slot) is logged. (standby-clone.sh, slots.sh)
+#   a lost slot) is logged. (init-standby.sh, pod-slots.sh)
 # Both, every start: managed pg_hba.conf, standby settings (or their absence),
 #   the WAL settings sized to the volume, the 0600 replication passfile on the
-#   socket emptyDir. (managed-conf.sh, wal-sizing.sh)
+#   socket emptyDir. (init-managed-conf.sh, init-wal-sizing.sh)
 #
 # No password is ever written to the data volume: primary_conninfo names a
 # passfile on the emptyDir instead of carrying one.
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
-# shellcheck source=base.sh
-. "$(dirname -- "${BASH_SOURCE[0]}")/base.sh"
-# shellcheck source=env.sh
-. "$SCRIPT_DIR/env.sh"
+# shellcheck source=lib-base.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib-base.sh"
 # shellcheck source=pod-config.sh
 . "$SCRIPT_DIR/pod-config.sh"
-# shellcheck source=secrets.sh
-. "$SCRIPT_DIR/secrets.sh"
-# shellcheck source=local-psql.sh
-. "$SCRIPT_DIR/local-psql.sh"
-# shellcheck source=roles.sh
-. "$SCRIPT_DIR/roles.sh"
-# shellcheck source=volume.sh
-. "$SCRIPT_DIR/volume.sh"
-# shellcheck source=layout.sh
-. "$SCRIPT_DIR/layout.sh"
-# shellcheck source=temp-server.sh
-. "$SCRIPT_DIR/temp-server.sh"
-# shellcheck source=control-data.sh
-. "$SCRIPT_DIR/control-data.sh"
-# shellcheck source=upstream.sh
-. "$SCRIPT_DIR/upstream.sh"
-# shellcheck source=slots.sh
-. "$SCRIPT_DIR/slots.sh"
-# shellcheck source=primary-bootstrap.sh
-. "$SCRIPT_DIR/primary-bootstrap.sh"
-# shellcheck source=standby-clone.sh
-. "$SCRIPT_DIR/standby-clone.sh"
-# shellcheck source=managed-conf.sh
-. "$SCRIPT_DIR/managed-conf.sh"
-# shellcheck source=wal-sizing.sh
-. "$SCRIPT_DIR/wal-sizing.sh"
+# shellcheck source=lib-secrets.sh
+. "$SCRIPT_DIR/lib-secrets.sh"
+# shellcheck source=pod-psql.sh
+. "$SCRIPT_DIR/pod-psql.sh"
+# shellcheck source=pod-roles.sh
+. "$SCRIPT_DIR/pod-roles.sh"
+# shellcheck source=init-volume.sh
+. "$SCRIPT_DIR/init-volume.sh"
+# shellcheck source=init-layout.sh
+. "$SCRIPT_DIR/init-layout.sh"
+# shellcheck source=init-temp-server.sh
+. "$SCRIPT_DIR/init-temp-server.sh"
+# shellcheck source=pod-control-data.sh
+. "$SCRIPT_DIR/pod-control-data.sh"
+# shellcheck source=pod-upstream.sh
+. "$SCRIPT_DIR/pod-upstream.sh"
+# shellcheck source=pod-slots.sh
+. "$SCRIPT_DIR/pod-slots.sh"
+# shellcheck source=init-primary.sh
+. "$SCRIPT_DIR/init-primary.sh"
+# shellcheck source=init-standby.sh
+. "$SCRIPT_DIR/init-standby.sh"
+# shellcheck source=init-managed-conf.sh
+. "$SCRIPT_DIR/init-managed-conf.sh"
+# shellcheck source=init-wal-sizing.sh
+. "$SCRIPT_DIR/init-wal-sizing.sh"
 
 cleanup() {
   local rc=$?

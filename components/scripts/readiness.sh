@@ -10,25 +10,23 @@
 #   since the WAL receiver connected) is not ready either.
 #   A standby that is NOT in recovery has been promoted behind our back
 #   (split-brain risk) and is never ready.
-#   A standby that does not stream asks the primary why (upstream.sh, slots.sh):
+#   A standby that does not stream asks the primary why (pod-upstream.sh, pod-slots.sh):
 #   another database, a diverged timeline, a lost slot; a missing slot is
 #   created again.
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
-# shellcheck source=base.sh
-. "$(dirname -- "${BASH_SOURCE[0]}")/base.sh"
-# shellcheck source=env.sh
-. "$SCRIPT_DIR/env.sh"
+# shellcheck source=lib-base.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib-base.sh"
 # shellcheck source=pod-config.sh
 . "$SCRIPT_DIR/pod-config.sh"
-# shellcheck source=local-psql.sh
-. "$SCRIPT_DIR/local-psql.sh"
-# shellcheck source=control-data.sh
-. "$SCRIPT_DIR/control-data.sh"
-# shellcheck source=upstream.sh
-. "$SCRIPT_DIR/upstream.sh"
-# shellcheck source=slots.sh
-. "$SCRIPT_DIR/slots.sh"
+# shellcheck source=pod-psql.sh
+. "$SCRIPT_DIR/pod-psql.sh"
+# shellcheck source=pod-control-data.sh
+. "$SCRIPT_DIR/pod-control-data.sh"
+# shellcheck source=pod-upstream.sh
+. "$SCRIPT_DIR/pod-upstream.sh"
+# shellcheck source=pod-slots.sh
+. "$SCRIPT_DIR/pod-slots.sh"
 
 ready() {
   printf 'ready: %s\n' "$*" >&2

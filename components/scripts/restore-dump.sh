@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Reading a dump restore.sh is given: the dumps volume's lock held shared
 # while it is read, and the dump checked against its MANIFEST (a partial or
-# corrupt dump is refused before the server is touched). Sourced by
-# restore.sh after base.sh, env.sh and dump-format.sh, never executed on its own.
+# corrupt dump is refused before the server is touched).
 # shellcheck disable=SC2034 # STEMS and MANIFEST_* are read by restore.sh.
 set -euo pipefail
 

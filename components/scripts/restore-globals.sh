@@ -3,9 +3,7 @@
 # target server. Roles the target lacks are created as dumped (attributes,
 # settings, comment, memberships); roles it has are left as they are unless
 # OVERWRITE_ROLES is true (restore.sh --overwrite-roles): a SUPERUSER removed
-# or a login disabled since the dump must not come back by accident. Sourced
-# by restore.sh after base.sh, env.sh, dump-format.sh and restore-server.sh,
-# never executed on its own.
+# or a login disabled since the dump must not come back by accident.
 set -euo pipefail
 
 # The awk program that keeps, from pg_dumpall's globals script, what may be

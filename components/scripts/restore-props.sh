@@ -6,10 +6,9 @@
 # pg_backup_archiver.c:3005-3015, _tocEntryRequired: "DATABASE and DATABASE
 # PROPERTIES ... are restored in createDB mode, and not restored otherwise";
 # :3115-3124 the same for ACL, COMMENT and SECURITY LABEL on the database),
-# which restore.sh cannot use on a database that exists. So they are rendered here as SQL and applied in the
-# restore's own transaction, after resetting the target's to what CREATE
-# DATABASE leaves. Sourced by restore.sh after base.sh, env.sh,
-# dump-format.sh and restore-server.sh, never executed on its own.
+# which restore.sh cannot use on a database that exists. So they are rendered
+# here as SQL and applied in the restore's own transaction, after resetting
+# the target's to what CREATE DATABASE leaves.
 set -euo pipefail
 
 # sql_ident NAME / sql_literal TEXT: NAME as a quoted SQL identifier, TEXT as a

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Restoring into the target server: it must be a primary at the dump's major
 # or a newer one; then each database in one transaction, its own properties
-# included. Sourced by restore.sh after base.sh, env.sh, dump-format.sh and
-# restore-dump.sh, never executed on its own.
+# included.
 set -euo pipefail
 
 psql_db() {

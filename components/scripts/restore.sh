@@ -41,7 +41,7 @@
 # docs/backups.md#restore-dump-same-stack. Run ANALYZE (vacuumdb
 # --all --analyze-in-stages) afterwards for fresh planner statistics.
 #
-# Environment: declared in components/pod_env.py (DUMP_ENV), applied by env.sh:
+# Environment: declared in components/pod_env_contract.py (DUMP_ENV), applied by load_env:
 # PGHOST (host name, IP address or socket directory), PGPORT, SECRETS_DIR
 # (postgres-password: the superuser, through a 0600 passfile in a private
 # directory under TMPDIR), TMPDIR, POD_NAME (logs).
@@ -49,16 +49,14 @@
 # directory has one), so that no backup run prunes the dump meanwhile.
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
-# shellcheck source=base.sh
-. "$(dirname -- "${BASH_SOURCE[0]}")/base.sh"
-# shellcheck source=env.sh
-. "$SCRIPT_DIR/env.sh"
+# shellcheck source=lib-base.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib-base.sh"
 # shellcheck source=dump-format.sh
 . "$SCRIPT_DIR/dump-format.sh"
 # shellcheck source=dump-config.sh
 . "$SCRIPT_DIR/dump-config.sh"
-# shellcheck source=secrets.sh
-. "$SCRIPT_DIR/secrets.sh"
+# shellcheck source=lib-secrets.sh
+. "$SCRIPT_DIR/lib-secrets.sh"
 # shellcheck source=restore-dump.sh
 . "$SCRIPT_DIR/restore-dump.sh"
 # shellcheck source=restore-server.sh

@@ -17,18 +17,16 @@
 # Only a SHA-256 of the inputs is remembered (on the emptyDir), never a password.
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
-# shellcheck source=base.sh
-. "$(dirname -- "${BASH_SOURCE[0]}")/base.sh"
-# shellcheck source=env.sh
-. "$SCRIPT_DIR/env.sh"
+# shellcheck source=lib-base.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib-base.sh"
 # shellcheck source=pod-config.sh
 . "$SCRIPT_DIR/pod-config.sh"
-# shellcheck source=secrets.sh
-. "$SCRIPT_DIR/secrets.sh"
-# shellcheck source=local-psql.sh
-. "$SCRIPT_DIR/local-psql.sh"
-# shellcheck source=roles.sh
-. "$SCRIPT_DIR/roles.sh"
+# shellcheck source=lib-secrets.sh
+. "$SCRIPT_DIR/lib-secrets.sh"
+# shellcheck source=pod-psql.sh
+. "$SCRIPT_DIR/pod-psql.sh"
+# shellcheck source=pod-roles.sh
+. "$SCRIPT_DIR/pod-roles.sh"
 
 SELF="$SCRIPT_DIR/$(basename -- "${BASH_SOURCE[0]}")"
 readonly SELF

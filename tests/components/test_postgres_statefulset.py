@@ -281,7 +281,7 @@ def test_postgres_listens_on_the_shared_socket_and_sidecar_is_probed() -> None:
 
 
 def test_every_container_gets_the_one_env_mapping_in_its_order() -> None:
-    from components.pod_env import POD_ENV
+    from components.pod_env_contract import POD_ENV
     from components.postgres_conf import data_layout
     from components.postgres_pod import postgres_env
 

@@ -5,7 +5,7 @@ A ``Cluster`` is a set of simulated pods on loopback: each ``Node`` has a
 image), its own socket directory (the pod's emptyDir) and a free TCP port.
 Scripts and servers run as the OS user ``postgres`` with exactly the pod's
 environment (``env -i``), through ``runuser`` when the tests run as root. That
-environment is built through the contract in components/pod_env.py: a name it
+environment is built through the contract in components/pod_env_contract.py: a name it
 does not declare is refused here, so a script that reads an undeclared
 variable fails (``set -u``) in these tests. The scripts run from a copy of
 components/scripts with the files generated from that contract (env-contract.sh)
@@ -35,7 +35,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from components.pod_env import DUMP_ENV, POD_ENV, EnvContract, generated_scripts
+from components.pod_env_contract import DUMP_ENV, POD_ENV, EnvContract
+from components.pod_env_contract_sh import generated_scripts
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SCRIPTS_DIR = REPO_ROOT / "components" / "scripts"
@@ -180,7 +181,7 @@ def run_user_copy(path: Path, parts: tuple[str, ...] = ()) -> Path:
 
 def copy_scripts(dest: Path) -> Path:
     """The scripts as a pod's ConfigMap holds them, copied (never linked) into ``dest``:
-    components/scripts/*.sh and the files generated from components/pod_env.py
+    components/scripts/*.sh and the files generated from components/pod_env_contract.py
     (env-contract.sh). Returns ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
     for path in sorted(SCRIPTS_DIR.glob("*.sh")):
@@ -208,7 +209,7 @@ def run_script_path(script: str) -> str:
 
 def contract_env(contract: EnvContract, env: Mapping[str, str]) -> dict[str, str]:
     """``env`` as a container gets it; refuses a name that is neither in PROCESS_ENV
-    nor declared by ``contract`` (components/pod_env.py)."""
+    nor declared by ``contract`` (components/pod_env_contract.py)."""
     contract.check_names(set(env) - PROCESS_ENV)
     return dict(env)
 
@@ -216,7 +217,7 @@ def contract_env(contract: EnvContract, env: Mapping[str, str]) -> dict[str, str
 def run_library(
     snippet: str, *args: str, libs: Sequence[str], env: Mapping[str, str], script: str = "init.sh"
 ) -> subprocess.CompletedProcess[str]:
-    """Source ``libs`` (base.sh first) from scripts_dir() and run the bash ``snippet``
+    """Source ``libs`` (lib-base.sh first) from scripts_dir() and run the bash ``snippet``
     with ``args`` as "$@", as if inside the entry script ``script`` (its $0, which picks
     its environment contract), with exactly ``env`` (checked against that contract)."""
     contract = POD_ENV if script in POD_ENV.scripts else DUMP_ENV
@@ -330,7 +331,7 @@ class Node:
     # ---------------------------------------------------------------- env
     def env(self, **overrides: str) -> dict[str, str]:
         """This pod's environment: PATH, HOME and the contract's variables (POD_ENV in
-        components/pod_env.py), with ``overrides``; refuses a name the contract does not declare."""
+        components/pod_env_contract.py), with ``overrides``; refuses a name the contract does not declare."""
         c = self.cluster
         bins = f"{self.server_bin}:{c.pg_bin}" if self.server_bin != c.pg_bin else str(c.pg_bin)
         env = {
@@ -620,7 +621,7 @@ class Cluster:
     def job_env(self, **env: str) -> dict[str, str]:
         """The environment of a job pod (the dumps CronJob, a restore): PATH, HOME, the
         Secret directory and nothing else from a database pod; the rest from ``env``.
-        Refuses a name the dump job's contract (DUMP_ENV in components/pod_env.py) does not declare."""
+        Refuses a name the dump job's contract (DUMP_ENV in components/pod_env_contract.py) does not declare."""
         base = {
             "PATH": f"{self.pg_bin}:/usr/local/bin:/usr/bin:/bin",
             "HOME": str(self.base / "home"),

@@ -640,7 +640,7 @@ def test_restore_refuses_a_partial_or_tampered_dump_and_stops_on_a_globals_error
         ({"BACKUP_KEEP": "-1"}, "BACKUP_KEEP='-1' is invalid"),
         ({"BACKUP_KEEP_DAYS": "week"}, "BACKUP_KEEP_DAYS='week' is invalid"),
         ({"BACKUP_CONNECT_SECONDS": "1m"}, "BACKUP_CONNECT_SECONDS='1m' is invalid"),
-        ({"BACKUP_HOSTS": "db.ns.svc bad_host!"}, "'bad_host!' is not a host name"),
+        ({"BACKUP_HOSTS": "db.ns.svc bad_host!"}, "BACKUP_HOSTS='db.ns.svc bad_host!' is invalid: expected host names"),
         ({"BACKUP_HOSTS": " "}, "BACKUP_HOSTS=' ' is invalid"),
         ({"BACKUP_DIR": "backups"}, "BACKUP_DIR='backups' is invalid"),
         ({"BACKUP_DIR": "/nonexistent/backups"}, "is not a directory (is the dumps volume mounted?)"),

@@ -112,7 +112,7 @@ def test_volume_settings_for_a_volume_size(size: int, replication: bool, expecte
     cp = run_library(
         'volume_settings "$1"',
         str(size),
-        libs=["base.sh", "wal-sizing.sh"],
+        libs=["lib-base.sh", "init-wal-sizing.sh"],
         env={"PATH": "/usr/bin:/bin", "REPLICATION_ENABLED": str(replication).lower()},
     )
     assert cp.returncode == 0, cp.stderr
@@ -308,7 +308,7 @@ def test_clone_onto_a_too_small_volume_stops_at_once(cluster: Cluster, mount_tmp
 def test_data_mount_defaults_to_the_images_layout_and_holds_pgdata(pgdata: str, data_mount: str, expected: str) -> None:
     env = {"PATH": "/usr/bin:/bin", "PGDATA": pgdata, "DATA_MOUNT": data_mount, "PGPORT": "5432"}
     env |= {"PG_SOCKET_DIR": "/run/pg", "POD_NAME": "pg-0", "SECRETS_DIR": "/secrets", "STACK_PG_MAJOR": "18"}
-    cp = run_library('load_config; printf "%s\\n" "$DATA_MOUNT"', libs=["base.sh", "env.sh", "pod-config.sh"], env=env)
+    cp = run_library('load_config; printf "%s\\n" "$DATA_MOUNT"', libs=["lib-base.sh", "pod-config.sh"], env=env)
     if expected.startswith("FATAL"):
         assert cp.returncode != 0 and expected in cp.stderr, cp.stderr
     else:

@@ -1,4 +1,4 @@
-"""The environment contract (components/pod_env.py) as the real scripts keep it.
+"""The environment contract (components/pod_env_contract.py) as the real scripts keep it.
 
 - A required variable that is unset or empty stops every entry script that needs it,
   with a message naming it, before anything is touched.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from components.pod_env import DUMP_ENV, POD_ENV, SECRET_FILES, EnvContract, UndeclaredVariableError
+from components.pod_env_contract import DUMP_ENV, POD_ENV, SECRET_FILES, EnvContract, UndeclaredVariableError
 
 from .pg_harness import PROCESS_ENV, Cluster, as_run_user, copy_scripts, run_script_path
 
@@ -81,10 +81,10 @@ def test_the_harness_passes_only_declared_names(make_cluster: Callable[..., Clus
     cluster = make_cluster()
     node = cluster.primary
     assert set(node.env()) - PROCESS_ENV <= POD_ENV.names
-    with pytest.raises(UndeclaredVariableError, match=r"PGSTACK_KNOB: not declared in components/pod_env\.py POD_ENV"):
+    with pytest.raises(UndeclaredVariableError, match=r"PGSTACK_KNOB: not declared in components/pod_env_contract\.py POD_ENV"):
         node.env(PGSTACK_KNOB="1")
     # A database pod's variable is not the dump job's.
-    with pytest.raises(UndeclaredVariableError, match=r"PGDATA: not declared in components/pod_env\.py DUMP_ENV"):
+    with pytest.raises(UndeclaredVariableError, match=r"PGDATA: not declared in components/pod_env_contract\.py DUMP_ENV"):
         cluster.job_env(PGDATA=str(node.pgdata))
     with pytest.raises(UndeclaredVariableError, match="PGSTACK_KNOB"):
         make_cluster(extra_env={"PGSTACK_KNOB": "1"})

@@ -2,45 +2,45 @@
 one concern per library, and configuration errors reported before anything is touched.
 
 The files checked are those a pod gets (pg_harness.scripts_dir): components/scripts/*.sh
-and env-contract.sh, generated from components/pod_env.py."""
+and env-contract.sh, generated from components/pod_env_contract.py."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
 import pytest
 
-from components.pod_env import DUMP_ENV, ENV_CONTRACT_FILE, POD_ENV
+from components.pod_env_contract import DUMP_ENV, ENV_CONTRACT_FILE, POD_ENV
 
 from .pg_harness import SCRIPTS_DIR, Cluster, run_library, scripts_dir
 
 # What the pod spec and the CronJob run by name from /scripts.
 ENTRY = {"init.sh", "readiness.sh", "sync-passwords.sh", "backup.sh", "restore.sh"}
-# The libraries they source, one concern each (each file's header says which).
+# The libraries they source, one concern each, named by who sources them (lib-base.sh says how).
 LIBRARIES = {
-    "base.sh",
-    "env.sh",
+    "lib-base.sh",
     "pod-config.sh",
-    "secrets.sh",
-    "local-psql.sh",
-    "roles.sh",
-    "volume.sh",
-    "layout.sh",
-    "temp-server.sh",
-    "control-data.sh",
-    "upstream.sh",
-    "slots.sh",
-    "primary-bootstrap.sh",
-    "standby-clone.sh",
-    "managed-conf.sh",
-    "wal-sizing.sh",
+    "lib-secrets.sh",
+    "pod-psql.sh",
+    "pod-roles.sh",
+    "init-volume.sh",
+    "init-layout.sh",
+    "init-temp-server.sh",
+    "pod-control-data.sh",
+    "pod-upstream.sh",
+    "pod-slots.sh",
+    "init-primary.sh",
+    "init-standby.sh",
+    "init-managed-conf.sh",
+    "init-wal-sizing.sh",
     "dump-format.sh",
     "dump-config.sh",
     "backup-run.sh",
     "backup-hosts.sh",
     "backup-dump.sh",
-    "dump-retention.sh",
+    "backup-retention.sh",
     "restore-dump.sh",
     "restore-server.sh",
     "restore-props.sh",
@@ -111,20 +111,21 @@ def test_missing_or_multiline_secret_is_refused(cluster: Cluster) -> None:
 
 @pytest.mark.parametrize(("pod", "ordinal"), [("pg-0", "0"), ("pg-standby-12", "12"), ("db-007", "7")])
 def test_ordinal_is_the_suffix_after_the_last_dash(pod: str, ordinal: str) -> None:
-    cp = run_library('pod_ordinal "$1"', pod, libs=["base.sh", "env.sh", "pod-config.sh"], env={"PATH": "/usr/bin:/bin"})
+    cp = run_library('pod_ordinal "$1"', pod, libs=["lib-base.sh", "pod-config.sh"], env={"PATH": "/usr/bin:/bin"})
     assert cp.returncode == 0 and cp.stdout.strip() == ordinal, cp.stderr
 
 
 def defines(library: str, *functions: str) -> bool:
-    """Whether sourcing ``library`` (after base.sh) defines every one of ``functions``."""
-    libs = ["base.sh"] if library == "base.sh" else ["base.sh", library]
+    """Whether sourcing ``library`` (after lib-base.sh) defines every one of ``functions``."""
+    libs = ["lib-base.sh"] if library == "lib-base.sh" else ["lib-base.sh", library]
     cp = run_library('declare -F "$@" >/dev/null', *functions, libs=libs, env={"PATH": "/usr/bin:/bin"})
     return cp.returncode == 0
 
 
 def test_every_library_can_be_sourced_on_its_own() -> None:
     for library in sorted(LIBRARIES):
-        cp = run_library("true", libs=["base.sh"] if library == "base.sh" else ["base.sh", library], env={"PATH": "/usr/bin:/bin"})
+        libs = ["lib-base.sh"] if library == "lib-base.sh" else ["lib-base.sh", library]
+        cp = run_library("true", libs=libs, env={"PATH": "/usr/bin:/bin"})
         assert cp.returncode == 0 and not cp.stderr, f"{library}: {cp.stderr}"
 
 
@@ -132,4 +133,44 @@ def test_the_clone_flusher_lives_in_one_library() -> None:
     """A benchmark turns the flusher off by appending no-op start_flusher/stop_flusher
     definitions to a copy of the one library that defines them."""
     defining = [name for name in sorted(LIBRARIES) if defines(name, "start_flusher", "stop_flusher")]
-    assert defining == ["standby-clone.sh"]
+    assert defining == ["init-standby.sh"]
+
+
+def sourced_by() -> dict[str, set[str]]:
+    """Each library -> the entry scripts that source it (libraries source none themselves)."""
+    sources = re.compile(r'^\. "\$(?:SCRIPT_DIR|\(dirname -- "\$\{BASH_SOURCE\[0\]\}"\))/([a-z-]+\.sh)"$', re.M)
+    users: dict[str, set[str]] = {name: set() for name in LIBRARIES}
+    for name in SCRIPTS:
+        for library in sources.findall((SCRIPTS_DIR / name).read_text()):
+            if library == ENV_CONTRACT_FILE:  # lib-base.sh applies it for every script
+                continue
+            assert name in ENTRY, f"{name} sources {library}: only entry scripts source libraries"
+            users[library].add(name)
+    return users
+
+
+def family(entries: set[str]) -> str:
+    """The prefix a library sourced by ``entries`` carries: its name says who runs it."""
+    pod, dump = set(POD_ENV.scripts), set(DUMP_ENV.scripts)
+    if entries & pod and entries & dump:
+        return "lib-"
+    if entries == {"init.sh"}:
+        return "init-"
+    if entries <= pod:
+        return "pod-"
+    return "dump-" if entries == dump else {"backup.sh": "backup-", "restore.sh": "restore-"}[min(entries)]
+
+
+def test_a_library_name_says_who_sources_it() -> None:
+    users = sourced_by()
+    assert all(users.values()), [name for name, entries in users.items() if not entries]
+    wrong = {name: sorted(entries) for name, entries in users.items() if not name.startswith(family(entries))}
+    assert wrong == {}
+
+
+def test_headers_do_not_restate_source_lists() -> None:
+    """Which entry script sources a library is in its name and in the entry script; a
+    header that lists them again goes stale."""
+    for name in LIBRARIES:
+        header = (SCRIPTS_DIR / name).read_text().split("\nset -euo pipefail", 1)[0]
+        assert "Sourced" not in header, f"{name}: {header}"

@@ -1,4 +1,4 @@
-"""init.sh's temporary server (temp-server.sh), started and stopped with `pg_ctl -w` as
+"""init.sh's temporary server (init-temp-server.sh), started and stopped with `pg_ctl -w` as
 the official image's entrypoint does: it accepts connections on a private unix socket
 only (no TCP, not the pod's shared socket), it is gone when init.sh ends, and when it
 cannot start its own log says why and nothing is published."""

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# The Secret's files (SECRETS_DIR) and the 0600 passfiles made from them.
-# Sourced after base.sh, never executed on its own. The file names are
-# declared in components/pod_env.py (SECRET_FILES).
+# The Secret's files (SECRETS_DIR) and the 0600 passfiles made from them. The
+# file names are declared in components/pod_env_contract.py (SECRET_FILES).
 set -euo pipefail
 
 # secret_path NAME: path of a Secret file; dies unless it holds one usable line.

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # This server's own WAL position and identity, read from the stopped cluster
 # in PGDATA (pg_controldata, the files in pg_wal): what a standby's diagnosis
-# compares with the primary. Sourced after base.sh and pod-config.sh by
-# init.sh and readiness.sh, never executed on its own.
+# compares with the primary.
 # shellcheck disable=SC2034 # The CTL_* results are read by the files that source this one.
 set -euo pipefail
 

@@ -4,8 +4,7 @@
 # data). Socket only, in a private directory: no TCP, nothing but this script
 # can connect. Started and stopped with `pg_ctl -w` as the official image's
 # docker-entrypoint.sh does (docker_temp_server_start/_stop); the server's log
-# goes to this script's stderr, so a failed start shows why. Sourced after
-# base.sh and pod-config.sh, never executed on its own.
+# goes to this script's stderr, so a failed start shows why.
 set -euo pipefail
 
 TEMP_SERVER_DATA=''

@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # The WAL settings sized to the data volume (a 1Gi volume must not fill up
 # with PostgreSQL's default 1GB of WAL), rewritten on every pod start so that
-# they follow the volume's real size when it grows. Sourced after base.sh,
-# pod-config.sh, volume.sh and managed-conf.sh by init.sh, never executed on
-# its own (the tests call volume_settings alone, after base.sh).
+# they follow the volume's real size when it grows. The tests call
+# volume_settings alone.
 set -euo pipefail
 
 # Name of the file (inside PGDATA) with the settings sized to the data volume.

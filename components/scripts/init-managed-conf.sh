@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # The configuration files init.sh owns in PGDATA, rewritten on every pod
-# start: pg_hba.conf, the standby settings (or their absence), and the
-# include lines that pull them into postgresql.conf. Sourced after base.sh,
-# pod-config.sh and volume.sh by init.sh, never executed on its own.
+# start: pg_hba.conf, the standby settings (or their absence), and the include
+# lines that pull them into postgresql.conf.
 set -euo pipefail
 
 # Name of the file (inside PGDATA) that holds the settings init.sh manages.

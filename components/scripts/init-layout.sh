@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # The data volume's layout: what PGDATA holds (nothing, a complete cluster of
 # this image's major, or something to refuse), and the clusters elsewhere on
-# the volume that a new cluster must never hide. Sourced after base.sh,
-# pod-config.sh and volume.sh by init.sh, never executed on its own.
+# the volume that a new cluster must never hide.
 set -euo pipefail
 
 # server_major: the major version of the postgres binary on PATH.
@@ -19,7 +18,6 @@ server_major() {
 # says; refuse before anything on the volume is read or written.
 check_server_major() {
   local bin_major
-  [[ $STACK_PG_MAJOR =~ ^[0-9]+$ ]] || die "STACK_PG_MAJOR='$STACK_PG_MAJOR' is invalid: expected a PostgreSQL major such as 18"
   bin_major=$(server_major)
   [[ $bin_major == "$STACK_PG_MAJOR" ]] ||
     die "this image runs PostgreSQL $bin_major (postgres --version) but the stack configures PostgreSQL $STACK_PG_MAJOR (postgres.image.tag); the image's digest is another version than its tag: set postgres.image.tag and postgres.image.digest to the same version, then roll out again"

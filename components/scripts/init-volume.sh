@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Writing to the data volume: atomic replacements and publication, and a full
-# volume reported with the way out. Sourced after base.sh and pod-config.sh
-# by init.sh, never executed on its own.
+# volume reported with the way out.
 set -euo pipefail
 
 # volume_write_failed FILE ERROR_TEXT: die with why a write to the data volume

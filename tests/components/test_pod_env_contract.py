@@ -1,4 +1,4 @@
-"""The contract between the Pulumi side and the pod scripts, declared once in components/pod_env.py.
+"""The contract between the Pulumi side and the pod scripts, declared once in components/pod_env_contract.py.
 
 What the scripts read is tested against real PostgreSQL in tests/components/scripts/test_env_contract.py
 (a missing required variable is named, an undeclared one stops a script, each entry script
@@ -15,17 +15,17 @@ from typing import Any
 
 import pytest
 
-from components.pod_env import (
+from components.pod_env_contract import (
     DUMP_ENV,
     ENV_CONTRACT_FILE,
+    PATH,
     POD_ENV,
     SECRET_FILES,
     EnvContract,
     EnvVar,
     UndeclaredVariableError,
-    generated_scripts,
-    render_env_contract,
 )
+from components.pod_env_contract_sh import generated_scripts, render_env_contract
 from stacks.mock_run import plain as _plain
 from tests.conftest import SECRET, STS, run_with
 
@@ -64,12 +64,14 @@ def test_what_the_pods_leave_to_the_defaults() -> None:
 @pytest.mark.parametrize(
     ("variables", "message"),
     [
-        ((EnvVar("A", "a"), EnvVar("A", "again")), "A: declared twice"),
-        ((EnvVar("lower", "x"),), "not an environment variable name"),
-        ((EnvVar("A", "two\nlines"),), "the meaning must be one non-empty line"),
-        ((EnvVar("A", "a", "x\ny"),), "a default must be one line"),
-        ((EnvVar("A", "a", set_by_pod=False),), "a required variable must be set by the pod"),
-        ((EnvVar("A", "a", read_by=("other.sh",)),), "read_by names scripts outside"),
+        ((EnvVar("A", "a", format=PATH), EnvVar("A", "again", format=PATH)), "A: declared twice"),
+        ((EnvVar("lower", "x", format=PATH),), "not an environment variable name"),
+        ((EnvVar("A", "two\nlines", format=PATH),), "the meaning must be one non-empty line"),
+        ((EnvVar("A", "a", "x\ny", format=PATH),), "a default must be one line"),
+        ((EnvVar("A", "a", set_by_pod=False, format=PATH),), "a required variable must be set by the pod"),
+        ((EnvVar("A", "a", read_by=("other.sh",), format=PATH),), "read_by names scripts outside"),
+        ((EnvVar("A", "a"),), "A: a variable the scripts read needs a format"),
+        ((EnvVar("A", "a", "7", format=PATH),), "A: the default '7' is not an absolute path"),
     ],
 )
 def test_a_bad_declaration_is_refused(variables: tuple[EnvVar, ...], message: str) -> None:
@@ -79,7 +81,7 @@ def test_a_bad_declaration_is_refused(variables: tuple[EnvVar, ...], message: st
 
 def test_undeclared_names_are_refused() -> None:
     POD_ENV.check_names(["PGDATA", "APP_USER"])
-    with pytest.raises(UndeclaredVariableError, match=r"BACKUP_DIR, PGHOST: not declared in components/pod_env\.py POD_ENV"):
+    with pytest.raises(UndeclaredVariableError, match=r"BACKUP_DIR, PGHOST: not declared in components/pod_env_contract\.py POD_ENV"):
         POD_ENV.check_names(["PGDATA", "PGHOST", "BACKUP_DIR"])
 
 
@@ -130,6 +132,79 @@ def test_env_contract_sh_gives_each_script_its_declared_environment(tmp_path: Pa
             assert defaults == {v.name: v.default for v in contract.read_by(script) if v.default is not None}
     fails = subprocess.run(["bash", "-c", 'source "$1"; env_contract other.sh', "t", str(rendered)], capture_output=True)
     assert fails.returncode == 1
+
+
+# A value of each format that passes, and one that does not.
+GOOD = {
+    "path": "/var/lib/x",
+    "port": "5432",
+    "bool": "true",
+    "identifier": "app_user",
+    "host": "pg-rw.ns.svc",
+    "hosts": "pg-ro.ns pg-rw.ns",
+    "host or socket": "/run/postgresql",
+    "pod": "pg-0",
+    "namespace": "db",
+    "lsn": "0/3000148",
+    "major": "18",
+    "seconds": "10",
+    "bytes": "16777216",
+    "dumps": "7",
+    "days": "0",
+    "utc time": "20261122T010203Z",
+}
+BAD = {
+    "path": "relative/x",
+    "port": "54x",
+    "bool": "yes",
+    "identifier": "Bad-Name",
+    "host": "bad host",
+    "hosts": "pg-ro.ns bad_host!",
+    "host or socket": "bad host",
+    "pod": "Pg_0",
+    "namespace": "db!",
+    "lsn": "0/30001a8",
+    "major": "eighteen",
+    "seconds": "1m",
+    "bytes": "-1",
+    "dumps": "-1",
+    "days": "week",
+    "utc time": "2027-01-15",
+}
+CHECKED = [
+    pytest.param(contract, script, v, id=f"{script}-{v.name}")
+    for contract in (POD_ENV, DUMP_ENV)
+    for script in contract.scripts
+    for v in contract.read_by(script)
+    if v.format is not None
+]
+
+
+def load_env(rendered: Path, script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """env-contract.sh's load_env as ``script`` runs it, with exactly ``env`` (die as lib-base.sh has it)."""
+    code = 'die() { printf "FATAL: %s\\n" "$*" >&2; exit 1; }; SCRIPT_NAME=$2; source "$1"; load_env'
+    return subprocess.run(["bash", "-c", code, "t", str(rendered), script], capture_output=True, text=True, env=env)
+
+
+def test_every_format_has_a_good_and_a_bad_example() -> None:
+    used = {v.format.name for c in (POD_ENV, DUMP_ENV) for v in c.variables if v.format}
+    assert used == set(GOOD) == set(BAD)
+
+
+@pytest.mark.parametrize(("contract", "script", "var"), CHECKED)
+def test_load_env_refuses_a_bad_value_of_each_format_in_one_line(tmp_path: Path, contract: EnvContract, script: str, var: EnvVar) -> None:
+    assert var.format is not None
+    rendered = tmp_path / ENV_CONTRACT_FILE
+    rendered.write_text(render_env_contract())
+    good = {v.name: GOOD[v.format.name] for v in contract.read_by(script) if v.format} | {"PATH": "/usr/bin:/bin"}
+    cp = load_env(rendered, script, good)
+    assert cp.returncode == 0 and cp.stderr == "", cp.stderr
+    bad = BAD[var.format.name]
+    cp = load_env(rendered, script, good | {var.name: bad})
+    assert cp.returncode == 1
+    assert cp.stderr == f"FATAL: {var.name}='{bad}' is invalid: expected {var.expected}\n"
+    if var.default == "":
+        assert load_env(rendered, script, good | {var.name: ""}).returncode == 0, f"{var.name} may be empty"
 
 
 def test_generated_files_do_not_collide_with_the_scripts() -> None:

@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Asking the primary about this standby: who it is (system identifier,
-# timeline, WAL position), its timeline history, this standby's slot, and
-# what keeps this standby from following it (another database, a diverged
-# timeline). Sourced after base.sh, pod-config.sh and control-data.sh by
-# init.sh and readiness.sh, never executed on its own.
+# timeline, WAL position), its timeline history, this standby's slot, and what
+# keeps this standby from following it (another database, a diverged
+# timeline).
 #
 # Every connection to the primary is a physical replication connection as
 # REPLICATION_USER through the 0600 passfile (never a password in an argument

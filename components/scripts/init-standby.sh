@@ -1,9 +1,7 @@
 #!/usr/bin/env bash
 # A standby's data at pod start: kept when there is some (its slot on the
 # primary checked), else cloned from the primary with pg_basebackup into
-# "$PGDATA.partial" and renamed once complete and durable. Sourced by init.sh
-# after base.sh, pod-config.sh, secrets.sh, volume.sh, layout.sh,
-# control-data.sh, upstream.sh and slots.sh, never executed on its own.
+# "$PGDATA.partial" and renamed once complete and durable.
 set -euo pipefail
 
 FLUSHER_PID=''

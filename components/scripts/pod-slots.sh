@@ -1,10 +1,8 @@
 #!/usr/bin/env bash
-# This standby's physical replication slot on the primary (SLOT_NAME, from
-# the pod name): the primary keeps the WAL a standby still needs while that
-# standby is down (bounded by max_slot_wal_keep_size). Made by the clone,
-# made again when missing, reported when lost. Sourced after base.sh,
-# pod-config.sh, control-data.sh and upstream.sh by init.sh and readiness.sh,
-# never executed on its own.
+# This standby's physical replication slot on the primary (SLOT_NAME, from the
+# pod name): the primary keeps the WAL a standby still needs while that
+# standby is down (bounded by max_slot_wal_keep_size). Made by the clone, made
+# again when missing, reported when lost.
 set -euo pipefail
 
 # slot_lost_message: the slot exists but keeps no WAL any more.

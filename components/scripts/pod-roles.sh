@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # The roles, their passwords and the application database, made to match the
 # configuration and the Secret. Used by init.sh (new cluster) and
-# sync-passwords.sh (every change). Sourced after base.sh, secrets.sh and
-# local-psql.sh, never executed on its own.
+# sync-passwords.sh (every change).
 set -euo pipefail
 
 # Session settings for any psql session that carries a password in a

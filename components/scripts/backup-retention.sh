@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Retention on the dumps volume: the complete dumps, the leftovers of killed
 # runs, and the pruning of old dumps once a new one is published (the rule is
-# in backup.sh's header). Sourced by backup.sh after base.sh, env.sh,
-# dump-format.sh, dump-config.sh and backup-run.sh, never executed on its own.
+# in backup.sh's header).
 set -euo pipefail
 
 # complete_dumps: names of the complete dumps in BACKUP_DIR, newest first.

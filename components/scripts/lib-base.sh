@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # What every pod script needs first: strict mode, logging, the value rules,
-# clocks. Sourced first by every entry script, never executed on its own.
+# clocks, the env contract. Every entry script sources it first.
 #
 # Entry scripts (the pod spec and the CronJob run these by name):
 #   init.sh, readiness.sh, sync-passwords.sh   database pods
 #   backup.sh, restore.sh                      dumps job
-# Every other file here is a library they source, one concern each, and
-# env-contract.sh is generated from components/pod_env.py (env.sh applies it).
+# Every other file here is a library they source (never executed on its own),
+# one concern each, named by who sources it: lib-* (both families), pod-* (the
+# database pods' scripts), init-* (init.sh alone), dump-* (both of the dumps
+# job's), backup-* and restore-* (that script alone). This file sources
+# env-contract.sh, generated from components/pod_env_contract.py.
 #
 # Rules every script keeps:
 # - logs go to stderr, one line each;
@@ -15,6 +18,7 @@
 #   psql through a 0600 file or a pipe only;
 # - every value that ends up in a configuration file is validated first, so
 #   nothing needs quoting beyond what the helpers add.
+# shellcheck source-path=SCRIPTDIR
 # shellcheck disable=SC2034 # The rules below are read by the files that source this one.
 set -euo pipefail
 # Command substitutions ($(...)) stop at the first failure too.
@@ -27,13 +31,8 @@ SCRIPT_NAME=$(basename -- "${BASH_SOURCE[1]:-$0}")
 SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 readonly SCRIPT_NAME SCRIPT_DIR
 
-# Identifier rule for role and database names we interpolate: a plain,
-# lower-case SQL identifier that needs no quoting in pg_hba.conf, pgpass files
-# or connection strings.
-readonly IDENT_RE='^[a-z_][a-z0-9_]{0,62}$'
-readonly PATH_RE='^/[A-Za-z0-9._/-]*$'
-readonly HOST_RE='^[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$'
-readonly POD_RE='^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$'
+# The formats of the environment are declared in components/pod_env_contract.py
+# and checked by load_env; this one is for what the tools print.
 readonly UINT_RE='^[0-9]+$'
 
 log() {
@@ -43,13 +42,6 @@ log() {
 die() {
   log "FATAL: $*"
   exit 1
-}
-
-# _require_match NAME REGEX DESCRIPTION: the variable NAME must match REGEX.
-_require_match() {
-  local name=$1 re=$2 what=$3 value
-  value=${!name-}
-  [[ $value =~ $re ]] || die "$name='$value' is invalid: expected $what"
 }
 
 # now_ms: wall-clock milliseconds. $SECONDS counts whole seconds from an
@@ -81,3 +73,9 @@ one_line() {
   ((${#out} <= 800)) || out="${out:0:797}..."
   printf '%s\n' "${out:-no error output}"
 }
+
+# The pod env contract: load_env applies it (each entry script's first step).
+[[ -r $SCRIPT_DIR/env-contract.sh ]] ||
+  die "$SCRIPT_DIR/env-contract.sh is missing: it is generated from components/pod_env_contract.py and ships with the scripts"
+# shellcheck source=env-contract.sh
+. "$SCRIPT_DIR/env-contract.sh"

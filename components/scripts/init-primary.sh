@@ -2,10 +2,8 @@
 # The primary's data at pod start: a new cluster on an empty volume (after
 # making sure no peer still runs one), or a standby's data promoted to a new
 # timeline when this pod has become the primary (after making sure no peer
-# holds WAL it lacks). Sourced by init.sh after base.sh, pod-config.sh,
-# secrets.sh, local-psql.sh, roles.sh, volume.sh, layout.sh, temp-server.sh,
-# control-data.sh and upstream.sh, never executed on its own.
-# shellcheck disable=SC2034 # TEMP_SERVER_WAIT_SECONDS is read by temp-server.sh.
+# holds WAL it lacks).
+# shellcheck disable=SC2034 # TEMP_SERVER_WAIT_SECONDS is read by init-temp-server.sh.
 set -euo pipefail
 
 # peer_ips: every address of PEERS_HOST (the headless Service: its A and AAAA

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sessions with a local server over its unix socket, as the superuser (peer
-# authentication). Sourced after base.sh, never executed on its own.
+# authentication).
 set -euo pipefail
 
 # psql_at SOCKET_DIR [psql args...]: psql as the superuser over a unix socket
