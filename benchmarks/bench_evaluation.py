@@ -48,14 +48,15 @@ def child(mode: str, replicas: int | None) -> None:
     sys.path.insert(0, str(ROOT))
     import components.postgres_statefulset  # noqa: F401  (same imports for every variant)
     import stacks.database  # noqa: F401
-    from stacks import mock_run as render
+    from tools import mock_run as render
+    from tools.stack_files import stack_config
 
     for group in K8S_GROUPS:
         importlib.import_module(f"pulumi_kubernetes.{group}")
     if mode == "empty":
         render.run_pulumi(lambda: None)
         return
-    config = render.stack_config(mode)
+    config = stack_config(mode)
     if replicas is not None:
         config["pgstack:postgres"] = {**config["pgstack:postgres"], "replicas": replicas}
     run = render.run_program(config, stack=mode)

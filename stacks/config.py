@@ -945,7 +945,7 @@ def uninstall_confirmation(stack: str, longhorn_namespace: str) -> str:
     return f"{stack}: no other stack uses {longhorn_namespace}/{LONGHORN_RELEASE}; delete every Longhorn volume in this cluster"
 
 
-# Any stack's sentence, for a check without the stack name (stacks/verify.py reads settings outside a Pulumi run).
+# Any stack's sentence, for a check without the stack name (tools/verify.py reads settings outside a Pulumi run).
 _ANY_CONFIRMATION = re.compile(r"[A-Za-z0-9_.-]{1,100}: no other stack uses (\S+)/longhorn; delete every Longhorn volume in this cluster")
 
 
@@ -1024,7 +1024,7 @@ LONGHORN_CREDENTIAL_KEYS = (
 
 
 # A `secure:` value of a stack file where the value cannot be read: the offline render and the tests have no
-# passphrase (stacks/mock_run.py puts this in its place). Under the CLI the program gets the decrypted value
+# passphrase (tools/mock_run.py puts this in its place). Under the CLI the program gets the decrypted value
 # instead. It stands for "set, value unknown here": every string field of the secret models accepts it (no
 # colon, so a URL parser reads it as a host), and the checks that need the real value skip it.
 SECRET_UNKNOWN = "<secret set in the stack file>"

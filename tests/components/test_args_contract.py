@@ -24,8 +24,8 @@ from components.longhorn_storage_class import LonghornStorageClassArgs
 from components.postgres_args import PostgresStatefulSetArgs
 from components.postgres_network import DnsEgress, NetworkPolicyPeer
 from components.postgres_statefulset import PostgresStatefulSet
-from stacks.mock_run import Run, run_pulumi
 from tests.conftest import STS, run_component
+from tools.mock_run import Run, run_pulumi
 
 COMPONENTS = Path(__file__).resolve().parents[2] / "components"
 

@@ -6,8 +6,8 @@ import pulumi
 import pytest
 
 from components.headless_service import HeadlessService, HeadlessServiceArgs, NamedPort
-from stacks.mock_run import plain as _plain
 from tests.conftest import SVC, run_component
+from tools.mock_run import plain as _plain
 
 
 def _build(publish: bool) -> None:

@@ -12,9 +12,9 @@ from pulumi.runtime import rpc
 from components.logical_backup import backup_labels
 from components.logical_backup_pod import RCLONE_IMAGE
 from stacks.config import PROJECT, ConfigError
-from stacks.mock_run import Registered, Run, run_program
-from stacks.mock_run import plain as _plain
 from tests.conftest import CLAIM, STS, fixed_config, fixed_settings, run_with
+from tools.mock_run import Registered, Run, run_program
+from tools.mock_run import plain as _plain
 
 RECURRING_JOB = "kubernetes:longhorn.io/v1beta2:RecurringJob"
 CRON = "kubernetes:batch/v1:CronJob"

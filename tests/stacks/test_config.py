@@ -11,8 +11,9 @@ import pytest
 import yaml
 
 from stacks.config import CONFIG_KEYS, PROJECT, SECRET_FORMS, ConfigError, Settings, parse_secrets, parse_settings
-from stacks.mock_run import PROJECT_FILE, Run, project_defaults, run_program, stack_config
 from tests.conftest import STACKS, fixed_settings, settings_of, stack_file_problem
+from tools.mock_run import Run, run_program
+from tools.stack_files import PROJECT_FILE, project_defaults, stack_config
 
 
 def test_pulumi_yaml_declares_every_key_with_the_schema_defaults() -> None:

@@ -25,10 +25,11 @@ from stacks.config import (
     quantity,
     unread_config_keys,
 )
-from stacks.mock_run import Run, run_program, stack_config
-from stacks.mock_run import plain as _plain
-from stacks.render import kubernetes_objects
 from tests.conftest import STS
+from tools.mock_run import Run, run_program
+from tools.mock_run import plain as _plain
+from tools.render import kubernetes_objects
+from tools.stack_files import stack_config
 
 # ------------------------------------------------------------------ quantities
 

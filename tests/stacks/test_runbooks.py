@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from stacks.config import PROJECT, ConfigError, adoptable, parse_settings, uninstall_confirmation
-from stacks.mock_run import Registered, Run, plain, run_program, stack_config
 from tests.conftest import CLAIM, STS, SVC, fixed_config, fixed_settings, run_with, settings_of
+from tools.mock_run import Registered, Run, plain, run_program
+from tools.stack_files import stack_config
 
 GUARD = ("random:index/randomId:RandomId", "destroy-guard")
 NAMESPACE = "kubernetes:core/v1:Namespace"
@@ -251,7 +252,7 @@ def test_what_a_destroy_leaves_behind_is_exactly_what_adopt_takes_back() -> None
 
 
 def test_settings_read_outside_a_run_still_need_a_confirmation_of_this_release() -> None:
-    """stacks/verify.py reads settings without a Pulumi run (no stack name): the sentence's form and release count."""
+    """tools/verify.py reads settings without a Pulumi run (no stack name): the sentence's form and release count."""
     armed = {"deleteAllVolumesOnUninstall": True}
     assert parse_settings({"longhorn": armed | {"uninstallConfirmation": uninstall_confirmation("qa", "longhorn-system")}})
     for wrong in (None, "yes", uninstall_confirmation("qa", "lh-other")):

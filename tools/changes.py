@@ -31,8 +31,8 @@ from __future__ import annotations
 from typing import Any
 
 from components.quantity import quantity
-from stacks.mock_run import Registered, Run
-from stacks.mock_run import plain as _plain
+from tools.mock_run import Registered, Run
+from tools.mock_run import plain as _plain
 
 # forceNew paths per kind, from pulumi-kubernetes provider/pkg/provider/diff.go.
 PROVIDER_FORCE_NEW: dict[str, tuple[str, ...]] = {

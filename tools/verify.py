@@ -1,6 +1,6 @@
 """Verify a deployed stack: the seeds' persistence experiment, then what backups exist.
 
-    python -m stacks.verify dev [--context CTX] [--timeout SECONDS]       (or bin/verify dev)
+    python -m tools.verify dev [--context CTX] [--timeout SECONDS]       (or bin/verify dev)
 
 Against the live cluster of a stack, in order, each step printed with its duration:
 
@@ -47,7 +47,7 @@ from components.postgres_names import claim_name, pod_names, primary_pod_name, s
 from components.postgres_pod import SECRETS_MOUNT, SUPERUSER
 from components.postgres_settings import SOCKET_DIR
 from stacks.config import PROJECT, ConfigError, Settings, parse_settings
-from stacks.mock_run import StackFileError, stack_config
+from tools.stack_files import StackFileError, stack_config
 
 CONTAINER = "postgres"
 DATABASE = "postgres"
@@ -185,7 +185,7 @@ def target_of(settings: Settings) -> Target:
 
 
 def settings_from_config(values: dict[str, Any]) -> Settings:
-    """The stack's validated settings from its config values (``stacks.mock_run.stack_config``)."""
+    """The stack's validated settings from its config values (``tools.stack_files.stack_config``)."""
     prefix = f"{PROJECT}:"
     return parse_settings({k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)})
 
