@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.naming import DEFAULT_CLUSTER_DOMAIN, name_of, pod_dns, service_dns
+from components.naming import DEFAULT_CLUSTER_DOMAIN, pod_dns, service_dns
+from components.outputs import name_of
 from components.validation import check_name, check_port_name, check_range, fail
 
 

@@ -20,7 +20,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.logical_backup_pod import cron_job_spec
-from components.naming import dependencies_of
+from components.outputs import dependencies_of
 from components.pod_security import checkov_skips
 from components.postgres_network import DnsEgress, dns_egress
 from components.postgres_pod import CONTAINER_PORT

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.naming import dependencies_of
+from components.outputs import dependencies_of
 from components.validation import check_cron, check_name, check_range, fail
 
 RECURRING_JOB_API = "longhorn.io/v1beta2"

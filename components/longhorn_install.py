@@ -14,7 +14,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.longhorn_storage_class import DataLocality, check_locality
-from components.naming import name_of, pod_security_labels
+from components.naming import pod_security_labels
+from components.outputs import name_of
 from components.validation import check_literals, check_name, check_range, fail
 
 LONGHORN_REPO = "https://charts.longhorn.io"

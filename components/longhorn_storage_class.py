@@ -12,7 +12,7 @@ from typing import Literal
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.naming import dependencies_of
+from components.outputs import dependencies_of
 from components.validation import check_literals, check_name, check_range, fail
 
 LONGHORN_PROVISIONER = "driver.longhorn.io"

@@ -18,7 +18,8 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.headless_service import HeadlessService, HeadlessServiceArgs, NamedPort
-from components.naming import dependencies_of, name_of, service_dns
+from components.naming import service_dns
+from components.outputs import dependencies_of, name_of
 from components.postgres_args import PostgresStatefulSetArgs
 from components.postgres_names import (
     Role,

@@ -10,7 +10,8 @@ from components.logical_backup import DumpS3, LogicalBackup, LogicalBackupArgs, 
 from components.longhorn_backups import LonghornRecurringJobs, LonghornRecurringJobsArgs, Schedule, recurring_job_labels
 from components.longhorn_install import Adoptable, LonghornInstall, LonghornInstallArgs
 from components.longhorn_storage_class import LonghornStorageClass, LonghornStorageClassArgs
-from components.naming import name_of, pod_security_labels
+from components.naming import pod_security_labels
+from components.outputs import name_of
 from components.postgres_args import PostgresStatefulSetArgs
 from components.postgres_names import credentials_secret, scripts_config_map
 from components.postgres_network import DnsEgress, NetworkPolicyPeer
