@@ -28,7 +28,8 @@ from typing import Any
 
 import pytest
 
-from stacks.config import CONFIG_KEYS, ConfigError, Settings, load_secrets, load_settings, parse_settings
+from stacks.config import CONFIG_KEYS, ConfigError, Settings, parse_settings
+from stacks.config.load import load_secrets, load_settings
 from tests.repo_copy import COLLECTED, ONLY_STACKS
 from tools.mock_run import Registered, Run, run_program, run_pulumi
 from tools.stack_files import ROOT, StackFileError, load_yaml, project_defaults, stack_config, stacks

@@ -7,6 +7,7 @@ import json
 import re
 from typing import Any
 
+import pulumi
 import pytest
 import yaml
 
@@ -407,7 +408,7 @@ def bad_config(key: str, value: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(("key", "value", "path", "shown", "accepted"), BAD, ids=[f"{b[2]}={b[3][:40]}" for b in BAD])
 def test_bad_input_fails_before_any_resource(key: str, value: Any, path: str, shown: str, accepted: str) -> None:
     run = Run()
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(pulumi.RunError) as err:
         run_program(bad_config(key, value), run=run)
     message = str(err.value)
     [line] = [line for line in message.splitlines() if line.strip().startswith(f"{PROJECT}:{path}:")]
@@ -510,14 +511,15 @@ def test_every_key_a_message_suggests_is_accepted_with_the_value(row: tuple[str,
 def test_a_top_level_key_in_the_wrong_case_names_the_key() -> None:
     config = stack_config("dev")
     config[f"{PROJECT}:Postgres"] = config.pop(f"{PROJECT}:postgres")
-    with pytest.raises(ConfigError, match=r"pgstack:Postgres: unknown key; did you mean pgstack:postgres\? \(keys are case-sensitive\)$"):
+    meant = r"pgstack:Postgres: unknown key; did you mean pgstack:postgres\? \(keys are case-sensitive\)$"
+    with pytest.raises(pulumi.RunError, match=meant):
         run_program(config)
 
 
 def test_unknown_top_level_key_is_rejected() -> None:
     config = stack_config("dev") | {f"{PROJECT}:postgress": {"replicas": 2}}
     run = Run()
-    with pytest.raises(ConfigError, match=r"pgstack:postgress: unknown key; did you mean pgstack:postgres\?$"):
+    with pytest.raises(pulumi.RunError, match=r"pgstack:postgress: unknown key; did you mean pgstack:postgres\?$"):
         run_program(config, run=run)
     assert run.resources == []
 
@@ -545,7 +547,7 @@ def test_a_stack_cannot_turn_the_mutable_content_flags_off(key: str) -> None:
     """Off, a rotation or a new pgstack version is refused on a protected stack: one line naming the key,
     the value and the accepted form, before any resource is registered."""
     run = Run()
-    with pytest.raises(ConfigError, match=rf"{key}: 'false'; expected true \(set in Pulumi.yaml"):
+    with pytest.raises(pulumi.RunError, match=rf"{key}: 'false'; expected true \(set in Pulumi.yaml"):
         run_program(stack_config("prod") | {key: False}, run=run)
     assert run.resources == []
 
