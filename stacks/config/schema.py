@@ -23,9 +23,6 @@ from stacks.config.runbooks import _ANY_CONFIRMATION, BACKUP_TARGET_SECRET, LONG
 # ---------------------------------------------------------------- storage
 
 
-_LOCALITIES = ("disabled", "best-effort", "strict-local")
-
-
 def _strict_local_rule(locality_key: str, locality: str, count_key: str, count: int) -> None:
     """Longhorn's volume webhook refuses strict-local with more than one replica: longhorn-manager
     webhook/resources/volume/validator.go (validateReplicaCount, types.ValidateDataLocalityAndReplicaCount:
