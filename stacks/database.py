@@ -72,7 +72,7 @@ def postgres_args(settings: Settings, namespace: pulumi.Input[str], storage_clas
 
 
 def longhorn_adoptions(settings: Settings) -> frozenset[Adoptable]:
-    """The adopt entries (stacks/config.py adoptable) that name a part of the Longhorn install."""
+    """The adopt entries (stacks/config/schema.py adoptable) that name a part of the Longhorn install."""
     ns = settings.longhorn.namespace
     entries: dict[str, Adoptable] = {
         f"namespace/{ns}": "namespace",
@@ -197,7 +197,7 @@ def backups(settings: Settings, secrets: Secrets, db: PostgresStatefulSet, after
 
 
 def adopted_namespace(settings: Settings) -> str | None:
-    """The import option of the database namespace: its name when adopt names it (stacks/config.py adoptable)."""
+    """The import option of the database namespace: its name when adopt names it (stacks/config/schema.py adoptable)."""
     return settings.namespace if f"namespace/{settings.namespace}" in settings.adopt else None
 
 

@@ -24,7 +24,7 @@ def test_pulumi_yaml_declares_every_key_with_the_schema_defaults() -> None:
     defaults = Settings().model_dump(mode="json")
     for key, value in project_defaults().items():
         if key.startswith(f"{PROJECT}:"):
-            assert value == defaults[key.split(":", 1)[1]], f"Pulumi.yaml default for {key} drifted from stacks/config.py"
+            assert value == defaults[key.split(":", 1)[1]], f"Pulumi.yaml default for {key} drifted from stacks/config/"
 
 
 def test_pulumi_yaml_makes_secret_and_configmap_content_mutable() -> None:
@@ -59,7 +59,7 @@ def test_dev_and_prod_sizes() -> None:
     assert prod.postgres.storageSize != dev.postgres.storageSize
 
 
-# The 18.6 image the stacks pin, and 17.11's linux/amd64 image (docker-library/repo-info, stacks/config.py KNOWN_DIGESTS).
+# The 18.6 image the stacks pin, and 17.11's linux/amd64 image (docker-library/repo-info, stacks/config/majors.py KNOWN_DIGESTS).
 DIGEST_18 = "sha256:86c951e05bf56c93d95d397747fb8820ac76cc3bedb78f43abd83eedbe3666ae"
 DIGEST_17_AMD64 = "sha256:e31e3d5327d1806f6177827c9710643e4f35f7ab3f14d26d05332753d3e95ee0"
 
@@ -226,7 +226,7 @@ BAD: list[tuple[str, Any, str, str, str]] = [
     ("postgres", {"image": {"tag": "18.1-alpine"}}, "postgres.image.tag", '"18.1-alpine"', "uid 70, and these pods run as uid 999"),
     ("postgres", {"image": {"tag": "16-alpine3.22"}}, "postgres.image.tag", '"16-alpine3.22"', "Debian-based tag"),
     ("postgres", {"image": {"digest": "sha256:xyz"}}, "postgres.image.digest", '"sha256:xyz"', "64 lowercase hex"),
-    # a digest the table knows (stacks/config.py KNOWN_DIGESTS) runs its own version, whatever the tag says
+    # a digest the table knows (stacks/config/majors.py KNOWN_DIGESTS) runs its own version, whatever the tag says
     ("postgres", {"image": {"tag": "17.6", "digest": DIGEST_18}}, "postgres.image.tag", '"17.6"', f"{DIGEST_18} is postgres:18.6"),
     ("postgres", {"image": {"tag": "18.5", "digest": DIGEST_18}}, "postgres.image.tag", '"18.5"', 'such as "18.6" or "18"'),
     ("postgres", {"image": {"tag": "18", "digest": DIGEST_17_AMD64}}, "postgres.image.tag", '"18"', 'such as "17.11" or "17"'),
