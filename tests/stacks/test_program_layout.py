@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.components.test_code_shape import too_long
-from tools.stack_files import ROOT
 
+ROOT = Path(__file__).resolve().parents[2]
 PULUMI = ("pulumi", "pulumi_kubernetes")
 
 
