@@ -9,7 +9,7 @@ import kubernetes_validate
 import yaml
 
 from tests.conftest import settings_of
-from tests.stacks.test_render import KUBERNETES_VERSIONS, crd_schemas
+from tests.tools.test_render import KUBERNETES_VERSIONS, crd_schemas
 from tools.stack_files import ROOT
 
 MANIFESTS = ROOT / "docs" / "restore-from-longhorn-backup.yaml"

@@ -83,7 +83,7 @@ BAD: list[tuple[str, Any, str, str, str]] = [
     ),
     ("storage", {"classname": "x"}, "storage.classname", '"x"', "did you mean storage.className?"),
     ("longhorn", {"chartVersion": "v1.10.1"}, "longhorn.chartVersion", '"v1.10.1"', 'such as "1.10.1"'),
-    # what a stack file's unquoted date becomes (Pulumi's YAML keeps it as text: tests/stacks/test_stack_files.py)
+    # what a stack file's unquoted date becomes (Pulumi's YAML keeps it as text: tests/tools/test_stack_files.py)
     ("longhorn", {"chartVersion": "2024-01-01"}, "longhorn.chartVersion", '"2024-01-01"', "MAJOR.MINOR.PATCH"),
     ("postgres", {"image": {"tag": "2025-10-01"}}, "postgres.image.tag", '"2025-10-01"', "one of 15, 16, 17 or 18"),
     # quantities: the API server's grammar, then each field's range

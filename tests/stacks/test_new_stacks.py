@@ -127,7 +127,7 @@ def test_every_per_stack_test_passes_for_new_stack_files(tmp_path: Path) -> None
     # the expected per-stack set needs no second collection.
     report, collected = tmp_path / "report.xml", tmp_path / "collected.txt"
     readers = readers_of_stack_files(repo)
-    assert {"tests/bin/test_up.py", "tests/stacks/test_changes.py", "tests/stacks/test_stack_files.py"} <= set(readers), readers
+    assert {"tests/bin/test_up.py", "tests/tools/test_changes.py", "tests/tools/test_stack_files.py"} <= set(readers), readers
     run = run_in(
         repo, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-q", *readers,
         "-m", "not slow", "-k", " or ".join(["unit", *NEW_STACKS, *EDITED]), f"--junitxml={report}",

@@ -233,7 +233,7 @@ def test_render_cli_warns_about_ignored_keys_and_renders_defaults(repo: Path) ->
         "warning: Pulumi.typo.yaml: Pulumi ignores the top-level keys confg (settings go under config:); "
         "with no config: block, every setting takes its Pulumi.yaml default"
     )
-    # Every default: dev's names too (tools/collisions.py, tests/stacks/test_shared_cluster.py).
+    # Every default: dev's names too (tools/collisions.py, tests/tools/test_shared_cluster.py).
     assert others and all(line.startswith("warning: Pulumi.typo.yaml and Pulumi.") for line in others), others
     assert (repo / "rendered" / "typo" / "namespace-cluster-postgres.yaml").is_file()
 
