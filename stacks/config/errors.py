@@ -24,7 +24,7 @@ def such_as(*examples: Any) -> str:
 # ---------------------------------------------------------------- errors
 
 
-class _FieldError(ValueError):
+class FieldError(ValueError):
     """An error that knows which key (below the validated object; "" for the object itself) it is about."""
 
     def __init__(self, key: str, value: Any, accepted: str) -> None:
@@ -45,15 +45,15 @@ def closest_key(name: str, known: Iterable[str]) -> str | None:
     return near[0][1] if near and near[0][0] <= min(2, len(name) // 2) else None
 
 
-def _case_note(name: str, meant: str) -> str:
+def case_note(name: str, meant: str) -> str:
     return " (keys are case-sensitive)" if name.lower() == meant.lower() else ""
 
 
-def _line(key: str, value: Any, accepted: str, prefix: str) -> str:
-    return f"{prefix}{key}: got {_show(value)}; expected {accepted}"
+def error_line(key: str, value: Any, accepted: str, prefix: str) -> str:
+    return f"{prefix}{key}: got {show_value(value)}; expected {accepted}"
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
     return json.dumps(value) if not isinstance(value, dict) else "an object"
 
 

@@ -21,9 +21,9 @@ from components.cron import ACCEPTED_FORM, schedule_problem
 from components.postgres_settings import pg_major
 from components.quantity import QUANTITY_GRAMMAR, QUANTITY_MAX, quantity
 from components.validation import DNS_1123_SUBDOMAIN, WAL_POSITION_RE
-from stacks.config.errors import _FieldError, such_as
+from stacks.config.errors import FieldError, such_as
 from stacks.config.majors import ALPINE_UID, PG_END_OF_LIFE, POD_UID, SUPPORTED_PG_MAJORS
-from stacks.config.names import _dns_subdomain, _pg_identifier, dns_label
+from stacks.config.names import dns_label, dns_subdomain, pg_identifier
 
 # ---------------------------------------------------------------- grammars
 
@@ -157,7 +157,7 @@ def _labels(kind: str) -> Callable[[dict[str, str]], dict[str, str]]:
                 or len(name) > 63
                 or not _QUALIFIED_NAME.fullmatch(name)
             ):
-                raise _FieldError(
+                raise FieldError(
                     "",
                     key,
                     f"a {kind} key: an optional DNS-1123 subdomain prefix and '/', then a name of at most 63 letters, "
@@ -165,7 +165,7 @@ def _labels(kind: str) -> Callable[[dict[str, str]], dict[str, str]]:
                     f"{such_as('app', 'app.kubernetes.io/name')}",
                 )
             if len(value) > 63 or (value and not _QUALIFIED_NAME.fullmatch(value)):
-                raise _FieldError(
+                raise FieldError(
                     key,
                     value,
                     f"a {kind} value: empty, or at most 63 letters, digits, '-', '_' and '.', starting and ending with a "
@@ -261,22 +261,22 @@ def _digest(value: str) -> str:
 DnsName = Annotated[str, dns_label(63)]
 NamespaceName = Annotated[str, dns_label(63, ("postgres-prod", "orders-db"))]
 Schedule = Annotated[str, AfterValidator(_schedule)]
-DnsSubdomain = Annotated[str, AfterValidator(_dns_subdomain)]
-PgIdentifier = Annotated[str, AfterValidator(_pg_identifier)]
+DnsSubdomain = Annotated[str, AfterValidator(dns_subdomain)]
+PgIdentifier = Annotated[str, AfterValidator(pg_identifier)]
 PodLabels = Annotated[dict[str, str], AfterValidator(_labels("pod label"))]
 NamespaceLabels = Annotated[dict[str, str], AfterValidator(_labels("namespace label"))]
 Cidr = Annotated[str, AfterValidator(_cidr)]
 
 
-class _Model(BaseModel):
+class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-def _and(items: list[str]) -> str:
+def and_join(items: list[str]) -> str:
     """'a', 'a and b', 'a, b and c'."""
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _explicit(model: BaseModel, fields: Iterable[str]) -> list[str]:
+def explicit_fields(model: BaseModel, fields: Iterable[str]) -> list[str]:
     """The fields among `fields` the stack wrote itself (pydantic's model_fields_set), in declaration order."""
     return [f for f in type(model).model_fields if f in set(fields) & model.model_fields_set]

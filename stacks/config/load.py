@@ -8,7 +8,7 @@ from typing import Any
 
 import pulumi
 
-from stacks.config.errors import PROJECT, ConfigError, _case_note, closest_key
+from stacks.config.errors import PROJECT, ConfigError, case_note, closest_key
 from stacks.config.parse import (
     REQUIRED_PROVIDER_FLAGS,
     end_of_life_warning,
@@ -18,7 +18,7 @@ from stacks.config.parse import (
     unread_config_keys,
 )
 from stacks.config.schema import CONFIG_KEYS, Settings
-from stacks.config.secrets import _SECRET_MODELS, SECRET_KEYS, SECRET_UNKNOWN, Secrets, _unknown_object, parse_secrets
+from stacks.config.secrets import SECRET_KEYS, SECRET_MODELS, SECRET_UNKNOWN, Secrets, parse_secrets, unknown_object
 
 
 def load_secrets(settings: Settings) -> Secrets:
@@ -35,7 +35,7 @@ def load_secrets(settings: Settings) -> Secrets:
                 f"pulumi config set --secret --path '{key}.<field>' <value>"
             )
         if text == SECRET_UNKNOWN:  # the whole object is one `secure:` value, not readable here
-            raw[key] = _unknown_object(_SECRET_MODELS[key])
+            raw[key] = unknown_object(SECRET_MODELS[key])
             continue
         try:
             raw[key] = json.loads(text)
@@ -59,7 +59,7 @@ def load_settings() -> Settings:
     if unknown:
         name = unknown[0].split(":", 1)[1]
         meant = closest_key(name, allowed)
-        hint = f"did you mean {PROJECT}:{meant}?{_case_note(name, meant)}" if meant else f"expected one of {', '.join(sorted(allowed))}"
+        hint = f"did you mean {PROJECT}:{meant}?{case_note(name, meant)}" if meant else f"expected one of {', '.join(sorted(allowed))}"
         raise ConfigError(f"invalid configuration:\n  {unknown[0]}: unknown key; {hint}")
     raw: dict[str, Any] = {}
     for key in CONFIG_KEYS:

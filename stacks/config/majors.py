@@ -7,7 +7,7 @@ import re
 from datetime import date
 
 from components.pod_security import POSTGRES_UID
-from stacks.config.errors import _FieldError, such_as
+from stacks.config.errors import FieldError, such_as
 
 # ---------------------------------------------------------------- PostgreSQL majors
 
@@ -63,12 +63,12 @@ def tag_names_version(tag: str, version: str) -> bool:
     return numbers is not None and version.split(".")[: numbers[0].count(".") + 1] == numbers[0].split(".")
 
 
-def _digest_matches_tag(tag: str, digest: str | None) -> None:
+def digest_matches_tag(tag: str, digest: str | None) -> None:
     """The digest decides what the node runs; the tag decides the data layout and what init.sh expects."""
     version = KNOWN_DIGESTS.get(digest or "")
     if version is None or tag_names_version(tag, version):
         return
-    raise _FieldError(
+    raise FieldError(
         "tag",
         tag,
         f"the version image.digest runs: {digest} is postgres:{version} (docker-library/repo-info), so the pods would "

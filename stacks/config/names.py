@@ -27,7 +27,7 @@ def dns_label(max_len: int = 63, examples: tuple[str, ...] = ("postgres", "order
     return AfterValidator(check)
 
 
-def _dns_subdomain(value: str) -> str:
+def dns_subdomain(value: str) -> str:
     if len(value) > 253 or not DNS_1123_SUBDOMAIN.fullmatch(value):
         raise ValueError(
             "a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', each part starting and ending with a letter "
@@ -36,7 +36,7 @@ def _dns_subdomain(value: str) -> str:
     return value
 
 
-def _pg_identifier(value: str) -> str:
+def pg_identifier(value: str) -> str:
     if not PG_IDENTIFIER.fullmatch(value):
         raise ValueError(
             "a PostgreSQL identifier: lowercase letters, digits and '_', not starting with a digit, at most 63 characters, "
@@ -84,7 +84,7 @@ def derived_names(name: str) -> list[tuple[str, str, tuple[int, str]]]:
     ]
 
 
-def _postgres_name(value: str) -> str:
+def postgres_name(value: str) -> str:
     if not DNS_1035_LABEL.fullmatch(value):
         raise ValueError(
             "a DNS-1035 label, because the name is also the Services' names (<name>, <name>-ro, <name>-hl): lowercase "

@@ -14,8 +14,8 @@ from pydantic import (
     ValidationError,
 )
 
-from stacks.config.errors import PROJECT, ConfigError, _case_note, _FieldError, _line, _show, closest_key, edit_distance, such_as
-from stacks.config.formats import _explicit
+from stacks.config.errors import PROJECT, ConfigError, FieldError, case_note, closest_key, edit_distance, error_line, show_value, such_as
+from stacks.config.formats import explicit_fields
 from stacks.config.majors import PG_END_OF_LIFE
 from stacks.config.schema import CONFIG_KEYS, LONGHORN_INSTALL_ONLY, Settings
 from stacks.config.secrets import SECRET_KEYS
@@ -27,29 +27,29 @@ def _describe(err: Any, prefix: str, unquoted: Any = _NOTHING) -> str:
     """One line for one pydantic error. unquoted: the value without its quotes when that is accepted there."""
     loc = [str(p) for p in err["loc"]]
     ctx_error = (err.get("ctx") or {}).get("error")
-    if isinstance(ctx_error, _FieldError):
-        return _line(".".join([*loc, *([ctx_error.key] if ctx_error.key else [])]), ctx_error.value, ctx_error.accepted, prefix)
+    if isinstance(ctx_error, FieldError):
+        return error_line(".".join([*loc, *([ctx_error.key] if ctx_error.key else [])]), ctx_error.value, ctx_error.accepted, prefix)
     value = err.get("input")
     if err["type"] == "missing":
         return f"{prefix}{'.'.join(loc)}: missing; this key is required here"
     if err["type"] in ("dict_type", "model_type", "model_attributes_type"):
-        return _line(".".join(loc), value, "an object (a YAML mapping)", prefix)
+        return error_line(".".join(loc), value, "an object (a YAML mapping)", prefix)
     if err["type"] == "extra_forbidden":
         meant = closest_key(str(err["loc"][-1]), _fields_at(err["loc"][:-1]))
         hint = "check the spelling against Pulumi.yaml"
         if meant:
-            hint = f"did you mean {'.'.join([*loc[:-1], meant])}?" + _case_note(loc[-1], meant)
-        return f"{prefix}{'.'.join(loc)}: unknown key (value {_show(value)}); {hint}"
+            hint = f"did you mean {'.'.join([*loc[:-1], meant])}?" + case_note(loc[-1], meant)
+        return f"{prefix}{'.'.join(loc)}: unknown key (value {show_value(value)}); {hint}"
     if err["type"] in _KINDS and isinstance(value, str):
         accepted = f"{_KINDS[err['type']]} without quotes (YAML reads quoted text as text)"
-        return _line(".".join(loc), value, accepted + (f", {such_as(unquoted)}" if unquoted is not _NOTHING else ""), prefix)
+        return error_line(".".join(loc), value, accepted + (f", {such_as(unquoted)}" if unquoted is not _NOTHING else ""), prefix)
     if isinstance(ctx_error, ValueError):
         accepted = str(ctx_error)
     else:
         accepted = err["msg"].replace("Input should be ", "").replace("String should match pattern", "a string matching")
         if err["type"] in _NUMBER_BOUNDS:
             accepted = f"a number {accepted}"
-    return _line(".".join(loc), value, accepted, prefix)
+    return error_line(".".join(loc), value, accepted, prefix)
 
 
 _NUMBER_BOUNDS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
@@ -183,7 +183,7 @@ def ignored_settings_warnings(settings: Settings) -> list[str]:
     """Settings a stack wrote that this configuration never applies, and that are harmless enough to only warn
     about (an existingClass with Longhorn class settings is refused instead: Settings)."""
     longhorn = settings.longhorn
-    ignored = [] if longhorn.install else _explicit(longhorn, LONGHORN_INSTALL_ONLY)
+    ignored = [] if longhorn.install else explicit_fields(longhorn, LONGHORN_INSTALL_ONLY)
     if not ignored:
         return []
     return [

@@ -15,11 +15,12 @@ from pydantic import (
 from components.postgres_names import pod_name, pod_names, standby_pod
 from components.postgres_settings import MAX_REPLICAS, pg_major
 from components.quantity import quantity
-from stacks.config.errors import _FieldError, such_as
+from stacks.config.errors import FieldError, such_as
 from stacks.config.formats import (
     Cidr,
     CpuQuantity,
     MemoryQuantity,
+    Model,
     NamespaceLabels,
     PgIdentifier,
     PodLabels,
@@ -27,18 +28,17 @@ from stacks.config.formats import (
     StorageSize,
     _digest,
     _image_tag,
-    _Model,
     _repository,
     _tag_is_text,
     _wal_position,
 )
-from stacks.config.majors import _digest_matches_tag
-from stacks.config.names import _postgres_name, dns_label
+from stacks.config.majors import digest_matches_tag
+from stacks.config.names import dns_label, postgres_name
 
 # ---------------------------------------------------------------- postgres
 
 
-class ImageSettings(_Model):
+class ImageSettings(Model):
     repository: Annotated[str, AfterValidator(_repository)] = Field(
         "docker.io/library/postgres", description="[registry[:port]/]path, without tag or digest"
     )
@@ -50,7 +50,7 @@ class ImageSettings(_Model):
 
     @model_validator(mode="after")
     def _tag_and_digest_agree(self) -> ImageSettings:
-        _digest_matches_tag(self.tag, self.digest)
+        digest_matches_tag(self.tag, self.digest)
         return self
 
     @property
@@ -70,13 +70,13 @@ DEFAULT_REQUESTS = {"cpu": "1", "memory": "1Gi"}
 DEFAULT_LIMITS = {"cpu": "2", "memory": "1Gi"}
 
 
-class ResourceAmounts(_Model):
+class ResourceAmounts(Model):
     # "" until ResourceSettings completes it: an unset field (not in model_fields_set) takes its default there.
     cpu: CpuQuantity = ""
     memory: MemoryQuantity = ""
 
 
-class ResourceSettings(_Model):
+class ResourceSettings(Model):
     """Requests and limits; each of the four fields defaults on its own.
 
     A field the stack leaves out takes its default, moved only as far as it must to keep
@@ -97,7 +97,7 @@ class ResourceSettings(_Model):
             req = getattr(self.requests, res) if res in self.requests.model_fields_set else None
             lim = getattr(self.limits, res) if res in self.limits.model_fields_set else None
             if req is not None and lim is not None and quantity(lim) < quantity(req):
-                raise _FieldError(
+                raise FieldError(
                     f"limits.{res}",
                     lim,
                     f"a limit at least requests.{res} ({req}), {such_as(req)}: Kubernetes refuses a container whose "
@@ -114,7 +114,7 @@ class ResourceSettings(_Model):
         return self
 
 
-class ServiceSettings(_Model):
+class ServiceSettings(Model):
     type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
     port: int = Field(5432, ge=1, le=65535)
     nodePort: int | None = Field(None, ge=30000, le=32767, description="Only with type NodePort")
@@ -122,11 +122,11 @@ class ServiceSettings(_Model):
     @model_validator(mode="after")
     def _node_port_needs_type(self) -> ServiceSettings:
         if self.nodePort is not None and self.type != "NodePort":
-            raise _FieldError("nodePort", self.nodePort, "unset unless type is NodePort")
+            raise FieldError("nodePort", self.nodePort, "unset unless type is NodePort")
         return self
 
 
-class ReplicationSettings(_Model):
+class ReplicationSettings(Model):
     enabled: bool = Field(True, description="Stream from pod 0 to the other pods whenever replicas > 1")
     user: PgIdentifier = "replicator"
     maxLagBytes: int = Field(16 * 1024 * 1024, ge=0, description="A standby is ready only within this replay lag")
@@ -141,7 +141,7 @@ class ReplicationSettings(_Model):
     )
 
 
-class ClientPeer(_Model):
+class ClientPeer(Model):
     """Who may connect: pods matching podLabels in namespaces matching namespaceLabels
     (null: the database's namespace), or an IP range in cidr."""
 
@@ -152,11 +152,11 @@ class ClientPeer(_Model):
     @model_validator(mode="after")
     def _one_kind(self) -> ClientPeer:
         if self.cidr is not None and (self.podLabels or self.namespaceLabels is not None):
-            raise _FieldError("cidr", self.cidr, "either cidr or podLabels/namespaceLabels in one entry, not both")
+            raise FieldError("cidr", self.cidr, "either cidr or podLabels/namespaceLabels in one entry, not both")
         return self
 
 
-class DnsSettings(_Model):
+class DnsSettings(Model):
     """Where the pods may send DNS queries (UDP/TCP 53).
 
     The DNS pods (default: kube-dns in kube-system; OpenShift: dns-default in openshift-dns),
@@ -173,13 +173,11 @@ class DnsSettings(_Model):
         # any replaces the peers: with peers also set, one of the two would be silently ignored.
         selectors = {"podLabels", "namespaceLabels"} & self.model_fields_set
         if self.any and (self.cidrs or selectors):
-            raise _FieldError(
-                "any", True, "false when cidrs or podLabels/namespaceLabels are set (any allows every address), such as false"
-            )
+            raise FieldError("any", True, "false when cidrs or podLabels/namespaceLabels are set (any allows every address), such as false")
         return self
 
 
-class NetworkPolicySettings(_Model):
+class NetworkPolicySettings(Model):
     enabled: bool = Field(True, description="Restrict ingress to peers and allowFrom, egress to DNS and peers")
     allowFrom: list[ClientPeer] = Field(default_factory=lambda: [ClientPeer()], description="Default: any pod in the namespace")
     dns: DnsSettings = DnsSettings()
@@ -195,7 +193,7 @@ class NetworkPolicySettings(_Model):
 # asks for a little more (the password sidecar), and other pods use part of a node: passing is no promise.
 
 
-class NodeCapacity(_Model):
+class NodeCapacity(Model):
     """The allocatable cpu and memory of the largest node the database pods may run on (kubectl get node
     -o jsonpath='{.status.allocatable}'), as the stack states it."""
 
@@ -209,7 +207,7 @@ def _fits_largest_node(resources: ResourceSettings, node: NodeCapacity | None) -
     for res in ("cpu", "memory"):
         request, allocatable = getattr(resources.requests, res), getattr(node, res)
         if quantity(request) > quantity(allocatable):
-            raise _FieldError(
+            raise FieldError(
                 f"resources.requests.{res}",
                 request,
                 f"a request at most largestNode.{res} ({allocatable}), {such_as(allocatable)}: the scheduler never places "
@@ -218,10 +216,10 @@ def _fits_largest_node(resources: ResourceSettings, node: NodeCapacity | None) -
             )
 
 
-class PostgresSettings(_Model):
+class PostgresSettings(Model):
     """The PostgreSQL StatefulSet."""
 
-    name: Annotated[str, AfterValidator(_postgres_name)] = Field(
+    name: Annotated[str, AfterValidator(postgres_name)] = Field(
         "postgres", description="Base name of the StatefulSets, Services, Secret, claims and CronJob"
     )
     replicas: int = Field(1, ge=1, le=MAX_REPLICAS, description="PostgreSQL pods: 1 primary plus replicas-1 hot standbys")
@@ -244,13 +242,13 @@ class PostgresSettings(_Model):
         _fits_largest_node(self.resources, self.largestNode)
         for key, role in (("username", self.username), ("replication.user", self.replication.user)):
             if role is not None and (role == "postgres" or role.startswith("pg_")):
-                raise _FieldError(
+                raise FieldError(
                     key,
                     role,
                     f"a role name other than postgres (the superuser) and not starting with pg_, {such_as('orders', 'billing_app')}",
                 )
         if self.username is not None and self.username == self.replication.user:
-            raise _FieldError(
+            raise FieldError(
                 "username",
                 self.username,
                 f"a role name different from replication.user ({self.replication.user}), {such_as('orders', 'billing_app')}",
@@ -259,5 +257,5 @@ class PostgresSettings(_Model):
         if primary is not None:
             pods = pod_names(self.name, self.replicas, replication=True)
             if primary not in pods or self.replicas == 1 or not self.replication.enabled:
-                raise _FieldError("replication.primary", primary, f"null or one of this set's pods with replication on: {', '.join(pods)}")
+                raise FieldError("replication.primary", primary, f"null or one of this set's pods with replication on: {', '.join(pods)}")
         return self

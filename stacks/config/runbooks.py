@@ -21,7 +21,7 @@ def uninstall_confirmation(stack: str, longhorn_namespace: str) -> str:
 
 
 # Any stack's sentence, for a check without the stack name (tools/verify.py reads settings outside a Pulumi run).
-_ANY_CONFIRMATION = re.compile(r"[A-Za-z0-9_.-]{1,100}: no other stack uses (\S+)/longhorn; delete every Longhorn volume in this cluster")
+ANY_CONFIRMATION = re.compile(r"[A-Za-z0-9_.-]{1,100}: no other stack uses (\S+)/longhorn; delete every Longhorn volume in this cluster")
 
 
 # components/longhorn_install.py BACKUP_CREDENTIALS_SECRET

@@ -15,10 +15,10 @@ from pydantic import (
 )
 
 from components.longhorn_backups import RECURRING_JOB_NAME_MAX
-from stacks.config.errors import _FieldError, such_as
-from stacks.config.formats import DnsName, DnsSubdomain, NamespaceName, Schedule, StorageSize, _and, _explicit, _Model
+from stacks.config.errors import FieldError, such_as
+from stacks.config.formats import DnsName, DnsSubdomain, Model, NamespaceName, Schedule, StorageSize, and_join, explicit_fields
 from stacks.config.postgres import PostgresSettings
-from stacks.config.runbooks import _ANY_CONFIRMATION, BACKUP_TARGET_SECRET, LONGHORN_RELEASE, uninstall_confirmation
+from stacks.config.runbooks import ANY_CONFIRMATION, BACKUP_TARGET_SECRET, LONGHORN_RELEASE, uninstall_confirmation
 
 # ---------------------------------------------------------------- storage
 
@@ -29,7 +29,7 @@ def _strict_local_rule(locality_key: str, locality: str, count_key: str, count: 
     "replica count should be 1 in data locality strict-local mode"). Volumes that leave both unset get
     them from the default-replica-count and default-data-locality settings (volume mutator.go)."""
     if locality == "strict-local" and count > 1:
-        raise _FieldError(
+        raise FieldError(
             locality_key,
             locality,
             f"a locality that allows {count_key} {count}, {such_as('best-effort', 'disabled')}: strict-local keeps a "
@@ -44,7 +44,7 @@ def _chart_version(value: str) -> str:
     return value
 
 
-class LonghornSettings(_Model):
+class LonghornSettings(Model):
     """Longhorn install (helm.v3.Release) and its cluster-wide default settings."""
 
     install: bool = Field(
@@ -95,7 +95,7 @@ LONGHORN_INSTALL_ONLY = (
 LONGHORN_CLASS_ONLY = ("className", "numberOfReplicas", "dataLocality", "reclaimPolicy")
 
 
-class StorageSettings(_Model):
+class StorageSettings(Model):
     """The StorageClass the database volumes use."""
 
     className: DnsSubdomain = Field("longhorn-postgres", description="Name of the StorageClass we create")
@@ -113,7 +113,7 @@ class StorageSettings(_Model):
 # ---------------------------------------------------------------- backups
 
 
-class LonghornJob(_Model):
+class LonghornJob(Model):
     """A Longhorn RecurringJob for the database volumes: when, and how many to keep per volume.
 
     No defaults: a stack that turns a job on says when it runs and how many it keeps."""
@@ -131,7 +131,7 @@ def _s3_remote(value: str) -> str:
     return value
 
 
-class DumpSettings(_Model):
+class DumpSettings(Model):
     """The logical backup CronJob: pg_dumpall globals plus pg_dump -Fc per database."""
 
     schedule: Schedule = "30 2 * * *"
@@ -146,11 +146,11 @@ class DumpSettings(_Model):
     @model_validator(mode="after")
     def _some_retention(self) -> DumpSettings:
         if self.keep == 0 and self.keepDays == 0:
-            raise _FieldError("keep", 0, f"at least 1 in keep or keepDays, {such_as(7, 14)}: with neither, dumps would fill their volume")
+            raise FieldError("keep", 0, f"at least 1 in keep or keepDays, {such_as(7, 14)}: with neither, dumps would fill their volume")
         return self
 
 
-class BackupSettings(_Model):
+class BackupSettings(Model):
     """Backups: Longhorn snapshots and off-cluster volume backups, and logical dumps. Each is off when null."""
 
     snapshots: LonghornJob | None = Field(None, description="Crash-consistent Longhorn snapshots, on the volumes' replicas")
@@ -167,7 +167,7 @@ SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 RECURRING_JOB_TASKS = ("snapshot", "backup")
 
 
-class Settings(_Model):
+class Settings(Model):
     """Everything a stack can set."""
 
     namespace: NamespaceName = "postgres"
@@ -188,13 +188,13 @@ class Settings(_Model):
     @model_validator(mode="after")
     def _storage_class_source(self) -> Settings:
         if self.namespace in SYSTEM_NAMESPACES:
-            raise _FieldError(
+            raise FieldError(
                 "namespace",
                 self.namespace,
                 f"a namespace of its own, not one of {', '.join(SYSTEM_NAMESPACES)}, {such_as('postgres', 'orders-db')}",
             )
         if self.namespace == self.longhorn.namespace:
-            raise _FieldError(
+            raise FieldError(
                 "namespace",
                 self.namespace,
                 f"a namespace other than longhorn.namespace ({self.longhorn.namespace}), {such_as('postgres', 'orders-db')}: "
@@ -203,19 +203,19 @@ class Settings(_Model):
         existing = self.storage.existingClass
         if existing is not None:
             if self.longhorn.install:
-                raise _FieldError("storage.existingClass", existing, "unset while longhorn.install is true")
-            ignored = _explicit(self.storage, LONGHORN_CLASS_ONLY)
+                raise FieldError("storage.existingClass", existing, "unset while longhorn.install is true")
+            ignored = explicit_fields(self.storage, LONGHORN_CLASS_ONLY)
             if ignored:
-                raise _FieldError(
+                raise FieldError(
                     f"storage.{ignored[0]}",
                     getattr(self.storage, ignored[0]),
-                    f"unset with storage.existingClass ({existing}): {_and(['storage.' + f for f in ignored])} "
+                    f"unset with storage.existingClass ({existing}): {and_join(['storage.' + f for f in ignored])} "
                     "configure the Longhorn StorageClass this stack would otherwise create, and an existing class is "
                     "used as it is",
                 )
         longhorn_jobs = [k for k in ("snapshots", "volumeBackups") if getattr(self.backup, k) is not None]
         if longhorn_jobs and existing is not None:
-            raise _FieldError(
+            raise FieldError(
                 f"backup.{longhorn_jobs[0]}",
                 "an object",
                 "null with storage.existingClass: Longhorn snapshots and backups need the volumes on Longhorn",
@@ -223,7 +223,7 @@ class Settings(_Model):
         if longhorn_jobs and len(self.storage.className) < 2:
             # The class name is also the jobs' group, and Longhorn's ValidateRecurringJob checks each group with
             # ^[a-zA-Z0-9][a-zA-Z0-9_.-]+$ (longhorn-manager v1.10.1 datastore/longhorn.go:5581, util/util.go:285).
-            raise _FieldError(
+            raise FieldError(
                 "storage.className",
                 self.storage.className,
                 f"a class name of at least 2 characters while backup.{longhorn_jobs[0]} is set, {such_as('longhorn-postgres')}: "
@@ -233,7 +233,7 @@ class Settings(_Model):
             job = max((f"{self.storage.className}-{task}" for task in RECURRING_JOB_TASKS), key=len)
             if len(job) > RECURRING_JOB_NAME_MAX:
                 allowed = RECURRING_JOB_NAME_MAX - (len(job) - len(self.storage.className))
-                raise _FieldError(
+                raise FieldError(
                     "storage.className",
                     self.storage.className,
                     f"a class name of at most {allowed} characters while backup.{longhorn_jobs[0]} is set, "
@@ -266,14 +266,14 @@ def check_runbook_keys(settings: Settings, stack: str | None) -> None:
     accepted = adoptable(settings)
     for entry in settings.adopt:
         if entry not in accepted:
-            raise _FieldError(
+            raise FieldError(
                 "adopt",
                 entry,
                 f'one of the objects this stack creates: {", ".join(accepted)} (<kind>/<import id>; README "Destroy and decommission")',
             )
     twice = [e for e in settings.adopt if settings.adopt.count(e) > 1]
     if twice:
-        raise _FieldError("adopt", twice[0], "each object once")
+        raise FieldError("adopt", twice[0], "each object once")
     longhorn = settings.longhorn
     if not (longhorn.install and longhorn.deleteAllVolumesOnUninstall):
         return
@@ -281,15 +281,15 @@ def check_runbook_keys(settings: Settings, stack: str | None) -> None:
     if stack is not None:
         expected = uninstall_confirmation(stack, longhorn.namespace)
         if given != expected:
-            raise _FieldError(
+            raise FieldError(
                 "longhorn.uninstallConfirmation",
                 given,
                 f"with longhorn.deleteAllVolumesOnUninstall true, exactly {json.dumps(expected)}: deleting the release then "
                 "deletes every Longhorn volume in the cluster, other stacks' included; set it only once no other stack uses "
                 "this Longhorn",
             )
-    elif given is None or not (m := _ANY_CONFIRMATION.fullmatch(given)) or m.group(1) != longhorn.namespace:
-        raise _FieldError("longhorn.uninstallConfirmation", given, "this stack's uninstall confirmation (uninstall_confirmation)")
+    elif given is None or not (m := ANY_CONFIRMATION.fullmatch(given)) or m.group(1) != longhorn.namespace:
+        raise FieldError("longhorn.uninstallConfirmation", given, "this stack's uninstall confirmation (uninstall_confirmation)")
 
 
 # Top-level config keys: each is an object under the project namespace.

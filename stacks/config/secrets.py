@@ -13,8 +13,8 @@ from pydantic import (
     model_validator,
 )
 
-from stacks.config.errors import PROJECT, ConfigError, _FieldError, such_as
-from stacks.config.formats import _Model
+from stacks.config.errors import PROJECT, ConfigError, FieldError, such_as
+from stacks.config.formats import Model
 from stacks.config.runbooks import BACKUP_TARGET_SECRET
 from stacks.config.schema import Settings
 
@@ -53,7 +53,7 @@ def _unknown_passes(value: Any, handler: Callable[[Any], Any]) -> Any:
     return value if value == SECRET_UNKNOWN else handler(value)
 
 
-class BackupTargetSecret(_Model):
+class BackupTargetSecret(Model):
     """pgstack:backupTarget (secret): the cluster's Longhorn backup target and its credentials."""
 
     url: str = Field(pattern=r"^(s3|nfs|cifs|azblob)://\S+$")
@@ -64,15 +64,15 @@ class BackupTargetSecret(_Model):
     def _known_keys(self) -> BackupTargetSecret:
         unknown = sorted(set(self.credentials) - set(LONGHORN_CREDENTIAL_KEYS))
         if unknown:
-            raise _FieldError(
+            raise FieldError(
                 f"credentials.{unknown[0]}", "(hidden)", f"one of the keys Longhorn reads: {', '.join(LONGHORN_CREDENTIAL_KEYS)}"
             )
         if self.url.startswith("s3://") and not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(self.credentials):
-            raise _FieldError("credentials", "(hidden)", "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for an s3:// target")
+            raise FieldError("credentials", "(hidden)", "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for an s3:// target")
         return self
 
 
-class DumpS3Secret(_Model):
+class DumpS3Secret(Model):
     """pgstack:dumpS3 (secret): where rclone copies the dumps (backup.dumps.s3Remote names the bucket)."""
 
     provider: str = Field("AWS", pattern=r"^[A-Za-z0-9]+$", description="rclone's S3 provider: AWS, Minio, Ceph, Cloudflare, ...")
@@ -83,7 +83,7 @@ class DumpS3Secret(_Model):
     _unknown = field_validator("provider", "accessKeyId", "secretAccessKey", "endpoint", "region", mode="wrap")(_unknown_passes)
 
 
-class Secrets(_Model):
+class Secrets(Model):
     """Secret config: plain here, wrapped in pulumi.Output.secret wherever it leaves the program."""
 
     backupTarget: BackupTargetSecret | None = None
@@ -91,10 +91,10 @@ class Secrets(_Model):
 
 
 SECRET_KEYS: tuple[str, ...] = tuple(Secrets.model_fields)
-_SECRET_MODELS: dict[str, type[_Model]] = {"backupTarget": BackupTargetSecret, "dumpS3": DumpS3Secret}
+SECRET_MODELS: dict[str, type[Model]] = {"backupTarget": BackupTargetSecret, "dumpS3": DumpS3Secret}
 
 
-def _unknown_object(model: type[_Model]) -> dict[str, str]:
+def unknown_object(model: type[Model]) -> dict[str, str]:
     """A secret object set as a whole (`pulumi config set --secret <key> '<json>'`) and not readable here:
     its required fields unknown, the others at their defaults."""
     return {name: SECRET_UNKNOWN for name, f in model.model_fields.items() if f.is_required()}
@@ -119,8 +119,8 @@ def parse_secrets(raw: dict[str, Any], settings: Settings) -> Secrets:
         lines = []
         for err in exc.errors():
             ctx_error = (err.get("ctx") or {}).get("error")
-            key = ".".join([*map(str, err["loc"]), *([ctx_error.key] if isinstance(ctx_error, _FieldError) and ctx_error.key else [])])
-            accepted = ctx_error.accepted if isinstance(ctx_error, _FieldError) else err["msg"].replace("Input should be ", "")
+            key = ".".join([*map(str, err["loc"]), *([ctx_error.key] if isinstance(ctx_error, FieldError) and ctx_error.key else [])])
+            accepted = ctx_error.accepted if isinstance(ctx_error, FieldError) else err["msg"].replace("Input should be ", "")
             accepted = SECRET_FORMS.get(tuple(map(str, err["loc"])), accepted) if err["type"] == "string_pattern_mismatch" else accepted
             lines.append(f"{PROJECT}:{key}: invalid (value hidden: secret); expected {accepted}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None

@@ -35,7 +35,7 @@ STEPS = (
     "newest Longhorn backup and logical dump",
 )
 
-_ROW_ID = re.compile(r"^[a-z0-9-]{1,63}$")
+ROW_ID = re.compile(r"^[a-z0-9-]{1,63}$")
 
 
 # ---------------------------------------------------------------- what the steps see of a cluster

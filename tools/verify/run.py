@@ -14,7 +14,7 @@ from tools.verify.live import KubernetesCluster
 from tools.verify.steps import (
     StepError,
     Timing,
-    _describe,
+    describe_error,
     new_row_id,
     preflight,
     read_row_everywhere,
@@ -66,7 +66,7 @@ def _run(out: TextIO, label: str, action: Callable[[list[str]], None], timing: T
     except StepError as exc:
         problem = str(exc)
     except Exception as exc:
-        problem = _describe(exc)
+        problem = describe_error(exc)
     except KeyboardInterrupt:
         out.write(f"interrupted ({timing.clock() - start:.1f} s)\n")
         _print_notes(out, notes)
@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None, connect: Callable[[str, str, str | N
     try:
         cluster = connect(target.namespace, settings.longhorn.namespace, context)
     except Exception as exc:  # no kubeconfig, unknown context
-        print(f"verify: cannot reach the cluster: {_describe(exc)}", file=sys.stderr)
+        print(f"verify: cannot reach the cluster: {describe_error(exc)}", file=sys.stderr)
         return 1
     try:
         return verify(cluster, target, Timing(timeout=args.timeout), sys.stdout, stack=args.stack)

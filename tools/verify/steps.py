@@ -16,7 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from components.postgres_names import claim_name
 from components.postgres_pod import SUPERUSER
 from components.postgres_settings import SOCKET_DIR
-from tools.verify.cluster import _ROW_ID, DATABASE, FIELD_MANAGER, PASSWORD_FILE, TABLE, Cluster, Endpoint, ExecResult, Target
+from tools.verify.cluster import DATABASE, FIELD_MANAGER, PASSWORD_FILE, ROW_ID, TABLE, Cluster, Endpoint, ExecResult, Target
 
 # ---------------------------------------------------------------- psql inside the pod
 
@@ -36,7 +36,7 @@ def read_sql(row_id: str) -> str:
 
 def _check_row_id(row_id: str) -> None:
     # The id is spliced into SQL: only ever our own lowercase, digits and dashes.
-    if not _ROW_ID.match(row_id):
+    if not ROW_ID.match(row_id):
         raise ValueError(f"row id {row_id!r}: expected lowercase letters, digits and '-'")
 
 
@@ -182,7 +182,7 @@ def scale_to_zero_and_back(cluster: Cluster, target: Target, timing: Timing, not
     finally:
         problems = _restore(cluster, original, notes)
         if problems:
-            after = f" (after: {_describe(error)})" if error is not None else ""
+            after = f" (after: {describe_error(error)})" if error is not None else ""
             raise StepError("; ".join(problems) + after) from error
     wait_until(timing, timing.timeout, lambda: _not_ready(cluster, target.pods))
     notes.append("every pod Ready again")
@@ -196,7 +196,7 @@ def _restore(cluster: Cluster, original: dict[str, int], notes: list[str]) -> li
             cluster.scale(sts, replicas)
         except Exception as exc:
             problems.append(
-                f"could not restore StatefulSet {sts} to {replicas} replicas ({_describe(exc)}): "
+                f"could not restore StatefulSet {sts} to {replicas} replicas ({describe_error(exc)}): "
                 f"run `kubectl scale statefulset {sts} --replicas={replicas}` in its namespace"
             )
             continue
@@ -205,7 +205,7 @@ def _restore(cluster: Cluster, original: dict[str, int], notes: list[str]) -> li
             cluster.release_replicas(sts)
         except Exception as exc:
             notes.append(
-                f"warning: {sts}'s spec.replicas is still owned by field manager {FIELD_MANAGER} ({_describe(exc)}); "
+                f"warning: {sts}'s spec.replicas is still owned by field manager {FIELD_MANAGER} ({describe_error(exc)}); "
                 "a `pulumi up` that changes replicas will report a conflict until it runs with PULUMI_K8S_ENABLE_PATCH_FORCE=true"
             )
     return problems
@@ -287,7 +287,7 @@ def _last_line(result: ExecResult) -> str:
     return lines[-1].strip() if lines else "no output"
 
 
-def _describe(exc: BaseException | None) -> str:
+def describe_error(exc: BaseException | None) -> str:
     if isinstance(exc, ApiException):
         message = ""
         with contextlib.suppress(ValueError, TypeError, AttributeError):
