@@ -1,7 +1,15 @@
 """Entry point: read the stack's validated settings and secrets, and build the stack."""
 
-from stacks.config import load_secrets, load_settings
+import pulumi
+
+from stacks.config import ConfigError
+from stacks.config.load import load_secrets, load_settings
 from stacks.database import build
 
-settings = load_settings()
-build(settings, load_secrets(settings))
+try:
+    settings = load_settings()
+    secrets = load_secrets(settings)
+except ConfigError as exc:
+    # Pulumi prints a RunError as its message alone, without a traceback (pulumi/errors.py RunError).
+    raise pulumi.RunError(str(exc)) from None
+build(settings, secrets)

@@ -51,7 +51,7 @@ def child_spec(stack: str | None, replicas: int | None) -> dict[str, Any]:
     if stack is None:
         return {"stack": "dev", "config": {}, "secret_keys": []}
     sys.path.insert(0, str(ROOT))
-    from stacks.mock_run import as_pulumi_config, secret_config_keys, stack_config
+    from tools.stack_files import as_pulumi_config, secret_config_keys, stack_config
 
     config = stack_config(stack)
     if replicas is not None:

@@ -66,7 +66,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from components.postgres_conf import data_layout, server_parameters
 from components.quantity import quantity
 from stacks.config import ConfigError, parse_settings
-from stacks.mock_run import stack_config
 from tests.components.scripts.pg_harness import (
     BENCH_SETTINGS,
     Cluster,
@@ -77,6 +76,7 @@ from tests.components.scripts.pg_harness import (
     du_bytes,
     require_pg_bin,
 )
+from tools.stack_files import stack_config
 
 ROOT = Path(__file__).resolve().parents[1]
 MB = 1024 * 1024

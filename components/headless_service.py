@@ -6,7 +6,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.headless_service_args import HeadlessServiceArgs
-from components.naming import name_of, pod_dns, service_dns
+from components.naming import pod_dns, service_dns
+from components.outputs import name_of
 from components.validation import check_name
 
 

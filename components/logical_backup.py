@@ -17,7 +17,7 @@ import pulumi_kubernetes as k8s
 
 from components.logical_backup_args import LogicalBackupArgs
 from components.logical_backup_pod import cron_job_spec
-from components.naming import dependencies_of
+from components.outputs import dependencies_of
 from components.pod_security import checkov_skips
 from components.postgres_names import CONTAINER_PORT, backup_job
 from components.postgres_network import dns_egress
@@ -70,7 +70,7 @@ class LogicalBackup(pulumi.ComponentResource):
         else:
             self.s3_secret = None
         # A known name plus depends_on, not the Secret's output: the CronJob's spec never property-depends
-        # on an object that can be deleted before it is replaced (stacks/changes.py).
+        # on an object that can be deleted before it is replaced (tools/changes.py).
         s3_secret = s3_secret_name if self.s3_secret is not None else None
         self.cron_job = k8s.batch.v1.CronJob(
             f"{name}-cron",

@@ -17,7 +17,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.longhorn_backups_args import LonghornRecurringJobsArgs, Schedule
-from components.naming import dependencies_of
+from components.outputs import dependencies_of
 
 RECURRING_JOB_API = "longhorn.io/v1beta2"
 # Longhorn's PVC labels: the source label makes Longhorn sync the PVC's recurring-job labels

@@ -12,7 +12,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.longhorn_install_args import Adoptable, LonghornInstallArgs
-from components.naming import name_of, pod_security_labels
+from components.naming import pod_security_labels
+from components.outputs import name_of
 
 LONGHORN_REPO = "https://charts.longhorn.io"
 BACKUP_CREDENTIALS_SECRET = "longhorn-backup-target"

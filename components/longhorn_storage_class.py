@@ -10,7 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.longhorn_storage_class_args import LonghornStorageClassArgs
-from components.naming import dependencies_of
+from components.outputs import dependencies_of
 
 LONGHORN_PROVISIONER = "driver.longhorn.io"
 

@@ -172,7 +172,7 @@ class PostgresStatefulSetArgs:
     def check_component_name(self, name: str) -> None:
         """The checks that need the component's name, run before it registers anything: the name is
         the Services' names (a DNS-1035 label), and primary_pod must be one of the set's pods.
-        (stacks/config.py also checks the length of every name derived from it.)"""
+        (stacks/config/ also checks the length of every name derived from it.)"""
         check_name(self, "<component name>", name, "dns1035")
         pods = pod_names(name, self.replicas, self.replication)
         if self.primary_pod is not None and (self.primary_pod not in pods or self.replicas == 1):

@@ -1,5 +1,5 @@
 """postgresql.conf for the pod, by pure functions: the image's major, its data layout, and the server
-parameters sized from the pod's resources (the stack's own settings are stacks/config.py).
+parameters sized from the pod's resources (the stack's own settings are stacks/config/).
 
 Nothing here touches Pulumi, so the tests call these directly.
 """
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 MiB = 1024 * 1024
 # The most pods a set can have: max_wal_senders and max_replication_slots below leave room
-# for 14 standbys plus a clone's connections. stacks/config.py caps postgres.replicas with it.
+# for 14 standbys plus a clone's connections. stacks/config/ caps postgres.replicas with it.
 MAX_REPLICAS = 15
 # Our own reading of a postgres tag: the leading number is the major (18, 18.1, 18.1-trixie, 9.6.24).
 _PG_TAG = re.compile(r"([0-9]+)(\.[0-9]+)*([-.][A-Za-z0-9_.-]+)?")

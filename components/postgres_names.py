@@ -76,7 +76,7 @@ def read_only_service(name: str) -> str:
 
 def scripts_config_map(name: str) -> str:
     """The pods' scripts ConfigMap. The pods name it as this known string, never as the ConfigMap's
-    output: an output would make the StatefulSets' spec property-depend on it (stacks/changes.py)."""
+    output: an output would make the StatefulSets' spec property-depend on it (tools/changes.py)."""
     return f"{name}-scripts"
 
 

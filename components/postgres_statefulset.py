@@ -19,7 +19,8 @@ import pulumi_random as random
 
 from components.headless_service import HeadlessService
 from components.headless_service_args import HeadlessServiceArgs, NamedPort
-from components.naming import dependencies_of, name_of, service_dns
+from components.naming import service_dns
+from components.outputs import dependencies_of, name_of
 from components.postgres_args import PostgresStatefulSetArgs
 from components.postgres_conf import data_layout, server_parameters
 from components.postgres_names import (

@@ -1,6 +1,6 @@
 """Kubernetes quantities (``1Gi``, ``500m``) read the way the API server reads them.
 
-The one parser for the components and the stack settings (stacks/config.py imports it).
+The one parser for the components and the stack settings (stacks/config/ imports it).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The policy pack without the Pulumi CLI or a cluster: `bin/policy <stack>` (python -m policy.offline <stack>).
 
-The program runs under Pulumi's mocks for the stack (stacks/mock_run.py, as the render does), and every
+The program runs under Pulumi's mocks for the stack (tools/mock_run.py, as the render does), and every
 registered resource goes through every rule of rules.py the way the pulumi-policy runtime hands it over
 (pulumi_policy 1.21.0 policy.py:971-1029, _PolicyAnalyzerServicer.Analyze: deserialize_properties,
 unknown_checking_proxy, ResourceValidationArgs(type, props, urn, name, opts, provider, config, stack_tags);
@@ -38,17 +38,8 @@ from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
 from policy.rules import POLICIES
-from stacks.mock_run import (
-    STACK_NAME,
-    MissingStackFileError,
-    Registered,
-    Run,
-    StackFileError,
-    StackFileWarning,
-    run_program,
-    stack_config,
-    stacks,
-)
+from tools.mock_run import Registered, Run, run_program
+from tools.stack_files import STACK_NAME, MissingStackFileError, StackFileError, StackFileWarning, stack_config, stacks
 
 CONFIG_FILE = Path(__file__).resolve().parent / "config.json"
 LEVELS = {level.value: level for level in EnforcementLevel}

@@ -306,7 +306,7 @@ def _is_longhorn_release(args: ResourceValidationArgs) -> bool:
 
 
 def uninstall_confirmation(stack: str, namespace: str, release: str) -> str:
-    """The sentence an armed release must carry as its description; stacks/config.py uninstall_confirmation
+    """The sentence an armed release must carry as its description; stacks/config/runbooks.py uninstall_confirmation
     builds the same one for longhorn.uninstallConfirmation (tests/policy pins that they agree)."""
     return f"{stack}: no other stack uses {namespace}/{release}; delete every Longhorn volume in this cluster"
 

@@ -14,8 +14,9 @@ from components.longhorn_install import LonghornInstall
 from components.longhorn_install_args import Adoptable, LonghornInstallArgs
 from components.longhorn_storage_class import LonghornStorageClass
 from components.longhorn_storage_class_args import LonghornStorageClassArgs
-from components.naming import name_of, pod_security_labels
+from components.naming import pod_security_labels
 from components.network_args import DnsEgress, NetworkPolicyPeer
+from components.outputs import name_of
 from components.postgres_args import PostgresStatefulSetArgs
 from components.postgres_names import credentials_secret, scripts_config_map
 from components.postgres_statefulset import PostgresStatefulSet
@@ -75,7 +76,7 @@ def postgres_args(settings: Settings, namespace: pulumi.Input[str], storage_clas
 
 
 def longhorn_adoptions(settings: Settings) -> frozenset[Adoptable]:
-    """The adopt entries (stacks/config.py adoptable) that name a part of the Longhorn install."""
+    """The adopt entries (stacks/config/schema.py adoptable) that name a part of the Longhorn install."""
     ns = settings.longhorn.namespace
     entries: dict[str, Adoptable] = {
         f"namespace/{ns}": "namespace",
@@ -200,7 +201,7 @@ def backups(settings: Settings, secrets: Secrets, db: PostgresStatefulSet, after
 
 
 def adopted_namespace(settings: Settings) -> str | None:
-    """The import option of the database namespace: its name when adopt names it (stacks/config.py adoptable)."""
+    """The import option of the database namespace: its name when adopt names it (stacks/config/schema.py adoptable)."""
     return settings.namespace if f"namespace/{settings.namespace}" in settings.adopt else None
 
 

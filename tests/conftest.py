@@ -25,20 +25,11 @@ from typing import Any
 
 import pytest
 
-from stacks.config import CONFIG_KEYS, ConfigError, Settings, load_secrets, load_settings, parse_settings
-from stacks.mock_run import (
-    ROOT,
-    Registered,
-    Run,
-    StackFileError,
-    load_yaml,
-    project_defaults,
-    run_program,
-    run_pulumi,
-    stack_config,
-    stacks,
-)
+from stacks.config import CONFIG_KEYS, ConfigError, Settings, parse_settings
+from stacks.config.load import load_secrets, load_settings
 from tests.repo_copy import COLLECTED, ONLY_STACKS
+from tools.mock_run import Registered, Run, run_program, run_pulumi
+from tools.stack_files import ROOT, StackFileError, load_yaml, project_defaults, stack_config, stacks
 
 # Every Pulumi.<stack>.yaml, dotted names included. Per-stack tests take `stack` or `stack_run` and derive
 # every expectation from that stack's own config (settings_of), never from its name.

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from stacks.mock_run import ROOT
+from tools.stack_files import ROOT
 
 # Environments, caches and outputs: never part of the source.
 NOT_SOURCE = (

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from policy import offline
-from stacks.mock_run import ROOT
+from tools.stack_files import ROOT
 
 
 def _as_production(stack: str) -> dict[str, object]:

@@ -12,7 +12,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from stacks.mock_run import ROOT, stacks
+from tools.stack_files import ROOT, stacks
 
 # The sections whose commands a new user runs first: the set-up lines, "Day to day" (the README's five tasks and
 # the operations doc's details), the policy pack's.
@@ -54,11 +54,11 @@ def commands() -> list[list[str]]:
 
 
 def stack_arguments(argv: list[str]) -> list[str]:
-    """The stacks a command names: bin/up|bin/policy <stack>, -m stacks.render <stack>, --stack <stack>."""
+    """The stacks a command names: bin/up|bin/policy <stack>, -m tools.render <stack>, --stack <stack>."""
     found = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--stack"]
     if argv[0] in ("bin/up", "bin/policy") and len(argv) > 1 and not argv[1].startswith("-"):
         found.append(argv[1])
-    if argv[1:3] == ["-m", "stacks.render"]:
+    if argv[1:3] == ["-m", "tools.render"]:
         found.append(argv[3])
     return found
 
@@ -73,7 +73,7 @@ def test_the_offline_commands_are_tests_render_and_policy_as_bin_up_prints_them(
     missing-CLI message gives the same commands."""
     offline = bash_blocks(section("## Day to day"))[0]
     assert bash_blocks(section("## Day to day", "docs/operations.md"))[0] == offline
-    assert offline == ["bin/test --fast", ".venv/bin/python -m stacks.render prod --out rendered/prod", "bin/policy prod"]
+    assert offline == ["bin/test --fast", ".venv/bin/python -m tools.render prod --out rendered/prod", "bin/policy prod"]
     printed = re.findall(r'^    echo "    \w+: +(.*)"$', (ROOT / "bin" / "up").read_text(), re.MULTILINE)
     assert [line.replace("$stack", "prod") for line in printed] == [offline[1], offline[0], offline[2]]
     assert '"--fast"' in (ROOT / "bin" / "test").read_text()
@@ -110,7 +110,7 @@ def test_the_render_and_the_policy_commands_run_in_a_fresh_shell_without_the_cli
 
 
 def _is_render(argv: list[str]) -> bool:
-    return argv[1:3] == ["-m", "stacks.render"]
+    return argv[1:3] == ["-m", "tools.render"]
 
 
 def _is_policy(argv: list[str]) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stacks.mock_run import ROOT
+from tools.stack_files import ROOT
 
 FAKE_KUBECTL = """#!/usr/bin/env python3
 import json, os, sys

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from stacks.mock_run import ROOT
+from tools.stack_files import ROOT
 
 SCRIPT = ROOT / "bin" / "recover-rollout"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stacks.mock_run import ROOT
+from tools.stack_files import ROOT
 
 # The stacks of the test checkout: a dotted name among them, sorted as bin/up lists them (C locale).
 CHECKOUT_STACKS = ("dev", "eu.prod", "prod", "staging")
@@ -197,7 +197,7 @@ def test_up_without_the_cli_makes_venv_then_names_the_pinned_cli_and_the_offline
         f"  install the version CI pins: curl -fsSL https://get.pulumi.com | sh -s -- --version {version}",
         "  (or https://www.pulumi.com/docs/iac/download-install/), then run bin/up staging again",
         "  without the CLI or a cluster (README.md#day-to-day):",
-        "    render: .venv/bin/python -m stacks.render staging --out rendered/staging",
+        "    render: .venv/bin/python -m tools.render staging --out rendered/staging",
         "    tests:  bin/test --fast",
         "    policy: bin/policy staging",
     ]
@@ -205,7 +205,7 @@ def test_up_without_the_cli_makes_venv_then_names_the_pinned_cli_and_the_offline
     assert checkout.calls() == []
     assert not (checkout.root / ".pulumi-state").exists()
     # Every command the message names exists in the repository: the render module, bin/test, bin/policy.
-    assert (ROOT / "stacks" / "render.py").is_file()
+    assert (ROOT / "tools" / "render.py").is_file()
     assert all(os.access(ROOT / "bin" / tool, os.X_OK) for tool in ("test", "policy"))
 
 

@@ -24,8 +24,8 @@ from components.longhorn_storage_class_args import LonghornStorageClassArgs
 from components.network_args import DnsEgress, NetworkPolicyPeer
 from components.postgres_args import PostgresStatefulSetArgs
 from components.postgres_statefulset import PostgresStatefulSet
-from stacks.mock_run import Run, run_pulumi
 from tests.conftest import STS, run_component
+from tools.mock_run import Run, run_pulumi
 
 COMPONENTS = Path(__file__).resolve().parents[2] / "components"
 
@@ -84,7 +84,7 @@ REJECTED: list[tuple[Callable[..., object], str, Any, str]] = [
     (pg, "requests", {"cpu": "8"}, "at most limits['cpu'] (2)"),
     (pg, "database", "App-DB", "a PostgreSQL identifier"),
     (pg, "username", "replicator", "a role other than replication_user"),
-    # Reserved as stacks/config.py and pod-config.sh reserve them: the init container would die on them.
+    # Reserved as stacks/config/ and pod-config.sh reserve them: the init container would die on them.
     (pg, "username", "postgres", "a role name other than postgres (the superuser) and not starting with pg_"),
     (pg, "username", "pg_monitor", "not starting with pg_ (reserved), such as 'app'"),
     (pg, "replication_user", "postgres", "a role name other than postgres (the superuser)"),

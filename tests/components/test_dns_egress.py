@@ -8,8 +8,8 @@ import pytest
 
 from components.network_args import DnsEgress
 from components.postgres_statefulset import PostgresStatefulSet, PostgresStatefulSetArgs
-from stacks.mock_run import plain
 from tests.conftest import dns_rule_of, run_component
+from tools.mock_run import plain
 
 NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 

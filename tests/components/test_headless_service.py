@@ -7,8 +7,8 @@ import pytest
 
 from components.headless_service import HeadlessService
 from components.headless_service_args import HeadlessServiceArgs, NamedPort
-from stacks.mock_run import plain as _plain
 from tests.conftest import SVC, run_component
+from tools.mock_run import plain as _plain
 
 
 def _build(publish: bool) -> None:

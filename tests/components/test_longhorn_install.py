@@ -12,9 +12,10 @@ from components.longhorn_install import LonghornInstall, longhorn_values
 from components.longhorn_install_args import LonghornInstallArgs
 from components.longhorn_storage_class import LonghornStorageClass
 from components.longhorn_storage_class_args import LonghornStorageClassArgs
-from stacks.mock_run import plain as _plain
-from stacks.mock_run import run_program, stack_config
 from tests.conftest import run_component
+from tools.mock_run import plain as _plain
+from tools.mock_run import run_program
+from tools.stack_files import stack_config
 
 # Key paths present in the Longhorn chart's values.yaml at 1.10.1, read from the stored
 # rancher/charts copy charts/longhorn/108.2.0+up1.10.1/values.yaml (upstream 1.10.1 keys).

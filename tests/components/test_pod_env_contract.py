@@ -26,8 +26,8 @@ from components.pod_env_contract import (
     UndeclaredVariableError,
 )
 from components.pod_env_contract_sh import generated_scripts, render_env_contract
-from stacks.mock_run import plain as _plain
 from tests.conftest import SECRET, STS, run_with
+from tools.mock_run import plain as _plain
 
 SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "components" / "scripts"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"

@@ -9,9 +9,9 @@ import pulumi
 from components.postgres_args import PostgresStatefulSetArgs
 from components.postgres_pod import script_files
 from components.postgres_statefulset import PostgresStatefulSet
-from stacks.mock_run import Run
-from stacks.mock_run import plain as _plain
 from tests.conftest import CLAIM, PASSWORD, SECRET, STS, SVC, by_name, run_component
+from tools.mock_run import Run
+from tools.mock_run import plain as _plain
 
 
 def _build(**overrides: Any) -> Run:

@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from stacks.mock_run import run_program
 from tests.conftest import FIXED_CONFIGS, fixed_config
 from tests.stacks.test_backups import DUMP_S3, TARGET
+from tools.mock_run import run_program
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "urns"
 PROJECT = "pgstack"

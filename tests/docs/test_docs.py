@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from stacks.mock_run import ROOT
+from tools.stack_files import ROOT
 
 README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))

@@ -8,9 +8,9 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
-from stacks.mock_run import ROOT
 from tests.conftest import settings_of
-from tests.stacks.test_render import KUBERNETES_VERSIONS, crd_schemas
+from tests.tools.test_render import KUBERNETES_VERSIONS, crd_schemas
+from tools.stack_files import ROOT
 
 MANIFESTS = ROOT / "docs" / "restore-from-longhorn-backup.yaml"
 

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from policy import offline
-from stacks.mock_run import stacks
+from tools.stack_files import stacks
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"

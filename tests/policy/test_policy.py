@@ -27,8 +27,9 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
 from policy import offline, rules
 from stacks.config import uninstall_confirmation
-from stacks.mock_run import Registered, Run, run_program, stack_config, stacks
 from tests.conftest import recorded_run, settings_of
+from tools.mock_run import Registered, Run, run_program
+from tools.stack_files import stack_config, stacks
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "policy"
 POLICIES: dict[str, ResourceValidationPolicy] = {p.name: p for p in rules.POLICIES}

@@ -6,15 +6,16 @@ import json
 import logging
 from typing import Any
 
+import pulumi
 import pytest
 from pulumi.runtime import rpc
 
 from components.logical_backup import backup_labels
 from components.logical_backup_pod import RCLONE_IMAGE
-from stacks.config import PROJECT, ConfigError
-from stacks.mock_run import Registered, Run, run_program
-from stacks.mock_run import plain as _plain
+from stacks.config import PROJECT
 from tests.conftest import CLAIM, STS, fixed_config, fixed_settings, run_with
+from tools.mock_run import Registered, Run, run_program
+from tools.mock_run import plain as _plain
 
 RECURRING_JOB = "kubernetes:longhorn.io/v1beta2:RecurringJob"
 CRON = "kubernetes:batch/v1:CronJob"
@@ -179,7 +180,7 @@ BAD_SECRETS: list[tuple[str, Any, dict[str, Any], str]] = [
 def test_bad_secret_config_is_named_without_its_value(key: str, value: Any, overrides: dict[str, Any], words: str) -> None:
     config = fixed_config("prod") | {f"{PROJECT}:{k}": v for k, v in overrides.items()} | {f"{PROJECT}:{key}": value}
     run = Run()
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(pulumi.RunError) as err:
         run_program(config, stack="prod", run=run, secret_keys=[f"{PROJECT}:{key}"])
     assert words in str(err.value)
     assert "zzz-hidden" not in str(err.value) and "s3cr3t" not in str(err.value)
@@ -189,6 +190,6 @@ def test_bad_secret_config_is_named_without_its_value(key: str, value: Any, over
 def test_secret_config_must_be_set_as_a_secret() -> None:
     config = fixed_config("prod") | {f"{PROJECT}:backupTarget": TARGET}
     run = Run()
-    with pytest.raises(ConfigError, match=r"pgstack:backupTarget: stored in plain text; expected a secret: pulumi config set --secret"):
+    with pytest.raises(pulumi.RunError, match=r"pgstack:backupTarget: stored in plain text; expected a secret: pulumi config set --secret"):
         run_program(config, stack="prod", run=run)
     assert run.resources == []

@@ -7,12 +7,14 @@ import json
 import re
 from typing import Any
 
+import pulumi
 import pytest
 import yaml
 
 from stacks.config import CONFIG_KEYS, PROJECT, SECRET_FORMS, ConfigError, Settings, parse_secrets, parse_settings
-from stacks.mock_run import PROJECT_FILE, Run, project_defaults, run_program, stack_config
 from tests.conftest import STACKS, fixed_settings, settings_of, stack_file_problem
+from tools.mock_run import Run, run_program
+from tools.stack_files import PROJECT_FILE, project_defaults, stack_config
 
 
 def test_pulumi_yaml_declares_every_key_with_the_schema_defaults() -> None:
@@ -22,7 +24,7 @@ def test_pulumi_yaml_declares_every_key_with_the_schema_defaults() -> None:
     defaults = Settings().model_dump(mode="json")
     for key, value in project_defaults().items():
         if key.startswith(f"{PROJECT}:"):
-            assert value == defaults[key.split(":", 1)[1]], f"Pulumi.yaml default for {key} drifted from stacks/config.py"
+            assert value == defaults[key.split(":", 1)[1]], f"Pulumi.yaml default for {key} drifted from stacks/config/"
 
 
 def test_pulumi_yaml_makes_secret_and_configmap_content_mutable() -> None:
@@ -57,7 +59,7 @@ def test_dev_and_prod_sizes() -> None:
     assert prod.postgres.storageSize != dev.postgres.storageSize
 
 
-# The 18.6 image the stacks pin, and 17.11's linux/amd64 image (docker-library/repo-info, stacks/config.py KNOWN_DIGESTS).
+# The 18.6 image the stacks pin, and 17.11's linux/amd64 image (docker-library/repo-info, stacks/config/majors.py KNOWN_DIGESTS).
 DIGEST_18 = "sha256:86c951e05bf56c93d95d397747fb8820ac76cc3bedb78f43abd83eedbe3666ae"
 DIGEST_17_AMD64 = "sha256:e31e3d5327d1806f6177827c9710643e4f35f7ab3f14d26d05332753d3e95ee0"
 
@@ -81,7 +83,7 @@ BAD: list[tuple[str, Any, str, str, str]] = [
     ),
     ("storage", {"classname": "x"}, "storage.classname", '"x"', "did you mean storage.className?"),
     ("longhorn", {"chartVersion": "v1.10.1"}, "longhorn.chartVersion", '"v1.10.1"', 'such as "1.10.1"'),
-    # what a stack file's unquoted date becomes (Pulumi's YAML keeps it as text: tests/stacks/test_stack_files.py)
+    # what a stack file's unquoted date becomes (Pulumi's YAML keeps it as text: tests/tools/test_stack_files.py)
     ("longhorn", {"chartVersion": "2024-01-01"}, "longhorn.chartVersion", '"2024-01-01"', "MAJOR.MINOR.PATCH"),
     ("postgres", {"image": {"tag": "2025-10-01"}}, "postgres.image.tag", '"2025-10-01"', "one of 15, 16, 17 or 18"),
     # quantities: the API server's grammar, then each field's range
@@ -224,7 +226,7 @@ BAD: list[tuple[str, Any, str, str, str]] = [
     ("postgres", {"image": {"tag": "18.1-alpine"}}, "postgres.image.tag", '"18.1-alpine"', "uid 70, and these pods run as uid 999"),
     ("postgres", {"image": {"tag": "16-alpine3.22"}}, "postgres.image.tag", '"16-alpine3.22"', "Debian-based tag"),
     ("postgres", {"image": {"digest": "sha256:xyz"}}, "postgres.image.digest", '"sha256:xyz"', "64 lowercase hex"),
-    # a digest the table knows (stacks/config.py KNOWN_DIGESTS) runs its own version, whatever the tag says
+    # a digest the table knows (stacks/config/majors.py KNOWN_DIGESTS) runs its own version, whatever the tag says
     ("postgres", {"image": {"tag": "17.6", "digest": DIGEST_18}}, "postgres.image.tag", '"17.6"', f"{DIGEST_18} is postgres:18.6"),
     ("postgres", {"image": {"tag": "18.5", "digest": DIGEST_18}}, "postgres.image.tag", '"18.5"', 'such as "18.6" or "18"'),
     ("postgres", {"image": {"tag": "18", "digest": DIGEST_17_AMD64}}, "postgres.image.tag", '"18"', 'such as "17.11" or "17"'),
@@ -406,7 +408,7 @@ def bad_config(key: str, value: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(("key", "value", "path", "shown", "accepted"), BAD, ids=[f"{b[2]}={b[3][:40]}" for b in BAD])
 def test_bad_input_fails_before_any_resource(key: str, value: Any, path: str, shown: str, accepted: str) -> None:
     run = Run()
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(pulumi.RunError) as err:
         run_program(bad_config(key, value), run=run)
     message = str(err.value)
     [line] = [line for line in message.splitlines() if line.strip().startswith(f"{PROJECT}:{path}:")]
@@ -509,14 +511,15 @@ def test_every_key_a_message_suggests_is_accepted_with_the_value(row: tuple[str,
 def test_a_top_level_key_in_the_wrong_case_names_the_key() -> None:
     config = stack_config("dev")
     config[f"{PROJECT}:Postgres"] = config.pop(f"{PROJECT}:postgres")
-    with pytest.raises(ConfigError, match=r"pgstack:Postgres: unknown key; did you mean pgstack:postgres\? \(keys are case-sensitive\)$"):
+    meant = r"pgstack:Postgres: unknown key; did you mean pgstack:postgres\? \(keys are case-sensitive\)$"
+    with pytest.raises(pulumi.RunError, match=meant):
         run_program(config)
 
 
 def test_unknown_top_level_key_is_rejected() -> None:
     config = stack_config("dev") | {f"{PROJECT}:postgress": {"replicas": 2}}
     run = Run()
-    with pytest.raises(ConfigError, match=r"pgstack:postgress: unknown key; did you mean pgstack:postgres\?$"):
+    with pytest.raises(pulumi.RunError, match=r"pgstack:postgress: unknown key; did you mean pgstack:postgres\?$"):
         run_program(config, run=run)
     assert run.resources == []
 
@@ -544,7 +547,7 @@ def test_a_stack_cannot_turn_the_mutable_content_flags_off(key: str) -> None:
     """Off, a rotation or a new pgstack version is refused on a protected stack: one line naming the key,
     the value and the accepted form, before any resource is registered."""
     run = Run()
-    with pytest.raises(ConfigError, match=rf"{key}: 'false'; expected true \(set in Pulumi.yaml"):
+    with pytest.raises(pulumi.RunError, match=rf"{key}: 'false'; expected true \(set in Pulumi.yaml"):
         run_program(stack_config("prod") | {key: False}, run=run)
     assert run.resources == []
 

@@ -9,8 +9,10 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+import pulumi
 import pytest
 
+from components.quantity import quantity
 from stacks.config import (
     CONFIG_KEYS,
     PG_END_OF_LIFE,
@@ -22,13 +24,13 @@ from stacks.config import (
     end_of_life_warning,
     ignored_settings_warnings,
     parse_settings,
-    quantity,
     unread_config_keys,
 )
-from stacks.mock_run import Run, run_program, stack_config
-from stacks.mock_run import plain as _plain
-from stacks.render import kubernetes_objects
 from tests.conftest import STS
+from tools.mock_run import Run, run_program
+from tools.mock_run import plain as _plain
+from tools.render import kubernetes_objects
+from tools.stack_files import stack_config
 
 # ------------------------------------------------------------------ quantities
 
@@ -244,7 +246,7 @@ def test_the_longest_name_makes_only_objects_the_cluster_accepts() -> None:
 
 def test_a_name_one_character_longer_is_refused_before_any_resource() -> None:
     run = Run()
-    with pytest.raises(ConfigError, match="at most 44 characters"):
+    with pytest.raises(pulumi.RunError, match="at most 44 characters"):
         run_program(stack_config("dev") | {f"{PROJECT}:postgres": {"name": "p" * 45}}, run=run)
     assert run.resources == []
 

@@ -11,8 +11,9 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from pulumi.runtime import rpc
 
-from stacks.mock_run import Registered, Run, plain, run_program, stack_config
 from tests.conftest import CLAIM, PASSWORD, SECRET, STS, SVC, by_name, run_with, settings_of
+from tools.mock_run import Registered, Run, plain, run_program
+from tools.stack_files import stack_config
 
 LONGHORN_TYPES = {
     "pgstack:index:LonghornInstall",

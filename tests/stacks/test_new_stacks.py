@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from stacks.mock_run import ROOT
 from tests.repo_copy import COLLECTED, INNER, ONLY_STACKS, copy_repository, run_in
 from tests.stacks.test_secure_config import secure_stack_file
+from tools.stack_files import ROOT
 
 # A realistic second staging stack, unlike every committed one: two pods, reached through a NodePort,
 # its own namespace and StorageClass on a shared Longhorn, and an image by tag only.
@@ -91,7 +91,7 @@ config:
 }
 
 
-# How a test module reaches the live stack files (tests/conftest.py, stacks/mock_run.py), or runs per stack (a
+# How a test module reaches the live stack files (tests/conftest.py, tools/mock_run.py), or runs per stack (a
 # `stack` parameter): a module that names none of these cannot see a new or edited stack file (the URN guard and
 # the fixed_config tests use their own copies). The pod-script tests (tests/components/scripts/) never read them.
 LIVE_STACK_FILES = re.compile(r"\b(stack_config|stacks\(\)|STACKS|settings_of|stack_run|stack_files?|stack: str)\b|Pulumi\.\*")
@@ -127,7 +127,7 @@ def test_every_per_stack_test_passes_for_new_stack_files(tmp_path: Path) -> None
     # the expected per-stack set needs no second collection.
     report, collected = tmp_path / "report.xml", tmp_path / "collected.txt"
     readers = readers_of_stack_files(repo)
-    assert {"tests/bin/test_up.py", "tests/stacks/test_changes.py", "tests/stacks/test_stack_files.py"} <= set(readers), readers
+    assert {"tests/bin/test_up.py", "tests/tools/test_changes.py", "tests/tools/test_stack_files.py"} <= set(readers), readers
     run = run_in(
         repo, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-q", *readers,
         "-m", "not slow", "-k", " or ".join(["unit", *NEW_STACKS, *EDITED]), f"--junitxml={report}",

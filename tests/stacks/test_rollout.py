@@ -20,9 +20,10 @@ from pulumi.runtime import rpc
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from stacks.mock_run import ROOT, RecordingMocks, RecordingMonitor, Registered, Run, as_pulumi_config, plain, run_program
 from stacks.rollout import MAJOR_KEEPER, TEMPLATE_KEEPER
 from tests.conftest import fixed_config, fixed_settings
+from tools.mock_run import RecordingMocks, RecordingMonitor, Registered, Run, plain, run_program
+from tools.stack_files import ROOT, as_pulumi_config
 
 RANDOM_ID = "random:index/randomId:RandomId"
 STS = "kubernetes:apps/v1:StatefulSet"

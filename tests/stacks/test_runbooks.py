@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pulumi
 import pytest
 
 from stacks.config import PROJECT, ConfigError, adoptable, parse_settings, uninstall_confirmation
-from stacks.mock_run import Registered, Run, plain, run_program, stack_config
 from tests.conftest import CLAIM, STS, SVC, fixed_config, fixed_settings, run_with, settings_of
+from tools.mock_run import Registered, Run, plain, run_program
+from tools.stack_files import stack_config
 
 GUARD = ("random:index/randomId:RandomId", "destroy-guard")
 NAMESPACE = "kubernetes:core/v1:Namespace"
@@ -133,14 +135,14 @@ def test_adopt_imports_exactly_the_named_objects() -> None:
 )
 def test_a_bad_adopt_entry_fails_before_anything_is_registered(adopt: list[str], secrets: dict[str, Any], message: str) -> None:
     run = Run()
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(pulumi.RunError, match=message):
         run_program(fixed_config("dev") | {f"{PROJECT}:adopt": adopt}, stack="dev", run=run)
     assert run.resources == []
 
 
 def test_a_stack_without_longhorn_adopts_only_its_namespace() -> None:
     run = Run()
-    with pytest.raises(ConfigError, match=r"expected one of the objects this stack creates: namespace/postgres-staging \("):
+    with pytest.raises(pulumi.RunError, match=r"expected one of the objects this stack creates: namespace/postgres-staging \("):
         run_program(fixed_config("staging") | {f"{PROJECT}:adopt": ["namespace/longhorn-system"]}, stack="staging", run=run)
     assert run.resources == []
 
@@ -190,7 +192,7 @@ def _armed(confirmation: str | None) -> dict[str, Any]:
 def test_an_armed_uninstall_without_this_stacks_confirmation_fails_first(confirmation: str | None) -> None:
     run = Run()
     expected = uninstall_confirmation("dev", "longhorn-system")
-    with pytest.raises(ConfigError, match=r"pgstack:longhorn\.uninstallConfirmation: got ") as caught:
+    with pytest.raises(pulumi.RunError, match=r"pgstack:longhorn\.uninstallConfirmation: got ") as caught:
         run_program(fixed_config("dev") | _armed(confirmation), stack="dev", run=run)
     assert f'exactly "{expected}"' in str(caught.value)
     assert run.resources == []
@@ -251,7 +253,7 @@ def test_what_a_destroy_leaves_behind_is_exactly_what_adopt_takes_back() -> None
 
 
 def test_settings_read_outside_a_run_still_need_a_confirmation_of_this_release() -> None:
-    """stacks/verify.py reads settings without a Pulumi run (no stack name): the sentence's form and release count."""
+    """tools/verify.py reads settings without a Pulumi run (no stack name): the sentence's form and release count."""
     armed = {"deleteAllVolumesOnUninstall": True}
     assert parse_settings({"longhorn": armed | {"uninstallConfirmation": uninstall_confirmation("qa", "longhorn-system")}})
     for wrong in (None, "yes", uninstall_confirmation("qa", "lh-other")):

@@ -14,8 +14,9 @@ import pytest
 from pulumi.runtime import rpc
 
 from stacks.config import SECRET_UNKNOWN
-from stacks.mock_run import ROOT, plain, run_program, secret_config_keys, stack_config
-from stacks.render import render
+from tools.mock_run import plain, run_program
+from tools.render import render
+from tools.stack_files import ROOT, secret_config_keys, stack_config
 
 # The passphrase provider's ciphertext shape (v1:<nonce>:<ciphertext>, base64), as `pulumi config set --secret` writes it.
 CIPHER = "v1:4bUEBPdf1J+0Bcv9:g6yFdcOPOeyvZKZ4Ycq1Nx8uUW5nEvKuGQ=="

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from components.pod_security import SKIP_HIGH_UID, SKIP_PULL_ALWAYS, SKIP_SIDECAR_READINESS, checkov_skips
-from stacks.mock_run import ROOT, Run, plain
-from stacks.render import kubernetes_objects, render
 from tests.conftest import STS, dns_rule_of, run_with, settings_of
+from tools.mock_run import Run, plain
+from tools.render import kubernetes_objects, render
+from tools.stack_files import ROOT
 
 # Volume types the restricted profile admits (Pod Security Standards, v1.33).
 RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}

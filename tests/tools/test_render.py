@@ -10,9 +10,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from stacks.mock_run import Run
-from stacks.render import MARKER, REDACTED, OutputDirError, kubernetes_objects, main, render
 from tests.conftest import fixed_project, settings_of
+from tools.mock_run import Run
+from tools.render import MARKER, REDACTED, OutputDirError, kubernetes_objects, main, render
 
 KUBERNETES_VERSIONS = ["1.30.0", "1.31.0", "1.32.0", "1.33.0", "1.34.0"]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from stacks.config import CONFIG_KEYS, PROJECT, ConfigError, parse_settings
-from stacks.mock_run import ROOT, StackFileError, StackFileWarning, stack_config, stacks
+from tools.stack_files import ROOT, StackFileError, StackFileWarning, stack_config, stacks
 
 CONTEXT_KEY = "kubernetes:context"
 

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from stacks.mock_run import (
+from tests.repo_copy import copy_repository, run_in
+from tools.mock_run import Run
+from tools.render import main
+from tools.stack_files import (
     ROOT,
     STACK_FILE_KEYS,
-    Run,
     StackFileError,
     StackFileWarning,
     as_pulumi_config,
@@ -20,8 +22,6 @@ from stacks.mock_run import (
     stack_file,
     stacks,
 )
-from stacks.render import main
-from tests.repo_copy import copy_repository, run_in
 
 
 @pytest.fixture
@@ -175,7 +175,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.cli
 def test_render_out_dot_is_refused_and_touches_nothing(repo: Path) -> None:
     before = _tree(repo)
-    result = run_in(repo, "-m", "stacks.render", "dev", "--out", ".")
+    result = run_in(repo, "-m", "tools.render", "dev", "--out", ".")
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr == "render: refusing to write into .: it holds the project (Pulumi.yaml and the stack files)\n"
@@ -189,7 +189,7 @@ def test_render_names_the_stacks_when_one_has_no_file(capsys: pytest.CaptureFixt
 
 @pytest.mark.cli
 def test_render_cli_names_the_bad_file_in_one_line(repo: Path) -> None:
-    result = run_in(repo, "-m", "stacks.render", "bad", "--out", "rendered/bad")
+    result = run_in(repo, "-m", "tools.render", "bad", "--out", "rendered/bad")
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == "render: Pulumi.bad.yaml, line 2, column 23: not valid YAML: mapping values are not allowed here\n"
     assert not (repo / "rendered" / "bad").exists()
@@ -197,16 +197,16 @@ def test_render_cli_names_the_bad_file_in_one_line(repo: Path) -> None:
 
 @pytest.mark.cli
 def test_render_run_as_a_file_says_how_to_run_it(repo: Path) -> None:
-    """What `python stacks/render.py` used to print instead: a traceback ending in "No module named 'stacks'"."""
-    result = run_in(repo, "stacks/render.py", "dev")
+    """What `python tools/render.py` used to print instead: a traceback ending in "No module named 'tools'"."""
+    result = run_in(repo, "tools/render.py", "dev")
     assert (result.returncode, result.stdout) == (1, "")
-    assert result.stderr == "render: run it as a module from the project directory: .venv/bin/python -m stacks.render <stack>\n"
+    assert result.stderr == "render: run it as a module from the project directory: .venv/bin/python -m tools.render <stack>\n"
 
 
 def test_render_usage_names_the_command_that_works(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main([])
-    assert capsys.readouterr().err.startswith("usage: python -m stacks.render ")
+    assert capsys.readouterr().err.startswith("usage: python -m tools.render ")
 
 
 def test_render_out_under_a_file_is_one_line_before_the_program_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -220,7 +220,7 @@ def test_render_out_under_a_file_is_one_line_before_the_program_runs(tmp_path: P
 def test_render_out_where_nothing_can_be_made_is_one_line(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """/proc takes no new directory, whoever asks (root included); found only when the render writes (the program's
     run is skipped here: what it registers does not matter)."""
-    monkeypatch.setattr("stacks.render.run_program", lambda *_, **__: Run())
+    monkeypatch.setattr("tools.render.run_program", lambda *_, **__: Run())
     assert main(["dev", "--out", "/proc/pgstack-render"]) == 2
     assert capsys.readouterr().err == (
         "render: cannot write into /proc/pgstack-render: No such file or directory (/proc/pgstack-render); "
@@ -230,28 +230,28 @@ def test_render_out_where_nothing_can_be_made_is_one_line(capsys: pytest.Capture
 
 @pytest.mark.cli
 def test_render_cli_warns_about_ignored_keys_and_renders_defaults(repo: Path) -> None:
-    result = run_in(repo, "-m", "stacks.render", "typo", "--out", "rendered/typo")
+    result = run_in(repo, "-m", "tools.render", "typo", "--out", "rendered/typo")
     assert result.returncode == 0, result.stderr
     first, *others = result.stderr.splitlines()
     assert first == (
         "warning: Pulumi.typo.yaml: Pulumi ignores the top-level keys confg (settings go under config:); "
         "with no config: block, every setting takes its Pulumi.yaml default"
     )
-    # Every default: dev's names too (stacks/collisions.py, tests/stacks/test_shared_cluster.py).
+    # Every default: dev's names too (tools/collisions.py, tests/tools/test_shared_cluster.py).
     assert others and all(line.startswith("warning: Pulumi.typo.yaml and Pulumi.") for line in others), others
     assert (repo / "rendered" / "typo" / "namespace-cluster-postgres.yaml").is_file()
 
 
 @pytest.mark.cli
 def test_render_cli_renders_a_dotted_stack(repo: Path) -> None:
-    result = run_in(repo, "-m", "stacks.render", "eu.prod", "--out", "rendered/eu.prod")
+    result = run_in(repo, "-m", "tools.render", "eu.prod", "--out", "rendered/eu.prod")
     assert result.returncode == 0, result.stderr
     assert "rendered/eu.prod/statefulset-postgres-prod-postgres.yaml" in result.stdout.split()
 
 
 @pytest.mark.cli
 def test_render_cli_refuses_a_stack_that_collides_on_its_named_cluster(repo: Path) -> None:
-    result = run_in(repo, "-m", "stacks.render", "lab-b", "--out", "rendered/lab-b")
+    result = run_in(repo, "-m", "tools.render", "lab-b", "--out", "rendered/lab-b")
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr.splitlines() == [
         "render: Pulumi.lab-b.yaml and Pulumi.lab-a.yaml deploy to one cluster (kubernetes:context lab) and both create "

@@ -1,6 +1,6 @@
-"""What bin/recover-rollout acts on, read from a stack's config: ``python -m stacks.recover <stack>``.
+"""What bin/recover-rollout acts on, read from a stack's config: ``python -m tools.recover <stack>``.
 
-Kept apart from stacks/rollout.py, which the program imports: this reads stack files (stacks.mock_run).
+Kept apart from stacks/rollout.py, which the program imports: this reads stack files (tools.stack_files).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from components.postgres_names import statefulsets
 from stacks.config import PROJECT, ConfigError, parse_settings
-from stacks.mock_run import StackFileError, stack_config
+from tools.stack_files import StackFileError, stack_config
 
 
 def recovery_target(stack: str) -> list[str]:
@@ -28,7 +28,7 @@ def recovery_target(stack: str) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
-        print("usage: python -m stacks.recover <stack>", file=sys.stderr)
+        print("usage: python -m tools.recover <stack>", file=sys.stderr)
         return 2
     try:
         print("\n".join(recovery_target(args[0])))

@@ -1,12 +1,12 @@
 """Offline render: run the program for a stack under Pulumi's mocks and write its Kubernetes objects.
 
 No cluster and no Pulumi CLI are needed. Reviewers and scanners (kubernetes-validate,
-checkov) read the YAML this writes. The program runs through stacks/mock_run.py, the
+checkov) read the YAML this writes. The program runs through tools/mock_run.py, the
 runner the tests use to inspect the resource graph. Secret values are never written: Secret data is replaced by a
 placeholder, and generated passwords are random per run.
 
-    python -m stacks.render dev            # writes rendered/dev/*.yaml
-    python -m stacks.render prod --out /tmp/prod
+    python -m tools.render dev            # writes rendered/dev/*.yaml
+    python -m tools.render prod --out /tmp/prod
 
 Objects created by the Longhorn Helm chart are Helm's, not ours: the render lists
 the Release itself (chart, version, values) in helm/release-*.yaml for review.
@@ -16,7 +16,7 @@ directory, or into one it wrote before: that directory holds a marker file
 (.pgstack-render) listing the files of the last render, and a new render replaces
 exactly those. Any other non-empty directory (`--out .` among them) is refused.
 
-Before it writes, the render compares the stack with every other stack file (stacks/collisions.py): names that
+Before it writes, the render compares the stack with every other stack file (tools/collisions.py): names that
 would collide on one cluster refuse the render when both stack files name the same kubernetes:context, and give a
 warning when a cluster is unknown.
 """
@@ -34,23 +34,13 @@ import pulumi
 import yaml
 
 try:
-    from stacks.collisions import collisions
-    from stacks.mock_run import (
-        ROOT,
-        MissingStackFileError,
-        Registered,
-        Run,
-        StackFileError,
-        StackFileWarning,
-        plain,
-        run_program,
-        stack_config,
-        stacks,
-    )
-except ModuleNotFoundError as missing:  # `python stacks/render.py`: Python puts stacks/, not the project, on the path
-    if missing.name != "stacks":
+    from tools.collisions import collisions
+    from tools.mock_run import Registered, Run, plain, run_program
+    from tools.stack_files import ROOT, MissingStackFileError, StackFileError, StackFileWarning, stack_config, stacks
+except ModuleNotFoundError as missing:  # `python tools/render.py`: Python puts tools/, not the project, on the path
+    if missing.name != "tools":
         raise
-    sys.exit("render: run it as a module from the project directory: .venv/bin/python -m stacks.render <stack>")
+    sys.exit("render: run it as a module from the project directory: .venv/bin/python -m tools.render <stack>")
 
 REDACTED = "<redacted>"
 # Marks a directory the render owns, and lists the files it wrote there.
@@ -142,7 +132,7 @@ def _check_creatable(out_dir: Path) -> None:
 
 
 def _write_marker(out_dir: Path, files: list[Path]) -> None:
-    lines = ["# Written by python -m stacks.render. It owns this directory and replaces only the files listed here.", ""]
+    lines = ["# Written by python -m tools.render. It owns this directory and replaces only the files listed here.", ""]
     lines += [str(f.relative_to(out_dir)) for f in files]
     tmp = out_dir / f"{MARKER}.tmp"
     tmp.write_text("\n".join(lines) + "\n")
@@ -190,7 +180,7 @@ def _write(out_dir: Path, previous: list[Path], files: list[tuple[Path, str]]) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stacks.render", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.render", description=__doc__.split("\n\n")[0])
     parser.add_argument("stack", help=f"a stack with a Pulumi.<stack>.yaml ({', '.join(stacks())})")
     parser.add_argument("--out", type=Path, help="output directory (default rendered/<stack>); new, empty, or written by an earlier render")
     ns = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """Config changes on a live stack, table-driven: what each does to every stateful object.
 
-The same table is README "Changing a live stack". Effects come from stacks/changes.py,
+The same table is README "Changing a live stack". Effects come from tools/changes.py,
 which encodes pulumi-kubernetes' replace rules and Kubernetes' claim rules; the mock runs
 provide the real before and after objects.
 """
@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from components import postgres_pod
-from stacks.changes import (
+from tests.conftest import STACKS, fixed_config, settings_of
+from tools.changes import (
     CREATED,
     DELETED,
     FORGOTTEN,
@@ -32,8 +33,8 @@ from stacks.changes import (
     dependent_replacements,
     effect,
 )
-from stacks.mock_run import Options, Registered, Run, fake_password, run_program, stack_config
-from tests.conftest import STACKS, fixed_config, settings_of
+from tools.mock_run import Options, Registered, Run, fake_password, run_program
+from tools.stack_files import stack_config
 
 
 def _merge(base: Any, change: Any) -> Any:

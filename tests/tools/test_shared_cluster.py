@@ -1,5 +1,5 @@
 """Several stacks on one cluster: dev installs Longhorn, staging shares it (README "Several stacks on one cluster"),
-and stack files that would collide on one cluster are refused or warned about (stacks/collisions.py)."""
+and stack files that would collide on one cluster are refused or warned about (tools/collisions.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from stacks.collisions import ClusterNames, clash, cluster_names, collisions
-from stacks.mock_run import ROOT, Run, run_program
-from stacks.render import helm_releases, kubernetes_objects
 from tests.conftest import FIXED_CONFIGS, STACKS, fixed_config, stack_file_problem
+from tools.collisions import ClusterNames, clash, cluster_names, collisions
+from tools.mock_run import Run, run_program
+from tools.render import helm_releases, kubernetes_objects
+from tools.stack_files import ROOT
 
 # The documented layout, as the tests' own fixed configurations (the committed stack files as captured for the
 # URN guard): these stacks run on one cluster. The user's stack files are checked by test_no_two_stack_files_collide.

@@ -1,4 +1,4 @@
-"""stacks/verify.py: the persistence experiment against a simulated cluster, the real client's API calls
+"""tools/verify.py: the persistence experiment against a simulated cluster, the real client's API calls
 (mocked API objects and the HTTP requests they make), and the in-pod psql commands against real PostgreSQL.
 
 The simulated cluster (FakeCluster) knows Kubernetes' rules, not the verifier's: a StatefulSet named S
@@ -28,7 +28,20 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from stacks.config import Settings, parse_settings
-from stacks.verify import (
+from tests.components.scripts.pg_harness import (
+    Cluster as PgCluster,
+)
+from tests.components.scripts.pg_harness import (
+    HarnessError,
+    as_run_user,
+    chown_run_user,
+    leak_needles,
+    require_pg_bin,
+    wait_for,
+    write_secret,
+)
+from tests.conftest import fixed_settings, settings_of
+from tools.verify import (
     FIELD_MANAGER,
     CronJobStatus,
     Endpoint,
@@ -46,19 +59,6 @@ from stacks.verify import (
     verify,
     write_sql,
 )
-from tests.components.scripts.pg_harness import (
-    Cluster as PgCluster,
-)
-from tests.components.scripts.pg_harness import (
-    HarnessError,
-    as_run_user,
-    chown_run_user,
-    leak_needles,
-    require_pg_bin,
-    wait_for,
-    write_secret,
-)
-from tests.conftest import fixed_settings, settings_of
 
 WALL = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ROW = "verify-20260301t120000z-0123abcd"

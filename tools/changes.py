@@ -23,7 +23,7 @@ the rules the engine and the cluster apply to a live stack:
 - Kubernetes itself refuses what the provider would send as an update or an apply to a
   bound PersistentVolumeClaim: any spec change but resources.requests, and any shrink.
 
-README "Changing a live stack" is this module's table, checked by tests/stacks/test_changes.py.
+README "Changing a live stack" is this module's table, checked by tests/tools/test_changes.py.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from __future__ import annotations
 from typing import Any
 
 from components.quantity import quantity
-from stacks.mock_run import Registered, Run
-from stacks.mock_run import plain as _plain
+from tools.mock_run import Registered, Run
+from tools.mock_run import plain as _plain
 
 # forceNew paths per kind, from pulumi-kubernetes provider/pkg/provider/diff.go.
 PROVIDER_FORCE_NEW: dict[str, tuple[str, ...]] = {

@@ -1,0 +1,261 @@
+"""The postgres: block: image, resources, services, replication, client network policy, and what the
+preview can refuse before a rollout (node capacity)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    model_validator,
+)
+
+from components.postgres_conf import MAX_REPLICAS, pg_major
+from components.postgres_names import pod_name, pod_names, standby_pod
+from components.quantity import quantity
+from stacks.config.errors import FieldError, such_as
+from stacks.config.formats import (
+    Cidr,
+    CpuQuantity,
+    MemoryQuantity,
+    Model,
+    NamespaceLabels,
+    PgIdentifier,
+    PodLabels,
+    ShmQuantity,
+    StorageSize,
+    _digest,
+    _image_tag,
+    _repository,
+    _tag_is_text,
+    _wal_position,
+)
+from stacks.config.majors import digest_matches_tag
+from stacks.config.names import dns_label, postgres_name
+
+# ---------------------------------------------------------------- postgres
+
+
+class ImageSettings(Model):
+    repository: Annotated[str, AfterValidator(_repository)] = Field(
+        "docker.io/library/postgres", description="[registry[:port]/]path, without tag or digest"
+    )
+    tag: Annotated[str, BeforeValidator(_tag_is_text), AfterValidator(_image_tag)] = Field(
+        "18.6", description="Image tag; its leading number is the PostgreSQL major (15-18); Debian-based, not -alpine"
+    )
+    digest: Annotated[str, AfterValidator(_digest)] | None = Field(None, description="Pin by digest: sha256:<64 hex>")
+    pullPolicy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+
+    @model_validator(mode="after")
+    def _tag_and_digest_agree(self) -> ImageSettings:
+        digest_matches_tag(self.tag, self.digest)
+        return self
+
+    @property
+    def major(self) -> int:
+        major = pg_major(self.tag)
+        assert major is not None
+        return major
+
+    @property
+    def reference(self) -> str:
+        ref = f"{self.repository}:{self.tag}"
+        return f"{ref}@{self.digest}" if self.digest else ref
+
+
+# The resources a pod gets for what the stack leaves out; see ResourceSettings.
+DEFAULT_REQUESTS = {"cpu": "1", "memory": "1Gi"}
+DEFAULT_LIMITS = {"cpu": "2", "memory": "1Gi"}
+
+
+class ResourceAmounts(Model):
+    # "" until ResourceSettings completes it: an unset field (not in model_fields_set) takes its default there.
+    cpu: CpuQuantity = ""
+    memory: MemoryQuantity = ""
+
+
+class ResourceSettings(Model):
+    """Requests and limits; each of the four fields defaults on its own.
+
+    A field the stack leaves out takes its default, moved only as far as it must to keep
+    limits >= requests: a missing limit is max(its default, the request), a missing request is
+    min(its default, the limit). So `limits: {memory: 4Gi}` alone gives requests.memory 1Gi,
+    and `requests: {cpu: "4"}` alone gives limits.cpu 4. A request above a limit the stack set
+    itself is refused as just that.
+    """
+
+    requests: ResourceAmounts = ResourceAmounts()
+    limits: ResourceAmounts = ResourceAmounts()
+
+    @model_validator(mode="after")
+    def _complete(self) -> ResourceSettings:
+        requests: dict[str, str] = {}
+        limits: dict[str, str] = {}
+        for res in ("cpu", "memory"):
+            req = getattr(self.requests, res) if res in self.requests.model_fields_set else None
+            lim = getattr(self.limits, res) if res in self.limits.model_fields_set else None
+            if req is not None and lim is not None and quantity(lim) < quantity(req):
+                raise FieldError(
+                    f"limits.{res}",
+                    lim,
+                    f"a limit at least requests.{res} ({req}), {such_as(req)}: Kubernetes refuses a container whose "
+                    f"request is above its limit (or lower requests.{res})",
+                )
+            if req is None:
+                req = DEFAULT_REQUESTS[res] if lim is None or quantity(DEFAULT_REQUESTS[res]) <= quantity(lim) else lim
+            if lim is None:
+                lim = DEFAULT_LIMITS[res] if quantity(DEFAULT_LIMITS[res]) >= quantity(req) else req
+            requests[res], limits[res] = req, lim
+        # Frozen model: set the completed amounts once, here, while it is being validated.
+        object.__setattr__(self, "requests", ResourceAmounts(**requests))
+        object.__setattr__(self, "limits", ResourceAmounts(**limits))
+        return self
+
+
+class ServiceSettings(Model):
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    port: int = Field(5432, ge=1, le=65535)
+    nodePort: int | None = Field(None, ge=30000, le=32767, description="Only with type NodePort")
+
+    @model_validator(mode="after")
+    def _node_port_needs_type(self) -> ServiceSettings:
+        if self.nodePort is not None and self.type != "NodePort":
+            raise FieldError("nodePort", self.nodePort, "unset unless type is NodePort")
+        return self
+
+
+class ReplicationSettings(Model):
+    enabled: bool = Field(True, description="Stream from pod 0 to the other pods whenever replicas > 1")
+    user: PgIdentifier = "replicator"
+    maxLagBytes: int = Field(16 * 1024 * 1024, ge=0, description="A standby is ready only within this replay lag")
+    podAntiAffinity: Literal["soft", "hard"] = "soft"
+    primary: Annotated[str, dns_label(63, (pod_name("postgres", 0), standby_pod("postgres", 1)))] | None = Field(
+        None, description="Pod that must be the primary; null means <name>-0. Set only by the promotion runbook"
+    )
+    acceptWalLossUpTo: Annotated[str, AfterValidator(_wal_position)] | None = Field(
+        None,
+        description="Promote replication.primary although a reachable pod's WAL reaches this far past its data "
+        "(a WAL position X/Y, from init.sh's refusal); the commits in between are lost. Null: refuse",
+    )
+
+
+class ClientPeer(Model):
+    """Who may connect: pods matching podLabels in namespaces matching namespaceLabels
+    (null: the database's namespace), or an IP range in cidr."""
+
+    podLabels: PodLabels = Field(default_factory=dict)
+    namespaceLabels: NamespaceLabels | None = None
+    cidr: Cidr | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ClientPeer:
+        if self.cidr is not None and (self.podLabels or self.namespaceLabels is not None):
+            raise FieldError("cidr", self.cidr, "either cidr or podLabels/namespaceLabels in one entry, not both")
+        return self
+
+
+class DnsSettings(Model):
+    """Where the pods may send DNS queries (UDP/TCP 53).
+
+    The DNS pods (default: kube-dns in kube-system; OpenShift: dns-default in openshift-dns),
+    plus any cidrs (NodeLocal DNSCache: ["169.254.20.10/32"]); or any: true for port 53 anywhere.
+    """
+
+    podLabels: PodLabels = Field(default_factory=lambda: {"k8s-app": "kube-dns"})
+    namespaceLabels: NamespaceLabels = Field(default_factory=lambda: {"kubernetes.io/metadata.name": "kube-system"})
+    cidrs: list[Cidr] = Field(default_factory=list)
+    any: bool = Field(False, description="Port 53 to every address")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> DnsSettings:
+        # any replaces the peers: with peers also set, one of the two would be silently ignored.
+        selectors = {"podLabels", "namespaceLabels"} & self.model_fields_set
+        if self.any and (self.cidrs or selectors):
+            raise FieldError("any", True, "false when cidrs or podLabels/namespaceLabels are set (any allows every address), such as false")
+        return self
+
+
+class NetworkPolicySettings(Model):
+    enabled: bool = Field(True, description="Restrict ingress to peers and allowFrom, egress to DNS and peers")
+    allowFrom: list[ClientPeer] = Field(default_factory=lambda: [ClientPeer()], description="Default: any pod in the namespace")
+    dns: DnsSettings = DnsSettings()
+
+
+# ---------------------------------------------------------------- rollouts: what the preview can refuse
+
+# A pod that no node can take stays Pending, and the primary's rollout stops at it (stacks/rollout.py,
+# README "Runbook: a rollout is stuck"). The program cannot see the nodes; a stack that states its largest
+# node's allocatable resources gets the one check that is sure: the scheduler places a pod only on a node
+# whose allocatable amount covers the pod's requests (kubernetes pkg/scheduler/framework/plugins/noderesources
+# fit.go, fitsRequest), so a postgres container asking for more than the largest node has never fits. The pod
+# asks for a little more (the password sidecar), and other pods use part of a node: passing is no promise.
+
+
+class NodeCapacity(Model):
+    """The allocatable cpu and memory of the largest node the database pods may run on (kubectl get node
+    -o jsonpath='{.status.allocatable}'), as the stack states it."""
+
+    cpu: CpuQuantity
+    memory: MemoryQuantity
+
+
+def _fits_largest_node(resources: ResourceSettings, node: NodeCapacity | None) -> None:
+    if node is None:
+        return
+    for res in ("cpu", "memory"):
+        request, allocatable = getattr(resources.requests, res), getattr(node, res)
+        if quantity(request) > quantity(allocatable):
+            raise FieldError(
+                f"resources.requests.{res}",
+                request,
+                f"a request at most largestNode.{res} ({allocatable}), {such_as(allocatable)}: the scheduler never places "
+                f"a pod on a node whose allocatable {res} is below its request, so the pod would stay Pending and the "
+                "rollout would stop at it (or correct largestNode)",
+            )
+
+
+class PostgresSettings(Model):
+    """The PostgreSQL StatefulSet."""
+
+    name: Annotated[str, AfterValidator(postgres_name)] = Field(
+        "postgres", description="Base name of the StatefulSets, Services, Secret, claims and CronJob"
+    )
+    replicas: int = Field(1, ge=1, le=MAX_REPLICAS, description="PostgreSQL pods: 1 primary plus replicas-1 hot standbys")
+    image: ImageSettings = ImageSettings()
+    storageSize: StorageSize = Field("1Gi", description="Volume size of each pod")
+    resources: ResourceSettings = ResourceSettings()
+    database: PgIdentifier = Field("app", description="Database created for the application user")
+    passwordRotation: int = Field(1, ge=1, description="Bump to generate new passwords; the pods roll and apply them")
+    username: PgIdentifier | None = Field("app", description="Application role; null for superuser only")
+    service: ServiceSettings = ServiceSettings()
+    replication: ReplicationSettings = ReplicationSettings()
+    shmSize: ShmQuantity = Field("256Mi", description="Size of the memory-backed /dev/shm")
+    networkPolicy: NetworkPolicySettings = NetworkPolicySettings()
+    largestNode: NodeCapacity | None = Field(
+        None, description="Allocatable cpu and memory of the largest node the pods may run on; null: not checked"
+    )
+
+    @model_validator(mode="after")
+    def _roles_and_primary(self) -> PostgresSettings:
+        _fits_largest_node(self.resources, self.largestNode)
+        for key, role in (("username", self.username), ("replication.user", self.replication.user)):
+            if role is not None and (role == "postgres" or role.startswith("pg_")):
+                raise FieldError(
+                    key,
+                    role,
+                    f"a role name other than postgres (the superuser) and not starting with pg_, {such_as('orders', 'billing_app')}",
+                )
+        if self.username is not None and self.username == self.replication.user:
+            raise FieldError(
+                "username",
+                self.username,
+                f"a role name different from replication.user ({self.replication.user}), {such_as('orders', 'billing_app')}",
+            )
+        primary = self.replication.primary
+        if primary is not None:
+            pods = pod_names(self.name, self.replicas, replication=True)
+            if primary not in pods or self.replicas == 1 or not self.replication.enabled:
+                raise FieldError("replication.primary", primary, f"null or one of this set's pods with replication on: {', '.join(pods)}")
+        return self

@@ -1,0 +1,1 @@
+"""Tools around the program that `pulumi up` never imports: the mock runner, render, change model, verify, recovery."""

@@ -1,0 +1,7 @@
+"""python -m tools.verify <stack> (bin/verify)."""
+
+import sys
+
+from tools.verify.run import main
+
+sys.exit(main())
