@@ -82,8 +82,8 @@ def major_warning(settings: Settings) -> str:
     return (
         f"{PROJECT}:postgres.image.tag {pg.image.tag}: PostgreSQL {pg.image.major} is not the major this stack last "
         f"deployed (or this is its first deploy). If its volumes hold data of another major, init.sh refuses to start "
-        f"on them, and {refusal}. Keep the old tag, and move the data by dump and restore (README, Upgrade to a new "
-        "PostgreSQL major)"
+        f"on them, and {refusal}. Keep the old tag, and move the data by dump and restore "
+        "(docs/operations.md#upgrade-major)"
     )
 
 
@@ -93,7 +93,7 @@ def template_warning(name: str, stack: str) -> str:
         "cannot know whether the new pod starts: a tag or digest the registry does not have, requests no node can "
         "fit, or a crash at start leave it never ready, the StatefulSet waits on it (OrderedReady), and reverting the "
         f"config alone does not replace it. Then revert, `pulumi up`, and run bin/recover-rollout {stack} "
-        "(README, A rollout is stuck)"
+        "(docs/operations.md#recover-a-stuck-rollout)"
     )
 
 

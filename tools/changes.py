@@ -23,7 +23,7 @@ the rules the engine and the cluster apply to a live stack:
 - Kubernetes itself refuses what the provider would send as an update or an apply to a
   bound PersistentVolumeClaim: any spec change but resources.requests, and any shrink.
 
-README "Changing a live stack" is this module's table, checked by tests/tools/test_changes.py.
+docs/operations.md#changing-a-live-stack is this module's table, checked by tests/tools/test_changes.py.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Stack files that would collide on one cluster, found before `pulumi up` does (README "Several stacks on one cluster").
+"""Stack files that would collide on one cluster, found before `pulumi up` does (docs/operations.md#several-stacks-on-one-cluster).
 
 Namespaces, StorageClasses and a Longhorn install are cluster-wide: two stacks that create the same one on
 one cluster fail at the second `pulumi up` (pulumi-kubernetes creates, it does not upsert: AlreadyExists), and
@@ -74,7 +74,7 @@ def clash(a: ClusterNames, b: ClusterNames) -> tuple[str, str] | None:
     return "warning", (
         f"Pulumi.{a.stack}.yaml and Pulumi.{b.stack}.yaml both create {what}: on one cluster the second `pulumi up` "
         f"fails with AlreadyExists. On separate clusters, set {CONTEXT_KEY} in both stack files to say so; on one, "
-        'rename it in one of them (README "Several stacks on one cluster")'
+        "rename it in one of them (docs/operations.md#several-stacks-on-one-cluster)"
     )
 
 

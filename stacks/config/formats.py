@@ -233,7 +233,7 @@ def _image_tag(value: str) -> str:
         raise ValueError(
             f"a supported major ({supported}): PostgreSQL {version} reached end of life {when} and gets no more fixes, "
             f"security ones included; {examples}. Existing {version.split()[0]} data moves by dump and restore into a stack at "
-            f"{SUPPORTED_PG_MAJORS[0]} or newer (README, Upgrade to a new PostgreSQL major)"
+            f"{SUPPORTED_PG_MAJORS[0]} or newer (docs/operations.md#upgrade-major)"
         )
     if major not in SUPPORTED_PG_MAJORS:
         raise ValueError(f"a postgres image tag whose leading number is the major, one of {supported}, {examples}")

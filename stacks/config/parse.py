@@ -163,7 +163,7 @@ def unread_config_keys(keys: Iterable[str]) -> list[str]:
 
 # Pulumi.yaml turns these on for every stack: off, Secret and ConfigMap content is replace-only in
 # pulumi-kubernetes (provider/pkg/provider/diff.go), and a password rotation is refused on a protected
-# stack (README "Changing a live stack"). The provider reads "true" only (provider.go, Configure).
+# stack (docs/operations.md#changing-a-live-stack). The provider reads "true" only (provider.go, Configure).
 REQUIRED_PROVIDER_FLAGS = ("kubernetes:enableSecretMutable", "kubernetes:enableConfigMapMutable")
 
 
@@ -200,6 +200,6 @@ def end_of_life_warning(settings: Settings, today: date) -> str | None:
         return None
     return (
         f"{PROJECT}:postgres.image.tag {settings.postgres.image.tag}: PostgreSQL {major} reached end of life on "
-        f"{ended.isoformat()} and gets no more fixes; plan a dump and restore into a newer major (README, Upgrade to a "
-        "new PostgreSQL major)"
+        f"{ended.isoformat()} and gets no more fixes; plan a dump and restore into a newer major "
+        "(docs/operations.md#upgrade-major)"
     )

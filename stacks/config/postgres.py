@@ -186,7 +186,7 @@ class NetworkPolicySettings(Model):
 # ---------------------------------------------------------------- rollouts: what the preview can refuse
 
 # A pod that no node can take stays Pending, and the primary's rollout stops at it (stacks/rollout.py,
-# README "Runbook: a rollout is stuck"). The program cannot see the nodes; a stack that states its largest
+# docs/operations.md#recover-a-stuck-rollout). The program cannot see the nodes; a stack that states its largest
 # node's allocatable resources gets the one check that is sure: the scheduler places a pod only on a node
 # whose allocatable amount covers the pod's requests (kubernetes pkg/scheduler/framework/plugins/noderesources
 # fit.go, fitsRequest), so a postgres container asking for more than the largest node has never fits. The pod

@@ -269,7 +269,8 @@ def check_runbook_keys(settings: Settings, stack: str | None) -> None:
             raise FieldError(
                 "adopt",
                 entry,
-                f'one of the objects this stack creates: {", ".join(accepted)} (<kind>/<import id>; README "Destroy and decommission")',
+                f"one of the objects this stack creates: {', '.join(accepted)} "
+                "(<kind>/<import id>; docs/operations.md#bring-a-destroyed-stack-back)",
             )
     twice = [e for e in settings.adopt if settings.adopt.count(e) > 1]
     if twice:

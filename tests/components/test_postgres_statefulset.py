@@ -140,7 +140,7 @@ def test_protect_covers_the_stateful_resources_only() -> None:
     run = _build(replicas=2)
     protected = {r.name for r in run.resources if r.options.protect}
     # Not the RandomPasswords: replacing one only rotates a password (the Secret, protected, holds them),
-    # and protect would refuse every rotation (README "Changing a live stack").
+    # and protect would refuse every rotation (docs/operations.md#changing-a-live-stack).
     assert protected == {"pg", "pg-standby", "pg-credentials"}
     assert not any(r.options.protect for r in _build(replicas=2, protect=False).resources)
 

@@ -19,7 +19,7 @@ README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 MARKDOWN = [README, *DOCS]
 # Where messages and comments may cite a section: the program, its commands, the policy pack, the docs.
-CITING = ("components", "stacks", "bin", "policy", "docs")
+CITING = ("components", "stacks", "tools", "bin", "policy", "docs")
 SOURCE_SUFFIXES = {"", ".py", ".sh", ".md", ".json", ".yaml", ".yml"}
 CITATION = re.compile(r"(?<![\w/.-])((?:docs/[\w-]+\.md)|README\.md)#([\w-]*)")
 ANCHOR = re.compile(r'<a id="([\w-]+)"></a>')
@@ -84,12 +84,7 @@ def test_the_messages_cite_anchors() -> None:
     assert ("README.md", "day-to-day") in cited
 
 
-# stacks/ is being split into a package in parallel (issue 18 part A): its strings move to anchors at the
-# merge. strict: once they do, this xfail fails and must go.
-STACKS_PENDING = pytest.mark.xfail(strict=True, reason="stacks/ cites README titles until the issue 18 merge")
-
-
-@pytest.mark.parametrize("top", [pytest.param(t, marks=STACKS_PENDING) if t == "stacks" else t for t in CITING])
+@pytest.mark.parametrize("top", CITING)
 def test_nothing_cites_a_readme_section_by_title(top: str) -> None:
     """README titles are no API: every mention of the README is a link to one of its anchors."""
     offenders = []

@@ -121,7 +121,7 @@ def test_a_preview_warns_when_the_primary_template_changes_and_only_then(caplog:
     assert _preview("prod", set(), caplog) == []
     [warning] = _preview("prod", {"postgres-primary-template"}, caplog)
     assert "the pod template of postgres-0, the primary, changes" in warning
-    assert "bin/recover-rollout prod" in warning and "A rollout is stuck" in warning
+    assert "bin/recover-rollout prod" in warning and "docs/operations.md#recover-a-stuck-rollout" in warning
 
 
 @pytest.mark.parametrize(
@@ -132,4 +132,4 @@ def test_a_preview_warns_when_the_primary_template_changes_and_only_then(caplog:
 def test_a_preview_warns_when_the_major_is_new_to_the_stack(stack: str, says: str, caplog: pytest.LogCaptureFixture) -> None:
     [warning] = _preview(stack, {"postgres-data-major"}, caplog)
     assert "pgstack:postgres.image.tag" in warning and "is not the major this stack last deployed" in warning
-    assert says in warning and "Upgrade to a new PostgreSQL major" in warning
+    assert says in warning and "docs/operations.md#upgrade-major" in warning

@@ -1,4 +1,4 @@
-"""The runbooks' program side (README "Destroy and decommission", the restores): what `pulumi destroy`
+"""The runbooks' program side (docs/operations.md#bring-a-destroyed-stack-back, the restores): what `pulumi destroy`
 deletes on a protected stack, how retained objects are adopted, and how a restore holds the database.
 
 Everything is read from the program's real registrations under mocks: options (protect, retain, import),

@@ -1,4 +1,4 @@
-"""Several stacks on one cluster: dev installs Longhorn, staging shares it (README "Several stacks on one cluster"),
+"""Several stacks on one cluster: dev installs Longhorn, staging shares it (docs/operations.md#several-stacks-on-one-cluster),
 and stack files that would collide on one cluster are refused or warned about (tools/collisions.py)."""
 
 from __future__ import annotations
