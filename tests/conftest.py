@@ -18,6 +18,8 @@ slow test and the servers do not end up as the tail of the run.
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -28,7 +30,7 @@ import pytest
 from stacks.config import CONFIG_KEYS, ConfigError, Settings, parse_settings
 from stacks.config.load import load_secrets, load_settings
 from tests.repo_copy import COLLECTED, ONLY_STACKS
-from tools.mock_run import Registered, Run, run_program, run_pulumi
+from tools.mock_run import Registered, Run, replay, run_program, run_pulumi
 from tools.stack_files import ROOT, StackFileError, load_yaml, project_defaults, stack_config, stacks
 
 # Every Pulumi.<stack>.yaml, dotted names included. Per-stack tests take `stack` or `stack_run` and derive
@@ -164,19 +166,29 @@ def stack_run(stack: str) -> Run:
 
 
 def recorded_run(stack: str) -> Run:
-    """The whole program with the stack file's config, run once per stack and worker: a Run is a
-    read-only record, and a mock run is most of the unit tier's time."""
-    if stack not in _STACK_RUNS:
-        _STACK_RUNS[stack] = run_program(stack_config(stack), stack=stack)
-    return _STACK_RUNS[stack]
-
-
-_STACK_RUNS: dict[str, Run] = {}
+    """The whole program with the stack file's config (program_run)."""
+    return program_run(stack_config(stack), stack)
 
 
 def run_with(overrides: dict[str, Any], stack: str = "dev") -> Run:
-    """Run the program with a fixed configuration (dev by default) plus top-level key overrides."""
-    return run_program(fixed_config(stack) | overrides, stack=stack)
+    """Run the program with a fixed configuration (dev by default) plus top-level key overrides (program_run)."""
+    return program_run(fixed_config(stack) | overrides, stack)
+
+
+def program_run(config: dict[str, Any], stack: str) -> Run:
+    """run_program(config, stack), made once per configuration and worker: a mock run is most of the unit tier's
+    time, and many tests read the same one. Each caller gets its own copy, and the run's log messages again
+    (tools.mock_run.replay), as if the program had just run. Only for runs of the program as it is: a test that
+    patches the program (test_changes' next pgstack version) calls run_program itself."""
+    key = json.dumps([stack, config], sort_keys=True, default=str)
+    if key in _PROGRAM_RUNS:
+        replay(_PROGRAM_RUNS[key])
+    else:
+        _PROGRAM_RUNS[key] = run_program(config, stack=stack)
+    return copy.deepcopy(_PROGRAM_RUNS[key])
+
+
+_PROGRAM_RUNS: dict[str, Run] = {}
 
 
 def run_component(build: Callable[[], object]) -> Run:

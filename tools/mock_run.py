@@ -14,6 +14,7 @@ Runs:
                                  pass Run(seed=...) or Run(password=...) to choose the passwords
     Registered, Options          one registration: type, name, URN, parent, inputs as the SDK sent them,
                                  dependencies, and the options the engine acts on (protect, aliases, ...)
+    replay(run)                  log a run's messages (Run.logs, from pulumi.log through PROGRAM_LOG) again
     plain(value)                 an input as plain data (secrets unwrapped, 5432.0 -> 5432)
     fake_password(inputs, seed)  the mock's RandomPassword result: random, or derived from a seed
 
@@ -24,28 +25,29 @@ a secret only where the program marks it so, which is what the tests check.
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextlib
+import gc
 import hashlib
 import json
+import logging
 import runpy
 import secrets
 import string
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi.runtime.resource
 from pulumi.runtime import mocks, rpc
-from pulumi.runtime.proto import source_pb2
 from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
+from pulumi.runtime.sync_await import _sync_await
 
+from tools.mock_shortcuts import inline_monitor_calls, no_stack_traces
 from tools.stack_files import ROOT, as_pulumi_config, secret_config_keys
 
 __all__ = [
+    "PROGRAM_LOG",
     "Options",
     "RecordingMocks",
     "RecordingMonitor",
@@ -53,6 +55,7 @@ __all__ = [
     "Run",
     "fake_password",
     "plain",
+    "replay",
     "run_program",
     "run_pulumi",
 ]
@@ -100,6 +103,8 @@ class Run:
     # Set: RandomPassword results are password(inputs, name) instead of fake_password's (a test can
     # hand the program a password made of every character the provider could generate).
     password: Callable[[dict[str, Any], str], str] | None = None
+    # What the program logged through Pulumi (pulumi.log): (level, message), in order; replay() logs them again.
+    logs: list[tuple[int, str]] = field(default_factory=list)
     # The config the program ran with (provider keys included: tools/changes.py reads the
     # kubernetes provider's enableSecretMutable / enableConfigMapMutable from it).
     config: dict[str, Any] = field(default_factory=dict)
@@ -188,48 +193,24 @@ class RecordingMonitor(mocks.MockMonitor):
         return response
 
 
-@contextlib.contextmanager
-def _no_stack_traces() -> Iterator[None]:
-    """The SDK walks the Python stack at every registration, for the source positions the engine shows
-    in its messages; the mock monitor drops them, and the walk is a tenth of a run's time. Skipped
-    while a program runs here; nothing the tests read comes from it."""
-    module = pulumi.runtime.resource
-    original = getattr(module, "_get_stack_trace", None)
-    if original is None:  # another SDK version: leave it as it is
-        yield
-        return
-    setattr(module, "_get_stack_trace", source_pb2.StackTrace)  # noqa: B010 - a private name of the SDK's
-    try:
-        yield
-    finally:
-        setattr(module, "_get_stack_trace", original)  # noqa: B010
+# Where a run's pulumi.log messages go (the mocks' engine logs them; to the root logger by default): a child of
+# the root, so pytest's caplog and the console see them as before, and each run keeps its own (Run.logs).
+PROGRAM_LOG = logging.getLogger("pgstack.program")
 
 
-class _InlineExecutor(concurrent.futures.ThreadPoolExecutor):
-    """Runs a submitted call at once, in the calling thread. The SDK sends every monitor call through
-    loop.run_in_executor (pulumi/runtime/resource.py, do_register and friends) for a gRPC round trip;
-    to the in-process mock monitor that is only a thread hand-off per call, a sixth of a run's time.
-    Registration order was never fixed (the pool interleaves calls); what a run registers is the same."""
+class _Recorder(logging.Handler):
+    def __init__(self, run: Run) -> None:
+        super().__init__()
+        self.run = run
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as error:  # handed to the awaiting coroutine, as the pool does
-            future.set_exception(error)
-        return future
+    def emit(self, record: logging.LogRecord) -> None:
+        self.run.logs.append((record.levelno, record.getMessage()))
 
 
-@contextlib.contextmanager
-def _inline_monitor_calls() -> Iterator[None]:
-    """The event loop's default executor is _InlineExecutor while a program runs here."""
-    loop = _ensure_event_loop()  # type: ignore[no-untyped-call]  # the loop _sync_await runs
-    original = getattr(loop, "_default_executor", None)
-    loop.set_default_executor(_InlineExecutor(max_workers=1))
-    try:
-        yield
-    finally:
-        loop._default_executor = original  # no public getter or reset
+def replay(run: Run) -> None:
+    """Log a recorded run's messages again, as the program did (a test that reuses a run sees its warnings)."""
+    for level, message in run.logs:
+        PROGRAM_LOG.log(level, message)
 
 
 def run_pulumi(
@@ -245,7 +226,7 @@ def run_pulumi(
     m = RecordingMocks(run)
     # A fresh root Stack per run: set_mocks reuses an existing one, with its outputs.
     pulumi.runtime.settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(m, project="pgstack", stack=stack, preview=False, monitor=RecordingMonitor(m, run))
+    pulumi.runtime.set_mocks(m, project="pgstack", stack=stack, preview=False, monitor=RecordingMonitor(m, run), logger=PROGRAM_LOG)
     # Keys holding a stack file's `secure:` values are secrets, as the CLI marks them.
     secret = sorted({*(secret_keys or []), *secret_config_keys(config or {})})
     pulumi.runtime.set_all_config(as_pulumi_config(config or {}), secret_keys=secret)
@@ -253,8 +234,16 @@ def run_pulumi(
     def body() -> None:
         program()
 
-    with _no_stack_traces(), _inline_monitor_calls():
-        _sync_await(run_pulumi_func(body))
+    recorder = _Recorder(run)
+    PROGRAM_LOG.addHandler(recorder)
+    try:
+        with no_stack_traces(), inline_monitor_calls():
+            _sync_await(run_pulumi_func(body))
+    finally:
+        PROGRAM_LOG.removeHandler(recorder)
+        # __main__.py freezes the heap for its one run (gc.freeze); a test process runs it hundreds of
+        # times and must collect what each run left behind.
+        gc.unfreeze()
     root = pulumi.runtime.settings.get_root_resource()
     for key, value in (getattr(root, "outputs", None) or {}).items():
         out = pulumi.Output.from_input(value)

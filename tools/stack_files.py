@@ -150,6 +150,17 @@ def load_yaml(path: Path) -> Any:
         raise StackFileError(f"{_shown(path)}: not valid YAML: {' '.join(str(exc).split())}") from None
 
 
+def _shared(path: Path) -> Any:
+    """A YAML file's content as load_yaml reads it, without the copy: shared between calls, never to be changed
+    (stack_config reads Pulumi.yaml and the stack file again for every test; copying the whole project file each
+    time was most of that)."""
+    text = _text(path)
+    try:
+        return _parse(text)
+    except yaml.YAMLError:
+        return load_yaml(path)  # raises the one-line error
+
+
 @functools.lru_cache(maxsize=64)
 def _parse(text: str) -> Any:
     """YAML text parsed by libyaml when it is there (ten times faster than the pure-Python loader)."""
@@ -167,7 +178,8 @@ def _namespaced(project: str, values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _project(root: Path) -> dict[str, Any]:
-    project = load_yaml(root / "Pulumi.yaml")
+    """Pulumi.yaml, shared (read only)."""
+    project = _shared(root / "Pulumi.yaml")
     if not isinstance(project, dict) or not isinstance(project.get("name"), str):
         raise StackFileError(f"{_shown(root / 'Pulumi.yaml')}: expected a project with a name")
     return project
@@ -184,7 +196,7 @@ def project_defaults(root: Path = ROOT) -> dict[str, Any]:
             out[key] = decl["default"]
         else:
             out[key] = decl
-    return _namespaced(project["name"], out)
+    return _namespaced(project["name"], copy.deepcopy(out))
 
 
 def _without_ciphertext(value: Any) -> Any:
@@ -214,7 +226,7 @@ def stack_settings(stack: str, root: Path = ROOT) -> dict[str, Any]:
     path = stack_file(stack, root)
     if not path.is_file():
         raise MissingStackFileError(f"no stack file {_shown(path)}")
-    content = load_yaml(path)
+    content = _shared(path)  # read only: _without_ciphertext below builds new mappings and lists
     if content is None:
         content = {}
     if not isinstance(content, dict):
