@@ -30,8 +30,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchstats import Spread, interleave, machine_load, noise_verdict, ratios
-
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 1.5
 BASELINE = "flat seed 000"
@@ -117,6 +115,9 @@ def measure(name: str) -> float:
 
 
 def main() -> int:
+    # Here, not at the top: the child processes measured import as little as the program needs.
+    from benchstats import Spread, interleave, machine_load, noise_verdict, ratios
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=12, help="timed rounds, each runs every variant once (default 12)")
     parser.add_argument("--quick", action="store_true", help="4 rounds")
