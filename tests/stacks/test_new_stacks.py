@@ -91,10 +91,11 @@ config:
 }
 
 
-# How a test module reaches the live stack files (tests/conftest.py, tools/mock_run.py), or runs per stack (a
+# How a test module reaches the live stack files (tests/conftest.py, tools/stack_files.py), or runs per stack (a
 # `stack` parameter): a module that names none of these cannot see a new or edited stack file (the URN guard and
 # the fixed_config tests use their own copies). The pod-script tests (tests/components/scripts/) never read them.
-LIVE_STACK_FILES = re.compile(r"\b(stack_config|stacks\(\)|STACKS|settings_of|stack_run|stack_files?|stack: str)\b|Pulumi\.\*")
+# Names, not the module: importing ROOT from tools.stack_files reads no stack file.
+LIVE_STACK_FILES = re.compile(r"\b(stack_config|stack_settings|stack_file|STACKS|settings_of|stack_run|recorded_run|stack: str)\b|\bstacks\(\)|Pulumi\.\*")
 
 
 def readers_of_stack_files(repo: Path) -> list[str]:
