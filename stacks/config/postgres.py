@@ -151,7 +151,7 @@ class ReplicationSettings(Model):
     primary: Annotated[str, dns_label(63, (pod_name("postgres", 0), standby_pod("postgres", 1)))] | None = None
     """Pod that must be the primary; null means <name>-0. Set only by the promotion runbook."""
     acceptWalLossUpTo: Annotated[str, AfterValidator(_wal_position)] | None = None
-    """Promote primary although a reachable pod's WAL reaches this WAL position X/Y (from init.sh's refusal); null: refuse."""
+    """Promote primary although a reachable pod's WAL reaches this position X/Y (init.sh's refusal names it): those commits are lost."""
 
 
 class ClientPeer(Model):

@@ -58,7 +58,7 @@ class LonghornSettings(Model):
         "delete-deployment-pod",
         "delete-both-statefulset-and-deployment-pod",
     ] = "delete-both-statefulset-and-deployment-pod"
-    """What Longhorn does with the pods of a down node: Kubernetes never deletes them, so a deleting policy recovers faster."""
+    """What Longhorn does with the pods of a down node: Kubernetes never force-deletes them, so deleting recovers faster."""
     deleteAllVolumesOnUninstall: bool = False
     """Arm Longhorn's deleting-confirmation-flag: uninstalling the release then deletes EVERY Longhorn volume in the cluster."""
     uninstallConfirmation: str | None = None
@@ -87,7 +87,7 @@ class StorageSettings(Model):
     """The StorageClass the database volumes use."""
 
     className: DnsSubdomain = "longhorn-postgres"
-    """StorageClass this stack creates on Longhorn (one per stack); at most 31 characters with Longhorn backups on."""
+    """StorageClass this stack creates on Longhorn (one per stack); at most 31 characters with snapshots or volumeBackups."""
     existingClass: DnsSubdomain | None = None
     """Use this existing StorageClass instead; needs longhorn.install false and the four Longhorn class fields unset."""
     numberOfReplicas: int = Field(3, ge=1, le=20)
