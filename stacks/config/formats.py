@@ -269,7 +269,9 @@ Cidr = Annotated[str, AfterValidator(_cidr)]
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # use_attribute_docstrings: the docstring under each field is its description (docs/configuration.md is
+    # generated from them by tools/config_doc.py).
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, use_attribute_docstrings=True)
 
 
 def and_join(items: list[str]) -> str:

@@ -39,14 +39,16 @@ from stacks.config.names import dns_label, postgres_name
 
 
 class ImageSettings(Model):
-    repository: Annotated[str, AfterValidator(_repository)] = Field(
-        "docker.io/library/postgres", description="[registry[:port]/]path, without tag or digest"
-    )
-    tag: Annotated[str, BeforeValidator(_tag_is_text), AfterValidator(_image_tag)] = Field(
-        "18.6", description="Image tag; its leading number is the PostgreSQL major (15-18); Debian-based, not -alpine"
-    )
-    digest: Annotated[str, AfterValidator(_digest)] | None = Field(None, description="Pin by digest: sha256:<64 hex>")
+    """The official postgres image (or a copy of it) the pods run."""
+
+    repository: Annotated[str, AfterValidator(_repository)] = "docker.io/library/postgres"
+    """Image repository, [registry[:port]/]path in the OCI reference grammar, without scheme, tag or digest."""
+    tag: Annotated[str, BeforeValidator(_tag_is_text), AfterValidator(_image_tag)] = "18.6"
+    """Image tag, quoted; its leading number is the PostgreSQL major (15 to 18). Debian-based: no -alpine tags."""
+    digest: Annotated[str, AfterValidator(_digest)] | None = None
+    """Pin the image by digest, sha256:<64 hex digits>; a digest known to belong to another version is refused."""
     pullPolicy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    """When the kubelet pulls the image."""
 
     @model_validator(mode="after")
     def _tag_and_digest_agree(self) -> ImageSettings:
@@ -73,7 +75,9 @@ DEFAULT_LIMITS = {"cpu": "2", "memory": "1Gi"}
 class ResourceAmounts(Model):
     # "" until ResourceSettings completes it: an unset field (not in model_fields_set) takes its default there.
     cpu: CpuQuantity = ""
+    """CPU, a Kubernetes quantity: cores (2, "1.5") or millicores ("500m")."""
     memory: MemoryQuantity = ""
+    """Memory, a Kubernetes quantity in whole bytes ("1Gi", 1073741824)."""
 
 
 class ResourceSettings(Model):
@@ -87,7 +91,9 @@ class ResourceSettings(Model):
     """
 
     requests: ResourceAmounts = ResourceAmounts()
+    """What the scheduler reserves for the postgres container on its node."""
     limits: ResourceAmounts = ResourceAmounts()
+    """The most the postgres container may use; PostgreSQL's memory settings are sized from limits.memory."""
 
     @model_validator(mode="after")
     def _complete(self) -> ResourceSettings:
@@ -115,9 +121,14 @@ class ResourceSettings(Model):
 
 
 class ServiceSettings(Model):
+    """The client Services: <name> (read-write: the primary) and with replication <name>-ro (read-only: the standbys)."""
+
     type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    """Kubernetes Service type of the read-write Service (the read-only one is always ClusterIP)."""
     port: int = Field(5432, ge=1, le=65535)
-    nodePort: int | None = Field(None, ge=30000, le=32767, description="Only with type NodePort")
+    """Client port of both Services."""
+    nodePort: int | None = Field(None, ge=30000, le=32767)
+    """Fixed node port of the read-write Service, only with type NodePort; null: Kubernetes picks one."""
 
     @model_validator(mode="after")
     def _node_port_needs_type(self) -> ServiceSettings:
@@ -127,18 +138,20 @@ class ServiceSettings(Model):
 
 
 class ReplicationSettings(Model):
-    enabled: bool = Field(True, description="Stream from pod 0 to the other pods whenever replicas > 1")
+    """Streaming replication from the primary to the hot standbys."""
+
+    enabled: bool = True
+    """Stream from the primary to the other pods whenever replicas > 1."""
     user: PgIdentifier = "replicator"
-    maxLagBytes: int = Field(16 * 1024 * 1024, ge=0, description="A standby is ready only within this replay lag")
+    """Replication role, a PostgreSQL identifier: not postgres, not pg_*, not username."""
+    maxLagBytes: int = Field(16 * 1024 * 1024, ge=0)
+    """A standby is ready (in the read-only Service) only within this replay lag, in bytes."""
     podAntiAffinity: Literal["soft", "hard"] = "soft"
-    primary: Annotated[str, dns_label(63, (pod_name("postgres", 0), standby_pod("postgres", 1)))] | None = Field(
-        None, description="Pod that must be the primary; null means <name>-0. Set only by the promotion runbook"
-    )
-    acceptWalLossUpTo: Annotated[str, AfterValidator(_wal_position)] | None = Field(
-        None,
-        description="Promote replication.primary although a reachable pod's WAL reaches this far past its data "
-        "(a WAL position X/Y, from init.sh's refusal); the commits in between are lost. Null: refuse",
-    )
+    """Spread of the pods over nodes: soft prefers one pod per node, hard requires it (else a pod stays Pending)."""
+    primary: Annotated[str, dns_label(63, (pod_name("postgres", 0), standby_pod("postgres", 1)))] | None = None
+    """Pod that must be the primary; null means <name>-0. Set only by the promotion runbook."""
+    acceptWalLossUpTo: Annotated[str, AfterValidator(_wal_position)] | None = None
+    """Promote primary although a reachable pod's WAL reaches this position X/Y (init.sh's refusal names it): those commits are lost."""
 
 
 class ClientPeer(Model):
@@ -146,8 +159,11 @@ class ClientPeer(Model):
     (null: the database's namespace), or an IP range in cidr."""
 
     podLabels: PodLabels = Field(default_factory=dict)
+    """Pods with all these labels may connect ({}: every pod of the selected namespaces)."""
     namespaceLabels: NamespaceLabels | None = None
+    """Namespaces with all these labels ({}: every namespace); null: the database's namespace."""
     cidr: Cidr | None = None
+    """Instead of labels: clients in this IPv4 or IPv6 network, in CIDR form without host bits."""
 
     @model_validator(mode="after")
     def _one_kind(self) -> ClientPeer:
@@ -164,9 +180,13 @@ class DnsSettings(Model):
     """
 
     podLabels: PodLabels = Field(default_factory=lambda: {"k8s-app": "kube-dns"})
+    """Labels of the DNS pods (default: kube-dns; OpenShift runs dns-default pods in openshift-dns)."""
     namespaceLabels: NamespaceLabels = Field(default_factory=lambda: {"kubernetes.io/metadata.name": "kube-system"})
+    """Labels of the DNS pods' namespace (default: kube-system)."""
     cidrs: list[Cidr] = Field(default_factory=list)
-    any: bool = Field(False, description="Port 53 to every address")
+    """Further DNS servers as CIDR networks (NodeLocal DNSCache: ["169.254.20.10/32"])."""
+    any: bool = False
+    """Port 53 to every address, instead of podLabels, namespaceLabels and cidrs."""
 
     @model_validator(mode="after")
     def _one_form(self) -> DnsSettings:
@@ -178,8 +198,12 @@ class DnsSettings(Model):
 
 
 class NetworkPolicySettings(Model):
-    enabled: bool = Field(True, description="Restrict ingress to peers and allowFrom, egress to DNS and peers")
-    allowFrom: list[ClientPeer] = Field(default_factory=lambda: [ClientPeer()], description="Default: any pod in the namespace")
+    """The database pods' NetworkPolicy: who may connect, and where DNS queries may go."""
+
+    enabled: bool = True
+    """Restrict ingress to the peers and allowFrom, egress to DNS and the peers."""
+    allowFrom: list[ClientPeer] = Field(default_factory=lambda: [ClientPeer()])
+    """Who may connect besides the peers, entries of {podLabels, namespaceLabels} or {cidr}; default: any pod of the namespace."""
     dns: DnsSettings = DnsSettings()
 
 
@@ -198,7 +222,9 @@ class NodeCapacity(Model):
     -o jsonpath='{.status.allocatable}'), as the stack states it."""
 
     cpu: CpuQuantity
+    """Allocatable cpu of that node, a Kubernetes quantity."""
     memory: MemoryQuantity
+    """Allocatable memory of that node, a Kubernetes quantity in whole bytes."""
 
 
 def _fits_largest_node(resources: ResourceSettings, node: NodeCapacity | None) -> None:
@@ -219,23 +245,27 @@ def _fits_largest_node(resources: ResourceSettings, node: NodeCapacity | None) -
 class PostgresSettings(Model):
     """The PostgreSQL StatefulSet."""
 
-    name: Annotated[str, AfterValidator(postgres_name)] = Field(
-        "postgres", description="Base name of the StatefulSets, Services, Secret, claims and CronJob"
-    )
-    replicas: int = Field(1, ge=1, le=MAX_REPLICAS, description="PostgreSQL pods: 1 primary plus replicas-1 hot standbys")
+    name: Annotated[str, AfterValidator(postgres_name)] = "postgres"
+    """Base name of the StatefulSets, Services, Secret, claims and CronJob: a DNS-1035 label of at most 44 characters."""
+    replicas: int = Field(1, ge=1, le=MAX_REPLICAS)
+    """PostgreSQL pods: 1 primary plus replicas-1 hot standbys."""
     image: ImageSettings = ImageSettings()
-    storageSize: StorageSize = Field("1Gi", description="Volume size of each pod")
+    storageSize: StorageSize = "1Gi"
+    """Volume of each pod, at least 100Mi, grown in place; WAL gets a quarter of it (at most PostgreSQL's 1GB)."""
     resources: ResourceSettings = ResourceSettings()
-    database: PgIdentifier = Field("app", description="Database created for the application user")
-    passwordRotation: int = Field(1, ge=1, description="Bump to generate new passwords; the pods roll and apply them")
-    username: PgIdentifier | None = Field("app", description="Application role; null for superuser only")
+    database: PgIdentifier = "app"
+    """Database created for, and owned by, the application user: a PostgreSQL identifier."""
+    passwordRotation: int = Field(1, ge=1)
+    """Bump to generate new passwords; the pods roll and apply them."""
+    username: PgIdentifier | None = "app"
+    """Application role, a PostgreSQL identifier (not postgres, not pg_*); null: the superuser only."""
     service: ServiceSettings = ServiceSettings()
     replication: ReplicationSettings = ReplicationSettings()
-    shmSize: ShmQuantity = Field("256Mi", description="Size of the memory-backed /dev/shm")
+    shmSize: ShmQuantity = "256Mi"
+    """Size of the memory-backed /dev/shm, a Kubernetes quantity in whole bytes."""
     networkPolicy: NetworkPolicySettings = NetworkPolicySettings()
-    largestNode: NodeCapacity | None = Field(
-        None, description="Allocatable cpu and memory of the largest node the pods may run on; null: not checked"
-    )
+    largestNode: NodeCapacity | None = None
+    """The largest node's allocatable cpu and memory: a request above it is refused; null: not checked."""
 
     @model_validator(mode="after")
     def _roles_and_primary(self) -> PostgresSettings:

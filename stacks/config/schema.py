@@ -7,12 +7,7 @@ import json
 import re
 from typing import Annotated, Literal
 
-from pydantic import (
-    AfterValidator,
-    Field,
-    ValidationInfo,
-    model_validator,
-)
+from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 
 from components.longhorn_backups_args import RECURRING_JOB_NAME_MAX
 from stacks.config.errors import FieldError, such_as
@@ -47,34 +42,27 @@ def _chart_version(value: str) -> str:
 class LonghornSettings(Model):
     """Longhorn install (helm.v3.Release) and its cluster-wide default settings."""
 
-    install: bool = Field(
-        True,
-        description="Install Longhorn from this stack; false when another stack (or a platform team) already installed it",
-    )
-    chartVersion: Annotated[str, AfterValidator(_chart_version)] = Field("1.10.1", description="Pinned Longhorn chart version")
-    namespace: DnsName = Field("longhorn-system", description="Namespace for the Longhorn release")
-    defaultReplicaCount: int = Field(3, ge=1, le=20, description="Longhorn's default replica count for volumes")
+    install: bool = True
+    """Install Longhorn from this stack (one per cluster); false if it is installed already: then only namespace is read."""
+    chartVersion: Annotated[str, AfterValidator(_chart_version)] = "1.10.1"
+    """Pinned version of the Longhorn chart (https://charts.longhorn.io), MAJOR.MINOR.PATCH, digits only."""
+    namespace: DnsName = "longhorn-system"
+    """Namespace of the Longhorn release (Pod Security "privileged"); the recurring jobs live there too."""
+    defaultReplicaCount: int = Field(3, ge=1, le=20)
+    """Longhorn's defaultSettings.defaultReplicaCount: replicas of a volume that does not set its own."""
     defaultDataLocality: Literal["disabled", "best-effort", "strict-local"] = "disabled"
+    """Longhorn's default data locality of a volume that does not set its own; strict-local needs defaultReplicaCount 1."""
     nodeDownPodDeletionPolicy: Literal[
         "do-nothing",
         "delete-statefulset-pod",
         "delete-deployment-pod",
         "delete-both-statefulset-and-deployment-pod",
-    ] = Field(
-        "delete-both-statefulset-and-deployment-pod",
-        description="What Longhorn does with pods on a down node; seed 000's reboot recovers faster when it deletes them",
-    )
-    deleteAllVolumesOnUninstall: bool = Field(
-        False,
-        description=(
-            "Arm Longhorn's deleting-confirmation-flag: uninstalling the release then deletes EVERY Longhorn volume in the "
-            "cluster, whatever the reclaim policy. Off: destroy leaves Longhorn and its volumes installed"
-        ),
-    )
-    uninstallConfirmation: str | None = Field(
-        None,
-        description="With deleteAllVolumesOnUninstall: the sentence uninstall_confirmation() gives for this stack (runbooks section)",
-    )
+    ] = "delete-both-statefulset-and-deployment-pod"
+    """What Longhorn does with the pods of a down node: Kubernetes never force-deletes them, so deleting recovers faster."""
+    deleteAllVolumesOnUninstall: bool = False
+    """Arm Longhorn's deleting-confirmation-flag: uninstalling the release then deletes EVERY Longhorn volume in the cluster."""
+    uninstallConfirmation: str | None = None
+    """Required to arm deleteAllVolumesOnUninstall: this stack's sentence, which the refusal without it prints."""
 
     @model_validator(mode="after")
     def _check(self) -> LonghornSettings:
@@ -98,11 +86,16 @@ LONGHORN_CLASS_ONLY = ("className", "numberOfReplicas", "dataLocality", "reclaim
 class StorageSettings(Model):
     """The StorageClass the database volumes use."""
 
-    className: DnsSubdomain = Field("longhorn-postgres", description="Name of the StorageClass we create")
-    existingClass: DnsSubdomain | None = Field(None, description="Use this existing class instead of creating className on Longhorn")
-    numberOfReplicas: int = Field(3, ge=1, le=20, description="Longhorn replicas of each database volume")
+    className: DnsSubdomain = "longhorn-postgres"
+    """StorageClass this stack creates on Longhorn (one per stack); at most 31 characters with snapshots or volumeBackups."""
+    existingClass: DnsSubdomain | None = None
+    """Use this existing StorageClass instead; needs longhorn.install false and the four Longhorn class fields unset."""
+    numberOfReplicas: int = Field(3, ge=1, le=20)
+    """Longhorn replicas of each database volume."""
     dataLocality: Literal["disabled", "best-effort", "strict-local"] = "best-effort"
-    reclaimPolicy: Literal["Retain", "Delete"] = Field("Retain", description="Retain keeps the volume when a PVC is deleted")
+    """Longhorn data locality of each database volume; strict-local needs numberOfReplicas 1."""
+    reclaimPolicy: Literal["Retain", "Delete"] = "Retain"
+    """What happens to a volume when its claim is deleted: Retain keeps it and its data, Delete deletes it."""
 
     @model_validator(mode="after")
     def _check(self) -> StorageSettings:
@@ -119,7 +112,9 @@ class LonghornJob(Model):
     No defaults: a stack that turns a job on says when it runs and how many it keeps."""
 
     schedule: Schedule
-    retain: int = Field(ge=1, le=100, description="Snapshots or backups kept per volume")
+    """When the job runs: a five-field cron schedule or an @daily-style macro, as Kubernetes and Longhorn parse it."""
+    retain: int = Field(ge=1, le=100)
+    """Snapshots or backups kept per volume."""
 
 
 def _s3_remote(value: str) -> str:
@@ -135,13 +130,15 @@ class DumpSettings(Model):
     """The logical backup CronJob: pg_dumpall globals plus pg_dump -Fc per database."""
 
     schedule: Schedule = "30 2 * * *"
-    keep: int = Field(7, ge=0, description="Complete dumps kept by count (0: no count rule)")
-    keepDays: int = Field(0, ge=0, description="Complete dumps kept by age in days (0: no age rule)")
-    storageSize: StorageSize = Field("5Gi", description="The dumps volume; grows in place like the data volumes")
-    s3Remote: Annotated[str, AfterValidator(_s3_remote)] | None = Field(
-        None,
-        description="bucket/prefix to copy every dump to with rclone; credentials in pgstack:dumpS3 (secret)",
-    )
+    """When the dump CronJob runs: a five-field cron schedule or an @daily-style macro, as Kubernetes parses it."""
+    keep: int = Field(7, ge=0)
+    """Complete dumps kept by count, the newest (0: no count rule; keep and keepDays are not both 0)."""
+    keepDays: int = Field(0, ge=0)
+    """Complete dumps kept by age, those younger than this many days (0: no age rule)."""
+    storageSize: StorageSize = "5Gi"
+    """Size of the dumps' own volume on the stack's StorageClass; growing it expands the claim in place."""
+    s3Remote: Annotated[str, AfterValidator(_s3_remote)] | None = None
+    """Also copy every dump with rclone to this bucket/prefix, credentials in pgstack:dumpS3 (secret); null: no copy."""
 
     @model_validator(mode="after")
     def _some_retention(self) -> DumpSettings:
@@ -153,9 +150,11 @@ class DumpSettings(Model):
 class BackupSettings(Model):
     """Backups: Longhorn snapshots and off-cluster volume backups, and logical dumps. Each is off when null."""
 
-    snapshots: LonghornJob | None = Field(None, description="Crash-consistent Longhorn snapshots, on the volumes' replicas")
-    volumeBackups: LonghornJob | None = Field(None, description="Longhorn backups to the cluster's backup target (off-cluster)")
-    dumps: DumpSettings | None = Field(None, description="pg_dump CronJob writing to a PVC of its own (and S3)")
+    snapshots: LonghornJob | None = None
+    """Crash-consistent Longhorn snapshots of every database volume, kept on its replicas in the cluster; null: none."""
+    volumeBackups: LonghornJob | None = None
+    """Longhorn backups of every database volume to the backup target, off the cluster (pgstack:backupTarget); null: none."""
+    dumps: DumpSettings | None = None
 
 
 # Namespaces a database must never live in: deleting the stack would delete them.
@@ -171,13 +170,17 @@ class Settings(Model):
     """Everything a stack can set."""
 
     namespace: NamespaceName = "postgres"
-    protect: bool = Field(True, description="Pulumi protect on every stateful resource: delete and replace are refused")
+    """Namespace of the database (Pod Security "restricted"): not default, kube-system, kube-public, kube-node-lease or Longhorn's."""
+    protect: bool = True
+    """Pulumi protect on every stateful resource: `pulumi destroy`, and any change that deletes or replaces one, is refused."""
     longhorn: LonghornSettings = LonghornSettings()
     storage: StorageSettings = StorageSettings()
     postgres: PostgresSettings = PostgresSettings()
     backup: BackupSettings = BackupSettings()
-    adopt: list[str] = Field(default_factory=list, description="Live objects this stack takes over instead of creating")
-    holdDatabase: bool = Field(False, description="No database pod and no data claim: a restored volume is bound first")
+    adopt: list[str] = Field(default_factory=list)
+    """Live objects this stack takes over (Pulumi's import) instead of creating, each <kind>/<import id>."""
+    holdDatabase: bool = False
+    """Hold the database for a volume restore: no database pod and no data claim until the restored volume is bound."""
 
     @model_validator(mode="after")
     def _runbook_keys(self, info: ValidationInfo) -> Settings:

@@ -57,7 +57,9 @@ class BackupTargetSecret(Model):
     """pgstack:backupTarget (secret): the cluster's Longhorn backup target and its credentials."""
 
     url: str = Field(pattern=r"^(s3|nfs|cifs|azblob)://\S+$")
+    """Longhorn's backup target URL: s3://bucket@region/prefix, nfs://, cifs:// or azblob://."""
     credentials: dict[str, str] = Field(default_factory=dict)
+    """The keys Longhorn reads from the target's Secret; an s3:// target needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."""
     _url_unknown = field_validator("url", mode="wrap")(_unknown_passes)
 
     @model_validator(mode="after")
@@ -75,11 +77,16 @@ class BackupTargetSecret(Model):
 class DumpS3Secret(Model):
     """pgstack:dumpS3 (secret): where rclone copies the dumps (backup.dumps.s3Remote names the bucket)."""
 
-    provider: str = Field("AWS", pattern=r"^[A-Za-z0-9]+$", description="rclone's S3 provider: AWS, Minio, Ceph, Cloudflare, ...")
+    provider: str = Field("AWS", pattern=r"^[A-Za-z0-9]+$")
+    """rclone's S3 provider: AWS, Minio, Ceph, Cloudflare, ..."""
     accessKeyId: str = Field(min_length=1)
+    """S3 access key id."""
     secretAccessKey: str = Field(min_length=1)
+    """S3 secret access key."""
     endpoint: str | None = Field(None, pattern=r"^(https?://)?[A-Za-z0-9.-]+(:\d+)?/?$")
+    """S3 endpoint, a host with an optional http:// or https:// and :port, no path; null: the provider's default."""
     region: str | None = Field(None, pattern=r"^[a-z0-9-]+$")
+    """S3 region, lowercase letters, digits and '-' (us-east-1); null: the provider's default."""
     _unknown = field_validator("provider", "accessKeyId", "secretAccessKey", "endpoint", "region", mode="wrap")(_unknown_passes)
 
 
@@ -87,7 +94,9 @@ class Secrets(Model):
     """Secret config: plain here, wrapped in pulumi.Output.secret wherever it leaves the program."""
 
     backupTarget: BackupTargetSecret | None = None
+    """The cluster's Longhorn backup target and its credentials, set on the stack that installs Longhorn."""
     dumpS3: DumpS3Secret | None = None
+    """The S3 account rclone copies the dumps with: set exactly when backup.dumps.s3Remote is."""
 
 
 SECRET_KEYS: tuple[str, ...] = tuple(Secrets.model_fields)
