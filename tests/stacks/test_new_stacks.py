@@ -95,7 +95,9 @@ config:
 # `stack` parameter): a module that names none of these cannot see a new or edited stack file (the URN guard and
 # the fixed_config tests use their own copies). The pod-script tests (tests/components/scripts/) never read them.
 # Names, not the module: importing ROOT from tools.stack_files reads no stack file.
-LIVE_STACK_FILES = re.compile(r"\b(stack_config|stack_settings|stack_file|STACKS|settings_of|stack_run|recorded_run|stack: str)\b|\bstacks\(\)|Pulumi\.\*")
+LIVE_STACK_FILES = re.compile(
+    r"\b(stack_config|stack_settings|stack_file|STACKS|settings_of|stack_run|recorded_run|stack: str)\b|\bstacks\(\)|Pulumi\.\*"
+)
 
 
 def readers_of_stack_files(repo: Path) -> list[str]:
