@@ -7,12 +7,12 @@ ValueError naming the field, the value and the accepted form, before any resourc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 from urllib.parse import urlsplit
 
 import pulumi
 
 from components.network_args import DnsEgress
+from components.postgres_args import PullPolicy
 from components.validation import check_cron, check_literals, check_name, check_quantity, check_range, fail
 
 
@@ -41,7 +41,7 @@ class LogicalBackupArgs:
     """The database's namespace (a DNS-1123 label)."""
     image: str
     """The database's own image, so pg_dump is always the server's major."""
-    image_pull_policy: Literal["Always", "IfNotPresent", "Never"]
+    image_pull_policy: PullPolicy
     """As the database pods'."""
     scripts_config_map: pulumi.Input[str]
     """The database's scripts ConfigMap (backup.sh, restore.sh)."""
@@ -83,9 +83,23 @@ class LogicalBackupArgs:
         check_range(self, "keep", self.keep, 0)
         check_range(self, "keep_days", self.keep_days, 0)
         if self.keep == self.keep_days == 0:
-            fail(self, "keep", self.keep, "at least 1 in keep or keep_days: with neither, dumps would fill their volume")
+            fail(
+                self,
+                "keep",
+                self.keep,
+                "at least 1 in keep or keep_days",
+                examples=(7, 14),
+                why="with neither, dumps would fill their volume",
+                refs=("keep", "keep_days"),
+            )
         if not self.hosts:
             fail(self, "hosts", self.hosts, "at least one host")
+
+
+def backup_labels(name: str) -> dict[str, str]:
+    """The dump pods' labels: not the database's, so no database selector (Services, PDB,
+    anti-affinity, peer discovery) ever matches them."""
+    return {"app.kubernetes.io/name": "postgresql-backup", "app.kubernetes.io/instance": name}
 
 
 def s3_endpoint_port(endpoint: str | None) -> int:

@@ -9,7 +9,9 @@ are sized from from ``limits["memory"]``, the claim size only from ``storage_siz
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Literal
 
 import pulumi
@@ -35,6 +37,13 @@ PullPolicy = Literal["Always", "IfNotPresent", "Never"]
 ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
 AntiAffinity = Literal["soft", "hard"]
 
+# Role names the messages suggest (neither is reserved, and they differ from each other's defaults).
+ROLE_EXAMPLES = ("orders", "billing_app")
+# The container's resources when the caller gives none (stacks/config/ completes a stack's partial
+# resources from these too).
+DEFAULT_REQUESTS: Mapping[str, str] = MappingProxyType({"cpu": "1", "memory": "1Gi"})
+DEFAULT_LIMITS: Mapping[str, str] = MappingProxyType({"cpu": "2", "memory": "1Gi"})
+
 
 @dataclass(frozen=True)
 class PostgresStatefulSetArgs:
@@ -53,9 +62,9 @@ class PostgresStatefulSetArgs:
     """Pods, 1 to 15: with replication one primary plus replicas-1 hot standbys."""
     storage_size: str = "1Gi"
     """Each pod's data volume, a quantity in whole bytes; growing it expands the claims in place."""
-    requests: dict[str, str] = field(default_factory=lambda: {"cpu": "1", "memory": "1Gi"})
+    requests: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_REQUESTS))
     """Container requests: "cpu" and/or "memory" quantities, each at most its limit."""
-    limits: dict[str, str] = field(default_factory=lambda: {"cpu": "2", "memory": "1Gi"})
+    limits: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     """Container limits; "memory" is required: shared_buffers and effective_cache_size are sized from it."""
     database: str = "app"
     """The application database (a PostgreSQL identifier), created with the application role."""
@@ -139,11 +148,15 @@ class PostgresStatefulSetArgs:
         check_resources(self, "limits", self.limits, required=("memory",))
         for key in set(self.requests) & set(self.limits):
             if quantity(self.requests[key]) > quantity(self.limits[key]):
+                request = f"requests[{key!r}]"
                 fail(
                     self,
-                    f"requests[{key!r}]",
-                    self.requests[key],
-                    f"at most limits[{key!r}] ({self.limits[key]}): Kubernetes refuses a request above its limit",
+                    f"limits[{key!r}]",
+                    self.limits[key],
+                    f"a limit at least {request} ({self.requests[key]})",
+                    examples=(self.requests[key],),
+                    why=f"Kubernetes refuses a container whose request is above its limit (or lower {request})",
+                    refs=(request,),
                 )
 
     def _check_roles(self) -> None:
@@ -152,21 +165,28 @@ class PostgresStatefulSetArgs:
         if self.username is not None:
             self._check_role("username", self.username)
             if self.username == self.replication_user:
-                fail(self, "username", self.username, f"a role other than replication_user ({self.replication_user})")
+                fail(
+                    self,
+                    "username",
+                    self.username,
+                    f"a role other than replication_user ({self.replication_user})",
+                    examples=ROLE_EXAMPLES,
+                    refs=("replication_user",),
+                )
 
     def _check_role(self, field: str, role: str) -> None:
         """A role the pods create: the superuser's name and PostgreSQL's pg_ prefix are reserved, and
         the pods' own check (pod-config.sh) would stop the init container on them."""
         check_pg_identifier(self, field, role)
         if role == SUPERUSER or role.startswith("pg_"):
-            accepted = f"a role name other than {SUPERUSER} (the superuser) and not starting with pg_ (reserved), such as 'app'"
-            fail(self, field, role, accepted)
+            accepted = f"a role name other than {SUPERUSER} (the superuser) and not starting with pg_ (reserved)"
+            fail(self, field, role, accepted, examples=ROLE_EXAMPLES)
 
     def _check_service(self) -> None:
         check_range(self, "service_port", self.service_port, 1, 65535)
         if self.node_port is not None:
             if self.service_type != "NodePort":
-                fail(self, "node_port", self.node_port, "None unless service_type is 'NodePort'")
+                fail(self, "node_port", self.node_port, "None unless service_type is 'NodePort'", refs=("service_type",))
             check_range(self, "node_port", self.node_port, 30000, 32767)
 
     def check_component_name(self, name: str) -> None:

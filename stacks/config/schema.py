@@ -1,11 +1,12 @@
 """What a stack can set: the top-level Settings and its storage, Longhorn and backup blocks (the
-postgres: block is in stacks/config/postgres.py), with their cross-field rules."""
+postgres: block is in stacks/config/postgres.py), with the rules only the config knows (the components'
+rules are checked on their Args: stacks/config/contract.py)."""
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import (
     AfterValidator,
@@ -14,28 +15,14 @@ from pydantic import (
     model_validator,
 )
 
-from components.longhorn_backups_args import RECURRING_JOB_NAME_MAX
+from components.longhorn_install_args import NodeDownPodDeletionPolicy
+from components.longhorn_storage_class_args import DataLocality, ReclaimPolicy
 from stacks.config.errors import FieldError, such_as
 from stacks.config.formats import DnsName, DnsSubdomain, Model, NamespaceName, Schedule, StorageSize, and_join, explicit_fields
 from stacks.config.postgres import PostgresSettings
 from stacks.config.runbooks import ANY_CONFIRMATION, BACKUP_TARGET_SECRET, LONGHORN_RELEASE, uninstall_confirmation
 
 # ---------------------------------------------------------------- storage
-
-
-def _strict_local_rule(locality_key: str, locality: str, count_key: str, count: int) -> None:
-    """Longhorn's volume webhook refuses strict-local with more than one replica: longhorn-manager
-    webhook/resources/volume/validator.go (validateReplicaCount, types.ValidateDataLocalityAndReplicaCount:
-    "replica count should be 1 in data locality strict-local mode"). Volumes that leave both unset get
-    them from the default-replica-count and default-data-locality settings (volume mutator.go)."""
-    if locality == "strict-local" and count > 1:
-        raise FieldError(
-            locality_key,
-            locality,
-            f"a locality that allows {count_key} {count}, {such_as('best-effort', 'disabled')}: strict-local keeps a "
-            f"volume's only replica on the pod's node, and Longhorn's volume webhook refuses it with more than one "
-            f"replica (for strict-local, set {count_key} to 1)",
-        )
 
 
 def _chart_version(value: str) -> str:
@@ -54,13 +41,8 @@ class LonghornSettings(Model):
     chartVersion: Annotated[str, AfterValidator(_chart_version)] = Field("1.10.1", description="Pinned Longhorn chart version")
     namespace: DnsName = Field("longhorn-system", description="Namespace for the Longhorn release")
     defaultReplicaCount: int = Field(3, ge=1, le=20, description="Longhorn's default replica count for volumes")
-    defaultDataLocality: Literal["disabled", "best-effort", "strict-local"] = "disabled"
-    nodeDownPodDeletionPolicy: Literal[
-        "do-nothing",
-        "delete-statefulset-pod",
-        "delete-deployment-pod",
-        "delete-both-statefulset-and-deployment-pod",
-    ] = Field(
+    defaultDataLocality: DataLocality = "disabled"
+    nodeDownPodDeletionPolicy: NodeDownPodDeletionPolicy = Field(
         "delete-both-statefulset-and-deployment-pod",
         description="What Longhorn does with pods on a down node; seed 000's reboot recovers faster when it deletes them",
     )
@@ -75,11 +57,6 @@ class LonghornSettings(Model):
         None,
         description="With deleteAllVolumesOnUninstall: the sentence uninstall_confirmation() gives for this stack (runbooks section)",
     )
-
-    @model_validator(mode="after")
-    def _check(self) -> LonghornSettings:
-        _strict_local_rule("defaultDataLocality", self.defaultDataLocality, "defaultReplicaCount", self.defaultReplicaCount)
-        return self
 
 
 # Read only when this stack installs Longhorn (namespace is read either way: the recurring jobs live there).
@@ -101,13 +78,8 @@ class StorageSettings(Model):
     className: DnsSubdomain = Field("longhorn-postgres", description="Name of the StorageClass we create")
     existingClass: DnsSubdomain | None = Field(None, description="Use this existing class instead of creating className on Longhorn")
     numberOfReplicas: int = Field(3, ge=1, le=20, description="Longhorn replicas of each database volume")
-    dataLocality: Literal["disabled", "best-effort", "strict-local"] = "best-effort"
-    reclaimPolicy: Literal["Retain", "Delete"] = Field("Retain", description="Retain keeps the volume when a PVC is deleted")
-
-    @model_validator(mode="after")
-    def _check(self) -> StorageSettings:
-        _strict_local_rule("dataLocality", self.dataLocality, "numberOfReplicas", self.numberOfReplicas)
-        return self
+    dataLocality: DataLocality = "best-effort"
+    reclaimPolicy: ReclaimPolicy = Field("Retain", description="Retain keeps the volume when a PVC is deleted")
 
 
 # ---------------------------------------------------------------- backups
@@ -143,12 +115,6 @@ class DumpSettings(Model):
         description="bucket/prefix to copy every dump to with rclone; credentials in pgstack:dumpS3 (secret)",
     )
 
-    @model_validator(mode="after")
-    def _some_retention(self) -> DumpSettings:
-        if self.keep == 0 and self.keepDays == 0:
-            raise FieldError("keep", 0, f"at least 1 in keep or keepDays, {such_as(7, 14)}: with neither, dumps would fill their volume")
-        return self
-
 
 class BackupSettings(Model):
     """Backups: Longhorn snapshots and off-cluster volume backups, and logical dumps. Each is off when null."""
@@ -160,11 +126,6 @@ class BackupSettings(Model):
 
 # Namespaces a database must never live in: deleting the stack would delete them.
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-
-# The RecurringJobs are <className>-snapshot and <className>-backup (components/longhorn_backups.py); Longhorn
-# refuses a job name over RECURRING_JOB_NAME_MAX characters, which also keeps the CronJob Longhorn runs under
-# the same name within Kubernetes' 52.
-RECURRING_JOB_TASKS = ("snapshot", "backup")
 
 
 class Settings(Model):
@@ -220,27 +181,6 @@ class Settings(Model):
                 "an object",
                 "null with storage.existingClass: Longhorn snapshots and backups need the volumes on Longhorn",
             )
-        if longhorn_jobs and len(self.storage.className) < 2:
-            # The class name is also the jobs' group, and Longhorn's ValidateRecurringJob checks each group with
-            # ^[a-zA-Z0-9][a-zA-Z0-9_.-]+$ (longhorn-manager v1.10.1 datastore/longhorn.go:5581, util/util.go:285).
-            raise FieldError(
-                "storage.className",
-                self.storage.className,
-                f"a class name of at least 2 characters while backup.{longhorn_jobs[0]} is set, {such_as('longhorn-postgres')}: "
-                "it is the Longhorn recurring-job group, and Longhorn refuses a one-character group",
-            )
-        if longhorn_jobs:
-            job = max((f"{self.storage.className}-{task}" for task in RECURRING_JOB_TASKS), key=len)
-            if len(job) > RECURRING_JOB_NAME_MAX:
-                allowed = RECURRING_JOB_NAME_MAX - (len(job) - len(self.storage.className))
-                raise FieldError(
-                    "storage.className",
-                    self.storage.className,
-                    f"a class name of at most {allowed} characters while backup.{longhorn_jobs[0]} is set, "
-                    f"{such_as('longhorn-postgres')}: it names the Longhorn recurring job {job} ({len(job)} characters; "
-                    "the longer of the two, so turning the other on later cannot fail), and Longhorn refuses a job name "
-                    f"over {RECURRING_JOB_NAME_MAX} (longhorn-manager NameMaximumLength)",
-                )
         return self
 
     @property

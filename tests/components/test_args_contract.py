@@ -81,12 +81,12 @@ REJECTED: list[tuple[Callable[..., object], str, Any, str]] = [
     (pg, "shm_size", "lots", "a Kubernetes quantity"),
     (pg, "limits", {"cpu": "2"}, "(required: 'memory')"),
     (pg, "limits", {"memory": "1Gi", "gpu": "1"}, "keys among 'cpu' and 'memory'"),
-    (pg, "requests", {"cpu": "8"}, "at most limits['cpu'] (2)"),
+    (pg, "limits", {"cpu": "500m", "memory": "1Gi"}, "a limit at least requests['cpu'] (1), such as '1': Kubernetes refuses"),
     (pg, "database", "App-DB", "a PostgreSQL identifier"),
     (pg, "username", "replicator", "a role other than replication_user"),
     # Reserved as stacks/config/ and pod-config.sh reserve them: the init container would die on them.
     (pg, "username", "postgres", "a role name other than postgres (the superuser) and not starting with pg_"),
-    (pg, "username", "pg_monitor", "not starting with pg_ (reserved), such as 'app'"),
+    (pg, "username", "pg_monitor", "not starting with pg_ (reserved), such as 'orders'"),
     (pg, "replication_user", "postgres", "a role name other than postgres (the superuser)"),
     (pg, "replication_user", "pg_replicator", "not starting with pg_"),
     (pg, "replication_user", "Replicator", "a PostgreSQL identifier"),
@@ -107,7 +107,7 @@ REJECTED: list[tuple[Callable[..., object], str, Any, str]] = [
     (longhorn, "default_replica_count", 0, "an integer from 1 to 20"),
     (storage_class, "replicas", 0, "an integer from 1 to 20"),
     (storage_class, "reclaim_policy", "Recycle", "one of 'Retain', 'Delete'"),
-    (storage_class, "data_locality", "strict-local", "'disabled' or 'best-effort' with 3 replicas"),
+    (storage_class, "data_locality", "strict-local", "a locality that allows replicas 3, such as 'best-effort' or 'disabled'"),
     (storage_class, "name", "DB Class", "a DNS name"),
     (jobs, "group", "g" * 32, "at most 31"),  # <group>-snapshot within Longhorn's 40 (NameMaximumLength)
     (lambda **kw: Schedule(**({"cron": "@daily", "retain": 3} | kw)), "cron", "0 3 * * 7", "day of week 0-6"),
