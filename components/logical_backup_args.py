@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pulumi
 
 from components.network_args import DnsEgress
-from components.postgres_args import PullPolicy
+from components.postgres_args import MIN_STORAGE, PullPolicy
 from components.validation import check_cron, check_literals, check_name, check_quantity, check_range, fail
 
 
@@ -79,7 +79,7 @@ class LogicalBackupArgs:
         check_name(self, "storage_class", self.storage_class, "subdomain")
         check_range(self, "port", self.port, 1, 65535)
         check_cron(self, "schedule", self.schedule)
-        check_quantity(self, "storage_size", self.storage_size, whole=True)
+        check_quantity(self, "storage_size", self.storage_size, whole=True, minimum=MIN_STORAGE)
         check_range(self, "keep", self.keep, 0)
         check_range(self, "keep_days", self.keep_days, 0)
         if self.keep == self.keep_days == 0:

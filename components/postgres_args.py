@@ -9,6 +9,7 @@ are sized from from ``limits["memory"]``, the claim size only from ``storage_siz
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -18,7 +19,7 @@ import pulumi
 
 from components.naming import DEFAULT_CLUSTER_DOMAIN
 from components.network_args import DnsEgress, NetworkPolicyPeer
-from components.postgres_conf import MAX_REPLICAS
+from components.postgres_conf import MAX_REPLICAS, image_tag
 from components.postgres_conf import image_major as major_of  # the property below has the same name
 from components.postgres_names import SUPERUSER, pod_names
 from components.quantity import quantity, whole_bytes
@@ -37,6 +38,17 @@ PullPolicy = Literal["Always", "IfNotPresent", "Never"]
 ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
 AntiAffinity = Literal["soft", "hard"]
 
+# Image majors whose data layout and entrypoint behaviour we have checked: 15-17 keep PGDATA under
+# /var/lib/postgresql/data, 18 moved it (components/postgres_conf.data_layout), and
+# tests/components/scripts/test_majors.py runs init.sh on a real server of each. (stacks/config/majors.py
+# refuses the older ones with their end-of-life dates.)
+SUPPORTED_PG_MAJORS = (15, 16, 17, 18)
+# The pods run PostgreSQL as pod_security.POSTGRES_UID, the official Debian images' postgres user (docker-library/postgres
+# */trixie/Dockerfile: useradd --uid=999); the Alpine images' postgres is 70 (*/alpine*/Dockerfile: adduser -u 70).
+ALPINE_UID = 70
+ALPINE_TAG = re.compile(r"(^|[-.])alpine", re.IGNORECASE)
+# The smallest volume, inclusive: init.sh's WAL budget needs room beside the data (the dumps volume too).
+MIN_STORAGE = "100Mi"
 # Role names the messages suggest (neither is reserved, and they differ from each other's defaults).
 ROLE_EXAMPLES = ("orders", "billing_app")
 # The container's resources when the caller gives none (stacks/config/ completes a stack's partial
@@ -118,17 +130,11 @@ class PostgresStatefulSetArgs:
         check_name(self, "namespace", self.namespace)
         check_name(self, "storage_class", self.storage_class, "subdomain")
         check_name(self, "cluster_domain", self.cluster_domain, "subdomain")
-        if major_of(self.image) is None:
-            fail(
-                self,
-                "image",
-                self.image,
-                "a reference whose tag starts with the PostgreSQL major, such as 'postgres:18.1' or 'postgres:17.6@sha256:<digest>'",
-            )
+        self._check_image()
         check_range(self, "replicas", self.replicas, 1, MAX_REPLICAS)
         check_range(self, "max_lag_bytes", self.max_lag_bytes, 0)
         check_range(self, "password_rotation", self.password_rotation, 1)
-        check_quantity(self, "storage_size", self.storage_size, whole=True)
+        check_quantity(self, "storage_size", self.storage_size, whole=True, minimum=MIN_STORAGE)
         check_quantity(self, "shm_size", self.shm_size, whole=True)
         self._check_resources()
         self._check_roles()
@@ -141,6 +147,28 @@ class PostgresStatefulSetArgs:
                 "accept_wal_loss_up_to",
                 self.accept_wal_loss_up_to,
                 "None or a WAL position X/Y in upper-case hex, such as '0/3000148'",
+            )
+
+    def _check_image(self) -> None:
+        """A major the pods support, in the Debian variant (the pods run as its postgres user's uid)."""
+        supported = ", ".join(map(str, SUPPORTED_PG_MAJORS[:-1])) + f" or {SUPPORTED_PG_MAJORS[-1]}"
+        if major_of(self.image) not in SUPPORTED_PG_MAJORS:
+            fail(
+                self,
+                "image",
+                self.image,
+                f"a reference whose tag starts with the PostgreSQL major ({supported})",
+                examples=("postgres:18.1", "postgres:17.6@sha256:<digest>"),
+            )
+        if ALPINE_TAG.search(image_tag(self.image) or ""):
+            fail(
+                self,
+                "image",
+                self.image,
+                "a Debian-based tag",
+                examples=("postgres:18.1", "postgres:18.1-trixie"),
+                why=f"the Alpine variants run PostgreSQL as uid {ALPINE_UID}, and these pods run as the Debian images' "
+                "postgres user (components/pod_security.py POSTGRES_UID), so the data directory's owner would not match",
             )
 
     def _check_resources(self) -> None:

@@ -138,17 +138,19 @@ def check_pg_identifier(args: object, field: str, value: Any) -> None:
         fail(args, field, value, "a PostgreSQL identifier: lowercase letters, digits and '_', not starting with a digit, at most 63")
 
 
-def check_quantity(args: object, field: str, value: Any, whole: bool = False) -> None:
-    """A Kubernetes quantity above zero; ``whole``: a whole number of bytes (memory, storage)."""
+def check_quantity(args: object, field: str, value: Any, whole: bool = False, minimum: str | None = None) -> None:
+    """A Kubernetes quantity above zero (or at least ``minimum``); ``whole``: a whole number of bytes (memory, storage)."""
     if not plain(value):
         return
     try:
         amount = quantity(value) if isinstance(value, str) else None
     except ValueError:
         amount = None
-    if amount is None or amount <= 0 or amount > QUANTITY_MAX or (whole and amount % 1 != 0):
+    least = quantity(minimum) if minimum is not None else None
+    if amount is None or amount <= 0 or amount > QUANTITY_MAX or (whole and amount % 1 != 0) or (least and amount < least):
         unit = "a whole number of bytes such as '512Mi' or '20Gi'" if whole else "such as '500m' or '2'"
-        fail(args, field, value, f"a Kubernetes quantity above zero without spaces, {unit}")
+        size = f"of at least {minimum}" if minimum is not None else "above zero"
+        fail(args, field, value, f"a Kubernetes quantity {size} without spaces, {unit}")
 
 
 def check_resources(args: object, field: str, value: Any, required: Iterable[str] = ()) -> None:

@@ -27,9 +27,9 @@ reads the same way) that the same key accepts; tests/stacks/test_config.py parse
     load.py      the only module that reads pulumi.Config (load_settings, load_secrets); not re-exported here
 """
 
+from components.postgres_args import MIN_STORAGE
 from stacks.config.errors import PROJECT, ConfigError, closest_key, edit_distance, such_as
 from stacks.config.formats import (
-    MIN_STORAGE,
     Cidr,
     CpuQuantity,
     DnsName,
