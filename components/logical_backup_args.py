@@ -6,6 +6,7 @@ ValueError naming the field, the value and the accepted form, before any resourc
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -14,6 +15,9 @@ import pulumi
 from components.network_args import DnsEgress
 from components.postgres_args import MIN_STORAGE, PullPolicy
 from components.validation import check_cron, check_literals, check_name, check_quantity, check_range, fail
+
+# What the dump script hands rclone as <remote>:<bucket/prefix>: no scheme, no leading slash.
+S3_REMOTE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
 
 
 @dataclass(frozen=True)
@@ -28,8 +32,9 @@ class DumpS3:
     """The endpoint's TCP port, opened in the dump pods' egress (s3_endpoint_port reads it from the URL)."""
 
     def __post_init__(self) -> None:
-        if not self.remote or self.remote.startswith("/"):
-            fail(self, "remote", self.remote, "bucket/prefix, such as 'pg-dumps/prod'")
+        if not S3_REMOTE.fullmatch(self.remote):
+            accepted = "an rclone bucket/prefix without a scheme: letters, digits, '.', '_', '/' and '-', starting with a letter or digit"
+            fail(self, "remote", self.remote, accepted, examples=("backups/orders-db", "my-bucket"))
         check_range(self, "endpoint_port", self.endpoint_port, 1, 65535)
 
 

@@ -11,6 +11,8 @@ import pulumi
 from components.longhorn_storage_class_args import DataLocality, check_locality
 from components.validation import check_literals, check_name, check_range, fail
 
+# A pinned Helm chart version: MAJOR.MINOR.PATCH in ASCII digits (no v, no date, no range).
+CHART_VERSION = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+")
 Adoptable = Literal["namespace", "release", "backup_secret"]
 NodeDownPodDeletionPolicy = Literal[
     "do-nothing", "delete-statefulset-pod", "delete-deployment-pod", "delete-both-statefulset-and-deployment-pod"
@@ -53,7 +55,7 @@ class LonghornInstallArgs:
 
     def __post_init__(self) -> None:
         check_literals(self)
-        if not re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", self.chart_version):
+        if not CHART_VERSION.fullmatch(self.chart_version):
             accepted = "a Helm chart version MAJOR.MINOR.PATCH, digits only (no v, no date)"
             fail(self, "chart_version", self.chart_version, accepted, examples=("1.10.1",))
         check_name(self, "namespace", self.namespace)

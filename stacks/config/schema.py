@@ -5,7 +5,6 @@ rules are checked on their Args: stacks/config/contract.py)."""
 from __future__ import annotations
 
 import json
-import re
 from typing import Annotated
 
 from pydantic import (
@@ -15,7 +14,8 @@ from pydantic import (
     model_validator,
 )
 
-from components.longhorn_install_args import NodeDownPodDeletionPolicy
+from components.logical_backup_args import S3_REMOTE
+from components.longhorn_install_args import CHART_VERSION, NodeDownPodDeletionPolicy
 from components.longhorn_storage_class_args import DataLocality, ReclaimPolicy
 from stacks.config.errors import FieldError, such_as
 from stacks.config.formats import DnsName, DnsSubdomain, Model, NamespaceName, Schedule, StorageSize, and_join, explicit_fields
@@ -26,7 +26,7 @@ from stacks.config.runbooks import ANY_CONFIRMATION, BACKUP_TARGET_SECRET, LONGH
 
 
 def _chart_version(value: str) -> str:
-    if not re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", value):
+    if not CHART_VERSION.fullmatch(value):
         raise ValueError(f"a Helm chart version MAJOR.MINOR.PATCH, digits only (no v, no date), {such_as('1.10.1')}")
     return value
 
@@ -95,7 +95,7 @@ class LonghornJob(Model):
 
 
 def _s3_remote(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]*", value):
+    if not S3_REMOTE.fullmatch(value):
         raise ValueError(
             "an rclone bucket/prefix without a scheme: letters, digits, '.', '_', '/' and '-', starting with a letter or "
             f"digit, {such_as('backups/orders-db', 'my-bucket')}"

@@ -241,3 +241,6 @@ def test_dump_s3_port_and_remote_are_checked() -> None:
     credentials = pulumi.Output.from_input({"provider": "Minio"})
     with pytest.raises(ValueError, match=re.escape("DumpS3.endpoint_port: got 0; expected an integer from 1 to 65535")):
         DumpS3(remote="b/p", credentials=credentials, endpoint_port=0)
+    # Drift: config refused a scheme (rclone would read s3: as a remote name), the component took it.
+    with pytest.raises(ValueError, match=re.escape("DumpS3.remote: got 's3://bucket'; expected an rclone bucket/prefix without a scheme")):
+        DumpS3(remote="s3://bucket", credentials=credentials)
