@@ -140,7 +140,13 @@ class PostgresStatefulSetArgs:
         self._check_roles()
         self._check_service()
         if self.primary_pod is not None and not self.replication:
-            fail(self, "primary_pod", self.primary_pod, "None with replication off (every pod is its own database)")
+            fail(
+                self,
+                "primary_pod",
+                self.primary_pod,
+                "None while replication is False (every pod is its own database)",
+                refs=("replication",),
+            )
         if self.accept_wal_loss_up_to is not None and not WAL_POSITION_RE.fullmatch(self.accept_wal_loss_up_to):
             fail(
                 self,

@@ -194,7 +194,7 @@ def test_a_name_check_fails_before_any_resource_is_registered() -> None:
     with pytest.raises(ValueError, match=r"<component name>: got 'PG'"):
         run_pulumi(lambda: PostgresStatefulSet("PG", pg()), run=run)
     assert run.resources == []
-    with pytest.raises(ValueError, match=r"primary_pod: got 'pg-1'; expected None with replication off"):
+    with pytest.raises(ValueError, match=r"primary_pod: got 'pg-1'; expected None while replication is False"):
         pg(replicas=2, replication=False, primary_pod="pg-1")
     with pytest.raises(ValueError, match=r"accept_wal_loss_up_to: got '0/30001a8'; expected None or a WAL position X/Y in upper-case hex"):
         pg(replicas=2, accept_wal_loss_up_to="0/30001a8")
