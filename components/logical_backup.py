@@ -16,18 +16,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.logical_backup_args import LogicalBackupArgs
+from components.logical_backup_args import backup_labels as backup_labels  # re-exported (defined beside the Args)
 from components.logical_backup_pod import cron_job_spec
 from components.outputs import dependencies_of
 from components.pod_security import checkov_skips
 from components.postgres_names import CONTAINER_PORT, backup_job
 from components.postgres_network import dns_egress
 from components.provider_annotations import PATCH_FORCE, SKIP_AWAIT
-
-
-def backup_labels(name: str) -> dict[str, str]:
-    """The dump pods' labels: not the database's, so no database selector (Services, PDB,
-    anti-affinity, peer discovery) ever matches them."""
-    return {"app.kubernetes.io/name": "postgresql-backup", "app.kubernetes.io/instance": name}
 
 
 class LogicalBackup(pulumi.ComponentResource):

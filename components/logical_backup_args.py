@@ -6,14 +6,18 @@ ValueError naming the field, the value and the accepted form, before any resourc
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Literal
 from urllib.parse import urlsplit
 
 import pulumi
 
 from components.network_args import DnsEgress
+from components.postgres_args import MIN_STORAGE, PullPolicy
 from components.validation import check_cron, check_literals, check_name, check_quantity, check_range, fail
+
+# What the dump script hands rclone as <remote>:<bucket/prefix>: no scheme, no leading slash.
+S3_REMOTE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
 
 
 @dataclass(frozen=True)
@@ -28,8 +32,9 @@ class DumpS3:
     """The endpoint's TCP port, opened in the dump pods' egress (s3_endpoint_port reads it from the URL)."""
 
     def __post_init__(self) -> None:
-        if not self.remote or self.remote.startswith("/"):
-            fail(self, "remote", self.remote, "bucket/prefix, such as 'pg-dumps/prod'")
+        if not S3_REMOTE.fullmatch(self.remote):
+            accepted = "an rclone bucket/prefix without a scheme: letters, digits, '.', '_', '/' and '-', starting with a letter or digit"
+            fail(self, "remote", self.remote, accepted, examples=("backups/orders-db", "my-bucket"))
         check_range(self, "endpoint_port", self.endpoint_port, 1, 65535)
 
 
@@ -41,7 +46,7 @@ class LogicalBackupArgs:
     """The database's namespace (a DNS-1123 label)."""
     image: str
     """The database's own image, so pg_dump is always the server's major."""
-    image_pull_policy: Literal["Always", "IfNotPresent", "Never"]
+    image_pull_policy: PullPolicy
     """As the database pods'."""
     scripts_config_map: pulumi.Input[str]
     """The database's scripts ConfigMap (backup.sh, restore.sh)."""
@@ -79,13 +84,27 @@ class LogicalBackupArgs:
         check_name(self, "storage_class", self.storage_class, "subdomain")
         check_range(self, "port", self.port, 1, 65535)
         check_cron(self, "schedule", self.schedule)
-        check_quantity(self, "storage_size", self.storage_size, whole=True)
+        check_quantity(self, "storage_size", self.storage_size, whole=True, minimum=MIN_STORAGE)
         check_range(self, "keep", self.keep, 0)
         check_range(self, "keep_days", self.keep_days, 0)
         if self.keep == self.keep_days == 0:
-            fail(self, "keep", self.keep, "at least 1 in keep or keep_days: with neither, dumps would fill their volume")
+            fail(
+                self,
+                "keep",
+                self.keep,
+                "at least 1 in keep or keep_days",
+                examples=(7, 14),
+                why="with neither, dumps would fill their volume",
+                refs=("keep", "keep_days"),
+            )
         if not self.hosts:
             fail(self, "hosts", self.hosts, "at least one host")
+
+
+def backup_labels(name: str) -> dict[str, str]:
+    """The dump pods' labels: not the database's, so no database selector (Services, PDB,
+    anti-affinity, peer discovery) ever matches them."""
+    return {"app.kubernetes.io/name": "postgresql-backup", "app.kubernetes.io/instance": name}
 
 
 def s3_endpoint_port(endpoint: str | None) -> int:

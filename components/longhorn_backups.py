@@ -17,18 +17,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.longhorn_backups_args import LonghornRecurringJobsArgs, Schedule
+from components.longhorn_backups_args import recurring_job_labels as recurring_job_labels  # re-exported (defined beside the Args)
 from components.outputs import dependencies_of
 
 RECURRING_JOB_API = "longhorn.io/v1beta2"
-# Longhorn's PVC labels: the source label makes Longhorn sync the PVC's recurring-job labels
-# to its volume (longhorn-manager, "PVC as recurring job label source", Longhorn >= 1.6).
-SOURCE_LABEL = "recurring-job.longhorn.io/source"
-GROUP_LABEL_PREFIX = "recurring-job-group.longhorn.io/"
-
-
-def recurring_job_labels(group: str) -> dict[str, str]:
-    """PVC labels that put a volume into a job group."""
-    return {SOURCE_LABEL: "enabled", f"{GROUP_LABEL_PREFIX}{group}": "enabled"}
 
 
 def recurring_job_spec(name: str, task: str, schedule: Schedule, group: str) -> dict[str, object]:

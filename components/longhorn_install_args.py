@@ -11,6 +11,8 @@ import pulumi
 from components.longhorn_storage_class_args import DataLocality, check_locality
 from components.validation import check_literals, check_name, check_range, fail
 
+# A pinned Helm chart version: MAJOR.MINOR.PATCH in ASCII digits (no v, no date, no range).
+CHART_VERSION = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+")
 Adoptable = Literal["namespace", "release", "backup_secret"]
 NodeDownPodDeletionPolicy = Literal[
     "do-nothing", "delete-statefulset-pod", "delete-deployment-pod", "delete-both-statefulset-and-deployment-pod"
@@ -44,20 +46,21 @@ class LonghornInstallArgs:
     existing object (CHANGELOG 4.29.0 #2926; provider/pkg/await/await.go:190-252 Creation)."""
     protect: bool = True
     """Pulumi protect on the namespace, the release and the backup target's Secret: delete and replace are refused."""
-    backup_target: pulumi.Output[str] | None = None
+    backup_target: pulumi.Input[str] | None = None
     """The cluster's default BackupTarget (chart defaultBackupStore), e.g. s3://bucket@region/path
-    or nfs://host:/path, from secret config."""
+    or nfs://host:/path, from secret config (the component keeps it secret)."""
     backup_credentials: pulumi.Output[dict[str, str]] | None = None
     """The Secret keys Longhorn reads for the target (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
     AWS_ENDPOINTS, ...), from secret config; only with backup_target."""
 
     def __post_init__(self) -> None:
         check_literals(self)
-        if not re.fullmatch(r"\d+\.\d+\.\d+", self.chart_version):
-            fail(self, "chart_version", self.chart_version, "a pinned chart version MAJOR.MINOR.PATCH, such as '1.10.1'")
+        if not CHART_VERSION.fullmatch(self.chart_version):
+            accepted = "a Helm chart version MAJOR.MINOR.PATCH, digits only (no v, no date)"
+            fail(self, "chart_version", self.chart_version, accepted, examples=("1.10.1",))
         check_name(self, "namespace", self.namespace)
         check_range(self, "default_replica_count", self.default_replica_count, 1, 20)
-        check_locality(self, "default_data_locality", self.default_data_locality, self.default_replica_count)
+        check_locality(self, "default_data_locality", self.default_data_locality, "default_replica_count", self.default_replica_count)
         if self.backup_credentials is not None and self.backup_target is None:
             fail(self, "backup_credentials", "<secret>", "None without backup_target (credentials for no target)")
         if self.delete_all_volumes_on_uninstall and not self.uninstall_confirmation:

@@ -6,9 +6,15 @@ rules built from them are components/postgres_network.py.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from components.validation import fail
+
+# The usual cluster DNS: pods labelled k8s-app=kube-dns in kube-system (DnsEgress's default).
+KUBE_DNS_NAMESPACE: Mapping[str, str] = MappingProxyType({"kubernetes.io/metadata.name": "kube-system"})
+KUBE_DNS_PODS: Mapping[str, str] = MappingProxyType({"k8s-app": "kube-dns"})
 
 
 def _check_cidr(owner: object, name: str, cidr: str) -> None:
@@ -32,7 +38,13 @@ class NetworkPolicyPeer:
     def __post_init__(self) -> None:
         if self.cidr is not None:
             if self.pod_labels or self.namespace_labels is not None:
-                fail(self, "cidr", self.cidr, "either cidr or pod_labels/namespace_labels in one peer, not both")
+                fail(
+                    self,
+                    "cidr",
+                    self.cidr,
+                    "either cidr or pod_labels/namespace_labels in one peer, not both",
+                    refs=("pod_labels", "namespace_labels"),
+                )
             _check_cidr(self, "cidr", self.cidr)
 
 
@@ -46,17 +58,27 @@ class DnsEgress:
     selected pods). any=True allows port 53 to every address (simplest, least strict).
     """
 
-    namespace_labels: dict[str, str] = field(default_factory=lambda: {"kubernetes.io/metadata.name": "kube-system"})
+    namespace_labels: dict[str, str] = field(default_factory=lambda: dict(KUBE_DNS_NAMESPACE))
     """Namespaces of the DNS pods."""
-    pod_labels: dict[str, str] = field(default_factory=lambda: {"k8s-app": "kube-dns"})
+    pod_labels: dict[str, str] = field(default_factory=lambda: dict(KUBE_DNS_PODS))
     """The DNS pods."""
     cidrs: tuple[str, ...] = ()
     """Extra DNS addresses (NodeLocal DNSCache), as networks with a prefix."""
     any: bool = False
-    """Port 53 to every address; the selectors and cidrs are then unused, so cidrs must be empty."""
+    """Port 53 to every address; the selectors and cidrs are then unused, so they must be left as they are
+    (cidrs empty, the selectors the defaults): one of the two would be silently ignored."""
 
     def __post_init__(self) -> None:
-        if self.any and self.cidrs:
-            fail(self, "cidrs", self.cidrs, "empty when any is True (any allows every address)")
+        others = self.cidrs or self.pod_labels != KUBE_DNS_PODS or self.namespace_labels != KUBE_DNS_NAMESPACE
+        if self.any and others:
+            fail(
+                self,
+                "any",
+                self.any,
+                "False when cidrs, pod_labels or namespace_labels are set",
+                examples=(False,),
+                why="any allows every address, and would leave them unused",
+                refs=("cidrs", "pod_labels", "namespace_labels"),
+            )
         for i, cidr in enumerate(self.cidrs):
             _check_cidr(self, f"cidrs[{i}]", cidr)

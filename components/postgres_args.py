@@ -9,14 +9,17 @@ are sized from from ``limits["memory"]``, the claim size only from ``storage_siz
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Literal
 
 import pulumi
 
 from components.naming import DEFAULT_CLUSTER_DOMAIN
 from components.network_args import DnsEgress, NetworkPolicyPeer
-from components.postgres_conf import MAX_REPLICAS
+from components.postgres_conf import MAX_REPLICAS, image_tag
 from components.postgres_conf import image_major as major_of  # the property below has the same name
 from components.postgres_names import SUPERUSER, pod_names
 from components.quantity import quantity, whole_bytes
@@ -34,6 +37,24 @@ from components.validation import (
 PullPolicy = Literal["Always", "IfNotPresent", "Never"]
 ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
 AntiAffinity = Literal["soft", "hard"]
+
+# Image majors whose data layout and entrypoint behaviour we have checked: 15-17 keep PGDATA under
+# /var/lib/postgresql/data, 18 moved it (components/postgres_conf.data_layout), and
+# tests/components/scripts/test_majors.py runs init.sh on a real server of each. (stacks/config/majors.py
+# refuses the older ones with their end-of-life dates.)
+SUPPORTED_PG_MAJORS = (15, 16, 17, 18)
+# The pods run PostgreSQL as pod_security.POSTGRES_UID, the official Debian images' postgres user (docker-library/postgres
+# */trixie/Dockerfile: useradd --uid=999); the Alpine images' postgres is 70 (*/alpine*/Dockerfile: adduser -u 70).
+ALPINE_UID = 70
+ALPINE_TAG = re.compile(r"(^|[-.])alpine", re.IGNORECASE)
+# The smallest volume, inclusive: init.sh's WAL budget needs room beside the data (the dumps volume too).
+MIN_STORAGE = "100Mi"
+# Role names the messages suggest (neither is reserved, and they differ from each other's defaults).
+ROLE_EXAMPLES = ("orders", "billing_app")
+# The container's resources when the caller gives none (stacks/config/ completes a stack's partial
+# resources from these too).
+DEFAULT_REQUESTS: Mapping[str, str] = MappingProxyType({"cpu": "1", "memory": "1Gi"})
+DEFAULT_LIMITS: Mapping[str, str] = MappingProxyType({"cpu": "2", "memory": "1Gi"})
 
 
 @dataclass(frozen=True)
@@ -53,9 +74,9 @@ class PostgresStatefulSetArgs:
     """Pods, 1 to 15: with replication one primary plus replicas-1 hot standbys."""
     storage_size: str = "1Gi"
     """Each pod's data volume, a quantity in whole bytes; growing it expands the claims in place."""
-    requests: dict[str, str] = field(default_factory=lambda: {"cpu": "1", "memory": "1Gi"})
+    requests: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_REQUESTS))
     """Container requests: "cpu" and/or "memory" quantities, each at most its limit."""
-    limits: dict[str, str] = field(default_factory=lambda: {"cpu": "2", "memory": "1Gi"})
+    limits: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     """Container limits; "memory" is required: shared_buffers and effective_cache_size are sized from it."""
     database: str = "app"
     """The application database (a PostgreSQL identifier), created with the application role."""
@@ -109,23 +130,23 @@ class PostgresStatefulSetArgs:
         check_name(self, "namespace", self.namespace)
         check_name(self, "storage_class", self.storage_class, "subdomain")
         check_name(self, "cluster_domain", self.cluster_domain, "subdomain")
-        if major_of(self.image) is None:
-            fail(
-                self,
-                "image",
-                self.image,
-                "a reference whose tag starts with the PostgreSQL major, such as 'postgres:18.1' or 'postgres:17.6@sha256:<digest>'",
-            )
+        self._check_image()
         check_range(self, "replicas", self.replicas, 1, MAX_REPLICAS)
         check_range(self, "max_lag_bytes", self.max_lag_bytes, 0)
         check_range(self, "password_rotation", self.password_rotation, 1)
-        check_quantity(self, "storage_size", self.storage_size, whole=True)
+        check_quantity(self, "storage_size", self.storage_size, whole=True, minimum=MIN_STORAGE)
         check_quantity(self, "shm_size", self.shm_size, whole=True)
         self._check_resources()
         self._check_roles()
         self._check_service()
         if self.primary_pod is not None and not self.replication:
-            fail(self, "primary_pod", self.primary_pod, "None with replication off (every pod is its own database)")
+            fail(
+                self,
+                "primary_pod",
+                self.primary_pod,
+                "None while replication is False (every pod is its own database)",
+                refs=("replication",),
+            )
         if self.accept_wal_loss_up_to is not None and not WAL_POSITION_RE.fullmatch(self.accept_wal_loss_up_to):
             fail(
                 self,
@@ -134,16 +155,42 @@ class PostgresStatefulSetArgs:
                 "None or a WAL position X/Y in upper-case hex, such as '0/3000148'",
             )
 
+    def _check_image(self) -> None:
+        """A major the pods support, in the Debian variant (the pods run as its postgres user's uid)."""
+        supported = ", ".join(map(str, SUPPORTED_PG_MAJORS[:-1])) + f" or {SUPPORTED_PG_MAJORS[-1]}"
+        if major_of(self.image) not in SUPPORTED_PG_MAJORS:
+            fail(
+                self,
+                "image",
+                self.image,
+                f"a reference whose tag starts with the PostgreSQL major ({supported})",
+                examples=("postgres:18.1", "postgres:17.6@sha256:<digest>"),
+            )
+        if ALPINE_TAG.search(image_tag(self.image) or ""):
+            fail(
+                self,
+                "image",
+                self.image,
+                "a Debian-based tag",
+                examples=("postgres:18.1", "postgres:18.1-trixie"),
+                why=f"the Alpine variants run PostgreSQL as uid {ALPINE_UID}, and these pods run as the Debian images' "
+                "postgres user (components/pod_security.py POSTGRES_UID), so the data directory's owner would not match",
+            )
+
     def _check_resources(self) -> None:
         check_resources(self, "requests", self.requests)
         check_resources(self, "limits", self.limits, required=("memory",))
         for key in set(self.requests) & set(self.limits):
             if quantity(self.requests[key]) > quantity(self.limits[key]):
+                request = f"requests[{key!r}]"
                 fail(
                     self,
-                    f"requests[{key!r}]",
-                    self.requests[key],
-                    f"at most limits[{key!r}] ({self.limits[key]}): Kubernetes refuses a request above its limit",
+                    f"limits[{key!r}]",
+                    self.limits[key],
+                    f"a limit at least {request} ({self.requests[key]})",
+                    examples=(self.requests[key],),
+                    why=f"Kubernetes refuses a container whose request is above its limit (or lower {request})",
+                    refs=(request,),
                 )
 
     def _check_roles(self) -> None:
@@ -152,21 +199,28 @@ class PostgresStatefulSetArgs:
         if self.username is not None:
             self._check_role("username", self.username)
             if self.username == self.replication_user:
-                fail(self, "username", self.username, f"a role other than replication_user ({self.replication_user})")
+                fail(
+                    self,
+                    "username",
+                    self.username,
+                    f"a role other than replication_user ({self.replication_user})",
+                    examples=ROLE_EXAMPLES,
+                    refs=("replication_user",),
+                )
 
     def _check_role(self, field: str, role: str) -> None:
         """A role the pods create: the superuser's name and PostgreSQL's pg_ prefix are reserved, and
         the pods' own check (pod-config.sh) would stop the init container on them."""
         check_pg_identifier(self, field, role)
         if role == SUPERUSER or role.startswith("pg_"):
-            accepted = f"a role name other than {SUPERUSER} (the superuser) and not starting with pg_ (reserved), such as 'app'"
-            fail(self, field, role, accepted)
+            accepted = f"a role name other than {SUPERUSER} (the superuser) and not starting with pg_ (reserved)"
+            fail(self, field, role, accepted, examples=ROLE_EXAMPLES)
 
     def _check_service(self) -> None:
         check_range(self, "service_port", self.service_port, 1, 65535)
         if self.node_port is not None:
             if self.service_type != "NodePort":
-                fail(self, "node_port", self.node_port, "None unless service_type is 'NodePort'")
+                fail(self, "node_port", self.node_port, "None unless service_type is 'NodePort'", refs=("service_type",))
             check_range(self, "node_port", self.node_port, 30000, 32767)
 
     def check_component_name(self, name: str) -> None:

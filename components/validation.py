@@ -1,7 +1,9 @@
 """Checks for the components' ``*Args`` dataclasses, run in ``__post_init__``.
 
 A wrong argument fails at construction, before any resource is registered, with one
-ValueError of the form ``<Args>.<field>: got <value>; expected <accepted form>``.
+ArgsError (a ValueError) of the form ``<Args>.<field>: got <value>; expected <accepted form>``.
+The error keeps its parts, so stacks/config/ can say the same thing in terms of the YAML keys
+the Args were built from: these checks are the only home of each rule.
 Fields typed ``pulumi.Input`` may hold Outputs, which have no value yet: the checks
 below skip them (``plain`` is False), so only plain values are checked.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 import re
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import fields
 from typing import Any, Literal, NoReturn
 
@@ -31,8 +33,45 @@ PG_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 WAL_POSITION_RE = re.compile(r"[0-9A-F]{1,8}/[0-9A-F]{1,8}")
 
 
-def fail(args: object, field: str, value: Any, expected: str) -> NoReturn:
-    raise ValueError(f"{type(args).__name__}.{field}: got {value!r}; expected {expected}")
+class ArgsError(ValueError):
+    """One refused argument: which Args class and field, the value, and the accepted form.
+
+    ``expected`` may name other fields of the same Args (``refs``, as written in it, such as
+    ``requests['cpu']``) and end in ``examples`` and a reason (``why``): stacks/config/ renames
+    the fields to their YAML keys and shows the examples as YAML reads them."""
+
+    def __init__(
+        self,
+        args_class: type,
+        field: str,
+        value: Any,
+        expected: str,
+        *,
+        refs: tuple[str, ...] = (),
+        examples: tuple[Any, ...] = (),
+        why: str = "",
+    ) -> None:
+        self.args_class, self.field, self.value, self.expected = args_class, field, value, expected
+        self.refs, self.examples, self.why = refs, examples, why
+        super().__init__(f"{args_class.__name__}.{field}: got {value!r}; expected {self.accepted(repr)}")
+
+    def accepted(self, show: Callable[[Any], str], rename: Callable[[str], str] = lambda ref: ref) -> str:
+        """The accepted form, examples shown with ``show`` and every field in ``refs`` renamed."""
+        text = self.expected
+        if self.examples:
+            shown = [show(e) for e in self.examples]
+            text += ", such as " + (shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1])
+        text += f": {self.why}" if self.why else ""
+        for ref in self.refs:
+            # Whole field names only: keep is not keep_days, requests not requests['cpu'].
+            text = re.sub(rf"(?<![\w.\[]){re.escape(ref)}(?![\w\[])", rename(ref).replace("\\", "\\\\"), text)
+        return text
+
+
+def fail(
+    args: object, field: str, value: Any, expected: str, *, refs: tuple[str, ...] = (), examples: tuple[Any, ...] = (), why: str = ""
+) -> NoReturn:
+    raise ArgsError(type(args), field, value, expected, refs=refs, examples=examples, why=why)
 
 
 def plain(value: Any) -> bool:
@@ -99,17 +138,19 @@ def check_pg_identifier(args: object, field: str, value: Any) -> None:
         fail(args, field, value, "a PostgreSQL identifier: lowercase letters, digits and '_', not starting with a digit, at most 63")
 
 
-def check_quantity(args: object, field: str, value: Any, whole: bool = False) -> None:
-    """A Kubernetes quantity above zero; ``whole``: a whole number of bytes (memory, storage)."""
+def check_quantity(args: object, field: str, value: Any, whole: bool = False, minimum: str | None = None) -> None:
+    """A Kubernetes quantity above zero (or at least ``minimum``); ``whole``: a whole number of bytes (memory, storage)."""
     if not plain(value):
         return
     try:
         amount = quantity(value) if isinstance(value, str) else None
     except ValueError:
         amount = None
-    if amount is None or amount <= 0 or amount > QUANTITY_MAX or (whole and amount % 1 != 0):
+    least = quantity(minimum) if minimum is not None else None
+    if amount is None or amount <= 0 or amount > QUANTITY_MAX or (whole and amount % 1 != 0) or (least and amount < least):
         unit = "a whole number of bytes such as '512Mi' or '20Gi'" if whole else "such as '500m' or '2'"
-        fail(args, field, value, f"a Kubernetes quantity above zero without spaces, {unit}")
+        size = f"of at least {minimum}" if minimum is not None else "above zero"
+        fail(args, field, value, f"a Kubernetes quantity {size} without spaces, {unit}")
 
 
 def check_resources(args: object, field: str, value: Any, required: Iterable[str] = ()) -> None:

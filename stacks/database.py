@@ -6,134 +6,49 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.logical_backup import LogicalBackup, backup_labels
-from components.logical_backup_args import DumpS3, LogicalBackupArgs, s3_endpoint_port
-from components.longhorn_backups import LonghornRecurringJobs, recurring_job_labels
-from components.longhorn_backups_args import LonghornRecurringJobsArgs, Schedule
+from components.logical_backup import LogicalBackup
+from components.logical_backup_args import DumpS3, s3_endpoint_port
+from components.longhorn_backups import LonghornRecurringJobs
+from components.longhorn_backups_args import Schedule
 from components.longhorn_install import LonghornInstall
-from components.longhorn_install_args import Adoptable, LonghornInstallArgs
 from components.longhorn_storage_class import LonghornStorageClass
-from components.longhorn_storage_class_args import LonghornStorageClassArgs
 from components.naming import pod_security_labels
-from components.network_args import DnsEgress, NetworkPolicyPeer
 from components.outputs import name_of
-from components.postgres_args import PostgresStatefulSetArgs
-from components.postgres_names import credentials_secret, scripts_config_map
 from components.postgres_statefulset import PostgresStatefulSet
-from stacks.config import BACKUP_TARGET_SECRET, LONGHORN_RELEASE, LonghornJob, Secrets, Settings
+from stacks.args import (
+    backup_group,
+    dump_args,
+    longhorn_install_args,
+    postgres_args,
+    recurring_jobs_args,
+    schedule_of,
+    storage_class_args,
+)
+from stacks.config import Secrets, Settings
 from stacks.rollout import data_major_marker, major_warning, primary_template_marker, template_warning, warn_when_replaced
-
-
-def dns_egress_of(settings: Settings) -> DnsEgress:
-    dns = settings.postgres.networkPolicy.dns
-    return DnsEgress(namespace_labels=dict(dns.namespaceLabels), pod_labels=dict(dns.podLabels), cidrs=tuple(dns.cidrs), any=dns.any)
-
-
-def backup_group(settings: Settings) -> str | None:
-    """The stack's Longhorn recurring-job group (named after its StorageClass), when it has jobs."""
-    if settings.backup.snapshots is None and settings.backup.volumeBackups is None:
-        return None
-    return settings.storage.className
-
-
-def postgres_args(settings: Settings, namespace: pulumi.Input[str], storage_class: pulumi.Input[str]) -> PostgresStatefulSetArgs:
-    """Map validated settings onto the component's typed arguments."""
-    pg = settings.postgres
-    group = backup_group(settings)
-    return PostgresStatefulSetArgs(
-        claim_labels=recurring_job_labels(group) if group else {},
-        backup_clients=backup_labels(pg.name) if settings.backup.dumps is not None else None,
-        namespace=namespace,
-        storage_class=storage_class,
-        protect=settings.protect,
-        image=pg.image.reference,
-        image_pull_policy=pg.image.pullPolicy,
-        replicas=pg.replicas,
-        storage_size=pg.storageSize,
-        requests=pg.resources.requests.model_dump(),
-        limits=pg.resources.limits.model_dump(),
-        database=pg.database,
-        password_rotation=pg.passwordRotation,
-        username=pg.username,
-        service_type=pg.service.type,
-        service_port=pg.service.port,
-        node_port=pg.service.nodePort,
-        replication=pg.replication.enabled,
-        replication_user=pg.replication.user,
-        max_lag_bytes=pg.replication.maxLagBytes,
-        anti_affinity=pg.replication.podAntiAffinity,
-        primary_pod=pg.replication.primary,
-        accept_wal_loss_up_to=pg.replication.acceptWalLossUpTo,
-        shm_size=pg.shmSize,
-        hold=settings.holdDatabase,
-        network_policy=pg.networkPolicy.enabled,
-        dns=dns_egress_of(settings),
-        allowed_clients=tuple(
-            NetworkPolicyPeer(pod_labels=dict(c.podLabels), namespace_labels=c.namespaceLabels, cidr=c.cidr)
-            for c in pg.networkPolicy.allowFrom
-        ),
-    )
-
-
-def longhorn_adoptions(settings: Settings) -> frozenset[Adoptable]:
-    """The adopt entries (stacks/config/schema.py adoptable) that name a part of the Longhorn install."""
-    ns = settings.longhorn.namespace
-    entries: dict[str, Adoptable] = {
-        f"namespace/{ns}": "namespace",
-        f"release/{ns}/{LONGHORN_RELEASE}": "release",
-        f"secret/{ns}/{BACKUP_TARGET_SECRET}": "backup_secret",
-    }
-    return frozenset(entries[e] for e in settings.adopt if e in entries)
 
 
 def storage(settings: Settings, secrets: Secrets) -> list[pulumi.Resource]:
     """Longhorn (when this stack installs it) and the database StorageClass (unless an existing one is used)."""
     created: list[pulumi.Resource] = []
     if settings.longhorn.install:
-        lh = settings.longhorn
         target = secrets.backupTarget
-        created.append(
-            LonghornInstall(
-                "longhorn",
-                LonghornInstallArgs(
-                    chart_version=lh.chartVersion,
-                    namespace=lh.namespace,
-                    default_replica_count=lh.defaultReplicaCount,
-                    default_data_locality=lh.defaultDataLocality,
-                    node_down_pod_deletion_policy=lh.nodeDownPodDeletionPolicy,
-                    delete_all_volumes_on_uninstall=lh.deleteAllVolumesOnUninstall,
-                    uninstall_confirmation=lh.uninstallConfirmation,
-                    adopt=longhorn_adoptions(settings),
-                    protect=settings.protect,
-                    backup_target=pulumi.Output.secret(target.url) if target else None,
-                    backup_credentials=pulumi.Output.secret(dict(target.credentials)) if target else None,
-                ),
-            )
-        )
+        url = pulumi.Output.secret(target.url) if target else None
+        credentials = pulumi.Output.secret(dict(target.credentials)) if target else None
+        created.append(LonghornInstall("longhorn", longhorn_install_args(settings, url, credentials)))
     if settings.storage.existingClass is None:
-        st = settings.storage
         # The class used to be a child of LonghornInstall "longhorn"; the alias keeps its URN's identity.
         old_parent = f"urn:pulumi:{pulumi.get_stack()}::{pulumi.get_project()}::pgstack:index:LonghornInstall::longhorn"
         created.append(
             LonghornStorageClass(
                 "longhorn",
-                LonghornStorageClassArgs(
-                    name=st.className,
-                    replicas=st.numberOfReplicas,
-                    data_locality=st.dataLocality,
-                    reclaim_policy=st.reclaimPolicy,
-                    protect=settings.protect,
-                ),
+                storage_class_args(settings),
                 # Longhorn's CSI driver must be running before a volume can be provisioned (seed 000).
                 opts=pulumi.ResourceOptions(depends_on=list(created)),
                 class_aliases=[pulumi.Alias(parent=old_parent)],
             )
         )
     return created
-
-
-def _schedule(job: LonghornJob | None) -> Schedule | None:
-    return Schedule(job.schedule, job.retain) if job else None
 
 
 def volume_backup_schedule(settings: Settings, secrets: Secrets) -> Schedule | None:
@@ -145,7 +60,7 @@ def volume_backup_schedule(settings: Settings, secrets: Secrets) -> Schedule | N
             "until a target is set (pulumi config set --secret --path backupTarget.url s3://bucket@region/path ...)"
         )
         return None
-    return _schedule(settings.backup.volumeBackups)
+    return schedule_of(settings.backup.volumeBackups)
 
 
 def backups(settings: Settings, secrets: Secrets, db: PostgresStatefulSet, after: list[pulumi.Resource]) -> list[pulumi.Resource]:
@@ -153,16 +68,16 @@ def backups(settings: Settings, secrets: Secrets, db: PostgresStatefulSet, after
     is held: there is nothing to dump, and its claim is retained on delete)."""
     created: list[pulumi.Resource] = []
     group = backup_group(settings)
-    snapshot, backup = _schedule(settings.backup.snapshots), volume_backup_schedule(settings, secrets)
+    snapshot, backup = schedule_of(settings.backup.snapshots), volume_backup_schedule(settings, secrets)
     if group is not None and (snapshot or backup):
         jobs = LonghornRecurringJobs(
             "backups",
-            LonghornRecurringJobsArgs(namespace=settings.longhorn.namespace, group=group, snapshot=snapshot, backup=backup),
+            recurring_jobs_args(settings, group, snapshot, backup),
             # Longhorn's CRDs come with its chart.
             opts=pulumi.ResourceOptions(depends_on=after),
         )
         created.append(jobs)
-    dumps, pg = settings.backup.dumps, settings.postgres
+    dumps = settings.backup.dumps
     if dumps is None or settings.holdDatabase:
         return created
     s3 = None
@@ -173,28 +88,7 @@ def backups(settings: Settings, secrets: Secrets, db: PostgresStatefulSet, after
         s3 = DumpS3(remote=dumps.s3Remote, credentials=pulumi.Output.secret(values), endpoint_port=s3_endpoint_port(cred.endpoint))
     dump_job = LogicalBackup(
         "dumps",
-        LogicalBackupArgs(
-            name=pg.name,
-            namespace=db.namespace,
-            image=pg.image.reference,
-            image_pull_policy=pg.image.pullPolicy,
-            # Known names (plus depends_on db): the CronJob's spec never property-depends on an object
-            # that can be deleted before it is replaced (components/postgres_names.py).
-            scripts_config_map=scripts_config_map(pg.name),
-            credentials_secret=credentials_secret(pg.name),
-            hosts=list(db.replica_hosts),
-            port=pg.service.port,
-            database_pods=db.pod_labels,
-            storage_class=settings.storage_class,
-            schedule=dumps.schedule,
-            keep=dumps.keep,
-            keep_days=dumps.keepDays,
-            storage_size=dumps.storageSize,
-            claim_labels=recurring_job_labels(group) if group else {},
-            s3=s3,
-            network_policy=pg.networkPolicy.enabled,
-            dns=dns_egress_of(settings),
-        ),
+        dump_args(settings, db.namespace, list(db.replica_hosts), db.pod_labels, s3),
         opts=pulumi.ResourceOptions(depends_on=[db, *after]),
     )
     return [*created, dump_job]

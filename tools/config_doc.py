@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from components.cron import ACCEPTED_FORM
+from components.postgres_args import MIN_STORAGE
 from stacks.config import formats
 from stacks.config.errors import PROJECT
 from stacks.config.schema import Settings
@@ -38,7 +39,7 @@ FORMS: list[tuple[object, str, str]] = [
     (formats.CpuQuantity, "CPU quantity", "quantity"),
     (formats.MemoryQuantity, "memory quantity, whole bytes", "quantity"),
     (formats.ShmQuantity, "memory quantity, whole bytes", "quantity"),
-    (formats.StorageSize, f"size, whole bytes, at least {formats.MIN_STORAGE}", "quantity"),
+    (formats.StorageSize, f"size, whole bytes, at least {MIN_STORAGE}", "quantity"),
     (formats.Schedule, "cron schedule", "cron"),
     (formats.DnsName, "DNS-1123 label", "dns-label"),
     (formats.NamespaceName, "DNS-1123 label", "dns-label"),

@@ -9,8 +9,9 @@ any resource is registered.
 Values are checked the way the cluster will check them: quantities with the API
 server's grammar, names for every kind of object they become, label keys and
 values with the Kubernetes rules, CIDRs with ``ipaddress``, image repositories
-with the OCI reference grammar, and the cross-field rules Longhorn's webhooks and
-the image enforce. Every "such as" in a message lists values (as JSON, which YAML
+with the OCI reference grammar; then the settings are turned into the components' Args,
+whose own checks (the cross-field rules Longhorn's webhooks and the image enforce) refuse
+a bad combination under the YAML key it came from. Every "such as" in a message lists values (as JSON, which YAML
 reads the same way) that the same key accepts; tests/stacks/test_config.py parses them.
 
     errors.py    ConfigError, the message pieces, did-you-mean
@@ -20,14 +21,15 @@ reads the same way) that the same key accepts; tests/stacks/test_config.py parse
     schema.py    what a stack can set: Settings, storage, Longhorn, backups (postgres.py: the postgres: block)
     runbooks.py  the names the runbooks rely on (Longhorn release, uninstall confirmation)
     secrets.py   secret config models and parse_secrets
+    contract.py  the components' rules on the Args the stack would build (stacks/args.py), each refusal
+                 said under its YAML key: the cross-field rules live in the Args only
     parse.py     raw config -> Settings with one line per bad key; unread keys, provider flags, warnings
-    load.py      the only module that reads pulumi.Config (load_settings, load_secrets); not re-exported
-                 here, so importing stacks.config imports no Pulumi
+    load.py      the only module that reads pulumi.Config (load_settings, load_secrets); not re-exported here
 """
 
+from components.postgres_args import MIN_STORAGE
 from stacks.config.errors import PROJECT, ConfigError, closest_key, edit_distance, such_as
 from stacks.config.formats import (
-    MIN_STORAGE,
     Cidr,
     CpuQuantity,
     DnsName,
@@ -54,8 +56,6 @@ from stacks.config.parse import (
     unread_config_keys,
 )
 from stacks.config.postgres import (
-    DEFAULT_LIMITS,
-    DEFAULT_REQUESTS,
     ClientPeer,
     DnsSettings,
     ImageSettings,
@@ -72,7 +72,6 @@ from stacks.config.schema import (
     CONFIG_KEYS,
     LONGHORN_CLASS_ONLY,
     LONGHORN_INSTALL_ONLY,
-    RECURRING_JOB_TASKS,
     SYSTEM_NAMESPACES,
     BackupSettings,
     DumpSettings,
@@ -98,8 +97,6 @@ __all__ = [
     "ALPINE_UID",
     "BACKUP_TARGET_SECRET",
     "CONFIG_KEYS",
-    "DEFAULT_LIMITS",
-    "DEFAULT_REQUESTS",
     "KNOWN_DIGESTS",
     "LONGHORN_CLASS_ONLY",
     "LONGHORN_CREDENTIAL_KEYS",
@@ -110,7 +107,6 @@ __all__ = [
     "POD_UID",
     "PROJECT",
     "PROVIDER_NAMESPACES",
-    "RECURRING_JOB_TASKS",
     "REQUIRED_PROVIDER_FLAGS",
     "SECRET_FORMS",
     "SECRET_KEYS",

@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from components.cron import ACCEPTED_FORM, schedule_problem
+from components.postgres_args import ALPINE_TAG, MIN_STORAGE
 from components.postgres_conf import pg_major
 from components.quantity import QUANTITY_GRAMMAR, QUANTITY_MAX, quantity
 from components.validation import DNS_1123_SUBDOMAIN, WAL_POSITION_RE
@@ -43,7 +44,6 @@ _DOMAIN_AND_PORT = rf"(?:{_DOMAIN_NAME}|{_IPV6_ADDRESS})(?::[0-9]+)?"
 _REPOSITORY = re.compile(rf"(?:({_DOMAIN_AND_PORT})/)?({_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)")
 _REPOSITORY_PATH_MAX = 255  # reference.go RepositoryNameTotalLengthMax
 _IMAGE_TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)  # regexp.go tag (Go's \w is ASCII)
-_ALPINE_TAG = re.compile(r"(^|[-.])alpine", re.IGNORECASE)
 
 
 # ---------------------------------------------------------------- quantities
@@ -118,9 +118,7 @@ def _quantity_rule(examples: tuple[Any, ...], whole_bytes: bool = False, minimum
     return check
 
 
-# The smallest volume: init.sh's WAL budget needs room beside the data. Inclusive.
-MIN_STORAGE = "100Mi"
-
+# MIN_STORAGE (components/postgres_args.py): the smallest volume, inclusive.
 _CPU: tuple[Any, ...] = ("500m", 2, "1.5")
 _MEMORY: tuple[Any, ...] = ("512Mi", "1Gi", 1073741824)
 _SHM: tuple[Any, ...] = ("256Mi", "1Gi")
@@ -219,7 +217,7 @@ def _image_tag(value: str) -> str:
     examples = such_as("18.1", "15")
     if not _IMAGE_TAG.fullmatch(value):
         raise ValueError(f"an image tag: up to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-', {examples}")
-    if _ALPINE_TAG.search(value):
+    if ALPINE_TAG.search(value):
         raise ValueError(
             f"a Debian-based tag: the postgres image's Alpine variants run PostgreSQL as uid {ALPINE_UID}, and these pods "
             f"run as uid {POD_UID} (the Debian images' postgres user), so the data directory's owner would not match; "

@@ -7,6 +7,8 @@ import re
 from datetime import date
 
 from components.pod_security import POSTGRES_UID
+from components.postgres_args import ALPINE_UID as ALPINE_UID  # re-exported: stacks.config names it
+from components.postgres_args import SUPPORTED_PG_MAJORS as SUPPORTED_PG_MAJORS
 from stacks.config.errors import FieldError, such_as
 
 # ---------------------------------------------------------------- PostgreSQL majors
@@ -28,16 +30,9 @@ PG_END_OF_LIFE: dict[int, date] = {
     18: date(2030, 11, 14),
 }
 
-# Image majors whose data layout and entrypoint behaviour we have checked: 15-17 keep PGDATA under
-# /var/lib/postgresql/data, 18 moved it (components/postgres_conf.data_layout), and
-# tests/components/scripts/test_majors.py runs init.sh on a real server of each. Every major older than the
-# first is past its end of life and refused with its date.
-SUPPORTED_PG_MAJORS = (15, 16, 17, 18)
-
-# The pods run PostgreSQL as POD_UID, the official Debian images' postgres user (docker-library/postgres
-# */trixie/Dockerfile: useradd --uid=999); the Alpine images' postgres is 70 (*/alpine*/Dockerfile: adduser -u 70).
+# SUPPORTED_PG_MAJORS, ALPINE_UID (components/postgres_args.py): the majors the pods support, the uid of the
+# Alpine images' postgres user. Every major older than the first is past its end of life and refused with its date.
 POD_UID = POSTGRES_UID
-ALPINE_UID = 70
 
 
 # The official postgres images whose digests we know: digest -> the PostgreSQL version it runs. Each major's

@@ -8,7 +8,17 @@ from pydantic import (
 )
 
 from components.postgres_conf import MAX_REPLICAS
-from components.postgres_names import claim_name, headless_service, pod_name, read_only_service, standby_pod, standby_set
+from components.postgres_names import (
+    backup_job,
+    claim_name,
+    credentials_secret,
+    headless_service,
+    pod_name,
+    read_only_service,
+    scripts_config_map,
+    standby_pod,
+    standby_set,
+)
 from components.validation import DNS_1035_LABEL, DNS_1123_LABEL, DNS_1123_SUBDOMAIN, PG_IDENTIFIER
 from stacks.config.errors import such_as
 
@@ -75,9 +85,9 @@ def derived_names(name: str) -> list[tuple[str, str, tuple[int, str]]]:
         (name, "the read-write Service", _SERVICE),
         (read_only_service(name), "the read-only Service", _SERVICE),
         (headless_service(name), "the headless Service", _SERVICE),
-        (f"{name}-backup", "the dump CronJob", _CRONJOB),
-        (f"{name}-credentials", "the credentials Secret", _SUBDOMAIN),
-        (f"{name}-scripts", "the scripts ConfigMap", _SUBDOMAIN),
+        (backup_job(name), "the dump CronJob", _CRONJOB),
+        (credentials_secret(name), "the credentials Secret", _SUBDOMAIN),
+        (scripts_config_map(name), "the scripts ConfigMap", _SUBDOMAIN),
         (f"{name}-dumps", "the dumps PersistentVolumeClaim", _SUBDOMAIN),
         (f"{name}-dumps-s3", "the dump S3 Secret", _SUBDOMAIN),
         (claim_name(standby_pod(name, last)), "a data PersistentVolumeClaim", _SUBDOMAIN),

@@ -14,6 +14,7 @@ from pydantic import (
     ValidationError,
 )
 
+from stacks.config.contract import check_contract
 from stacks.config.errors import PROJECT, ConfigError, FieldError, case_note, closest_key, edit_distance, error_line, show_value, such_as
 from stacks.config.formats import explicit_fields
 from stacks.config.majors import PG_END_OF_LIFE
@@ -109,14 +110,17 @@ def _unquoted(raw: dict[str, Any], err: Any, errors: list[Any], stack: str | Non
 
 
 def parse_settings(raw: dict[str, Any], stack: str | None = None) -> Settings:
-    """Validate raw config objects (top-level key -> value) into Settings or raise ConfigError.
+    """Validate raw config objects (top-level key -> value) into Settings or raise ConfigError: first each
+    key's type and form (the schema), then the components' own rules on the Args the stack would build.
     stack: the stack's name, which an armed Longhorn uninstall must confirm (check_runbook_keys)."""
     try:
-        return Settings.model_validate(raw, context={"stack": stack})
+        settings = Settings.model_validate(raw, context={"stack": stack})
     except ValidationError as exc:
         errors = exc.errors()
         lines = [_describe(err, f"{PROJECT}:", _unquoted(raw, err, errors, stack)) for err in errors]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+    check_contract(settings)
+    return settings
 
 
 # ---------------------------------------------------------------- config the program never reads

@@ -3,7 +3,7 @@ preview can refuse before a rollout (node capacity)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import (
     AfterValidator,
@@ -12,8 +12,10 @@ from pydantic import (
     model_validator,
 )
 
+from components.network_args import KUBE_DNS_NAMESPACE, KUBE_DNS_PODS
+from components.postgres_args import DEFAULT_LIMITS, DEFAULT_REQUESTS, AntiAffinity, PullPolicy, ServiceType
 from components.postgres_conf import MAX_REPLICAS, pg_major
-from components.postgres_names import pod_name, pod_names, standby_pod
+from components.postgres_names import pod_name, standby_pod
 from components.quantity import quantity
 from stacks.config.errors import FieldError, such_as
 from stacks.config.formats import (
@@ -47,7 +49,7 @@ class ImageSettings(Model):
     """Image tag, quoted; its leading number is the PostgreSQL major (15 to 18). Debian-based: no -alpine tags."""
     digest: Annotated[str, AfterValidator(_digest)] | None = None
     """Pin the image by digest, sha256:<64 hex digits>; a digest known to belong to another version is refused."""
-    pullPolicy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    pullPolicy: PullPolicy = "IfNotPresent"
     """When the kubelet pulls the image."""
 
     @model_validator(mode="after")
@@ -67,11 +69,6 @@ class ImageSettings(Model):
         return f"{ref}@{self.digest}" if self.digest else ref
 
 
-# The resources a pod gets for what the stack leaves out; see ResourceSettings.
-DEFAULT_REQUESTS = {"cpu": "1", "memory": "1Gi"}
-DEFAULT_LIMITS = {"cpu": "2", "memory": "1Gi"}
-
-
 class ResourceAmounts(Model):
     # "" until ResourceSettings completes it: an unset field (not in model_fields_set) takes its default there.
     cpu: CpuQuantity = ""
@@ -87,7 +84,8 @@ class ResourceSettings(Model):
     limits >= requests: a missing limit is max(its default, the request), a missing request is
     min(its default, the limit). So `limits: {memory: 4Gi}` alone gives requests.memory 1Gi,
     and `requests: {cpu: "4"}` alone gives limits.cpu 4. A request above a limit the stack set
-    itself is refused as just that.
+    itself is refused as just that (by PostgresStatefulSetArgs, stacks/config/contract.py). The
+    defaults are the component's (components/postgres_args.py).
     """
 
     requests: ResourceAmounts = ResourceAmounts()
@@ -102,13 +100,6 @@ class ResourceSettings(Model):
         for res in ("cpu", "memory"):
             req = getattr(self.requests, res) if res in self.requests.model_fields_set else None
             lim = getattr(self.limits, res) if res in self.limits.model_fields_set else None
-            if req is not None and lim is not None and quantity(lim) < quantity(req):
-                raise FieldError(
-                    f"limits.{res}",
-                    lim,
-                    f"a limit at least requests.{res} ({req}), {such_as(req)}: Kubernetes refuses a container whose "
-                    f"request is above its limit (or lower requests.{res})",
-                )
             if req is None:
                 req = DEFAULT_REQUESTS[res] if lim is None or quantity(DEFAULT_REQUESTS[res]) <= quantity(lim) else lim
             if lim is None:
@@ -123,18 +114,12 @@ class ResourceSettings(Model):
 class ServiceSettings(Model):
     """The client Services: <name> (read-write: the primary) and with replication <name>-ro (read-only: the standbys)."""
 
-    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    type: ServiceType = "ClusterIP"
     """Kubernetes Service type of the read-write Service (the read-only one is always ClusterIP)."""
     port: int = Field(5432, ge=1, le=65535)
     """Client port of both Services."""
     nodePort: int | None = Field(None, ge=30000, le=32767)
     """Fixed node port of the read-write Service, only with type NodePort; null: Kubernetes picks one."""
-
-    @model_validator(mode="after")
-    def _node_port_needs_type(self) -> ServiceSettings:
-        if self.nodePort is not None and self.type != "NodePort":
-            raise FieldError("nodePort", self.nodePort, "unset unless type is NodePort")
-        return self
 
 
 class ReplicationSettings(Model):
@@ -146,7 +131,7 @@ class ReplicationSettings(Model):
     """Replication role, a PostgreSQL identifier: not postgres, not pg_*, not username."""
     maxLagBytes: int = Field(16 * 1024 * 1024, ge=0)
     """A standby is ready (in the read-only Service) only within this replay lag, in bytes."""
-    podAntiAffinity: Literal["soft", "hard"] = "soft"
+    podAntiAffinity: AntiAffinity = "soft"
     """Spread of the pods over nodes: soft prefers one pod per node, hard requires it (else a pod stays Pending)."""
     primary: Annotated[str, dns_label(63, (pod_name("postgres", 0), standby_pod("postgres", 1)))] | None = None
     """Pod that must be the primary; null means <name>-0. Set only by the promotion runbook."""
@@ -165,12 +150,6 @@ class ClientPeer(Model):
     cidr: Cidr | None = None
     """Instead of labels: clients in this IPv4 or IPv6 network, in CIDR form without host bits."""
 
-    @model_validator(mode="after")
-    def _one_kind(self) -> ClientPeer:
-        if self.cidr is not None and (self.podLabels or self.namespaceLabels is not None):
-            raise FieldError("cidr", self.cidr, "either cidr or podLabels/namespaceLabels in one entry, not both")
-        return self
-
 
 class DnsSettings(Model):
     """Where the pods may send DNS queries (UDP/TCP 53).
@@ -179,22 +158,14 @@ class DnsSettings(Model):
     plus any cidrs (NodeLocal DNSCache: ["169.254.20.10/32"]); or any: true for port 53 anywhere.
     """
 
-    podLabels: PodLabels = Field(default_factory=lambda: {"k8s-app": "kube-dns"})
+    podLabels: PodLabels = Field(default_factory=lambda: dict(KUBE_DNS_PODS))
     """Labels of the DNS pods (default: kube-dns; OpenShift runs dns-default pods in openshift-dns)."""
-    namespaceLabels: NamespaceLabels = Field(default_factory=lambda: {"kubernetes.io/metadata.name": "kube-system"})
+    namespaceLabels: NamespaceLabels = Field(default_factory=lambda: dict(KUBE_DNS_NAMESPACE))
     """Labels of the DNS pods' namespace (default: kube-system)."""
     cidrs: list[Cidr] = Field(default_factory=list)
     """Further DNS servers as CIDR networks (NodeLocal DNSCache: ["169.254.20.10/32"])."""
     any: bool = False
     """Port 53 to every address, instead of podLabels, namespaceLabels and cidrs."""
-
-    @model_validator(mode="after")
-    def _one_form(self) -> DnsSettings:
-        # any replaces the peers: with peers also set, one of the two would be silently ignored.
-        selectors = {"podLabels", "namespaceLabels"} & self.model_fields_set
-        if self.any and (self.cidrs or selectors):
-            raise FieldError("any", True, "false when cidrs or podLabels/namespaceLabels are set (any allows every address), such as false")
-        return self
 
 
 class NetworkPolicySettings(Model):
@@ -268,24 +239,6 @@ class PostgresSettings(Model):
     """The largest node's allocatable cpu and memory: a request above it is refused; null: not checked."""
 
     @model_validator(mode="after")
-    def _roles_and_primary(self) -> PostgresSettings:
+    def _fits_largest_node(self) -> PostgresSettings:
         _fits_largest_node(self.resources, self.largestNode)
-        for key, role in (("username", self.username), ("replication.user", self.replication.user)):
-            if role is not None and (role == "postgres" or role.startswith("pg_")):
-                raise FieldError(
-                    key,
-                    role,
-                    f"a role name other than postgres (the superuser) and not starting with pg_, {such_as('orders', 'billing_app')}",
-                )
-        if self.username is not None and self.username == self.replication.user:
-            raise FieldError(
-                "username",
-                self.username,
-                f"a role name different from replication.user ({self.replication.user}), {such_as('orders', 'billing_app')}",
-            )
-        primary = self.replication.primary
-        if primary is not None:
-            pods = pod_names(self.name, self.replicas, replication=True)
-            if primary not in pods or self.replicas == 1 or not self.replication.enabled:
-                raise FieldError("replication.primary", primary, f"null or one of this set's pods with replication on: {', '.join(pods)}")
         return self

@@ -1,15 +1,17 @@
 """What a stack can set: the top-level Settings and its storage, Longhorn and backup blocks (the
-postgres: block is in stacks/config/postgres.py), with their cross-field rules."""
+postgres: block is in stacks/config/postgres.py), with the rules only the config knows (the components'
+rules are checked on their Args: stacks/config/contract.py)."""
 
 from __future__ import annotations
 
 import json
-import re
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 
-from components.longhorn_backups_args import RECURRING_JOB_NAME_MAX
+from components.logical_backup_args import S3_REMOTE
+from components.longhorn_install_args import CHART_VERSION, NodeDownPodDeletionPolicy
+from components.longhorn_storage_class_args import DataLocality, ReclaimPolicy
 from stacks.config.errors import FieldError, such_as
 from stacks.config.formats import DnsName, DnsSubdomain, Model, NamespaceName, Schedule, StorageSize, and_join, explicit_fields
 from stacks.config.postgres import PostgresSettings
@@ -18,23 +20,8 @@ from stacks.config.runbooks import ANY_CONFIRMATION, BACKUP_TARGET_SECRET, LONGH
 # ---------------------------------------------------------------- storage
 
 
-def _strict_local_rule(locality_key: str, locality: str, count_key: str, count: int) -> None:
-    """Longhorn's volume webhook refuses strict-local with more than one replica: longhorn-manager
-    webhook/resources/volume/validator.go (validateReplicaCount, types.ValidateDataLocalityAndReplicaCount:
-    "replica count should be 1 in data locality strict-local mode"). Volumes that leave both unset get
-    them from the default-replica-count and default-data-locality settings (volume mutator.go)."""
-    if locality == "strict-local" and count > 1:
-        raise FieldError(
-            locality_key,
-            locality,
-            f"a locality that allows {count_key} {count}, {such_as('best-effort', 'disabled')}: strict-local keeps a "
-            f"volume's only replica on the pod's node, and Longhorn's volume webhook refuses it with more than one "
-            f"replica (for strict-local, set {count_key} to 1)",
-        )
-
-
 def _chart_version(value: str) -> str:
-    if not re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", value):
+    if not CHART_VERSION.fullmatch(value):
         raise ValueError(f"a Helm chart version MAJOR.MINOR.PATCH, digits only (no v, no date), {such_as('1.10.1')}")
     return value
 
@@ -50,24 +37,14 @@ class LonghornSettings(Model):
     """Namespace of the Longhorn release (Pod Security "privileged"); the recurring jobs live there too."""
     defaultReplicaCount: int = Field(3, ge=1, le=20)
     """Longhorn's defaultSettings.defaultReplicaCount: replicas of a volume that does not set its own."""
-    defaultDataLocality: Literal["disabled", "best-effort", "strict-local"] = "disabled"
+    defaultDataLocality: DataLocality = "disabled"
     """Longhorn's default data locality of a volume that does not set its own; strict-local needs defaultReplicaCount 1."""
-    nodeDownPodDeletionPolicy: Literal[
-        "do-nothing",
-        "delete-statefulset-pod",
-        "delete-deployment-pod",
-        "delete-both-statefulset-and-deployment-pod",
-    ] = "delete-both-statefulset-and-deployment-pod"
+    nodeDownPodDeletionPolicy: NodeDownPodDeletionPolicy = "delete-both-statefulset-and-deployment-pod"
     """What Longhorn does with the pods of a down node: Kubernetes never force-deletes them, so deleting recovers faster."""
     deleteAllVolumesOnUninstall: bool = False
     """Arm Longhorn's deleting-confirmation-flag: uninstalling the release then deletes EVERY Longhorn volume in the cluster."""
     uninstallConfirmation: str | None = None
     """Required to arm deleteAllVolumesOnUninstall: this stack's sentence, which the refusal without it prints."""
-
-    @model_validator(mode="after")
-    def _check(self) -> LonghornSettings:
-        _strict_local_rule("defaultDataLocality", self.defaultDataLocality, "defaultReplicaCount", self.defaultReplicaCount)
-        return self
 
 
 # Read only when this stack installs Longhorn (namespace is read either way: the recurring jobs live there).
@@ -92,15 +69,10 @@ class StorageSettings(Model):
     """Use this existing StorageClass instead; needs longhorn.install false and the four Longhorn class fields unset."""
     numberOfReplicas: int = Field(3, ge=1, le=20)
     """Longhorn replicas of each database volume."""
-    dataLocality: Literal["disabled", "best-effort", "strict-local"] = "best-effort"
+    dataLocality: DataLocality = "best-effort"
     """Longhorn data locality of each database volume; strict-local needs numberOfReplicas 1."""
-    reclaimPolicy: Literal["Retain", "Delete"] = "Retain"
+    reclaimPolicy: ReclaimPolicy = "Retain"
     """What happens to a volume when its claim is deleted: Retain keeps it and its data, Delete deletes it."""
-
-    @model_validator(mode="after")
-    def _check(self) -> StorageSettings:
-        _strict_local_rule("dataLocality", self.dataLocality, "numberOfReplicas", self.numberOfReplicas)
-        return self
 
 
 # ---------------------------------------------------------------- backups
@@ -118,7 +90,7 @@ class LonghornJob(Model):
 
 
 def _s3_remote(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]*", value):
+    if not S3_REMOTE.fullmatch(value):
         raise ValueError(
             "an rclone bucket/prefix without a scheme: letters, digits, '.', '_', '/' and '-', starting with a letter or "
             f"digit, {such_as('backups/orders-db', 'my-bucket')}"
@@ -140,12 +112,6 @@ class DumpSettings(Model):
     s3Remote: Annotated[str, AfterValidator(_s3_remote)] | None = None
     """Also copy every dump with rclone to this bucket/prefix, credentials in pgstack:dumpS3 (secret); null: no copy."""
 
-    @model_validator(mode="after")
-    def _some_retention(self) -> DumpSettings:
-        if self.keep == 0 and self.keepDays == 0:
-            raise FieldError("keep", 0, f"at least 1 in keep or keepDays, {such_as(7, 14)}: with neither, dumps would fill their volume")
-        return self
-
 
 class BackupSettings(Model):
     """Backups: Longhorn snapshots and off-cluster volume backups, and logical dumps. Each is off when null."""
@@ -159,11 +125,6 @@ class BackupSettings(Model):
 
 # Namespaces a database must never live in: deleting the stack would delete them.
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-
-# The RecurringJobs are <className>-snapshot and <className>-backup (components/longhorn_backups.py); Longhorn
-# refuses a job name over RECURRING_JOB_NAME_MAX characters, which also keeps the CronJob Longhorn runs under
-# the same name within Kubernetes' 52.
-RECURRING_JOB_TASKS = ("snapshot", "backup")
 
 
 class Settings(Model):
@@ -223,27 +184,6 @@ class Settings(Model):
                 "an object",
                 "null with storage.existingClass: Longhorn snapshots and backups need the volumes on Longhorn",
             )
-        if longhorn_jobs and len(self.storage.className) < 2:
-            # The class name is also the jobs' group, and Longhorn's ValidateRecurringJob checks each group with
-            # ^[a-zA-Z0-9][a-zA-Z0-9_.-]+$ (longhorn-manager v1.10.1 datastore/longhorn.go:5581, util/util.go:285).
-            raise FieldError(
-                "storage.className",
-                self.storage.className,
-                f"a class name of at least 2 characters while backup.{longhorn_jobs[0]} is set, {such_as('longhorn-postgres')}: "
-                "it is the Longhorn recurring-job group, and Longhorn refuses a one-character group",
-            )
-        if longhorn_jobs:
-            job = max((f"{self.storage.className}-{task}" for task in RECURRING_JOB_TASKS), key=len)
-            if len(job) > RECURRING_JOB_NAME_MAX:
-                allowed = RECURRING_JOB_NAME_MAX - (len(job) - len(self.storage.className))
-                raise FieldError(
-                    "storage.className",
-                    self.storage.className,
-                    f"a class name of at most {allowed} characters while backup.{longhorn_jobs[0]} is set, "
-                    f"{such_as('longhorn-postgres')}: it names the Longhorn recurring job {job} ({len(job)} characters; "
-                    "the longer of the two, so turning the other on later cannot fail), and Longhorn refuses a job name "
-                    f"over {RECURRING_JOB_NAME_MAX} (longhorn-manager NameMaximumLength)",
-                )
         return self
 
     @property

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from components.naming import service_dns
-from components.postgres_names import pod_names, primary_pod_name, statefulsets
+from components.postgres_names import backup_job, pod_names, primary_pod_name, statefulsets
 from components.postgres_pod import SECRETS_MOUNT
 from stacks.config import PROJECT, Settings, parse_settings
 
@@ -144,7 +144,7 @@ def target_of(settings: Settings) -> Target:
         row_pods=pods if replication else (primary,),
         statefulsets=sets,
         service=Endpoint(service_dns(pg.name, settings.namespace), pg.service.port),
-        cronjob=f"{pg.name}-backup",
+        cronjob=backup_job(pg.name),
     )
 
 
