@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,11 @@ from tools.mock_run import Run
 from tools.render import MARKER, REDACTED, OutputDirError, kubernetes_objects, main, render
 
 KUBERNETES_VERSIONS = ["1.30.0", "1.31.0", "1.32.0", "1.33.0", "1.34.0"]
+
+# kubernetes_validate.validate reads and parses its schema files again for every object it checks (1.4 MB of
+# definitions per version): most of the time of the strict validation below. Read once per file here; the
+# library treats the parsed schemas as read-only (referencing's Resource.from_contents).
+kubernetes_validate.utils.schema_contents = functools.lru_cache(maxsize=None)(kubernetes_validate.utils.schema_contents)
 
 
 # Longhorn's CRDs at the pinned chart version (upstream deploy/longhorn.yaml), beside the repository.
