@@ -20,7 +20,7 @@ from components.logical_backup_args import backup_labels as backup_labels  # re-
 from components.logical_backup_pod import cron_job_spec
 from components.outputs import dependencies_of
 from components.pod_security import checkov_skips
-from components.postgres_names import CONTAINER_PORT, backup_job
+from components.postgres_names import CONTAINER_PORT, backup_job, dumps_claim, dumps_s3_secret
 from components.postgres_network import dns_egress
 from components.provider_annotations import PATCH_FORCE, SKIP_AWAIT
 
@@ -34,7 +34,7 @@ class LogicalBackup(pulumi.ComponentResource):
         super().__init__("pgstack:index:LogicalBackup", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         labels = backup_labels(args.name)
-        claim_name, s3_secret_name = f"{args.name}-dumps", f"{args.name}-dumps-s3"
+        claim_name, s3_secret_name = dumps_claim(args.name), dumps_s3_secret(args.name)
         # Like the data claims: applied (adopted if it exists), grown in place, never deleted by Pulumi.
         self.claim = k8s.core.v1.PersistentVolumeClaimPatch(
             f"{name}-claim",

@@ -21,7 +21,7 @@ from components.naming import DEFAULT_CLUSTER_DOMAIN
 from components.network_args import DnsEgress, NetworkPolicyPeer
 from components.postgres_conf import MAX_REPLICAS, image_tag
 from components.postgres_conf import image_major as major_of  # the property below has the same name
-from components.postgres_names import SUPERUSER, pod_names
+from components.postgres_names import SUPERUSER, name_too_long, pod_names
 from components.quantity import quantity, whole_bytes
 from components.validation import (
     WAL_POSITION_RE,
@@ -226,8 +226,11 @@ class PostgresStatefulSetArgs:
     def check_component_name(self, name: str) -> None:
         """The checks that need the component's name, run before it registers anything: the name is
         the Services' names (a DNS-1035 label), and primary_pod must be one of the set's pods.
-        (stacks/config/ also checks the length of every name derived from it.)"""
+        Every name made from it must fit its kind's limit, for MAX_REPLICAS pods (postgres_names.name_too_long)."""
         check_name(self, "<component name>", name, "dns1035")
+        too_long = name_too_long(name, MAX_REPLICAS)
+        if too_long:
+            fail(self, "<component name>", name, too_long)
         pods = pod_names(name, self.replicas, self.replication)
         if self.primary_pod is not None and (self.primary_pod not in pods or self.replicas == 1):
             fail(self, "primary_pod", self.primary_pod, f"None or one of this set's pods with replication on: {', '.join(pods)}")

@@ -117,3 +117,61 @@ def role_labels(name: str, role: Role) -> dict[str, str]:
 def primary_selector(name: str, primary_pod: str) -> dict[str, str]:
     """Read-write Service: only the primary pod (pod 0 unless the promotion runbook moved it)."""
     return instance_labels(name) | {"statefulset.kubernetes.io/pod-name": primary_pod}
+
+
+def dumps_claim(name: str) -> str:
+    """The dump job's volume claim: ``<name>-dumps``."""
+    return f"{name}-dumps"
+
+
+def dumps_s3_secret(name: str) -> str:
+    """The dump job's S3 credentials Secret: ``<name>-dumps-s3``."""
+    return f"{name}-dumps-s3"
+
+
+# Why each kind of object limits the names made from the set's name: (length limit, reason).
+_STATEFULSET = (
+    52,
+    "a StatefulSet name can have at most 52 characters: the controller labels every pod controller-revision-hash="
+    "<StatefulSet name>-<hash of up to 10 characters> (kubernetes pkg/controller/history ControllerRevisionName), "
+    "and a label value has at most 63",
+)
+_POD = (63, "a StatefulSet pod's name is its hostname, a DNS-1123 label of at most 63 characters")
+_SERVICE = (63, "a Service name is a DNS-1035 label of at most 63 characters")
+_CRONJOB = (52, "Kubernetes refuses a CronJob name over 52 characters: each Job's name adds 11 (pkg/apis/batch/validation)")
+_SUBDOMAIN = (253, "a DNS-1123 subdomain of at most 253 characters")
+
+
+def derived_names(name: str, max_replicas: int) -> list[tuple[str, str, tuple[int, str]]]:
+    """Every object name made from the set's name, its kind and its (length limit, reason), at the largest size:
+    for max_replicas pods and with replication, whatever the set runs now, so that scaling up later never meets
+    a name the cluster refuses."""
+    last = max_replicas - 1
+    return [
+        (name, "the primary StatefulSet", _STATEFULSET),
+        (standby_set(name), "the standby StatefulSet", _STATEFULSET),
+        (standby_pod(name, last), "a standby pod", _POD),
+        (pod_name(name, last), "a pod with replication off", _POD),
+        (name, "the read-write Service", _SERVICE),
+        (read_only_service(name), "the read-only Service", _SERVICE),
+        (headless_service(name), "the headless Service", _SERVICE),
+        (backup_job(name), "the dump CronJob", _CRONJOB),
+        (credentials_secret(name), "the credentials Secret", _SUBDOMAIN),
+        (scripts_config_map(name), "the scripts ConfigMap", _SUBDOMAIN),
+        (dumps_claim(name), "the dumps PersistentVolumeClaim", _SUBDOMAIN),
+        (dumps_s3_secret(name), "the dump S3 Secret", _SUBDOMAIN),
+        (claim_name(standby_pod(name, last)), "a data PersistentVolumeClaim", _SUBDOMAIN),
+    ]
+
+
+def name_too_long(name: str, max_replicas: int) -> str | None:
+    """Why the set's name is too long for one of the names made from it (the tightest limit), or None."""
+    over = [
+        (limit - (len(obj) - len(name)), obj, kind, why)
+        for obj, kind, (limit, why) in derived_names(name, max_replicas)
+        if len(obj) > limit
+    ]
+    if not over:
+        return None
+    allowed, obj, kind, why = min(over)
+    return f"a name of at most {allowed} characters: it makes {kind} {obj} ({len(obj)} characters), and {why}"

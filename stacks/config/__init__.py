@@ -45,7 +45,7 @@ from stacks.config.formats import (
     quantity_fixes,
 )
 from stacks.config.majors import ALPINE_UID, KNOWN_DIGESTS, PG_END_OF_LIFE, POD_UID, SUPPORTED_PG_MAJORS, tag_names_version
-from stacks.config.names import derived_names, dns_label
+from stacks.config.names import dns_label
 from stacks.config.parse import (
     PROVIDER_NAMESPACES,
     REQUIRED_PROVIDER_FLAGS,
@@ -148,7 +148,6 @@ __all__ = [
     "adoptable",
     "check_runbook_keys",
     "closest_key",
-    "derived_names",
     "dns_label",
     "edit_distance",
     "end_of_life_warning",

@@ -1,5 +1,5 @@
-"""Names and identifiers: DNS labels, PostgreSQL identifiers, and the length of every name derived from
-postgres.name (StatefulSets, pods, Services, CronJobs)."""
+"""Names and identifiers: DNS labels, PostgreSQL identifiers, and postgres.name (whose length rule, for every
+name derived from it, is the component's: components/postgres_names.py name_too_long)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,7 @@ from pydantic import (
 )
 
 from components.postgres_conf import MAX_REPLICAS
-from components.postgres_names import (
-    backup_job,
-    claim_name,
-    credentials_secret,
-    headless_service,
-    pod_name,
-    read_only_service,
-    scripts_config_map,
-    standby_pod,
-    standby_set,
-)
+from components.postgres_names import name_too_long
 from components.validation import DNS_1035_LABEL, DNS_1123_LABEL, DNS_1123_SUBDOMAIN, PG_IDENTIFIER
 from stacks.config.errors import such_as
 
@@ -55,56 +45,14 @@ def pg_identifier(value: str) -> str:
     return value
 
 
-# The most pods a set can have (PostgresSettings.replicas) is MAX_REPLICAS, so the highest ordinal is MAX_REPLICAS - 1.
-
-# Why each kind of object limits the names made from postgres.name.
-_STATEFULSET = (
-    52,
-    "a StatefulSet name can have at most 52 characters: the controller labels every pod controller-revision-hash="
-    "<StatefulSet name>-<hash of up to 10 characters> (kubernetes pkg/controller/history ControllerRevisionName), "
-    "and a label value has at most 63",
-)
-_POD = (63, "a StatefulSet pod's name is its hostname, a DNS-1123 label of at most 63 characters")
-_SERVICE = (63, "a Service name is a DNS-1035 label of at most 63 characters")
-_CRONJOB = (52, "Kubernetes refuses a CronJob name over 52 characters: each Job's name adds 11 (pkg/apis/batch/validation)")
-_SUBDOMAIN = (253, "a DNS-1123 subdomain of at most 253 characters")
-
-
-def derived_names(name: str) -> list[tuple[str, str, tuple[int, str]]]:
-    """Every object name made from postgres.name, its kind and its (length limit, reason), at the largest size.
-
-    Checked for MAX_REPLICAS and with replication, whatever the stack sets now: scaling up later
-    must not meet a name the cluster refuses.
-    """
-    last = MAX_REPLICAS - 1
-    return [
-        (name, "the primary StatefulSet", _STATEFULSET),
-        (standby_set(name), "the standby StatefulSet", _STATEFULSET),
-        (standby_pod(name, last), "a standby pod", _POD),
-        (pod_name(name, last), "a pod with replication off", _POD),
-        (name, "the read-write Service", _SERVICE),
-        (read_only_service(name), "the read-only Service", _SERVICE),
-        (headless_service(name), "the headless Service", _SERVICE),
-        (backup_job(name), "the dump CronJob", _CRONJOB),
-        (credentials_secret(name), "the credentials Secret", _SUBDOMAIN),
-        (scripts_config_map(name), "the scripts ConfigMap", _SUBDOMAIN),
-        (f"{name}-dumps", "the dumps PersistentVolumeClaim", _SUBDOMAIN),
-        (f"{name}-dumps-s3", "the dump S3 Secret", _SUBDOMAIN),
-        (claim_name(standby_pod(name, last)), "a data PersistentVolumeClaim", _SUBDOMAIN),
-    ]
-
-
 def postgres_name(value: str) -> str:
     if not DNS_1035_LABEL.fullmatch(value):
         raise ValueError(
             "a DNS-1035 label, because the name is also the Services' names (<name>, <name>-ro, <name>-hl): lowercase "
             f"letters, digits and '-', starting with a letter and ending with a letter or digit, {such_as('postgres', 'orders-db')}"
         )
-    too_long = [(limit - (len(obj) - len(value)), obj, kind, why) for obj, kind, (limit, why) in derived_names(value) if len(obj) > limit]
+    # The component's rule (components/postgres_names.py), checked here too so that the line names the key.
+    too_long = name_too_long(value, MAX_REPLICAS)
     if too_long:
-        allowed, obj, kind, why = min(too_long)
-        raise ValueError(
-            f"a name of at most {allowed} characters: it makes {kind} {obj} ({len(obj)} characters), and {why}; "
-            f"{such_as('postgres', 'orders-db')}"
-        )
+        raise ValueError(f"{too_long}; {such_as('postgres', 'orders-db')}")
     return value

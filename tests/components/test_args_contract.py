@@ -194,6 +194,12 @@ def test_a_name_check_fails_before_any_resource_is_registered() -> None:
     with pytest.raises(ValueError, match=r"<component name>: got 'PG'"):
         run_pulumi(lambda: PostgresStatefulSet("PG", pg()), run=run)
     assert run.resources == []
+    # Every name made from the component's name must fit its kind's limit (the standby StatefulSet's is 52), checked
+    # here as the config checks postgres.name: a program using the component directly meets it before any resource.
+    with pytest.raises(ValueError, match=r"<component name>: got 'p{45}'; expected a name of at most 44 characters: it makes the standby"):
+        run_pulumi(lambda: PostgresStatefulSet("p" * 45, pg()), run=run)
+    assert run.resources == []
+    run_pulumi(lambda: PostgresStatefulSet("p" * 44, pg()))
     with pytest.raises(ValueError, match=r"primary_pod: got 'pg-1'; expected None while replication is False"):
         pg(replicas=2, replication=False, primary_pod="pg-1")
     with pytest.raises(ValueError, match=r"accept_wal_loss_up_to: got '0/30001a8'; expected None or a WAL position X/Y in upper-case hex"):
