@@ -175,16 +175,16 @@ def run_with(overrides: dict[str, Any], stack: str = "dev") -> Run:
     return program_run(fixed_config(stack) | overrides, stack)
 
 
-def program_run(config: dict[str, Any], stack: str) -> Run:
+def program_run(config: dict[str, Any], stack: str, secret_keys: list[str] | None = None) -> Run:
     """run_program(config, stack), made once per configuration and worker: a mock run is most of the unit tier's
     time, and many tests read the same one. Each caller gets its own copy, and the run's log messages again
     (tools.mock_run.replay), as if the program had just run. Only for runs of the program as it is: a test that
     patches the program (test_changes' next pgstack version) calls run_program itself."""
-    key = json.dumps([stack, config], sort_keys=True, default=str)
+    key = json.dumps([stack, config, sorted(secret_keys or [])], sort_keys=True, default=str)
     if key in _PROGRAM_RUNS:
         replay(_PROGRAM_RUNS[key])
     else:
-        _PROGRAM_RUNS[key] = run_program(config, stack=stack)
+        _PROGRAM_RUNS[key] = run_program(config, stack=stack, secret_keys=secret_keys)
     return copy.deepcopy(_PROGRAM_RUNS[key])
 
 

@@ -12,9 +12,8 @@ from components.longhorn_install import LonghornInstall, longhorn_values
 from components.longhorn_install_args import LonghornInstallArgs
 from components.longhorn_storage_class import LonghornStorageClass
 from components.longhorn_storage_class_args import LonghornStorageClassArgs
-from tests.conftest import run_component
+from tests.conftest import program_run, run_component
 from tools.mock_run import plain as _plain
-from tools.mock_run import run_program
 from tools.stack_files import stack_config
 
 # Key paths present in the Longhorn chart's values.yaml at 1.10.1, read from the stored
@@ -117,7 +116,7 @@ def test_a_stack_on_an_installed_longhorn_still_gets_its_tuned_class() -> None:
         "pgstack:longhorn": {"install": False},
         "pgstack:storage": {"className": "pg-prod", "numberOfReplicas": 2},
     }
-    run = run_program(config, stack="prod")
+    run = program_run(config, "prod")
     assert not run.of_type("pgstack:index:LonghornInstall") and not run.of_type("kubernetes:helm.sh/v3:Release")
     (sc,) = run.of_type(SC)
     assert sc.parent == run.one("pgstack:index:LonghornStorageClass", "longhorn").urn

@@ -23,9 +23,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import FIXED_CONFIGS, fixed_config
+from tests.conftest import FIXED_CONFIGS, fixed_config, program_run
 from tests.stacks.test_backups import DUMP_S3, TARGET
-from tools.mock_run import run_program
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "urns"
 PROJECT = "pgstack"
@@ -74,7 +73,7 @@ def urns(case: str) -> list[str]:
     for key, value in (overrides | secrets).items():
         full = f"{PROJECT}:{key.removesuffix('!')}"
         config[full] = copy.deepcopy(value) if key.endswith("!") else _merge(config.get(full), value)
-    run = run_program(config, stack=stack, secret_keys=[f"{PROJECT}:{k}" for k in secrets])
+    run = program_run(config, stack, [f"{PROJECT}:{k}" for k in secrets])
     return sorted(r.urn for r in run.resources)
 
 

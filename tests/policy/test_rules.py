@@ -27,8 +27,8 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
 from policy import offline, rules
 from stacks.config import uninstall_confirmation
-from tests.conftest import recorded_run, settings_of
-from tools.mock_run import Registered, Run, run_program
+from tests.conftest import program_run, recorded_run, settings_of
+from tools.mock_run import Registered, Run
 from tools.stack_files import stack_config, stacks
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "policy"
@@ -305,7 +305,7 @@ def test_longhorn_uninstall_may_be_armed_only_in_an_unprotected_stack_with_its_c
 def test_a_stack_armed_through_its_config_passes_the_pack() -> None:
     longhorn = dict(stack_config("dev")["pgstack:longhorn"], deleteAllVolumesOnUninstall=True)
     longhorn["uninstallConfirmation"] = uninstall_confirmation("dev", "longhorn-system")
-    run = run_program(stack_config("dev") | {"pgstack:longhorn": longhorn}, stack="dev")
+    run = program_run(stack_config("dev") | {"pgstack:longhorn": longhorn}, "dev")
     assert "longhorn-uninstall-disarmed" not in run_pack(run)
 
 
@@ -345,7 +345,7 @@ def _prod_with(**overrides: Any) -> Run:
     config = stack_config("prod")
     for key, fields in overrides.items():
         config[f"pgstack:{key}"] = fields if not isinstance(fields, dict) else {**config.get(f"pgstack:{key}", {}), **fields}
-    return run_program(config, stack="prod")
+    return program_run(config, "prod")
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from pulumi.runtime import rpc
 from components.logical_backup import backup_labels
 from components.logical_backup_pod import RCLONE_IMAGE
 from stacks.config import PROJECT
-from tests.conftest import CLAIM, STS, fixed_config, fixed_settings, run_with
+from tests.conftest import CLAIM, STS, fixed_config, fixed_settings, program_run, run_with
 from tools.mock_run import Registered, Run, run_program
 from tools.mock_run import plain as _plain
 
@@ -37,7 +37,7 @@ DUMP_S3 = {
 def _prod(overrides: dict[str, Any] | None = None, secrets: dict[str, Any] | None = None) -> Run:
     config = fixed_config("prod") | {f"{PROJECT}:{k}": v for k, v in (overrides or {}).items()}
     config |= {f"{PROJECT}:{k}": v for k, v in (secrets or {}).items()}
-    return run_program(config, stack="prod", secret_keys=[f"{PROJECT}:{k}" for k in secrets or {}])
+    return program_run(config, "prod", [f"{PROJECT}:{k}" for k in secrets or {}])
 
 
 def _pod(cron: Registered) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from stacks.config import (
     parse_settings,
     unread_config_keys,
 )
-from tests.conftest import STS
+from tests.conftest import STS, program_run
 from tools.mock_run import Run, run_program
 from tools.mock_run import plain as _plain
 from tools.render import kubernetes_objects
@@ -112,7 +112,7 @@ def test_numbers_reach_the_cluster_as_quantity_strings() -> None:
             "resources": {"requests": {"cpu": 0.5}, "limits": {"cpu": 2}},
         }
     }
-    run = run_program(config, stack="dev")
+    run = program_run(config, "dev")
     sts = _plain(run.one(STS, "postgres").inputs["spec"])
     [pg] = [c for c in sts["template"]["spec"]["containers"] if c["name"] == "postgres"]
     assert pg["resources"] == {"requests": {"cpu": "0.5", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "1Gi"}}
@@ -226,7 +226,7 @@ def test_the_longest_name_makes_only_objects_the_cluster_accepts() -> None:
         f"{PROJECT}:postgres": {"name": name, "replicas": 15},
         f"{PROJECT}:backup": {"dumps": {"keep": 3}},
     }
-    objects = kubernetes_objects(run_program(config, stack="dev"))
+    objects = kubernetes_objects(program_run(config, "dev"))
     assert any(o["kind"] == "StatefulSet" and o["metadata"]["name"] == f"{name}-standby" for o in objects)
     for obj in objects:
         kind, object_name = obj["kind"], obj["metadata"]["name"]
@@ -256,7 +256,7 @@ def test_a_name_one_character_longer_is_refused_before_any_resource() -> None:
 
 def test_postgres_15_deploys_with_the_pre_18_layout() -> None:
     config = stack_config("dev") | {f"{PROJECT}:postgres": {"image": {"tag": "15"}}}
-    sts = _plain(run_program(config, stack="dev").one(STS, "postgres").inputs["spec"])
+    sts = _plain(program_run(config, "dev").one(STS, "postgres").inputs["spec"])
     [pg] = [c for c in sts["template"]["spec"]["containers"] if c["name"] == "postgres"]
     env = {e["name"]: e.get("value") for e in pg["env"]}
     assert pg["image"] == "docker.io/library/postgres:15"
@@ -335,7 +335,7 @@ def test_edit_distance() -> None:
 def test_the_program_warns_about_unread_keys_and_still_runs(caplog: pytest.LogCaptureFixture) -> None:
     config = stack_config("dev") | {"pgstak:postgres": {"replicas": 2}, "kubernetes:namespace": "db", "kubernetes:context": "lab"}
     with caplog.at_level(logging.WARNING):
-        run = run_program(config, stack="dev")
+        run = program_run(config, "dev")
     warned = [r.getMessage() for r in caplog.records if "is never read" in r.getMessage()]
     assert len(warned) == 1 and "pgstak:postgres" in warned[0] and "Did you mean pgstack:postgres?" in warned[0]
     assert run.resources

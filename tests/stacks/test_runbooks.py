@@ -13,7 +13,7 @@ import pulumi
 import pytest
 
 from stacks.config import PROJECT, ConfigError, adoptable, parse_settings, uninstall_confirmation
-from tests.conftest import CLAIM, STS, SVC, fixed_config, fixed_settings, run_with, settings_of
+from tests.conftest import CLAIM, STS, SVC, fixed_config, fixed_settings, program_run, run_with, settings_of
 from tools.mock_run import Registered, Run, plain, run_program
 from tools.stack_files import stack_config
 
@@ -107,7 +107,7 @@ BACKUP_TARGET = {"backupTarget": {"url": "s3://b@us-east-1/lh", "credentials": {
 def _run_secret(overrides: dict[str, Any], secrets: dict[str, Any], stack: str = "dev") -> Run:
     """A fixed configuration (tests/conftest.py fixed_config) with overrides and secret config."""
     config = fixed_config(stack) | {f"{PROJECT}:{k}": v for k, v in (overrides | secrets).items()}
-    return run_program(config, stack=stack, secret_keys=[f"{PROJECT}:{k}" for k in secrets])
+    return program_run(config, stack, [f"{PROJECT}:{k}" for k in secrets])
 
 
 def test_adopt_imports_exactly_the_named_objects() -> None:
@@ -151,8 +151,8 @@ def test_a_stack_without_longhorn_adopts_only_its_namespace() -> None:
 
 
 def test_hold_runs_no_pod_and_applies_no_claim(stack: str) -> None:
-    normal = run_program(stack_config(stack), stack=stack)
-    held = run_program(stack_config(stack) | {f"{PROJECT}:holdDatabase": True}, stack=stack)
+    normal = program_run(stack_config(stack), stack)
+    held = program_run(stack_config(stack) | {f"{PROJECT}:holdDatabase": True}, stack)
     assert normal.of_type(CLAIM) and not held.of_type(CLAIM)
     assert [plain(s.inputs["spec"]["replicas"]) for s in held.of_type(STS)] == [0] * len(normal.of_type(STS))
     name = settings_of(stack).postgres.name
@@ -201,7 +201,7 @@ def test_an_armed_uninstall_without_this_stacks_confirmation_fails_first(confirm
 def test_a_confirmed_uninstall_is_armed_and_recorded_on_the_release() -> None:
     confirmed = uninstall_confirmation("dev", "longhorn-system")
     assert confirmed == "dev: no other stack uses longhorn-system/longhorn; delete every Longhorn volume in this cluster"
-    run = run_program(fixed_config("dev") | _armed(confirmed), stack="dev")
+    run = program_run(fixed_config("dev") | _armed(confirmed), "dev")
     release = plain(run.one(RELEASE, "longhorn-release").inputs)
     assert release["values"]["defaultSettings"]["deletingConfirmationFlag"] == "true"
     assert release["description"] == confirmed

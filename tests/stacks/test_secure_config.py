@@ -14,7 +14,8 @@ import pytest
 from pulumi.runtime import rpc
 
 from stacks.config import SECRET_UNKNOWN
-from tools.mock_run import plain, run_program
+from tests.conftest import program_run
+from tools.mock_run import plain
 from tools.render import render
 from tools.stack_files import ROOT, secret_config_keys, stack_config
 
@@ -67,7 +68,7 @@ def test_secure_values_read_as_set_and_secret(project: Path) -> None:
     assert config["pgstack:dumpS3"] == SECRET_UNKNOWN
     assert secret_config_keys(config) == ["pgstack:backupTarget", "pgstack:dumpS3"]
 
-    run = run_program(config, stack="sec")
+    run = program_run(config, "sec")
     # The target counts as set: the nightly volume backup is scheduled, and its URL stays a secret.
     assert sorted(plain(j.inputs)["spec"]["task"] for j in run.of_type(RECURRING_JOB)) == ["backup", "snapshot"]
     values = run.one(RELEASE, "longhorn-release").inputs["values"]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXED_CONFIGS, STACKS, fixed_config, stack_file_problem
+from tests.conftest import FIXED_CONFIGS, STACKS, fixed_config, program_run, stack_file_problem
 from tools.collisions import ClusterNames, clash, cluster_names, collisions
-from tools.mock_run import Run, run_program
+from tools.mock_run import Run
 from tools.render import helm_releases, kubernetes_objects
 from tools.stack_files import ROOT
 
@@ -29,7 +29,7 @@ def identities(run: Run) -> list[tuple[str, str, str]]:
 def object_collisions(*stacks: str) -> list[tuple[str, str, str]]:
     seen: Counter[tuple[str, str, str]] = Counter()
     for stack in stacks:
-        seen.update(set(identities(run_program(fixed_config(stack), stack=stack))))
+        seen.update(set(identities(program_run(fixed_config(stack), stack))))
     return sorted(k for k, n in seen.items() if n > 1)
 
 
