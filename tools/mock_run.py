@@ -40,8 +40,9 @@ from typing import Any
 import pulumi
 import pulumi.runtime.resource
 from pulumi.runtime import mocks, rpc
+from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from tools.mock_shortcuts import inline_monitor_calls, no_stack_traces
 from tools.stack_files import ROOT, as_pulumi_config, secret_config_keys
@@ -133,6 +134,10 @@ def fake_password(inputs: dict[str, Any], seed: str | None = None, name: str = "
     return "".join(alphabet[b % len(alphabet)] for b in (digest * 2)[:length])
 
 
+# The types whose state RecordingMocks computes (more than their inputs).
+COMPUTED_STATE = frozenset({"random:index/randomPassword:RandomPassword"})
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     """The engine's side: each resource's state is its inputs; RandomPassword also gets a result."""
 
@@ -141,7 +146,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         state = dict(args.inputs)
-        if args.typ == "random:index/randomPassword:RandomPassword":
+        if args.typ in COMPUTED_STATE:
             make = self.run.password
             state["result"] = make(args.inputs, args.name) if make else fake_password(args.inputs, self.run.seed, args.name)
             self.run.generated.append(state["result"])
@@ -166,30 +171,43 @@ class RecordingMonitor(mocks.MockMonitor):
     def __init__(self, m: RecordingMocks, run: Run) -> None:
         super().__init__(m)
         self.run = run
+        # RecordingMocks gives every resource but a RandomPassword its inputs as its state: the SDK's mock
+        # monitor would decode the inputs and encode them again for that (pulumi/runtime/mocks.py RegisterResource:
+        # deserialize_properties, new_resource, serialize_properties), a fifth of a run. Those resources get the
+        # request's own encoding back instead; a mocks class with its own new_resource goes the SDK's way.
+        self.state_is_inputs = type(m).new_resource is RecordingMocks.new_resource
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
-        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
-        if request.type != "pulumi:pulumi:Stack":
-            self.run.resources.append(
-                Registered(
-                    type=request.type,
-                    name=request.name,
-                    urn=response.urn,
-                    inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
-                    dependencies=list(request.dependencies),
-                    parent=request.parent,
-                    property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
-                    options=Options(
-                        protect=request.protect,
-                        retain_on_delete=request.retainOnDelete,
-                        delete_before_replace=request.deleteBeforeReplace,
-                        ignore_changes=tuple(request.ignoreChanges),
-                        replace_on_changes=tuple(request.replaceOnChanges),
-                        aliases=tuple(a for a in map(_alias, request.aliases) if a),
-                        import_id=request.importId,
-                    ),
-                )
+        if request.type == "pulumi:pulumi:Stack":
+            return super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        _ensure_event_loop()  # type: ignore[no-untyped-call]  # as the SDK's monitor does: resource references need one
+        inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+        if self.state_is_inputs and request.type not in COMPUTED_STATE:
+            urn = self.make_urn(request.parent, request.type, request.name)
+            self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, f"{request.name}-id", inputs)
+            response = resource_pb2.RegisterResourceResponse(urn=urn, id=f"{request.name}-id", object=request.object)
+        else:
+            response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        self.run.resources.append(
+            Registered(
+                type=request.type,
+                name=request.name,
+                urn=response.urn,
+                inputs=inputs,
+                dependencies=list(request.dependencies),
+                parent=request.parent,
+                property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
+                options=Options(
+                    protect=request.protect,
+                    retain_on_delete=request.retainOnDelete,
+                    delete_before_replace=request.deleteBeforeReplace,
+                    ignore_changes=tuple(request.ignoreChanges),
+                    replace_on_changes=tuple(request.replaceOnChanges),
+                    aliases=tuple(a for a in map(_alias, request.aliases) if a),
+                    import_id=request.importId,
+                ),
             )
+        )
         return response
 
 
