@@ -22,6 +22,7 @@ from components.postgres_args import PostgresStatefulSetArgs
 from components.validation import ArgsError
 from stacks.config import ConfigError, parse_settings
 from stacks.config.contract import YAML_KEYS, config_line, yaml_key
+from tests.components import test_args_contract as args_contract
 
 _DAILY = {"schedule": "@daily", "retain": 3}
 
@@ -33,19 +34,7 @@ def pg(**kw: Any) -> PostgresStatefulSetArgs:
 
 
 def dumps(**kw: Any) -> LogicalBackupArgs:
-    base: dict[str, Any] = {
-        "name": "postgres",
-        "namespace": "db",
-        "image": "postgres:18.6",
-        "image_pull_policy": "IfNotPresent",
-        "scripts_config_map": "s",
-        "credentials_secret": "c",
-        "hosts": ["h"],
-        "port": 5432,
-        "database_pods": {"app": "pg"},
-        "storage_class": "fast",
-    }
-    return LogicalBackupArgs(**(base | kw))
+    return args_contract.dumps(**({"name": "postgres", "image": "postgres:18.6"} | kw))
 
 
 # (rule, the stack's config, the same values given to the component, the Args class and field that refuse them,
