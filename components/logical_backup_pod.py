@@ -58,6 +58,8 @@ def dump_env(args: LogicalBackupArgs) -> list[k8s.core.v1.EnvVarArgs]:
         "BACKUP_KEEP": str(args.keep),
         "BACKUP_KEEP_DAYS": str(args.keep_days),
         "TMPDIR": "/tmp",
+        "PGSSLMODE": "prefer",
+        "PGSSLROOTCERT": "",
     }
     # restore.sh restores into PGHOST: the read-write Service (docs/backups.md#restore-dump-same-stack).
     return env_vars(DUMP_ENV, {"BACKUP_HOSTS": hosts, "PGHOST": args.hosts[-1], **plain})

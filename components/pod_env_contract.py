@@ -30,6 +30,26 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+from components.pod_env_formats import (
+    BOOL,
+    BYTES,
+    DAYS,
+    DUMPS,
+    HOST,
+    HOST_OR_SOCKET,
+    HOSTS,
+    IDENT,
+    LSN,
+    NAMESPACE,
+    PATH,
+    PG_MAJOR,
+    POD,
+    PORT,
+    SECONDS,
+    UTC_STAMP,
+    Format,
+)
+
 V = TypeVar("V")
 
 #: The generated file's name in the scripts ConfigMap (components/pod_env_contract_sh.py).
@@ -41,39 +61,6 @@ _SCRIPT_RE = re.compile(r"^[a-z][a-z0-9-]*\.sh$")
 
 class UndeclaredVariableError(ValueError):
     """An environment variable that its contract does not declare."""
-
-
-@dataclass(frozen=True)
-class Format:
-    """What a variable's value looks like: an extended regex that both bash (``[[ v =~ re ]]``)
-    and Python read alike, and what the refusal says is expected."""
-
-    name: str
-    regex: str
-    expected: str
-
-
-_HOST = "[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?"
-_PATH = "/[A-Za-z0-9._/-]*"
-_POD = "^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$"
-PATH = Format("path", f"^{_PATH}$", "an absolute path of [A-Za-z0-9._/-]")
-PORT = Format("port", "^[0-9]{1,5}$", "a TCP port number")
-BOOL = Format("bool", "^(true|false)$", "'true' or 'false'")
-# A plain, lower-case SQL identifier: needs no quoting in pg_hba.conf, pgpass files or conninfo.
-IDENT = Format("identifier", "^[a-z_][a-z0-9_]{0,62}$", "a lower-case SQL identifier")
-HOST = Format("host", f"^{_HOST}$", "a host name or IP address")
-HOSTS = Format("hosts", f"^ *{_HOST}( +{_HOST})* *$", "host names or IP addresses separated by spaces")
-HOST_OR_SOCKET = Format("host or socket", f"^({_HOST}|{_PATH})$", "a host name, an IP address or a socket directory")
-POD = Format("pod", _POD, "a pod name such as pg-0")
-NAMESPACE = Format("namespace", _POD, "a Kubernetes namespace name")
-LSN = Format("lsn", "^[0-9A-F]{1,8}/[0-9A-F]{1,8}$", "a WAL position X/Y in upper-case hex, as the refusal names it (0/3000148)")
-PG_MAJOR = Format("major", "^[0-9]{1,3}$", "a PostgreSQL major such as 18")
-# Integers stay within what bash arithmetic holds.
-SECONDS = Format("seconds", "^[0-9]{1,9}$", "a non-negative integer (seconds)")
-BYTES = Format("bytes", "^[0-9]{1,18}$", "a non-negative integer (bytes)")
-DUMPS = Format("dumps", "^[0-9]{1,9}$", "a non-negative integer (dumps; 0: no count rule)")
-DAYS = Format("days", "^[0-9]{1,9}$", "a non-negative integer (days; 0: no age rule)")
-UTC_STAMP = Format("utc time", "^[0-9]{8}T[0-9]{6}Z$", "a UTC time like 20261122T010203Z")
 
 
 @dataclass(frozen=True)
@@ -234,6 +221,14 @@ POD_ENV = EnvContract(
             "",
             format=LSN,
         ),
+        EnvVar(
+            "TLS_DIR",
+            "the mounted TLS files (tls.crt, tls.key, ca.crt): server certificate and the stack's CA; empty: TLS off",
+            "",
+            format=PATH,
+        ),
+        EnvVar("TLS_REQUIRED", "true: TCP clients and standbys must use TLS (hostnossl ... reject); needs TLS_DIR", "false", format=BOOL),
+        EnvVar("MONITOR_USER", "the metrics exporter's role (pg_monitor, peer over the socket only); empty: none", "", format=IDENT),
         # Left to their defaults by the pod; the tests shorten them.
         EnvVar(
             "BOOTSTRAP_MAX_WAIT_SECONDS",
@@ -267,6 +262,9 @@ DUMP_ENV = EnvContract(
         EnvVar("BACKUP_KEEP", "keep the newest N complete dumps (0: no count rule)", "7", read_by=("backup.sh",), format=DUMPS),
         EnvVar("BACKUP_KEEP_DAYS", "keep complete dumps younger than N days (0: no age rule)", "0", read_by=("backup.sh",), format=DAYS),
         EnvVar("TMPDIR", "where the run's private files go (passfile, error output)", "/tmp", format=PATH),
+        # libpq reads these two itself (no script does): verify-full against the stack's CA when TLS is on.
+        EnvVar("PGSSLMODE", "libpq's sslmode: verify-full when the stack's TLS is on, else prefer", "prefer", read_by=()),
+        EnvVar("PGSSLROOTCERT", "the stack's CA certificate, which verify-full checks the server against; empty: TLS off", "", read_by=()),
         # Left to their defaults by the job.
         EnvVar(
             "BACKUP_CONNECT_SECONDS",

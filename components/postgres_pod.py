@@ -75,6 +75,9 @@ def postgres_env(
         "APP_DATABASE": args.database if args.username else "",
         "READINESS_MAX_LAG_BYTES": str(args.max_lag_bytes),
         "PROMOTE_ACCEPT_WAL_LOSS_UP_TO": args.accept_wal_loss_up_to or "",
+        "TLS_DIR": "",
+        "TLS_REQUIRED": "false",
+        "MONITOR_USER": "",
     }
 
 
