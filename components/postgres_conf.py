@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 MiB = 1024 * 1024
 # The most pods a set can have: max_wal_senders and max_replication_slots below leave room
@@ -17,6 +18,9 @@ MAX_REPLICAS = 15
 _PG_TAG = re.compile(r"([0-9]+)(\.[0-9]+)*([-.][A-Za-z0-9_.-]+)?")
 # The pod's shared emptyDir for the server's socket: probes, scripts and the sidecar connect here.
 SOCKET_DIR = "/var/run/postgresql"
+# Where the pods mount the TLS Secret (tls.crt, tls.key, ca.crt: the kubernetes.io/tls layout cert-manager writes).
+TLS_MOUNT = "/etc/postgresql/tls"
+TlsProtocol = Literal["TLSv1.2", "TLSv1.3"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,17 @@ def server_parameters(memory_limit_bytes: int, replication: bool) -> dict[str, s
             "hot_standby_feedback": "on",
         }
     return parameters
+
+
+def tls_parameters(tls_dir: str, min_protocol: TlsProtocol) -> dict[str, str]:
+    """The server's TLS settings: its certificate and key from the mounted Secret, and the oldest
+    protocol it accepts. No ssl_ca_file: clients authenticate with passwords, not certificates."""
+    return {
+        "ssl": "on",
+        "ssl_cert_file": f"{tls_dir}/tls.crt",
+        "ssl_key_file": f"{tls_dir}/tls.key",
+        "ssl_min_protocol_version": min_protocol,
+    }
 
 
 def postgres_args(parameters: dict[str, str]) -> list[str]:
