@@ -43,8 +43,9 @@ def exporter_security() -> k8s.core.v1.SecurityContextArgs:
 
 
 def exporter_container(metrics: MetricsArgs) -> k8s.core.v1.ContainerArgs:
-    """The sidecar. No readiness probe: pod readiness is the database's, and an exporter problem must never
-    take the primary out of its Service. It mounts only the socket's emptyDir, read-only: connecting to a
+    """The sidecar. No readiness probe: pod readiness is the database's, and a failing scrape must never take
+    the primary out of its Service (a container that is not running still makes its pod unready: an image that
+    cannot be pulled, a crash loop). It mounts only the socket's emptyDir, read-only: connecting to a
     socket needs no write access to the mount, and the directory's files (the replication passfile) are
     postgres's own (0600)."""
     port = k8s.core.v1.ContainerPortArgs(name=METRICS_PORT_NAME, container_port=METRICS_PORT, protocol="TCP")

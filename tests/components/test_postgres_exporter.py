@@ -13,10 +13,12 @@ from components.postgres_exporter import DATA_SOURCE_NAME, exporter_container
 from components.postgres_metrics_args import EXPORTER_IMAGE, MetricsArgs
 from components.postgres_names import MONITOR_ROLE
 from components.postgres_network import network_policy_spec
-from tests.conftest import STS, settings_of
-from tools.mock_run import Run, plain
+from tests.conftest import STS, fixed_config, settings_of
+from tools.changes import ROLLS, classify
+from tools.mock_run import Run, plain, run_program
 
 NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+PROMETHEUS = {"namespaceLabels": {"kubernetes.io/metadata.name": "monitoring"}, "podLabels": {"app.kubernetes.io/name": "prometheus"}}
 
 
 def _containers(run: Run) -> dict[str, dict[str, dict[str, Any]]]:
@@ -122,3 +124,23 @@ def test_the_builder_takes_image_and_pull_policy_from_the_args() -> None:
     assert (c.image, c.image_pull_policy) == ("registry.example.com/pe:v0.20.1", "Always")
     assert exporter_container(MetricsArgs()).image == EXPORTER_IMAGE
     assert "password" not in DATA_SOURCE_NAME
+
+
+def _prod(metrics: dict[str, Any] | None) -> Run:
+    """The tests' fixed prod (metrics off, as its URNs were captured) with a metrics: block."""
+    config = fixed_config("prod") | ({"pgstack:metrics": metrics} if metrics is not None else {})
+    return run_program(config, stack="prod", run=Run(seed="same passwords for the same inputs"))
+
+
+def test_the_change_table_rows_for_metrics() -> None:
+    """docs/operations.md#changing-a-live-stack: turning metrics on or off rolls both sets (the sidecar and
+    MONITOR_USER are in the pod template); a new scraper only updates the NetworkPolicy; nothing is replaced."""
+    off, on = _prod(None), _prod({"enabled": True, "allowFrom": [PROMETHEUS]})
+    both_sets = {"StatefulSet postgres": ROLLS, "StatefulSet postgres-standby": ROLLS}
+    assert classify(off, on) == both_sets
+    assert classify(on, off) == both_sets
+    scrapers = _prod({"enabled": True, "allowFrom": [PROMETHEUS, {"cidr": "10.8.0.0/16"}]})
+    assert classify(on, scrapers) == {}
+    assert plain(on.one(NETPOL, "postgres-netpol").inputs["spec"]) != plain(scrapers.one(NETPOL, "postgres-netpol").inputs["spec"])
+    image = _prod({"enabled": True, "allowFrom": [PROMETHEUS], "image": {"tag": "v0.20.2", "digest": None}})
+    assert classify(on, image) == both_sets
