@@ -12,7 +12,7 @@ import pulumi_kubernetes as k8s
 
 from components.postgres_conf import SOCKET_DIR
 from components.postgres_metrics_args import METRICS_PORT, METRICS_PORT_NAME, MetricsArgs
-from components.postgres_names import MONITOR_ROLE
+from components.postgres_names import CONTAINER_PORT, MONITOR_ROLE
 
 # OS user nobody: the Debian base image's passwd line nobody:x:65534:65534 (base-passwd), the user the
 # exporter's own image runs as (its Dockerfile at v0.20.1: USER nobody). The pg_ident map names it.
@@ -20,8 +20,10 @@ EXPORTER_UID = 65534
 EXPORTER_OS_USER = "nobody"
 # Key/value connection string over the socket directory, the form the exporter's own readme shows for a Unix
 # socket (line 323 at v0.20.1: DATA_SOURCE_NAME="user=postgres host=/var/run/postgresql/ sslmode=disable"); the
-# exporter reads DATA_SOURCE_NAME before any user/password variable (exporter/datasource.go:119-126, GetDataSources).
-DATA_SOURCE_NAME = f"host={SOCKET_DIR} user={MONITOR_ROLE} dbname=postgres sslmode=disable"
+# exporter reads DATA_SOURCE_NAME before any user/password variable (exporter/datasource.go:119-126, GetDataSources),
+# opens it with lib/pq (collector/instance.go:37, 54) and labels its metrics host:port from the key/value pairs
+# (exporter/util.go:165-199, parseFingerprint). The port names the socket file, .s.PGSQL.<port>.
+DATA_SOURCE_NAME = f"host={SOCKET_DIR} port={CONTAINER_PORT} user={MONITOR_ROLE} dbname=postgres sslmode=disable"
 # The landing page "/" answers without a database query (cmd/postgres_exporter/main.go:145-161 at v0.20.1), so
 # liveness restarts a hung exporter, never one whose server is down (that is pg_up 0, an alert, not a restart).
 LIVENESS_PATH = "/"

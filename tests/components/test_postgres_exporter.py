@@ -72,7 +72,8 @@ def test_the_sidecar_is_pinned_restricted_small_and_passwordless(stack_run: Run,
         # Only the socket, read-only: no Secret, no data, no scripts.
         assert c["volumeMounts"] == [{"name": "run", "mountPath": SOCKET_DIR, "readOnly": True}]
         # Peer authentication over the socket: the connection string names no password, and nothing comes from a Secret.
-        assert c["env"] == [{"name": "DATA_SOURCE_NAME", "value": f"host={SOCKET_DIR} user={MONITOR_ROLE} dbname=postgres sslmode=disable"}]
+        dsn = f"host={SOCKET_DIR} port=5432 user={MONITOR_ROLE} dbname=postgres sslmode=disable"
+        assert c["env"] == [{"name": "DATA_SOURCE_NAME", "value": dsn}]
         assert "password" not in str(c).lower() and "secret" not in str(c).lower() and not c.get("envFrom")
 
 
