@@ -21,7 +21,8 @@ from components.naming import DEFAULT_CLUSTER_DOMAIN
 from components.network_args import DnsEgress, NetworkPolicyPeer
 from components.postgres_conf import MAX_REPLICAS, image_tag
 from components.postgres_conf import image_major as major_of  # the property below has the same name
-from components.postgres_names import SUPERUSER, name_too_long, pod_names
+from components.postgres_metrics_args import MetricsArgs
+from components.postgres_names import MONITOR_ROLE, SUPERUSER, name_too_long, pod_names
 from components.quantity import quantity, whole_bytes
 from components.validation import (
     WAL_POSITION_RE,
@@ -124,6 +125,8 @@ class PostgresStatefulSetArgs:
     """Who may connect; the default is any pod in the database's namespace."""
     dns: DnsEgress = field(default_factory=DnsEgress)
     """Where the pods may send DNS queries."""
+    metrics: MetricsArgs | None = None
+    """The postgres_exporter sidecar and who may scrape it; None: no metrics."""
 
     def __post_init__(self) -> None:
         check_literals(self)
@@ -212,6 +215,9 @@ class PostgresStatefulSetArgs:
         """A role the pods create: the superuser's name and PostgreSQL's pg_ prefix are reserved, and
         the pods' own check (pod-config.sh) would stop the init container on them."""
         check_pg_identifier(self, field, role)
+        if role == MONITOR_ROLE:
+            accepted = f"a role name other than {MONITOR_ROLE} (reserved: the metrics exporter's role)"
+            fail(self, field, role, accepted, examples=ROLE_EXAMPLES)
         if role == SUPERUSER or role.startswith("pg_"):
             accepted = f"a role name other than {SUPERUSER} (the superuser) and not starting with pg_ (reserved)"
             fail(self, field, role, accepted, examples=ROLE_EXAMPLES)

@@ -21,6 +21,9 @@ FIRST_STANDBY_ORDINAL = 1
 CONTAINER_PORT = 5432
 # The superuser initdb creates (the official image's default); no other role may take its name.
 SUPERUSER = "postgres"
+# The metrics exporter's role (pg_monitor, peer over the socket only: init-managed-conf.sh, pod-roles.sh);
+# reserved like the superuser's name: no configured role may take it.
+MONITOR_ROLE = "pgstack_monitor"
 
 
 def standby_set(name: str) -> str:

@@ -1,7 +1,8 @@
 """Who may talk to the database pods, and where they may talk: the NetworkPolicy rules.
 
 Ingress on the PostgreSQL port from the set's own pods, the dump job and the allowed
-clients; egress to DNS and to the set's own pods only. Built from the contract types in
+clients, and (metrics on) on the metrics port from the named scrapers only; egress to DNS and to
+the set's own pods only. Built from the contract types in
 components/network_args.py.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import pulumi_kubernetes as k8s
 
 from components.network_args import DnsEgress, NetworkPolicyPeer
+from components.postgres_metrics_args import METRICS_PORT, MetricsArgs
 from components.postgres_names import CONTAINER_PORT, instance_labels
 
 Peer = k8s.networking.v1.NetworkPolicyPeerArgs
@@ -39,10 +41,24 @@ def client_peer(client: NetworkPolicyPeer) -> Peer:
     return Peer(pod_selector=_selector(client.pod_labels), namespace_selector=namespaces)
 
 
+def metrics_ingress(metrics: MetricsArgs | None) -> list[k8s.networking.v1.NetworkPolicyIngressRuleArgs]:
+    """The metrics port from metrics.allow_from only: no rule without metrics or without a scraper named
+    (an empty `from` would admit every source)."""
+    if metrics is None or not metrics.allow_from:
+        return []
+    port = [k8s.networking.v1.NetworkPolicyPortArgs(port=METRICS_PORT, protocol="TCP")]
+    return [k8s.networking.v1.NetworkPolicyIngressRuleArgs(from_=[client_peer(c) for c in metrics.allow_from], ports=port)]
+
+
 def network_policy_spec(
-    name: str, allowed_clients: tuple[NetworkPolicyPeer, ...], backup_clients: dict[str, str] | None, dns: DnsEgress
+    name: str,
+    allowed_clients: tuple[NetworkPolicyPeer, ...],
+    backup_clients: dict[str, str] | None,
+    dns: DnsEgress,
+    metrics: MetricsArgs | None = None,
 ) -> k8s.networking.v1.NetworkPolicySpecArgs:
-    """Ingress on the PostgreSQL port from peers and named clients; egress to DNS and peers only."""
+    """Ingress on the PostgreSQL port from peers and named clients (and on the metrics port from the
+    named scrapers); egress to DNS and peers only."""
     peers = Peer(pod_selector=_selector(instance_labels(name)))
     clients = [peers]
     if backup_clients is not None:
@@ -52,6 +68,6 @@ def network_policy_spec(
     return k8s.networking.v1.NetworkPolicySpecArgs(
         pod_selector=_selector(instance_labels(name)),
         policy_types=["Ingress", "Egress"],
-        ingress=[k8s.networking.v1.NetworkPolicyIngressRuleArgs(from_=clients, ports=pg_port)],
+        ingress=[k8s.networking.v1.NetworkPolicyIngressRuleArgs(from_=clients, ports=pg_port), *metrics_ingress(metrics)],
         egress=[dns_egress(dns), k8s.networking.v1.NetworkPolicyEgressRuleArgs(to=[peers], ports=pg_port)],
     )

@@ -20,7 +20,8 @@ from components.pod_env_contract import POD_ENV, EnvContract, EnvVar
 from components.pod_env_contract_sh import generated_scripts
 from components.pod_security import container_security, pod_security_context
 from components.postgres_conf import SOCKET_DIR, DataLayout, postgres_args
-from components.postgres_names import CONTAINER_PORT, DATA_VOLUME, primary_pod_name
+from components.postgres_exporter import exporter_container
+from components.postgres_names import CONTAINER_PORT, DATA_VOLUME, MONITOR_ROLE, primary_pod_name
 from components.postgres_scheduling import affinity, topology_spread
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ def postgres_env(
         "PROMOTE_ACCEPT_WAL_LOSS_UP_TO": args.accept_wal_loss_up_to or "",
         "TLS_DIR": "",
         "TLS_REQUIRED": "false",
-        "MONITOR_USER": "",
+        "MONITOR_USER": MONITOR_ROLE if args.metrics else "",
     }
 
 
@@ -209,6 +210,10 @@ def pod_spec(
         affinity=affinity(name, args.anti_affinity),
         topology_spread_constraints=topology_spread(name, args.anti_affinity),
         init_containers=[init_container(args, env, layout)],
-        containers=[postgres_container(args, env, layout, parameters), sync_container(args, env, layout)],
+        containers=[
+            postgres_container(args, env, layout, parameters),
+            sync_container(args, env, layout),
+            *([exporter_container(args.metrics)] if args.metrics else []),
+        ],
         volumes=volumes(objects.scripts_config_map, objects.secret, args.shm_size),
     )

@@ -223,7 +223,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
             k8s.networking.v1.NetworkPolicy(
                 f"{name}-netpol",
                 metadata=meta,
-                spec=network_policy_spec(name, args.allowed_clients, args.backup_clients, args.dns),
+                spec=network_policy_spec(name, args.allowed_clients, args.backup_clients, args.dns, args.metrics),
                 opts=child,
             )
             if args.network_policy

@@ -16,6 +16,7 @@ from components.longhorn_install_args import Adoptable, LonghornInstallArgs
 from components.longhorn_storage_class_args import LonghornStorageClassArgs
 from components.network_args import DnsEgress, NetworkPolicyPeer
 from components.postgres_args import PostgresStatefulSetArgs
+from components.postgres_metrics_args import MetricsArgs
 from components.postgres_names import credentials_secret, scripts_config_map
 from stacks.config.postgres import ClientPeer
 from stacks.config.runbooks import BACKUP_TARGET_SECRET, LONGHORN_RELEASE
@@ -29,6 +30,20 @@ def dns_egress_of(settings: Settings) -> DnsEgress:
 
 def peer_of(client: ClientPeer) -> NetworkPolicyPeer:
     return NetworkPolicyPeer(pod_labels=dict(client.podLabels), namespace_labels=client.namespaceLabels, cidr=client.cidr)
+
+
+def metrics_args(settings: Settings) -> MetricsArgs | None:
+    """The exporter sidecar and its scrapers; None while metrics are off."""
+    m = settings.metrics
+    if not m.enabled:
+        return None
+    return MetricsArgs(
+        image=m.image.reference,
+        image_pull_policy=m.image.pullPolicy,
+        allow_from=tuple(peer_of(c) for c in m.allowFrom),
+        pod_monitor=m.podMonitor,
+        prometheus_rule=m.prometheusRule,
+    )
 
 
 def backup_group(settings: Settings) -> str | None:
@@ -71,6 +86,7 @@ def postgres_args(settings: Settings, namespace: pulumi.Input[str], storage_clas
         network_policy=pg.networkPolicy.enabled,
         dns=dns_egress_of(settings),
         allowed_clients=tuple(peer_of(c) for c in pg.networkPolicy.allowFrom),
+        metrics=metrics_args(settings),
     )
 
 

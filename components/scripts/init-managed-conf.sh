@@ -40,6 +40,11 @@ write_hba() {
     hba_line '# TYPE' DATABASE USER ADDRESS METHOD
     hba_line local all postgres '' peer
     hba_line local all "$REPLICATION_USER" '' reject
+    if [[ -n $MONITOR_USER ]]; then
+      # The metrics exporter: over the socket as OS user nobody only (write_ident), never over TCP.
+      hba_line local all "$MONITOR_USER" '' 'peer map=monitor'
+      hba_line host all "$MONITOR_USER" all reject
+    fi
     hba_line local all all '' scram-sha-256
     if [[ $REPLICATION_ENABLED == true ]]; then
       hba_line host replication "$REPLICATION_USER" all scram-sha-256
@@ -48,6 +53,20 @@ write_hba() {
     hba_line host all "$REPLICATION_USER" all reject
     hba_line host all all all scram-sha-256
   } | replace_file "$PGDATA/pg_hba.conf"
+  write_ident
+}
+
+# write_ident: pg_ident.conf, the map write_hba's peer line names. The server reads it from
+# PGDATA (ident_file's default, like hba_file's: neither is set anywhere). Map monitor lets the
+# exporter's OS user, nobody (uid 65534, resolved in the server's /etc/passwd), be MONITOR_USER,
+# and nothing else; without MONITOR_USER the map is empty.
+write_ident() {
+  {
+    printf '%s\n' '# Managed by init.sh: rewritten on every pod start, edits are lost.'
+    if [[ -n $MONITOR_USER ]]; then
+      printf '%-10s %-16s %s\n' monitor nobody "$MONITOR_USER"
+    fi
+  } | replace_file "$PGDATA/pg_ident.conf"
 }
 
 write_managed_conf() {

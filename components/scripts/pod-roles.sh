@@ -46,10 +46,25 @@ roles_sql() {
       "ALTER ROLE :\"app_user\" WITH LOGIN PASSWORD :'pw';"
   fi
   printf '%s\n' '\unset pw'
+  monitor_sql
   if [[ -n $APP_DATABASE ]]; then
     printf '%s\n' \
       "SELECT format('CREATE DATABASE %I OWNER %I', :'app_db', :'app_user') WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'app_db') \\gexec"
   fi
+}
+
+# monitor_sql: the metrics exporter's role, when MONITOR_USER is set: a login
+# without a password (it connects over the socket through the peer map only,
+# init-managed-conf.sh) in pg_monitor, and nothing more. Idempotent. With
+# MONITOR_USER empty an existing role is left as it is: without the peer map and
+# the hba line no connection can log in as it (it has no password for scram), and
+# turning metrics back on finds it ready.
+monitor_sql() {
+  [[ -n $MONITOR_USER ]] || return 0
+  printf '%s\n' \
+    "SELECT format('CREATE ROLE %I', :'monitor_user') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'monitor_user') \\gexec" \
+    "ALTER ROLE :\"monitor_user\" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD NULL;" \
+    "SELECT format('GRANT pg_monitor TO %I', :'monitor_user') WHERE NOT pg_has_role(:'monitor_user', 'pg_monitor', 'MEMBER') \\gexec"
 }
 
 # apply_roles SOCKET_DIR: run roles_sql against the server at SOCKET_DIR.
@@ -57,5 +72,5 @@ apply_roles() {
   local sql
   sql=$(roles_sql)
   printf '%s\n' "$sql" | psql_at "$1" \
-    -v repl_user="$REPLICATION_USER" -v app_user="$APP_USER" -v app_db="$APP_DATABASE" -f -
+    -v repl_user="$REPLICATION_USER" -v app_user="$APP_USER" -v app_db="$APP_DATABASE" -v monitor_user="$MONITOR_USER" -f -
 }

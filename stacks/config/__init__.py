@@ -18,7 +18,8 @@ reads the same way) that the same key accepts; tests/stacks/test_config.py parse
     majors.py    PostgreSQL end-of-life calendar, supported majors, known image digests
     names.py     DNS labels, identifiers, the length of every name derived from postgres.name
     formats.py   field types: quantities, schedules, labels, CIDRs, image references; the base model
-    schema.py    what a stack can set: Settings, storage, Longhorn, backups (postgres.py: the postgres: block)
+    schema.py    what a stack can set: Settings, storage, Longhorn, backups (postgres.py: the postgres: block;
+                 metrics.py: the metrics: block)
     runbooks.py  the names the runbooks rely on (Longhorn release, uninstall confirmation)
     secrets.py   secret config models and parse_secrets
     contract.py  the components' rules on the Args the stack would build (stacks/args.py), each refusal
@@ -45,6 +46,7 @@ from stacks.config.formats import (
     quantity_fixes,
 )
 from stacks.config.majors import ALPINE_UID, KNOWN_DIGESTS, PG_END_OF_LIFE, POD_UID, SUPPORTED_PG_MAJORS, tag_names_version
+from stacks.config.metrics import ExporterImageSettings, MetricsSettings
 from stacks.config.names import dns_label
 from stacks.config.parse import (
     PROVIDER_NAMESPACES,
@@ -124,10 +126,12 @@ __all__ = [
     "DnsSubdomain",
     "DumpS3Secret",
     "DumpSettings",
+    "ExporterImageSettings",
     "ImageSettings",
     "LonghornJob",
     "LonghornSettings",
     "MemoryQuantity",
+    "MetricsSettings",
     "NamespaceLabels",
     "NamespaceName",
     "NetworkPolicySettings",

@@ -19,6 +19,7 @@ from components.longhorn_storage_class_args import LonghornStorageClassArgs
 from components.naming import service_dns
 from components.network_args import DnsEgress, NetworkPolicyPeer
 from components.postgres_args import PostgresStatefulSetArgs
+from components.postgres_metrics_args import MetricsArgs
 from components.postgres_names import instance_labels
 from components.validation import ArgsError
 from stacks import args as build
@@ -51,6 +52,8 @@ YAML_KEYS: dict[tuple[type, str], str] = {
     (PostgresStatefulSetArgs, "accept_wal_loss_up_to"): f"{_PG}.replication.acceptWalLossUpTo",
     (PostgresStatefulSetArgs, "shm_size"): f"{_PG}.shmSize",
     (PostgresStatefulSetArgs, "<component name>"): f"{_PG}.name",
+    (MetricsArgs, "image"): "metrics.image.tag",
+    (MetricsArgs, "image_pull_policy"): "metrics.image.pullPolicy",
     (NetworkPolicyPeer, "cidr"): "cidr",
     (NetworkPolicyPeer, "pod_labels"): "podLabels",
     (NetworkPolicyPeer, "namespace_labels"): "namespaceLabels",
@@ -123,6 +126,8 @@ def check_contract(settings: Settings) -> None:
     pg = settings.postgres
     for i, client in enumerate(pg.networkPolicy.allowFrom):
         _checked(partial(build.peer_of, client), f"{_PG}.networkPolicy.allowFrom.{i}.")
+    for i, client in enumerate(settings.metrics.allowFrom):
+        _checked(partial(build.peer_of, client), f"metrics.allowFrom.{i}.")
     args = _checked(lambda: build.postgres_args(settings, settings.namespace, settings.storage_class))
     _checked(lambda: args.check_component_name(pg.name))
     if settings.longhorn.install:

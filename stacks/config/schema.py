@@ -14,6 +14,7 @@ from components.longhorn_install_args import CHART_VERSION, NodeDownPodDeletionP
 from components.longhorn_storage_class_args import DataLocality, ReclaimPolicy
 from stacks.config.errors import FieldError, such_as
 from stacks.config.formats import DnsName, DnsSubdomain, Model, NamespaceName, Schedule, StorageSize, and_join, explicit_fields
+from stacks.config.metrics import MetricsSettings
 from stacks.config.postgres import PostgresSettings
 from stacks.config.runbooks import ANY_CONFIRMATION, BACKUP_TARGET_SECRET, LONGHORN_RELEASE, uninstall_confirmation
 
@@ -142,6 +143,7 @@ class Settings(Model):
     """Live objects this stack takes over (Pulumi's import) instead of creating, each <kind>/<import id>."""
     holdDatabase: bool = False
     """Hold the database for a volume restore: no database pod and no data claim until the restored volume is bound."""
+    metrics: MetricsSettings = MetricsSettings()
 
     @model_validator(mode="after")
     def _runbook_keys(self, info: ValidationInfo) -> Settings:

@@ -98,6 +98,8 @@ def test_image_is_the_configured_one_pinned_when_a_digest_is_set(stack_run: Run,
     expected = f"{image.repository}:{image.tag}" + (f"@{image.digest}" if image.digest else "")
     for _, pod in _pod_templates(stack_run):
         for c in pod["containers"] + pod["initContainers"]:
+            if c["name"] == "metrics":
+                continue  # the exporter's own image: tests/components/test_postgres_exporter.py
             assert c["image"] == expected
             assert bool(re.search(r"@sha256:[0-9a-f]{64}$", c["image"])) == (image.digest is not None), c["image"]
             assert c["imagePullPolicy"] == image.pullPolicy
@@ -113,7 +115,9 @@ def test_network_policy(stack_run: Run, stack: str) -> None:
     instance = {"app.kubernetes.io/name": "postgresql", "app.kubernetes.io/instance": pg.name}
     assert policy["podSelector"] == {"matchLabels": instance}
     assert policy["policyTypes"] == ["Ingress", "Egress"]
-    [ingress] = policy["ingress"]
+    ingress, *scrapers = policy["ingress"]
+    metrics = settings_of(stack).metrics  # the metrics port's rule: tests/components/test_postgres_exporter.py
+    assert len(scrapers) == (1 if metrics.enabled and metrics.allowFrom else 0)
     assert ingress["ports"] == [{"port": 5432, "protocol": "TCP"}]  # the container's port, whatever the Service's
     assert {"podSelector": {"matchLabels": instance}} in ingress["from"]
     # The peers and every allowFrom entry (by default one: the pods of the database's namespace).
