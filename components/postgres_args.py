@@ -22,6 +22,7 @@ from components.network_args import DnsEgress, NetworkPolicyPeer
 from components.postgres_conf import MAX_REPLICAS, image_tag
 from components.postgres_conf import image_major as major_of  # the property below has the same name
 from components.postgres_names import SUPERUSER, name_too_long, pod_names
+from components.postgres_tls_args import TlsArgs
 from components.quantity import quantity, whole_bytes
 from components.validation import (
     WAL_POSITION_RE,
@@ -124,6 +125,8 @@ class PostgresStatefulSetArgs:
     """Who may connect; the default is any pod in the database's namespace."""
     dns: DnsEgress = field(default_factory=DnsEgress)
     """Where the pods may send DNS queries."""
+    tls: TlsArgs | None = None
+    """TLS on every connection (components/postgres_tls.py); None: off."""
 
     def __post_init__(self) -> None:
         check_literals(self)

@@ -18,7 +18,8 @@ reads the same way) that the same key accepts; tests/stacks/test_config.py parse
     majors.py    PostgreSQL end-of-life calendar, supported majors, known image digests
     names.py     DNS labels, identifiers, the length of every name derived from postgres.name
     formats.py   field types: quantities, schedules, labels, CIDRs, image references; the base model
-    schema.py    what a stack can set: Settings, storage, Longhorn, backups (postgres.py: the postgres: block)
+    schema.py    what a stack can set: Settings, storage, Longhorn, backups (postgres.py: the postgres: block,
+                 tls.py: the tls: block)
     runbooks.py  the names the runbooks rely on (Longhorn release, uninstall confirmation)
     secrets.py   secret config models and parse_secrets
     contract.py  the components' rules on the Args the stack would build (stacks/args.py), each refusal
@@ -92,6 +93,7 @@ from stacks.config.secrets import (
     Secrets,
     parse_secrets,
 )
+from stacks.config.tls import CertManagerSettings, IssuerRefSettings, TlsSettings
 
 __all__ = [
     "ALPINE_UID",
@@ -115,6 +117,7 @@ __all__ = [
     "SYSTEM_NAMESPACES",
     "BackupSettings",
     "BackupTargetSecret",
+    "CertManagerSettings",
     "Cidr",
     "ClientPeer",
     "ConfigError",
@@ -125,6 +128,7 @@ __all__ = [
     "DumpS3Secret",
     "DumpSettings",
     "ImageSettings",
+    "IssuerRefSettings",
     "LonghornJob",
     "LonghornSettings",
     "MemoryQuantity",
@@ -145,6 +149,7 @@ __all__ = [
     "ShmQuantity",
     "StorageSettings",
     "StorageSize",
+    "TlsSettings",
     "adoptable",
     "check_runbook_keys",
     "closest_key",
