@@ -148,7 +148,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         state = dict(args.inputs)
         if args.typ in TLS_TYPES:  # real PEMs; a private key counts as generated, like a password (leak tests)
-            state = tls_state(args.typ, args.name, plain(state), self.run.seed)
+            state = tls_state(args.typ, args.name, plain(state))
             self.run.generated += [state["privateKeyPem"]] if args.typ == PRIVATE_KEY else []
         elif args.typ in COMPUTED_STATE:
             make = self.run.password

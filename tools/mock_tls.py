@@ -6,9 +6,9 @@ internal/provider: resource_private_key.go, resource_self_signed_cert.go, resour
 resource_locally_signed_cert.go, common_cert.go createCertificate), with `cryptography`: the key algorithm and
 curve, the subject, the DNS names, the validity, allowed_uses as key usage and extended key usage, is_ca.
 
-ECDSA P-256 (what the program asks for) costs well under a millisecond a key. With a seed (Run.seed: two runs of
-one config must agree, tools/changes.py) the same seed, name and inputs give the same state, as the provider
-keeps a resource whose inputs did not change.
+ECDSA P-256 (what the program asks for) costs well under a millisecond a key. The same name and inputs give the
+same state within a process, as the provider keeps a resource whose inputs did not change: two runs of one
+config agree (whatever their password seed), so a diff (tools/changes.py) shows only what the config changed.
 """
 
 from __future__ import annotations
@@ -39,27 +39,21 @@ _SUBJECT = {"commonName": NameOID.COMMON_NAME, "organization": NameOID.ORGANIZAT
 _CACHE: dict[str, dict[str, Any]] = {}
 
 
-def tls_state(type_: str, name: str, inputs: dict[str, Any], seed: str | None) -> dict[str, Any]:
+def tls_state(type_: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     """The state pulumi-tls would return for this registration: its inputs plus what it computes."""
-    key = json.dumps([type_, name, inputs, seed], sort_keys=True, default=str) if seed is not None else ""
-    if key in _CACHE:
-        return dict(_CACHE[key])
-    make = {PRIVATE_KEY: _private_key, SELF_SIGNED: _self_signed, CERT_REQUEST: _cert_request, LOCALLY_SIGNED: _locally_signed}
-    state = dict(inputs) | make[type_](inputs, f"{seed}/{name}" if seed is not None else None)
-    if key:
-        _CACHE[key] = state
-    return dict(state)
+    key = json.dumps([type_, name, inputs], sort_keys=True, default=str)
+    if key not in _CACHE:
+        make = {PRIVATE_KEY: _private_key, SELF_SIGNED: _self_signed, CERT_REQUEST: _cert_request, LOCALLY_SIGNED: _locally_signed}
+        _CACHE[key] = dict(inputs) | make[type_](inputs, name)
+    return dict(_CACHE[key])
 
 
-def _private_key(inputs: dict[str, Any], seed: str | None) -> dict[str, Any]:
+def _private_key(inputs: dict[str, Any], name: str) -> dict[str, Any]:
     if inputs.get("algorithm") != "ECDSA":
         raise NotImplementedError(f"the TLS mock makes ECDSA keys only, not {inputs.get('algorithm')}")
     curve = _CURVES[str(inputs.get("ecdsaCurve") or "P224")]  # the provider's default curve is P224
-    if seed is None:
-        key = ec.generate_private_key(curve)
-    else:
-        secret = int.from_bytes(hashlib.sha256(seed.encode()).digest()) % (2**255) + 1
-        key = ec.derive_private_key(secret, curve)
+    # Below every curve's order (the smallest, P-224's, is above 2^223): a valid private value.
+    key = ec.derive_private_key(int.from_bytes(hashlib.sha256(name.encode()).digest()) % (2**222) + 1, curve)
     # pulumi-tls: private_key_pem in the SEC 1 "EC PRIVATE KEY" form for ECDSA, pkcs8 beside it.
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
     pkcs8 = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
@@ -78,7 +72,7 @@ def _load_key(pem: str) -> ec.EllipticCurvePrivateKey:
     return key
 
 
-def _cert_request(inputs: dict[str, Any], seed: str | None) -> dict[str, Any]:
+def _cert_request(inputs: dict[str, Any], name: str) -> dict[str, Any]:
     key = _load_key(inputs["privateKeyPem"])
     builder = x509.CertificateSigningRequestBuilder().subject_name(_name(inputs.get("subject")))
     if inputs.get("dnsNames"):
@@ -131,7 +125,7 @@ def _signed(parts: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _self_signed(inputs: dict[str, Any], seed: str | None) -> dict[str, Any]:
+def _self_signed(inputs: dict[str, Any], name: str) -> dict[str, Any]:
     key = _load_key(inputs["privateKeyPem"])
     subject = _name(inputs.get("subject"))
     builder = _certificate(inputs, subject, key.public_key(), subject, key)
@@ -141,7 +135,7 @@ def _self_signed(inputs: dict[str, Any], seed: str | None) -> dict[str, Any]:
     return _signed(builder, inputs) | {"keyAlgorithm": "ECDSA"}
 
 
-def _locally_signed(inputs: dict[str, Any], seed: str | None) -> dict[str, Any]:
+def _locally_signed(inputs: dict[str, Any], name: str) -> dict[str, Any]:
     csr = x509.load_pem_x509_csr(inputs["certRequestPem"].encode())
     ca = x509.load_pem_x509_certificate(inputs["caCertPem"].encode())
     ca_key = _load_key(inputs["caPrivateKeyPem"])
