@@ -66,8 +66,8 @@ class TlsArgs:
                 "renew_before_days",
                 self.renew_before_days,
                 f"fewer days than validity_days ({self.validity_days})",
-                examples=(30,),
-                why="a certificate renewed before it is issued would be replaced at every `pulumi up`",
+                examples=(max(self.validity_days // 3, 1),),
+                why="a certificate due for renewal as soon as it is issued would be replaced at every `pulumi up`",
                 refs=("validity_days",),
             )
         if self.issuer is not None and self.existing_secret is not None:
@@ -76,7 +76,7 @@ class TlsArgs:
                 "existing_secret",
                 self.existing_secret,
                 "None while issuer is set: one source of the certificate (generated, issuer or existing_secret)",
-                refs=("issuer",),
+                refs=("issuer", "existing_secret"),
             )
         if self.existing_secret is not None:
             check_name(self, "existing_secret", self.existing_secret, "subdomain")

@@ -58,5 +58,5 @@ class TlsSettings(Model):
     @model_validator(mode="after")
     def _required_needs_enabled(self) -> TlsSettings:
         if self.required and not self.enabled:
-            raise FieldError("required", self.required, "false while enabled is false: TLS must be on to be required")
+            raise FieldError("required", self.required, "false while tls.enabled is false: TLS must be on to be required")
         return self
