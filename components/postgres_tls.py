@@ -6,10 +6,14 @@ Registered by PostgresStatefulSet as its child (new URNs only: no existing resou
   (components/postgres_tls_args.py server_names). The CA key and certificate are protected like the
   credentials Secret: a new CA breaks every client that trusts the old one, so it is never renewed early
   and a change that would replace it is refused on a protected stack. The server key, request and
-  certificate are not: the certificate is replaced by the first `pulumi up` inside its renewal window
-  (terraform-provider-tls internal/provider/common_cert.go modifyPlanIfCertificateReadyForRenewal: once
-  now >= validity_end_time - early_renewal_hours the plan marks ready_for_renewal unknown and RequiresReplace,
-  no refresh needed), and the Secret's content updates in place (kubernetes:enableSecretMutable).
+  certificate are not: the certificate is replaced by the first `pulumi up` inside its renewal window, and the
+  Secret's content updates in place (kubernetes:enableSecretMutable). terraform-provider-tls (read at 4.0.4, the
+  copy in pulumi/pulumi-terraform-bridge pkg/pf/tests/internal/tlsshim/vendor, commit 59de6c66; the release under
+  pulumi-tls 5.6.2 not checked) internal/provider/common_cert.go:253-296 modifyPlanIfCertificateReadyForRenewal:
+  the plan of every update compares now with validity_end_time - early_renewal_hours and, inside the window,
+  marks ready_for_renewal unknown and RequiresReplace (no refresh needed; resource_locally_signed_cert.go:288).
+  validity_period_hours and allowed_uses replace too (resource_locally_signed_cert.go:72-75;
+  resource_self_signed_cert.go:60-63 for the CA: so caValidityDays replaces the CA), early_renewal_hours does not.
 - cert-manager: a cert-manager.io/v1 Certificate whose issuer writes the same Secret and renews it.
 - existing: nothing is created; the pods mount that Secret.
 
