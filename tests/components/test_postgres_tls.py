@@ -23,7 +23,7 @@ from components.postgres_conf import TLS_MOUNT
 from components.postgres_statefulset import PostgresStatefulSet
 from components.postgres_tls import PostgresTls, TlsSite, certificate_spec
 from components.postgres_tls_args import IssuerRef, TlsArgs, server_names
-from tests.conftest import SECRET, STS, run_component, run_with
+from tests.conftest import SECRET, STS, fixed_config, program_run, run_component, run_with
 from tests.tools.test_render import _strict
 from tools.mock_run import Registered, Run, plain
 
@@ -148,10 +148,11 @@ def test_the_secret_is_ordered_before_the_sets_but_never_feeds_their_template() 
     assert not [r for r in off.resources if r.type.startswith("tls:") or "tls" in r.name]
 
 
-@functools.cache
 def _program_with_tls() -> Run:
-    """The whole program: the tests' prod with dumps, TLS on and required."""
-    return run_with({"pgstack:tls": {"enabled": True, "required": True}}, stack="prod")
+    """The whole program: the tests' prod with dumps, TLS on and required (test_urns' prod-tls: one run for both)."""
+    config = fixed_config("prod")
+    config["pgstack:tls"] = config["pgstack:tls"] | {"enabled": True, "required": True}
+    return program_run(config, "prod")
 
 
 def test_the_dump_job_verifies_the_server_with_only_the_ca_mounted() -> None:
