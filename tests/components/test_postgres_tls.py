@@ -183,7 +183,7 @@ def test_a_dump_job_without_tls_prefers_and_mounts_no_tls() -> None:
 
 @functools.cache
 def _crd_schema() -> dict[str, Any]:
-    crd = yaml.safe_load(CRD.read_text())
+    crd = yaml.load(CRD.read_text(), Loader=yaml.CSafeLoader)
     (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
     return dict(_strict(version["schema"]["openAPIV3Schema"]))
 
