@@ -76,6 +76,9 @@ class LogicalBackupArgs:
     """Create the dump pods' NetworkPolicy (no ingress; egress to DNS, the database and S3)."""
     dns: DnsEgress = field(default_factory=DnsEgress)
     """Where the dump pods may send DNS queries."""
+    tls_secret: str | None = None
+    """The database's TLS Secret: its ca.crt alone is mounted, and the dump connects with sslmode=verify-full
+    (the hosts are among the server certificate's names); None: TLS off (sslmode=prefer)."""
 
     def __post_init__(self) -> None:
         check_literals(self)
@@ -83,6 +86,8 @@ class LogicalBackupArgs:
         check_name(self, "namespace", self.namespace)
         check_name(self, "storage_class", self.storage_class, "subdomain")
         check_range(self, "port", self.port, 1, 65535)
+        if self.tls_secret is not None:
+            check_name(self, "tls_secret", self.tls_secret, "subdomain")
         check_cron(self, "schedule", self.schedule)
         check_quantity(self, "storage_size", self.storage_size, whole=True, minimum=MIN_STORAGE)
         check_range(self, "keep", self.keep, 0)

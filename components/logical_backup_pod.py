@@ -9,6 +9,7 @@ import pulumi_kubernetes as k8s
 
 from components.pod_env_contract import DUMP_ENV
 from components.pod_security import container_security, pod_security_context
+from components.postgres_conf import TLS_MOUNT
 from components.postgres_pod import SCRIPTS_MOUNT, SECRETS_MOUNT, env_vars
 
 if TYPE_CHECKING:
@@ -58,8 +59,10 @@ def dump_env(args: LogicalBackupArgs) -> list[k8s.core.v1.EnvVarArgs]:
         "BACKUP_KEEP": str(args.keep),
         "BACKUP_KEEP_DAYS": str(args.keep_days),
         "TMPDIR": "/tmp",
-        "PGSSLMODE": "prefer",
-        "PGSSLROOTCERT": "",
+        # With TLS the dump verifies the server against the stack's CA and its name (the Services' names are
+        # among the certificate's SANs: components/postgres_tls_args.py server_names).
+        "PGSSLMODE": "prefer" if args.tls_secret is None else "verify-full",
+        "PGSSLROOTCERT": "" if args.tls_secret is None else f"{TLS_MOUNT}/ca.crt",
     }
     # restore.sh restores into PGHOST: the read-write Service (docs/backups.md#restore-dump-same-stack).
     return env_vars(DUMP_ENV, {"BACKUP_HOSTS": hosts, "PGHOST": args.hosts[-1], **plain})
@@ -73,6 +76,8 @@ def dump_pod_spec(args: LogicalBackupArgs, claim_name: str, s3_secret: pulumi.In
         k8s.core.v1.VolumeMountArgs(name="dumps", mount_path=BACKUP_MOUNT),
         k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
     ]
+    if args.tls_secret is not None:
+        mounts.append(k8s.core.v1.VolumeMountArgs(name="tls", mount_path=TLS_MOUNT, read_only=True))
     dump = k8s.core.v1.ContainerArgs(
         name="dump",
         image=args.image,
@@ -105,7 +110,16 @@ def dump_pod_spec(args: LogicalBackupArgs, claim_name: str, s3_secret: pulumi.In
                 name="dumps", persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(claim_name=claim_name)
             ),
             k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="1Gi")),
+            *([] if args.tls_secret is None else [ca_volume(args.tls_secret)]),
         ],
+    )
+
+
+def ca_volume(tls_secret: str) -> k8s.core.v1.VolumeArgs:
+    """Only the CA of the database's TLS Secret (items): the server's private key never reaches the job."""
+    only_ca = [k8s.core.v1.KeyToPathArgs(key="ca.crt", path="ca.crt")]
+    return k8s.core.v1.VolumeArgs(
+        name="tls", secret=k8s.core.v1.SecretVolumeSourceArgs(secret_name=tls_secret, items=only_ca, default_mode=0o440)
     )
 
 

@@ -23,6 +23,7 @@ from components.postgres_conf import MAX_REPLICAS, image_tag
 from components.postgres_conf import image_major as major_of  # the property below has the same name
 from components.postgres_metrics_args import MetricsArgs
 from components.postgres_names import MONITOR_ROLE, SUPERUSER, name_too_long, pod_names
+from components.postgres_tls_args import TlsArgs
 from components.quantity import quantity, whole_bytes
 from components.validation import (
     WAL_POSITION_RE,
@@ -127,6 +128,8 @@ class PostgresStatefulSetArgs:
     """Where the pods may send DNS queries."""
     metrics: MetricsArgs | None = None
     """The postgres_exporter sidecar and who may scrape it; None: no metrics."""
+    tls: TlsArgs | None = None
+    """TLS on every connection (components/postgres_tls.py); None: off."""
 
     def __post_init__(self) -> None:
         check_literals(self)

@@ -88,6 +88,12 @@ def credentials_secret(name: str) -> str:
     return f"{name}-credentials"
 
 
+def tls_secret(name: str) -> str:
+    """The TLS Secret (kubernetes.io/tls: tls.crt, tls.key, ca.crt) the pods mount, generated or written by
+    cert-manager: ``<name>-tls``, a known string like the others."""
+    return f"{name}-tls"
+
+
 def backup_job(name: str) -> str:
     """The dump CronJob and its NetworkPolicy (components/logical_backup.py): ``<name>-backup``."""
     return f"{name}-backup"
@@ -161,6 +167,7 @@ def derived_names(name: str, max_replicas: int) -> list[tuple[str, str, tuple[in
         (backup_job(name), "the dump CronJob", _CRONJOB),
         (credentials_secret(name), "the credentials Secret", _SUBDOMAIN),
         (scripts_config_map(name), "the scripts ConfigMap", _SUBDOMAIN),
+        (tls_secret(name), "the TLS Secret", _SUBDOMAIN),
         (dumps_claim(name), "the dumps PersistentVolumeClaim", _SUBDOMAIN),
         (dumps_s3_secret(name), "the dump S3 Secret", _SUBDOMAIN),
         (claim_name(standby_pod(name, last)), "a data PersistentVolumeClaim", _SUBDOMAIN),

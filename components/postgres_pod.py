@@ -19,7 +19,7 @@ import pulumi_kubernetes as k8s
 from components.pod_env_contract import POD_ENV, EnvContract, EnvVar
 from components.pod_env_contract_sh import generated_scripts
 from components.pod_security import container_security, pod_security_context
-from components.postgres_conf import SOCKET_DIR, DataLayout, postgres_args
+from components.postgres_conf import SOCKET_DIR, TLS_MOUNT, DataLayout, postgres_args
 from components.postgres_exporter import exporter_container
 from components.postgres_names import CONTAINER_PORT, DATA_VOLUME, MONITOR_ROLE, primary_pod_name
 from components.postgres_scheduling import affinity, topology_spread
@@ -76,8 +76,9 @@ def postgres_env(
         "APP_DATABASE": args.database if args.username else "",
         "READINESS_MAX_LAG_BYTES": str(args.max_lag_bytes),
         "PROMOTE_ACCEPT_WAL_LOSS_UP_TO": args.accept_wal_loss_up_to or "",
-        "TLS_DIR": "",
-        "TLS_REQUIRED": "false",
+        # The mounted TLS Secret (TLS_MOUNT) when TLS is on; the scripts read both (components/scripts/).
+        "TLS_DIR": TLS_MOUNT if args.tls is not None else "",
+        "TLS_REQUIRED": "true" if args.tls is not None and args.tls.required else "false",
         "MONITOR_USER": MONITOR_ROLE if args.metrics else "",
     }
 
@@ -95,7 +96,7 @@ def env_vars(contract: EnvContract, values: Mapping[str, pulumi.Input[str]]) -> 
     return [var(v, value) for v, value in contract.pod_entries(values)]
 
 
-def mounts(layout: DataLayout, with_data: bool) -> list[k8s.core.v1.VolumeMountArgs]:
+def mounts(layout: DataLayout, with_data: bool, tls: bool = False) -> list[k8s.core.v1.VolumeMountArgs]:
     found = [
         k8s.core.v1.VolumeMountArgs(name="scripts", mount_path=SCRIPTS_MOUNT, read_only=True),
         k8s.core.v1.VolumeMountArgs(name="secrets", mount_path=SECRETS_MOUNT, read_only=True),
@@ -104,6 +105,9 @@ def mounts(layout: DataLayout, with_data: bool) -> list[k8s.core.v1.VolumeMountA
     ]
     if with_data:
         found.append(k8s.core.v1.VolumeMountArgs(name=DATA_VOLUME, mount_path=layout.mount_path))
+    if tls:
+        # The server reads its certificate and key, init.sh's clone the CA (verify-full), the sidecar hashes all three.
+        found.append(k8s.core.v1.VolumeMountArgs(name="tls", mount_path=TLS_MOUNT, read_only=True))
     return found
 
 
@@ -145,7 +149,7 @@ def postgres_container(
         args=argv[1:],
         ports=[k8s.core.v1.ContainerPortArgs(name="postgresql", container_port=CONTAINER_PORT, protocol="TCP")],
         resources=k8s.core.v1.ResourceRequirementsArgs(requests=args.requests, limits=args.limits),
-        volume_mounts=[*mounts(layout, with_data=True), k8s.core.v1.VolumeMountArgs(name="shm", mount_path="/dev/shm")],
+        volume_mounts=[*mounts(layout, True, args.tls is not None), k8s.core.v1.VolumeMountArgs(name="shm", mount_path="/dev/shm")],
         startup_probe=_exec_probe(pg_isready, 10, STARTUP_PROBE_SECONDS // 10),
         liveness_probe=_exec_probe(pg_isready, 10, 6),
         readiness_probe=_exec_probe([f"{SCRIPTS_MOUNT}/readiness.sh"], 5, 3),
@@ -155,7 +159,9 @@ def postgres_container(
 
 def init_container(args: PostgresStatefulSetArgs, env: EnvValues, layout: DataLayout) -> k8s.core.v1.ContainerArgs:
     resources = k8s.core.v1.ResourceRequirementsArgs(requests=args.requests, limits=args.limits)
-    return container(args, env, "init", [f"{SCRIPTS_MOUNT}/init.sh"], volume_mounts=mounts(layout, with_data=True), resources=resources)
+    return container(
+        args, env, "init", [f"{SCRIPTS_MOUNT}/init.sh"], volume_mounts=mounts(layout, True, args.tls is not None), resources=resources
+    )
 
 
 def sync_container(args: PostgresStatefulSetArgs, env: EnvValues, layout: DataLayout) -> k8s.core.v1.ContainerArgs:
@@ -171,13 +177,15 @@ def sync_container(args: PostgresStatefulSetArgs, env: EnvValues, layout: DataLa
             requests={"cpu": "50m", "memory": "64Mi"}, limits={"cpu": "500m", "memory": "128Mi"}
         ),
         liveness_probe=_exec_probe([f"{SCRIPTS_MOUNT}/sync-passwords.sh", "--alive"], 30, 3, initial_delay=30),
-        volume_mounts=mounts(layout, with_data=False),
+        volume_mounts=mounts(layout, False, args.tls is not None),
     )
 
 
-def volumes(scripts_config_map: pulumi.Input[str], secret: pulumi.Input[str], shm_size: str) -> list[k8s.core.v1.VolumeArgs]:
-    """Scripts and passwords read-only; the socket, /tmp and /dev/shm in memory-sized emptyDirs."""
-    return [
+def volumes(
+    scripts_config_map: pulumi.Input[str], secret: pulumi.Input[str], shm_size: str, tls_secret: pulumi.Input[str] | None = None
+) -> list[k8s.core.v1.VolumeArgs]:
+    """Scripts, passwords and the TLS files read-only; the socket, /tmp and /dev/shm in memory-sized emptyDirs."""
+    found = [
         k8s.core.v1.VolumeArgs(
             name="scripts", config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=scripts_config_map, default_mode=0o555)
         ),
@@ -186,6 +194,12 @@ def volumes(scripts_config_map: pulumi.Input[str], secret: pulumi.Input[str], sh
         k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="256Mi")),
         k8s.core.v1.VolumeArgs(name="shm", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(medium="Memory", size_limit=shm_size)),
     ]
+    if tls_secret is not None:
+        # 0o440: the kubelet makes the files root-owned with group fsGroup, which PostgreSQL accepts for a key
+        # (src/backend/libpq/be-secure-common.c check_ssl_key_file: root-owned, no world bits).
+        tls = k8s.core.v1.SecretVolumeSourceArgs(secret_name=tls_secret, default_mode=0o440)
+        found.append(k8s.core.v1.VolumeArgs(name="tls", secret=tls))
+    return found
 
 
 @dataclass(frozen=True)
@@ -196,6 +210,7 @@ class PodObjects:
     service_account: pulumi.Input[str]
     scripts_config_map: pulumi.Input[str]
     secret: pulumi.Input[str]
+    tls_secret: pulumi.Input[str] | None = None
 
 
 def pod_spec(
@@ -215,5 +230,5 @@ def pod_spec(
             sync_container(args, env, layout),
             *([exporter_container(args.metrics)] if args.metrics else []),
         ],
-        volumes=volumes(objects.scripts_config_map, objects.secret, args.shm_size),
+        volumes=volumes(objects.scripts_config_map, objects.secret, args.shm_size, objects.tls_secret),
     )

@@ -22,7 +22,7 @@ from components.headless_service_args import HeadlessServiceArgs, NamedPort
 from components.naming import service_dns
 from components.outputs import dependencies_of, name_of
 from components.postgres_args import PostgresStatefulSetArgs
-from components.postgres_conf import data_layout, server_parameters
+from components.postgres_conf import TLS_MOUNT, data_layout, server_parameters, tls_parameters
 from components.postgres_names import (
     CONTAINER_PORT,
     SUPERUSER,
@@ -43,6 +43,7 @@ from components.postgres_names import (
 from components.postgres_network import network_policy_spec
 from components.postgres_pod import PodObjects, checksum, pod_spec, postgres_env, script_files
 from components.postgres_services import client_services, disruption_budget_spec, service_metadata
+from components.postgres_tls import PostgresTls, TlsSite
 from components.postgres_workload import claim_metadata, claim_spec, read_write_await, statefulset_metadata, statefulset_spec
 
 # RFC 3986 unreserved characters: safe in connection URIs and pgpass files unescaped.
@@ -60,6 +61,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
     user: pulumi.Output[str]
     secret_name: pulumi.Output[str]
     connection_uri: pulumi.Output[str]
+    ca_certificate: pulumi.Output[str | None]
 
     def __init__(self, name: str, args: PostgresStatefulSetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         args.check_component_name(name)
@@ -67,6 +69,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         self._name, self._args = name, args
         passwords = self._credentials()
         self._pod_objects()
+        self._tls()
         self._workload(passwords, dependencies_of(opts))
         self._access()
         self._outputs(passwords)
@@ -133,6 +136,17 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         )
         self.headless = HeadlessService(headless_service(name), hl, opts=child)
 
+    def _tls(self) -> None:
+        """The TLS Secret's source (components/postgres_tls.py), a child of this set: new URNs only."""
+        name, args = self._name, self._args
+        self.tls: PostgresTls | None = None
+        if args.tls is None:
+            return
+        if not isinstance(args.namespace, str):
+            raise ValueError(f"{name}: TLS needs the namespace as a known string: it is part of the certificate's names")
+        site = TlsSite(name, args.namespace, args.cluster_domain, args.protect)
+        self.tls = PostgresTls(f"{name}-tls", site, args.tls, opts=pulumi.ResourceOptions(parent=self))
+
     def _template_annotations(self, passwords: dict[str, pulumi.Output[str]]) -> pulumi.Output[dict[str, str]]:
         """Pods roll when a password or a script changes: POSTGRES_PASSWORD only acts at initdb, so the
         sidecar applies new passwords, and restarts pick up new scripts. The digest is one-way; it is
@@ -150,13 +164,17 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         primary_host = pulumi.Output.from_input(args.namespace).apply(lambda ns: pod_host(name, primary, ns, args.cluster_domain))
         env = postgres_env(name, args, layout, primary_host, self.headless.fqdn)
         parameters = server_parameters(args.memory_limit_bytes, args.replication)
+        if args.tls is not None:
+            parameters |= tls_parameters(TLS_MOUNT, args.tls.min_protocol)
         # Known names, not outputs: a replaced ConfigMap or Secret (delete-before-replace, fixed name)
         # must never drag the StatefulSets along (pulumi/pulumi pkg/resource/deploy/step_generator.go
         # calculateDependentReplacements re-diffs only inputs that property-depend on it); depends_on orders them.
-        objects = PodObjects(service_account=name, scripts_config_map=scripts_config_map(name), secret=credentials_secret(name))
+        # The TLS Secret too, and it stays out of the checksums: the sidecar reloads a renewed certificate.
+        tls_secret = args.tls.secret_name(name) if args.tls is not None else None
+        objects = PodObjects(name, scripts_config_map(name), credentials_secret(name), tls_secret)
         annotations = self._template_annotations(passwords)
         self._claims(outer)
-        depends = [*outer, self.secret, self.scripts, self.service_account, self.headless, *self.claims]
+        depends = [*outer, self.secret, self.scripts, self.service_account, self.headless, *self.claims, *([self.tls] if self.tls else [])]
         self.statefulsets: list[k8s.apps.v1.StatefulSet] = []
         # Each set's pod template as sent, by role: the stack fingerprints the primary's (stacks/rollout.py).
         self.templates: dict[str, k8s.core.v1.PodTemplateSpecArgs] = {}
@@ -247,7 +265,12 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         self.user = pulumi.Output.from_input(args.username or SUPERUSER)
         self.secret_name = name_of(self.secret)
         user_pw = passwords["password"] if args.username else passwords["postgres-password"]
-        uri = pulumi.Output.format("postgresql://{0}:{1}@{2}:{3}/{4}", self.user, user_pw, self.host, args.service_port, self.database)
+        # With TLS a client verifies the server's name and CA (sslrootcert: the caCertificate output, or ca.crt).
+        query = "?sslmode=verify-full" if args.tls is not None else ""
+        uri = pulumi.Output.format(
+            "postgresql://{0}:{1}@{2}:{3}/{4}{5}", self.user, user_pw, self.host, args.service_port, self.database, query
+        )
         self.connection_uri = pulumi.Output.secret(uri)
+        self.ca_certificate = self.tls.ca_certificate if self.tls is not None else pulumi.Output.from_input(None)
         outputs = ("headless_service_name", "host", "read_only_host", "port", "database", "user", "secret_name", "connection_uri")
-        self.register_outputs({key: getattr(self, key) for key in outputs})
+        self.register_outputs({key: getattr(self, key) for key in (*outputs, "ca_certificate")})

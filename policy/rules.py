@@ -58,7 +58,7 @@ PRODUCTION_SCHEMA = PolicyConfigSchema(
             "type": "array",
             "items": {"type": "string"},
             "default": DEFAULT_PRODUCTION_STACKS,
-            "description": "Stacks held to the production rules (protect, image digest, Longhorn replicas >= 2).",
+            "description": "Stacks held to the production rules (protect, image digest, Longhorn replicas >= 2, TLS required).",
         },
     },
 )
@@ -366,6 +366,27 @@ def production_image_digest(args: ResourceValidationArgs, report_violation: Repo
             report_violation(f"container {_get(container, 'name')}: image {image} is not pinned by digest (pgstack:postgres.image.digest)")
 
 
+def _env_value(container: Any, name: str) -> Any:
+    for var in _items(_get(container, "env")):
+        if _get(var, "name") == name:
+            return _get(var, "value")
+    return None
+
+
+def production_tls(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """The database server serves TLS (ssl=on on its command line: components/postgres_conf.py tls_parameters) and
+    refuses connections without it (TLS_REQUIRED, which the pods turn into hostnossl ... reject): pgstack:tls."""
+    if not is_production(args) or args.resource_type != STATEFULSET:
+        return
+    for container in containers(pod_spec(args)):
+        if _get(container, "name") != "postgres":
+            continue
+        if "ssl=on" not in [str(a) for a in _items(_get(container, "args"))]:
+            report_violation("the postgres server runs without TLS (ssl=on): production needs pgstack:tls.enabled true")
+        if not _true(_env_value(container, "TLS_REQUIRED")):
+            report_violation("the postgres server accepts connections without TLS: production needs pgstack:tls.required true")
+
+
 # ------------------------------------------------------------------ advisory
 
 
@@ -420,6 +441,7 @@ POLICIES: list[ResourceValidationPolicy] = [
     ),
     _policy("production-protect", "Production protects every stateful resource.", production_protect, production=True),
     _policy("production-image-digest", "Production pins every image by digest.", production_image_digest, production=True),
+    _policy("production-tls", "Production serves TLS on every connection and requires it.", production_tls, production=True),
     _policy(
         "stateful-unguarded",
         "Advisory: a stateful resource without protect would be deleted by a replacement without asking.",

@@ -18,6 +18,7 @@ from components.network_args import DnsEgress, NetworkPolicyPeer
 from components.postgres_args import PostgresStatefulSetArgs
 from components.postgres_metrics_args import MetricsArgs
 from components.postgres_names import credentials_secret, scripts_config_map
+from components.postgres_tls_args import IssuerRef, TlsArgs
 from stacks.config.postgres import ClientPeer
 from stacks.config.runbooks import BACKUP_TARGET_SECRET, LONGHORN_RELEASE
 from stacks.config.schema import LonghornJob, Settings
@@ -51,6 +52,23 @@ def backup_group(settings: Settings) -> str | None:
     if settings.backup.snapshots is None and settings.backup.volumeBackups is None:
         return None
     return settings.storage.className
+
+
+def tls_args(settings: Settings) -> TlsArgs | None:
+    """TLS of the database and its clients; None while tls.enabled is false."""
+    tls = settings.tls
+    if not tls.enabled:
+        return None
+    ref = tls.certManager.issuerRef if tls.certManager is not None else None
+    return TlsArgs(
+        required=tls.required,
+        min_protocol=tls.minProtocol,
+        validity_days=tls.validityDays,
+        renew_before_days=tls.renewBeforeDays,
+        ca_validity_days=tls.caValidityDays,
+        issuer=IssuerRef(name=ref.name, kind=ref.kind, group=ref.group) if ref is not None else None,
+        existing_secret=tls.existingSecret,
+    )
 
 
 def postgres_args(settings: Settings, namespace: pulumi.Input[str], storage_class: pulumi.Input[str]) -> PostgresStatefulSetArgs:
@@ -87,6 +105,7 @@ def postgres_args(settings: Settings, namespace: pulumi.Input[str], storage_clas
         dns=dns_egress_of(settings),
         allowed_clients=tuple(peer_of(c) for c in pg.networkPolicy.allowFrom),
         metrics=metrics_args(settings),
+        tls=tls_args(settings),
     )
 
 
@@ -150,7 +169,7 @@ def dump_args(
     s3: DumpS3 | None = None,
 ) -> LogicalBackupArgs:
     """The dump job of a stack with backup.dumps set; where it reads from comes from the database."""
-    dumps, pg, group = settings.backup.dumps, settings.postgres, backup_group(settings)
+    dumps, pg, group, tls = settings.backup.dumps, settings.postgres, backup_group(settings), tls_args(settings)
     assert dumps is not None
     return LogicalBackupArgs(
         name=pg.name,
@@ -173,4 +192,6 @@ def dump_args(
         s3=s3,
         network_policy=pg.networkPolicy.enabled,
         dns=dns_egress_of(settings),
+        # The CA (ca.crt) of the Secret the database mounts: the dump verifies the server (verify-full).
+        tls_secret=None if tls is None else tls.secret_name(pg.name),
     )

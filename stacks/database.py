@@ -169,4 +169,8 @@ def build(settings: Settings, secrets: Secrets | None = None) -> PostgresStatefu
     pulumi.export("user", db.user)
     pulumi.export("secretName", db.secret_name)
     pulumi.export("connectionUri", db.connection_uri)
+    if settings.tls.enabled:
+        # The generated CA's certificate (not secret): clients verify the server with it (sslmode=verify-full).
+        # With cert-manager or an existing Secret it is None: the CA is that Secret's ca.crt (docs/security.md#tls).
+        pulumi.export("caCertificate", db.ca_certificate)
     return db

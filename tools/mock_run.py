@@ -45,6 +45,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from tools.mock_shortcuts import inline_monitor_calls, no_stack_traces
+from tools.mock_tls import PRIVATE_KEY, TLS_TYPES, tls_state
 from tools.stack_files import ROOT, as_pulumi_config, secret_config_keys
 
 __all__ = [
@@ -134,8 +135,8 @@ def fake_password(inputs: dict[str, Any], seed: str | None = None, name: str = "
     return "".join(alphabet[b % len(alphabet)] for b in (digest * 2)[:length])
 
 
-# The types whose state RecordingMocks computes (more than their inputs).
-COMPUTED_STATE = frozenset({"random:index/randomPassword:RandomPassword"})
+# The types whose state RecordingMocks computes (more than their inputs): pulumi-tls's in tools/mock_tls.py.
+COMPUTED_STATE = frozenset({"random:index/randomPassword:RandomPassword"}) | TLS_TYPES
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -146,7 +147,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         state = dict(args.inputs)
-        if args.typ in COMPUTED_STATE:
+        if args.typ in TLS_TYPES:  # real PEMs; a private key counts as generated, like a password (leak tests)
+            state = tls_state(args.typ, args.name, plain(state))
+            self.run.generated += [state["privateKeyPem"]] if args.typ == PRIVATE_KEY else []
+        elif args.typ in COMPUTED_STATE:
             make = self.run.password
             state["result"] = make(args.inputs, args.name) if make else fake_password(args.inputs, self.run.seed, args.name)
             self.run.generated.append(state["result"])

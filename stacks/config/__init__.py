@@ -19,7 +19,7 @@ reads the same way) that the same key accepts; tests/stacks/test_config.py parse
     names.py     DNS labels, identifiers, the length of every name derived from postgres.name
     formats.py   field types: quantities, schedules, labels, CIDRs, image references; the base model
     schema.py    what a stack can set: Settings, storage, Longhorn, backups (postgres.py: the postgres: block;
-                 metrics.py: the metrics: block)
+                 metrics.py: the metrics: block; tls.py: the tls: block)
     runbooks.py  the names the runbooks rely on (Longhorn release, uninstall confirmation)
     secrets.py   secret config models and parse_secrets
     contract.py  the components' rules on the Args the stack would build (stacks/args.py), each refusal
@@ -94,6 +94,7 @@ from stacks.config.secrets import (
     Secrets,
     parse_secrets,
 )
+from stacks.config.tls import CertManagerSettings, IssuerRefSettings, TlsSettings
 
 __all__ = [
     "ALPINE_UID",
@@ -117,6 +118,7 @@ __all__ = [
     "SYSTEM_NAMESPACES",
     "BackupSettings",
     "BackupTargetSecret",
+    "CertManagerSettings",
     "Cidr",
     "ClientPeer",
     "ConfigError",
@@ -128,6 +130,7 @@ __all__ = [
     "DumpSettings",
     "ExporterImageSettings",
     "ImageSettings",
+    "IssuerRefSettings",
     "LonghornJob",
     "LonghornSettings",
     "MemoryQuantity",
@@ -149,6 +152,7 @@ __all__ = [
     "ShmQuantity",
     "StorageSettings",
     "StorageSize",
+    "TlsSettings",
     "adoptable",
     "check_runbook_keys",
     "closest_key",

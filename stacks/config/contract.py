@@ -21,6 +21,7 @@ from components.network_args import DnsEgress, NetworkPolicyPeer
 from components.postgres_args import PostgresStatefulSetArgs
 from components.postgres_metrics_args import MetricsArgs
 from components.postgres_names import instance_labels
+from components.postgres_tls_args import IssuerRef, TlsArgs
 from components.validation import ArgsError
 from stacks import args as build
 from stacks.config.errors import PROJECT, ConfigError, error_line
@@ -54,6 +55,16 @@ YAML_KEYS: dict[tuple[type, str], str] = {
     (PostgresStatefulSetArgs, "<component name>"): f"{_PG}.name",
     (MetricsArgs, "image"): "metrics.image.tag",
     (MetricsArgs, "image_pull_policy"): "metrics.image.pullPolicy",
+    (TlsArgs, "required"): "tls.required",
+    (TlsArgs, "min_protocol"): "tls.minProtocol",
+    (TlsArgs, "validity_days"): "tls.validityDays",
+    (TlsArgs, "renew_before_days"): "tls.renewBeforeDays",
+    (TlsArgs, "ca_validity_days"): "tls.caValidityDays",
+    (TlsArgs, "issuer"): "tls.certManager",
+    (TlsArgs, "existing_secret"): "tls.existingSecret",
+    (IssuerRef, "name"): "tls.certManager.issuerRef.name",
+    (IssuerRef, "kind"): "tls.certManager.issuerRef.kind",
+    (IssuerRef, "group"): "tls.certManager.issuerRef.group",
     (NetworkPolicyPeer, "cidr"): "cidr",
     (NetworkPolicyPeer, "pod_labels"): "podLabels",
     (NetworkPolicyPeer, "namespace_labels"): "namespaceLabels",
@@ -84,6 +95,7 @@ YAML_KEYS: dict[tuple[type, str], str] = {
     (LogicalBackupArgs, "keep"): "backup.dumps.keep",
     (LogicalBackupArgs, "keep_days"): "backup.dumps.keepDays",
     (LogicalBackupArgs, "storage_size"): "backup.dumps.storageSize",
+    (LogicalBackupArgs, "tls_secret"): "tls.existingSecret",
 }
 
 _PART = re.compile(r"\[(.+?)\]")

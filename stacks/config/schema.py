@@ -17,6 +17,7 @@ from stacks.config.formats import DnsName, DnsSubdomain, Model, NamespaceName, S
 from stacks.config.metrics import MetricsSettings
 from stacks.config.postgres import PostgresSettings
 from stacks.config.runbooks import ANY_CONFIRMATION, BACKUP_TARGET_SECRET, LONGHORN_RELEASE, uninstall_confirmation
+from stacks.config.tls import TlsSettings
 
 # ---------------------------------------------------------------- storage
 
@@ -138,6 +139,7 @@ class Settings(Model):
     longhorn: LonghornSettings = LonghornSettings()
     storage: StorageSettings = StorageSettings()
     postgres: PostgresSettings = PostgresSettings()
+    tls: TlsSettings = TlsSettings()
     backup: BackupSettings = BackupSettings()
     adopt: list[str] = Field(default_factory=list)
     """Live objects this stack takes over (Pulumi's import) instead of creating, each <kind>/<import id>."""

@@ -47,6 +47,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     ),
     "prod-longhorn-install-false": ("prod", {"longhorn": {"install": False}, "storage": {"className": "longhorn-postgres-prod"}}, {}),
     "prod-network-policy-off": ("prod", {"postgres": {"networkPolicy": {"enabled": False}}}, {}),
+    # Generated TLS: PostgresTls and its children under PostgresStatefulSet, every other URN as in prod.
+    "prod-tls": ("prod", {"tls": {"enabled": True, "required": True}}, {}),
 }
 
 

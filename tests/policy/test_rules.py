@@ -109,6 +109,13 @@ def _set_env(name: str, value: str) -> Callable[[dict[str, Any]], None]:
     return edit
 
 
+def _drop_arg(arg: str) -> Callable[[dict[str, Any]], None]:
+    def edit(inputs: dict[str, Any]) -> None:
+        _db(inputs)["args"] = [a for a in _db(inputs)["args"] if a != arg]
+
+    return edit
+
+
 def _drop(path: list[str]) -> Callable[[dict[str, Any]], None]:
     def edit(inputs: dict[str, Any]) -> None:
         obj = inputs
@@ -250,6 +257,9 @@ CASES: list[tuple[str, str, str, str, Callable[[dict[str, Any]], None], dict[str
     ("production-protect", "prod", SECRET_TYPE, "postgres-credentials", lambda i: None, {"protect": False}, "not protected"),
     ("production-image-digest", "prod", STS, "postgres", _each_container(_tag_only), {}, "digest"),
     ("production-image-digest", "prod", CRON, "dumps-cron", _each_container(_tag_only), {}, "digest"),
+    ("production-tls", "prod", STS, "postgres", _drop_arg("ssl=on"), {}, "tls.enabled"),
+    ("production-tls", "prod", STS, "postgres", _set_env("TLS_REQUIRED", "false"), {}, "tls.required"),
+    ("production-tls", "prod", STS, "postgres-standby", _set_env("TLS_REQUIRED", "false"), {}, "tls.required"),
     ("stateful-unguarded", "prod", STS, "postgres", lambda i: None, {"protect": False}, "not protected"),
 ]
 IDS = [f"{rule}-{name}-{i}" for i, (rule, _, _, name, *_rest) in enumerate(CASES)]
@@ -272,14 +282,18 @@ def test_rule_catches_the_broken_resource(rule: str, stack: str, type_: str, nam
 
 
 def test_production_rules_follow_the_policy_config() -> None:
-    """productionStacks decides: dev's one Longhorn replica and unprotected resources pass as dev, fail as production."""
+    """productionStacks decides: dev's one Longhorn replica, unprotected resources and TLS off pass as dev, fail as
+    production."""
     sc = one("dev", SC, "longhorn-sc")
     sts = one("dev", STS, "postgres")
     assert violations(POLICIES["production-longhorn-replicas"], sc) == []
     assert violations(POLICIES["production-protect"], sts) == []
+    assert violations(POLICIES["production-tls"], sts) == []
     as_prod = {"productionStacks": ["dev"]}
     assert violations(POLICIES["production-longhorn-replicas"], sc, as_prod)
     assert violations(POLICIES["production-protect"], sts, as_prod)
+    assert not settings_of("dev").tls.enabled
+    assert len(violations(POLICIES["production-tls"], sts, as_prod)) == 2
 
 
 def test_longhorn_uninstall_may_be_armed_only_in_an_unprotected_stack_with_its_confirmation() -> None:

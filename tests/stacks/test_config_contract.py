@@ -19,6 +19,7 @@ from components.longhorn_install_args import LonghornInstallArgs
 from components.longhorn_storage_class_args import LonghornStorageClassArgs
 from components.network_args import DnsEgress, NetworkPolicyPeer
 from components.postgres_args import PostgresStatefulSetArgs
+from components.postgres_tls_args import IssuerRef, TlsArgs
 from components.validation import ArgsError
 from stacks.config import ConfigError, parse_settings
 from stacks.config.contract import YAML_KEYS, config_line, yaml_key
@@ -143,6 +144,30 @@ MOVED: list[tuple[str, dict[str, Any], Callable[[], object], type, str, str]] = 
         LonghornRecurringJobsArgs,
         "group",
         "storage.className",
+    ),
+    (
+        "TLS renewal before expiry",
+        {"tls": {"enabled": True, "validityDays": 30, "renewBeforeDays": 30}},
+        lambda: TlsArgs(validity_days=30, renew_before_days=30),
+        TlsArgs,
+        "renew_before_days",
+        "tls.renewBeforeDays",
+    ),
+    (
+        "one source of the certificate",
+        {"tls": {"enabled": True, "existingSecret": "db-tls", "certManager": {"issuerRef": {"name": "ca"}}}},
+        lambda: TlsArgs(existing_secret="db-tls", issuer=IssuerRef("ca")),
+        TlsArgs,
+        "existing_secret",
+        "tls.existingSecret",
+    ),
+    (
+        "the generated CA outlives the certificate",
+        {"tls": {"enabled": True, "validityDays": 400, "caValidityDays": 300}},
+        lambda: TlsArgs(validity_days=400, ca_validity_days=300),
+        TlsArgs,
+        "ca_validity_days",
+        "tls.caValidityDays",
     ),
 ]
 

@@ -22,6 +22,7 @@ LONGHORN_TYPES = {
     "kubernetes:storage.k8s.io/v1:StorageClass",
 }
 SC = "kubernetes:storage.k8s.io/v1:StorageClass"
+TLS_KEY = "tls:index/privateKey:PrivateKey"
 
 
 def _urn(run: Run, type_: str, name: str) -> str:
@@ -72,6 +73,8 @@ def _component_of(r: Registered, name: str) -> tuple[str, str]:
         return ("pgstack:index:LogicalBackup", "dumps")
     if r.name == f"{name}-hl":
         return ("pgstack:index:HeadlessService", f"{name}-hl")
+    if r.name.startswith(f"{name}-tls-"):
+        return ("pgstack:index:PostgresTls", f"{name}-tls")
     return ("pgstack:index:PostgresStatefulSet", name)
 
 
@@ -80,14 +83,18 @@ def test_children_are_parented_to_their_component(stack_run: Run, stack: str) ->
     # The stack's own: the namespace, and the rollout markers of stacks/rollout.py (state, not cluster objects).
     stack_level = ("database-ns", f"{name}-data-major", f"{name}-primary-template")
     for r in stack_run.resources:
-        if r.type.startswith(("kubernetes:", "random:")) and r.name not in (*stack_level, "destroy-guard"):
+        if r.type.startswith(("kubernetes:", "random:", "tls:")) and r.name not in (*stack_level, "destroy-guard"):
             assert r.parent == _urn(stack_run, *_component_of(r, name)), r.name
-    # The chain: PostgresStatefulSet > HeadlessService > Service; components hang off the stack.
+    # The chains: PostgresStatefulSet > HeadlessService > Service, and > PostgresTls > its certificates and
+    # Secret (new URNs: no resource of a stack without TLS moved); components hang off the stack.
     headless = stack_run.one("pgstack:index:HeadlessService", f"{name}-hl")
     assert headless.parent == _urn(stack_run, "pgstack:index:PostgresStatefulSet", name)
     assert stack_run.one(SVC, f"{name}-hl").parent == headless.urn
+    nested = ("pgstack:index:HeadlessService", "pgstack:index:PostgresTls")
+    for tls in stack_run.of_type("pgstack:index:PostgresTls"):
+        assert tls.parent == _urn(stack_run, "pgstack:index:PostgresStatefulSet", name)
     for r in stack_run.resources:
-        if r.type.startswith("pgstack:index:") and r.type != "pgstack:index:HeadlessService":
+        if r.type.startswith("pgstack:index:") and r.type not in nested:
             assert r.parent == f"urn:pulumi:{stack}::pgstack::pulumi:pulumi:Stack::pgstack-{stack}", r.name
 
 
@@ -195,13 +202,21 @@ def test_outputs(stack_run: Run, stack: str) -> None:
     assert out["secretName"] == f"{pg.name}-credentials"
     assert out["storageClass"] == settings.storage_class
     uri = out["connectionUri"]
-    assert uri.startswith(f"postgresql://{user}:") and uri.endswith(f"@{out['host']}:{pg.service.port}/{database}")
+    # With TLS a client verifies the server's certificate and name (sslmode=verify-full, libpq's strictest).
+    query = "?sslmode=verify-full" if settings.tls.enabled else ""
+    assert uri.startswith(f"postgresql://{user}:") and uri.endswith(f"@{out['host']}:{pg.service.port}/{database}{query}")
     assert stack_run.secret_outputs == {"connectionUri"}
+    # The CA clients trust: the generated one's PEM (not secret), exported only with TLS on.
+    assert ("caCertificate" in out) == settings.tls.enabled
+    if settings.tls.enabled and settings.tls.certManager is None and settings.tls.existingSecret is None:
+        assert out["caCertificate"].startswith("-----BEGIN CERTIFICATE-----")
 
 
 def test_passwords_are_secrets_everywhere(stack_run: Run, stack: str) -> None:
     generated = stack_run.generated
-    assert len(generated) == len(stack_run.of_type(PASSWORD)) >= 2
+    # Every password, and every private key the TLS mock made (tools/mock_tls.py).
+    assert len(generated) == len(stack_run.of_type(PASSWORD)) + len(stack_run.of_type(TLS_KEY))
+    assert len(stack_run.of_type(PASSWORD)) >= 2
     secret = stack_run.one(SECRET, f"{settings_of(stack).postgres.name}-credentials")
     data = secret.inputs["stringData"]
     whole = rpc.is_rpc_secret(data)
@@ -210,6 +225,11 @@ def test_passwords_are_secrets_everywhere(stack_run: Run, stack: str) -> None:
         assert plain(value) in generated
     for r in stack_run.resources:
         if r.type in (SECRET, PASSWORD):
+            continue
+        if r.type.startswith("tls:"):
+            # pulumi-tls takes the keys it signs with as inputs: only ever wrapped as secrets.
+            for key, value in r.inputs.items():
+                assert rpc.is_rpc_secret(value) or not any(g in json.dumps(value, default=str) for g in generated), (r.name, key)
             continue
         text = json.dumps(plain(r.inputs), default=str)
         for value in generated:
