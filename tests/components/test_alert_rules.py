@@ -38,7 +38,7 @@ T = 'job="db/pg",namespace="db"'
 P0, S1, S2 = f'{T},pod="pg-0"', f'{T},pod="pg-standby-1"', f'{T},pod="pg-standby-2"'
 TARGET = {"job": "db/pg", "namespace": "db"}
 RUNBOOK = "docs/alerts.md#"
-LONG = "30m"
+LONG = "1h"
 
 
 def series(name: str, labels: str, values: str) -> dict[str, str]:
@@ -61,7 +61,7 @@ def without(inputs: list[dict[str, str]], *parts: str) -> list[dict[str, str]]:
     return [s for s in inputs if not all(p in s["series"] for p in parts)]
 
 
-def case(alert: str, inputs: list[dict[str, str]], at: str, fired: list[dict[str, Any]], interval: str = "1m") -> dict[str, Any]:
+def case(alert: str, inputs: list[dict[str, str]], at: str, fired: list[dict[str, Any]], interval: str = "5m") -> dict[str, Any]:
     """One test group: ``alert`` at ``at`` fires exactly ``fired`` (label sets, each with its description). The rules
     are evaluated every ``interval`` too: the day-long cases take LONG, or promtool spends seconds on them."""
     exp = []
@@ -236,28 +236,28 @@ def volume_cases() -> list[dict[str, Any]]:
 def backup_cases() -> list[dict[str, Any]]:
     ksm = 'job="kube-state-metrics",namespace="db",cronjob="pg-backup"'
     dump = {"summary": "No successful dump of db/pg-backup in 26h"}
-    never = [series("kube_cronjob_created", ksm, "0x60")]
+    never = [series("kube_cronjob_created", ksm, "0x30")]
     lh = 'job="longhorn",namespace="longhorn-system",recurring_job="longhorn-postgres-backup"'
-    old = [series("longhorn_backup_state", f'{lh},volume="pvc-a",backup="backup-1"', "3x60")]
-    fresh = [*old, series("longhorn_backup_state", f'{lh},volume="pvc-a",backup="backup-2"', "_x39 2 3x20")]
+    old = [series("longhorn_backup_state", f'{lh},volume="pvc-a",backup="backup-1"', "3x30")]
+    fresh = [*old, series("longhorn_backup_state", f'{lh},volume="pvc-a",backup="backup-2"', "_x19 2 3x10")]
     # The newest backup of pvc-a failed (4 = Error): not a completed backup.
-    failed = [*old, series("longhorn_backup_state", f'{lh},volume="pvc-a",backup="backup-2"', "_x39 2 4x20")]
+    failed = [*old, series("longhorn_backup_state", f'{lh},volume="pvc-a",backup="backup-2"', "_x19 2 4x10")]
     # A backup still in progress max_age_hours ago that completed since is recent.
-    slow = [*old, series("longhorn_backup_state", f'{lh},volume="pvc-a",backup="backup-3"', "_x2 2x2 3x53")]
+    slow = [*old, series("longhorn_backup_state", f'{lh},volume="pvc-a",backup="backup-3"', "_ 2x1 3x28")]
     stale = {"summary": "No recent Longhorn backup from longhorn-postgres-backup"}
     text = "a backup from recurring job longhorn-postgres-backup completed in the last 26h."
     return [
-        case("PostgresDumpMissing", [*never, series("kube_cronjob_status_last_successful_time", ksm, "90000x60")], "27h", [], LONG),
+        case("PostgresDumpMissing", [*never, series("kube_cronjob_status_last_successful_time", ksm, "90000x30")], "28h", [], LONG),
         case(
             "PostgresDumpMissing",
-            [*never, series("kube_cronjob_status_last_successful_time", ksm, "0x60")],
-            "27h",
+            [*never, series("kube_cronjob_status_last_successful_time", ksm, "0x30")],
+            "28h",
             [
                 {
                     "job": "kube-state-metrics",
                     "namespace": "db",
                     "cronjob": "pg-backup",
-                    "description": "The dump CronJob db/pg-backup has not completed a run for 1d 3h 0m 0s (more than 26h).",
+                    "description": "The dump CronJob db/pg-backup has not completed a run for 1d 4h 0m 0s (more than 26h).",
                 }
                 | dump
             ],
@@ -266,26 +266,26 @@ def backup_cases() -> list[dict[str, Any]]:
         case(
             "PostgresDumpMissing",
             never,
-            "27h",
+            "28h",
             [
                 {
                     "job": "kube-state-metrics",
                     "namespace": "db",
                     "cronjob": "pg-backup",
-                    "description": "The dump CronJob db/pg-backup has not completed a run for 1d 3h 0m 0s (more than 26h).",
+                    "description": "The dump CronJob db/pg-backup has not completed a run for 1d 4h 0m 0s (more than 26h).",
                 }
                 | dump
             ],
             LONG,
         ),
-        case("PostgresDumpMissing", [series("kube_cronjob_created", ksm, "3600x60")], "2h", [], LONG),
+        case("PostgresDumpMissing", [series("kube_cronjob_created", ksm, "3600x30")], "2h", [], LONG),
         case("PostgresLonghornBackupTooOld", fresh, "28h", [], LONG),
         case("PostgresLonghornBackupTooOld", slow, "28h", [], LONG),
         case("PostgresLonghornBackupTooOld", failed, "28h", [{"volume": "pvc-a", "description": f"Volume pvc-a has {text}"} | stale], LONG),
         case("PostgresLonghornBackupTooOld", old, "28h", [{"volume": "pvc-a", "description": f"Volume pvc-a has {text}"} | stale], LONG),
         case(
             "PostgresLonghornBackupTooOld",
-            [series("up", T + ',pod="pg-0"', "1x60")],
+            [series("up", T + ',pod="pg-0"', "1x30")],
             "28h",
             [{"recurring_job": "longhorn-postgres-backup", "description": f"No volume has {text}"} | stale],
             LONG,
@@ -377,8 +377,8 @@ def plain_cases() -> list[dict[str, Any]]:
         case(
             "PostgresCertificateExpiring",
             [],
-            "25h",
-            [{"description": "The server certificate of db/pg expires in 13d 23h 0m 0s (alert at 14 days)."} | soon],
+            "26h",
+            [{"description": "The server certificate of db/pg expires in 13d 22h 0m 0s (alert at 14 days)."} | soon],
             LONG,
         ),
     ]
