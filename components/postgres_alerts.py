@@ -19,7 +19,6 @@ from components.postgres_names import claim_name, standby_set
 METRICS_PORT = "metrics"  # the exporter sidecar's container port name (issue 19, shared with its builder)
 ALERTS_DOC = "docs/alerts.md"
 DAY = 86400
-DUMP_MAX_AGE_HOURS = 26  # a daily dump, plus two hours for a slow run
 CERT_WARNING_DAYS = 14
 # PostgreSQL stops assigning XIDs near 2^31 (docs "Preventing Transaction ID Wraparound Failures"); 1e9 is half way,
 # five times the default autovacuum_freeze_max_age (200 million): anti-wraparound vacuums have long been failing.
@@ -72,7 +71,8 @@ def _rule(alert: str, expr: str, wait: str, severity: str, summary: str, descrip
 
 def _server_rules(ns: str, name: str, replication: bool) -> list[dict[str, Any]]:
     pods, where = f'namespace="{ns}",pod=~"{pod_regex(name)}"', f"{ns}/{name}"
-    # pg_up: exporter/postgres_exporter.go:476 (0.20.1), 0 when the exporter cannot reach the server.
+    # pg_up: exporter/postgres_exporter.go:476 (0.20.1), set to 0 when the exporter cannot reach the server (:616), on
+    # the same registry as the collectors (cmd/postgres_exporter/main.go:122, :139).
     # pg_replication_is_replica: collector/pg_replication.go:49 (default on), 0 on a primary; absent while the server is down.
     no_primary = f"absent(pg_replication_is_replica{{{pods}}} == 0)"
     return [
@@ -180,20 +180,19 @@ def _volume_rules(ns: str, name: str) -> list[dict[str, Any]]:
     ]
 
 
-def _dump_rule(ns: str, cronjob: str) -> dict[str, Any]:
+def _dump_rule(ns: str, cronjob: str, hours: int) -> dict[str, Any]:
     # kube-state-metrics v2.20.0 internal/store/cronjob.go:181 kube_cronjob_status_last_successful_time (only once
     # a run succeeded) and :120 kube_cronjob_created, labels namespace and cronjob (:48).
     last = _either("kube_cronjob_status_last_successful_time", ns, f'cronjob="{cronjob}"')
     created = _either("kube_cronjob_created", ns, f'cronjob="{cronjob}"')
-    limit = DUMP_MAX_AGE_HOURS * 3600
+    limit = hours * 3600
     return _rule(
         "PostgresDumpMissing",
         f"(time() - {last} > {limit}) or (time() - {created} > {limit} unless on (cronjob) {last})",
         "10m",
         "warning",
-        f"No successful dump of {ns}/{cronjob} in {DUMP_MAX_AGE_HOURS}h",
-        f"The dump CronJob {ns}/{cronjob} has not completed a run for {{{{ $value | humanizeDuration }}}} "
-        f"(more than {DUMP_MAX_AGE_HOURS}h).",
+        f"No successful dump of {ns}/{cronjob} in {hours}h",
+        f"The dump CronJob {ns}/{cronjob} has not completed a run for {{{{ $value | humanizeDuration }}}} (more than {hours}h).",
     )
 
 
@@ -241,7 +240,7 @@ def rule_spec(args: MonitoringArgs, namespace: str, expiry_epoch: int | None) ->
         rules += _replication_rules(namespace, args.name, args.max_lag_bytes)
     rules += _volume_rules(namespace, args.name)
     if args.dump_cronjob is not None:
-        rules.append(_dump_rule(namespace, args.dump_cronjob))
+        rules.append(_dump_rule(namespace, args.dump_cronjob, args.dump_max_age_hours))
     if args.longhorn_backups is not None:
         rules.append(_longhorn_rule(args.longhorn_backups))
     if isinstance(args.tls_expiry, CertManagerExpiry):

@@ -16,6 +16,7 @@ import pulumi_kubernetes as k8s
 from components.outputs import dependencies_of
 from components.postgres_alerts import pod_monitor_spec, rule_spec
 from components.postgres_monitoring_args import GeneratedExpiry, MonitoringArgs, rfc3339_epoch
+from components.postgres_names import instance_labels
 
 MONITORING_API = "monitoring.coreos.com/v1"
 
@@ -38,7 +39,9 @@ class PostgresMonitoring(pulumi.ComponentResource):
         super().__init__("pgstack:index:PostgresMonitoring", name, None, opts)
         # The namespace this component waits for (and the database, when the caller passes it).
         child = pulumi.ResourceOptions(parent=self, depends_on=dependencies_of(opts))
-        meta = k8s.meta.v1.ObjectMetaArgs(name=args.name, namespace=args.namespace, labels=dict(args.labels))
+        # The set's labels, like its other objects, and the caller's (a Prometheus' podMonitorSelector / ruleSelector).
+        labels = instance_labels(args.name) | args.labels
+        meta = k8s.meta.v1.ObjectMetaArgs(name=args.name, namespace=args.namespace, labels=labels)
         self.pod_monitor: k8s.apiextensions.CustomResource | None = None
         self.prometheus_rule: k8s.apiextensions.CustomResource | None = None
         if args.pod_monitor:

@@ -91,6 +91,8 @@ class MonitoringArgs:
     """A standby more than this many bytes of WAL behind (replication.maxLagBytes) raises an alert, >= 0."""
     dump_cronjob: str | None = None
     """The dump CronJob (postgres_names.backup_job), or None without dumps."""
+    dump_max_age_hours: int = 26
+    """Alert when the dump CronJob has had no success for this long: the schedule's longest gap plus a run (26: daily)."""
     longhorn_backups: LonghornBackupAge | None = None
     """The Longhorn backup job's age alert, or None without volume backups."""
     tls_expiry: GeneratedExpiry | CertManagerExpiry | None = None
@@ -108,6 +110,7 @@ class MonitoringArgs:
         if not DURATION.fullmatch(self.scrape_interval) or self.scrape_interval in ("", "0"):
             fail(self, "scrape_interval", self.scrape_interval, "a Prometheus duration above zero, such as '30s', '1m' or '1m30s'")
         check_range(self, "max_lag_bytes", self.max_lag_bytes, 0)
+        check_range(self, "dump_max_age_hours", self.dump_max_age_hours, 1, 24 * 366)
         if self.dump_cronjob is not None:
             check_name(self, "dump_cronjob", self.dump_cronjob, max_len=52)
         for key, value in self.labels.items():

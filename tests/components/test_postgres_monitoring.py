@@ -85,7 +85,7 @@ def test_objects_are_registered_only_when_asked(pod_monitor: bool, prometheus_ru
         assert r.name in ("pg-monitoring-pod-monitor", "pg-monitoring-rules")
     for obj in objects.values():
         assert obj["apiVersion"] == "monitoring.coreos.com/v1"
-        assert obj["metadata"] == {"name": "pg", "namespace": "db", "labels": {"release": "kube-prometheus-stack"}}
+        assert obj["metadata"] == {"name": "pg", "namespace": "db", "labels": SELECTOR | {"release": "kube-prometheus-stack"}}
 
 
 def test_the_pod_monitor_scrapes_the_metrics_port_of_the_set(full_run: Run) -> None:
@@ -167,6 +167,13 @@ def test_optional_alerts_follow_their_settings() -> None:
     )
 
 
+def test_the_backup_ages_follow_their_settings() -> None:
+    spec = rule_spec(_args(dump_cronjob="pg-backup", dump_max_age_hours=170, longhorn_backups=LonghornBackupAge("j", 8)), "db", None)
+    dump, longhorn = _expr(spec, "PostgresDumpMissing"), _expr(spec, "PostgresLonghornBackupTooOld")
+    assert dump is not None and dump.count("> 612000") == 2  # 170 hours, for both the last success and a CronJob never run
+    assert longhorn is not None and "offset 8h" in longhorn and "[8h]" in longhorn and "26" not in longhorn
+
+
 def test_the_namespace_may_be_an_output() -> None:
     run = _run(_args(namespace=pulumi.Output.from_input("later"), pod_monitor=False))
     expr = _expr(_objects(run)["PrometheusRule"]["spec"], "PostgresPrimaryDown")
@@ -182,6 +189,7 @@ def test_the_namespace_may_be_an_output() -> None:
         (lambda: _args(scrape_interval="0"), "MonitoringArgs.scrape_interval: got '0'"),
         (lambda: _args(max_lag_bytes=-1), "MonitoringArgs.max_lag_bytes: got -1"),
         (lambda: _args(dump_cronjob="Pg_backup"), "MonitoringArgs.dump_cronjob: got 'Pg_backup'"),
+        (lambda: _args(dump_max_age_hours=0), "MonitoringArgs.dump_max_age_hours: got 0; expected an integer from 1 to 8784"),
         (lambda: _args(labels={"release": "a b"}), r"MonitoringArgs.labels\['release'\]: got 'a b'"),
         (lambda: GeneratedExpiry("2027-03-04 05:06"), "GeneratedExpiry.not_after: got '2027-03-04 05:06'; expected an RFC 3339 time"),
         (lambda: CertManagerExpiry("Pg"), "CertManagerExpiry.certificate: got 'Pg'"),
