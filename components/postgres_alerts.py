@@ -169,8 +169,9 @@ def _replication_rules(ns: str, name: str, max_lag_bytes: int) -> list[dict[str,
 
 
 def _volume_rules(ns: str, name: str) -> list[dict[str, Any]]:
-    # kubelet pkg/kubelet/metrics/collectors/volume_stats.go: kubelet_volume_stats_{used,capacity}_bytes with
-    # labels namespace and persistentvolumeclaim, for every mounted claim.
+    # kubelet_volume_stats_{used,capacity}_bytes: kubernetes pkg/kubelet/metrics/collectors/volume_stats.go
+    # volumeStats{Used,Capacity}BytesDesc (names: pkg/kubelet/metrics/metrics.go VolumeStats*BytesKey, subsystem
+    # "kubelet"), labels namespace and persistentvolumeclaim, for every claim a pod on the node mounts.
     claims = f'persistentvolumeclaim=~"{claim_name(f"({pod_regex(name)})")}"'
     ratio = f"{_either('kubelet_volume_stats_used_bytes', ns, claims)} / {_either('kubelet_volume_stats_capacity_bytes', ns, claims)}"
     text = "Claim {{ $labels.persistentvolumeclaim }} of " + f"{ns}/{name}" + " is {{ $value | humanizePercentage }} full."
