@@ -23,7 +23,9 @@ _LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
 
 
 def rfc3339_epoch(value: str) -> int:
-    """Seconds since the epoch of an RFC 3339 time with a zone (pulumi-tls validity_end_time: "2027-01-02T03:04:05Z")."""
+    """Seconds since the epoch of an RFC 3339 time with a zone. pulumi-tls' validity_end_time is Go's
+    time.MarshalText (hashicorp/terraform-provider-tls internal/provider/common_cert.go createCertificate), RFC 3339
+    with up to nine fraction digits: "2027-01-02T03:04:05.123456789Z", which fromisoformat reads from Python 3.11."""
     when = datetime.fromisoformat(value)
     if when.tzinfo is None:
         raise ValueError(f"{value!r} has no time zone")

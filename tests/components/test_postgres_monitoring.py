@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT.parent / "shared" / "reference" / "prometheus-operator-0.93.0"
 TYPES = ("kubernetes:monitoring.coreos.com/v1:PodMonitor", "kubernetes:monitoring.coreos.com/v1:PrometheusRule")
 SELECTOR = instance_labels("pg")
-NOT_AFTER = "2027-03-04T05:06:07Z"
+NOT_AFTER = "2027-03-04T05:06:07.123456789Z"  # Go's time.MarshalText, as pulumi-tls writes validity_end_time
 NOT_AFTER_EPOCH = 1804136767  # date -d 2027-03-04T05:06:07Z +%s
 
 
