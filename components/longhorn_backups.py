@@ -16,7 +16,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.longhorn_backups_args import LonghornRecurringJobsArgs, Schedule
+from components.longhorn_backups_args import LonghornRecurringJobsArgs, Schedule, recurring_job_name
 from components.longhorn_backups_args import recurring_job_labels as recurring_job_labels  # re-exported (defined beside the Args)
 from components.outputs import dependencies_of
 
@@ -45,7 +45,7 @@ class LonghornRecurringJobs(pulumi.ComponentResource):
         for task, schedule in (("snapshot", args.snapshot), ("backup", args.backup)):
             if schedule is None:
                 continue
-            job_name = f"{args.group}-{task}"
+            job_name = recurring_job_name(args.group, task)
             self.jobs.append(
                 k8s.apiextensions.CustomResource(
                     f"{name}-{task}",

@@ -19,6 +19,11 @@ GROUP_LABEL_PREFIX = "recurring-job-group.longhorn.io/"
 GROUP_EXAMPLES = ("longhorn-postgres",)
 
 
+def recurring_job_name(group: str, task: str) -> str:
+    """A RecurringJob's name, ``<group>-snapshot`` or ``<group>-backup``: Longhorn labels what the job makes with it."""
+    return f"{group}-{task}"
+
+
 def recurring_job_labels(group: str) -> dict[str, str]:
     """PVC labels that put a volume into a job group."""
     return {SOURCE_LABEL: "enabled", f"{GROUP_LABEL_PREFIX}{group}": "enabled"}

@@ -27,6 +27,7 @@ DATA_SOURCE_NAME = f"host={SOCKET_DIR} port={CONTAINER_PORT} user={MONITOR_ROLE}
 # The landing page "/" answers without a database query (cmd/postgres_exporter/main.go:145-161 at v0.20.1), so
 # liveness restarts a hung exporter, never one whose server is down (that is pg_up 0, an alert, not a restart).
 LIVENESS_PATH = "/"
+EXPORTER_FLAGS = ("--collector.database_wraparound",)
 REQUESTS = {"cpu": "10m", "memory": "32Mi"}
 LIMITS = {"cpu": "200m", "memory": "128Mi"}
 
@@ -55,6 +56,9 @@ def exporter_container(metrics: MetricsArgs) -> k8s.core.v1.ContainerArgs:
         name="metrics",
         image=metrics.image,
         image_pull_policy=metrics.image_pull_policy,
+        # The transaction-ID age alert reads pg_database_wraparound_age_datfrozenxid_seconds, a collector that is off
+        # by default (components/postgres_alerts.py).
+        args=list(EXPORTER_FLAGS),
         env=[k8s.core.v1.EnvVarArgs(name="DATA_SOURCE_NAME", value=DATA_SOURCE_NAME)],
         ports=[port],
         resources=k8s.core.v1.ResourceRequirementsArgs(requests=dict(REQUESTS), limits=dict(LIMITS)),

@@ -75,6 +75,10 @@ class PostgresTls(pulumi.ComponentResource):
         self._set, self._namespace, self._args, self._protect = set_name, namespace, args, site.protect
         self.dns_names = server_names(set_name, namespace, cluster_domain)
         ca: pulumi.Output[str | None] = pulumi.Output.from_input(None)
+        # What the certificate-expiry alert reads (components/postgres_monitoring_args.py): the generated
+        # certificate's end of validity, or the name of cert-manager's Certificate; neither for an existing Secret.
+        self.not_after: pulumi.Output[str] | None = None
+        self.certificate_name: str | None = None
         if args.source == "generated":
             ca = self._generated(name)
         elif args.issuer is not None:
@@ -86,6 +90,7 @@ class PostgresTls(pulumi.ComponentResource):
                 spec=certificate_spec(set_name, self.dns_names, args, args.issuer),
                 opts=pulumi.ResourceOptions(parent=self),
             )
+            self.certificate_name = tls_secret(set_name)
         # The CA a client trusts: generated here, or the Secret's ca.crt (the issuer's CA) otherwise.
         self.ca_certificate = ca
         self.secret_name = pulumi.Output.from_input(args.secret_name(set_name))
@@ -127,6 +132,7 @@ class PostgresTls(pulumi.ComponentResource):
             allowed_uses=list(SERVER_USES),
             opts=child,
         )
+        self.not_after = cert.validity_end_time
         # Mocks ignore the provider's additional_secret_outputs: the key is marked secret here, never trusted to be.
         private_key: pulumi.Output[str] = pulumi.Output.secret(key.private_key_pem)
         self.secret = k8s.core.v1.Secret(

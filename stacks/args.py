@@ -11,13 +11,14 @@ from __future__ import annotations
 import pulumi
 
 from components.logical_backup_args import DumpS3, LogicalBackupArgs, backup_labels
-from components.longhorn_backups_args import LonghornRecurringJobsArgs, Schedule, recurring_job_labels
+from components.longhorn_backups_args import LonghornRecurringJobsArgs, Schedule, recurring_job_labels, recurring_job_name
 from components.longhorn_install_args import Adoptable, LonghornInstallArgs
 from components.longhorn_storage_class_args import LonghornStorageClassArgs
 from components.network_args import DnsEgress, NetworkPolicyPeer
 from components.postgres_args import PostgresStatefulSetArgs
 from components.postgres_metrics_args import MetricsArgs
-from components.postgres_names import credentials_secret, scripts_config_map
+from components.postgres_monitoring_args import CertManagerExpiry, GeneratedExpiry, LonghornBackupAge, MonitoringArgs
+from components.postgres_names import backup_job, credentials_secret, instance_labels, scripts_config_map
 from components.postgres_tls_args import IssuerRef, TlsArgs
 from stacks.config.postgres import ClientPeer
 from stacks.config.runbooks import BACKUP_TARGET_SECRET, LONGHORN_RELEASE
@@ -44,6 +45,31 @@ def metrics_args(settings: Settings) -> MetricsArgs | None:
         allow_from=tuple(peer_of(c) for c in m.allowFrom),
         pod_monitor=m.podMonitor,
         prometheus_rule=m.prometheusRule,
+    )
+
+
+def monitoring_args(
+    settings: Settings, namespace: pulumi.Input[str], volume_backups: bool, tls_expiry: GeneratedExpiry | CertManagerExpiry | None
+) -> MonitoringArgs | None:
+    """The PodMonitor and the alerts (metrics.podMonitor, metrics.prometheusRule); None when neither is asked for.
+    volume_backups: Longhorn backups are scheduled (the backup-age alert); tls_expiry: where the certificate's end
+    of validity comes from (components/postgres_tls.py), None without TLS or with an existing Secret."""
+    m, pg, group = settings.metrics, settings.postgres, backup_group(settings)
+    if not (m.enabled and (m.podMonitor or m.prometheusRule)):
+        return None
+    dumps = settings.backup.dumps is not None and not settings.holdDatabase
+    return MonitoringArgs(
+        namespace=namespace,
+        name=pg.name,
+        selector=instance_labels(pg.name),
+        pod_monitor=m.podMonitor,
+        prometheus_rule=m.prometheusRule,
+        replication=pg.replication.enabled,
+        max_lag_bytes=pg.replication.maxLagBytes,
+        dump_cronjob=backup_job(pg.name) if dumps else None,
+        longhorn_backups=LonghornBackupAge(recurring_job_name(group, "backup")) if volume_backups and group else None,
+        tls_expiry=tls_expiry,
+        labels=dict(m.labels),
     )
 
 

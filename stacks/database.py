@@ -14,11 +14,14 @@ from components.longhorn_install import LonghornInstall
 from components.longhorn_storage_class import LonghornStorageClass
 from components.naming import pod_security_labels
 from components.outputs import name_of
+from components.postgres_monitoring import PostgresMonitoring
+from components.postgres_monitoring_args import CertManagerExpiry, GeneratedExpiry
 from components.postgres_statefulset import PostgresStatefulSet
 from stacks.args import (
     backup_group,
     dump_args,
     longhorn_install_args,
+    monitoring_args,
     postgres_args,
     recurring_jobs_args,
     schedule_of,
@@ -51,10 +54,12 @@ def storage(settings: Settings, secrets: Secrets) -> list[pulumi.Resource]:
     return created
 
 
-def volume_backup_schedule(settings: Settings, secrets: Secrets) -> Schedule | None:
+def volume_backup_schedule(settings: Settings, secrets: Secrets, warn: bool = True) -> Schedule | None:
     """Volume backups need a backup target. The Longhorn stack knows whether it set one; a
     stack on a shared Longhorn uses the cluster's."""
     if settings.backup.volumeBackups is not None and settings.longhorn.install and secrets.backupTarget is None:
+        if not warn:
+            return None
         pulumi.log.warn(
             "pgstack:backup.volumeBackups is set but pgstack:backupTarget is not: volume backups are not scheduled "
             "until a target is set (pulumi config set --secret --path backupTarget.url s3://bucket@region/path ...)"
@@ -92,6 +97,25 @@ def backups(settings: Settings, secrets: Secrets, db: PostgresStatefulSet, after
         opts=pulumi.ResourceOptions(depends_on=[db, *after]),
     )
     return [*created, dump_job]
+
+
+def tls_expiry(db: PostgresStatefulSet) -> GeneratedExpiry | CertManagerExpiry | None:
+    """Where the certificate-expiry alert reads the server certificate's end of validity."""
+    if db.tls is None:
+        return None
+    if db.tls.not_after is not None:
+        return GeneratedExpiry(db.tls.not_after)
+    return CertManagerExpiry(db.tls.certificate_name) if db.tls.certificate_name else None
+
+
+def monitoring(settings: Settings, secrets: Secrets, db: PostgresStatefulSet, after: list[pulumi.Resource]) -> list[pulumi.Resource]:
+    """The PodMonitor and PrometheusRule (prometheus-operator CRDs), when metrics ask for them."""
+    volume_backups = volume_backup_schedule(settings, secrets, warn=False) is not None
+    args = monitoring_args(settings, db.namespace, volume_backups, tls_expiry(db))
+    if args is None:
+        return []
+    name = f"{settings.postgres.name}-monitoring"
+    return [PostgresMonitoring(name, args, opts=pulumi.ResourceOptions(depends_on=[*after, db]))]
 
 
 def adopted_namespace(settings: Settings) -> str | None:
@@ -157,7 +181,8 @@ def build(settings: Settings, secrets: Secrets | None = None) -> PostgresStatefu
     warn_when_replaced(template, template_warning(settings.postgres.name, pulumi.get_stack()))
     # The dump job's namespace is a known string too: it waits for the Namespace explicitly.
     jobs = backups(settings, secrets, db, [namespace, *storage_deps])
-    destroy_guard(settings, [namespace, *storage_deps, major, db, template, *jobs])
+    observed = monitoring(settings, secrets, db, [namespace])
+    destroy_guard(settings, [namespace, *storage_deps, major, db, template, *jobs, *observed])
 
     pulumi.export("namespace", name_of(namespace))
     pulumi.export("storageClass", storage_class)

@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 from components.postgres_args import PullPolicy
 from components.postgres_metrics_args import EXPORTER_DIGEST, EXPORTER_REPOSITORY, EXPORTER_TAG
 from stacks.config.errors import FieldError, such_as
-from stacks.config.formats import _IMAGE_TAG, Model, _digest, _repository
+from stacks.config.formats import _IMAGE_TAG, Model, PodLabels, _digest, _repository
 from stacks.config.postgres import ClientPeer
 
 
@@ -67,6 +67,8 @@ class MetricsSettings(Model):
     """Create a PodMonitor for the exporter (needs the prometheus-operator CRDs); needs enabled."""
     prometheusRule: bool = False
     """Create a PrometheusRule with pgstack's alerts (needs the prometheus-operator CRDs); needs enabled."""
+    labels: PodLabels = Field(default_factory=dict)
+    """Labels of the PodMonitor and PrometheusRule, for the Prometheus that selects them (kube-prometheus-stack: release: <its release>)."""
     image: ExporterImageSettings = ExporterImageSettings()
 
     @model_validator(mode="after")

@@ -75,6 +75,8 @@ def _component_of(r: Registered, name: str) -> tuple[str, str]:
         return ("pgstack:index:HeadlessService", f"{name}-hl")
     if r.name.startswith(f"{name}-tls-"):
         return ("pgstack:index:PostgresTls", f"{name}-tls")
+    if r.name.startswith(f"{name}-monitoring-"):
+        return ("pgstack:index:PostgresMonitoring", f"{name}-monitoring")
     return ("pgstack:index:PostgresStatefulSet", name)
 
 
@@ -337,3 +339,40 @@ def test_replicas_without_replication_warns(caplog: pytest.LogCaptureFixture) ->
     with caplog.at_level(logging.WARNING):
         run_with({})
     assert not [r for r in caplog.records if "replication.enabled" in r.getMessage()]
+
+
+PODMONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
+RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+
+
+def test_monitoring_objects_follow_the_metrics_settings(stack_run: Run, stack: str) -> None:
+    settings = settings_of(stack)
+    m, name = settings.metrics, settings.postgres.name
+    assert len(stack_run.of_type(PODMONITOR)) == int(m.enabled and m.podMonitor)
+    assert len(stack_run.of_type(RULE)) == int(m.enabled and m.prometheusRule)
+    for obj in stack_run.of_type(PODMONITOR) + stack_run.of_type(RULE):
+        metadata = plain(obj.inputs["metadata"])
+        assert metadata["namespace"] == settings.namespace
+        assert m.labels.items() <= metadata.get("labels", {}).items()
+        assert obj.parent == _urn(stack_run, "pgstack:index:PostgresMonitoring", f"{name}-monitoring")
+    for monitor in stack_run.of_type(PODMONITOR):
+        # It selects the pods of both sets: the labels every pod template carries.
+        selector = plain(monitor.inputs["spec"])["selector"]["matchLabels"]
+        for sts in stack_run.of_type(STS):
+            assert selector.items() <= plain(sts.inputs["spec"])["template"]["metadata"]["labels"].items()
+
+
+def test_the_certificate_alert_reads_the_generated_certificate(stack_run: Run, stack: str) -> None:
+    # The alert fires 14 days before the end of validity of the certificate the program generated: the time in its
+    # expression is the one in the Secret's tls.crt (real PEMs under the mocks, tools/mock_tls.py).
+    from cryptography import x509
+
+    settings = settings_of(stack)
+    if not (settings.tls.enabled and settings.metrics.prometheusRule) or settings.tls.existingSecret or settings.tls.certManager:
+        pytest.skip(f"{stack}: no generated certificate with alerts")
+    run, name = stack_run, settings.postgres.name
+    pem = plain(run.one(SECRET, f"{name}-tls-secret").inputs["stringData"])["tls.crt"]
+    not_after = int(x509.load_pem_x509_certificate(pem.encode()).not_valid_after_utc.timestamp())
+    rules = [r for g in plain(run.of_type(RULE)[0].inputs["spec"])["groups"] for r in g["rules"]]
+    (cert_rule,) = [r for r in rules if r.get("alert") == "PostgresCertificateExpiring"]
+    assert cert_rule["expr"].startswith(f"vector({not_after}) - time() < 14 * ")
