@@ -433,6 +433,18 @@ def test_a_renewed_certificate_is_served_after_the_sidecars_pass_without_a_resta
     stack.server = renewed
 
 
+def test_the_sidecar_reloads_only_once_the_server_is_up(scratch_node: Node) -> None:
+    """Before the server accepts connections a pass reloads nothing and remembers nothing
+    (exit 3: server not up, as for the passwords), so the first pass after the start reloads."""
+    ca = make_ca("pgstack pg CA")
+    tls = KubeletTlsDir(scratch_node.cluster.base / "tls")
+    tls.publish_pair(make_server(ca), ca)
+    cp = scratch_node.sync_passwords_once(TLS_DIR=str(tls.path))
+    assert cp.returncode == 3, cp.stderr
+    assert "local server is not accepting connections yet; TLS files not reloaded" in cp.stderr
+    assert not (scratch_node.socket_dir / ".tls-reload.state").exists()
+
+
 def test_a_key_that_does_not_match_leaves_the_old_certificate_served(stack: Stack) -> None:
     p = stack.primary
     serving = served_certificate(p.port).serial_number
