@@ -10,12 +10,14 @@ swaps. The servers run with components.postgres_conf.tls_parameters, what the po
 PostgreSQL 18 with TLS: PyPI's wheel, the harness's default, is built without OpenSSL (its
 server stops with "SSL is not supported by this build"), so these servers are npm's 18
 (OpenSSL 1.1, an earlier 18 minor) and the client tools the wheel's with npm's libpq
-(pg_harness.tls_client_bin); the postgres image links OpenSSL into both.
+(pg_harness.tls_client_bin). The postgres image installs the PostgreSQL project's Debian
+packages, built with OpenSSL like Debian's 15 here (its postgres links libssl.so.3).
 
 The harness's pods live on 127.0.0.1, where no Service name resolves: client tests connect to
 the Service names with ``hostaddr``; the standby (PRIMARY_HOST) and the dumps job
 (BACKUP_HOSTS), whose host settings have no hostaddr, connect to 127.0.0.1, which the test
-certificate carries as an extra IP SAN (libpq matches iPAddress SANs since PostgreSQL 15).
+certificate carries as an extra IP SAN (libpq matches iPAddress SANs:
+pq_verify_peer_name_matches_certificate_ip, fe-secure-common.c).
 One primary and one standby serve the whole module.
 """
 
@@ -339,8 +341,15 @@ def test_the_server_starts_with_the_files_as_the_kubelet_mounts_them(stack: Stac
     assert served_certificate(p.port).serial_number == stack.server.cert.serial_number
 
 
-def test_verify_full_with_the_stacks_ca_connects_to_the_rw_service_name(stack: Stack) -> None:
-    cp = client(stack.primary, "verify-full", stack.ca_file)
+@pytest.mark.parametrize(
+    "host",
+    [RW_FQDN, f"{NAME}-ro", f"{NAME}-0.{NAME}-hl.{NAMESPACE}.svc.{DOMAIN}"],
+    ids=["rw-service", "ro-short", "pod-wildcard"],
+)
+def test_verify_full_with_the_stacks_ca_connects_to_the_service_names(stack: Stack, host: str) -> None:
+    """The rw Service, the ro one by its short name, and a pod by its headless name (what a
+    standby's PRIMARY_HOST is), through the *.<name>-hl.<ns>.svc.<domain> SAN."""
+    cp = client(stack.primary, "verify-full", stack.ca_file, host=host)
     assert cp.returncode == 0, cp.stderr
     ssl_on, version = cp.stdout.strip().split("|")
     assert ssl_on == "t" and version in ("TLSv1.2", "TLSv1.3")
