@@ -44,7 +44,8 @@ from components.postgres_conf import tls_parameters
 from tests.components.scripts.pg_harness import BENCH_SETTINGS, Cluster, Node, as_run_user, chown_run_user, npm_native, tls_client_bin
 from tests.components.scripts.test_tls import RW_FQDN, KubeletTlsDir, make_ca, make_server
 
-TPS = re.compile(r"^tps = ([0-9.]+) \(without initial connection time\)", re.M)
+# pgbench -C counts the connections in (its tps line says "including reconnection times").
+TPS = re.compile(r"^tps = ([0-9.]+) \((?:without initial connection time|including reconnection times)\)", re.M)
 TRANSACTIONS = re.compile(r"^number of transactions actually processed: ([0-9]+)", re.M)
 
 
