@@ -16,7 +16,10 @@ probe() {
   local host=$1 timeout=${2:-$PGCONNECT_TIMEOUT} rc=0
   PROBE='' PROBE_ERROR=''
   ((timeout >= 2)) || timeout=2
-  pg_isready -h "$host" -p "$PGPORT" -t "$timeout" >"$ERR_FILE" 2>&1 || rc=$?
+  # sslmode=prefer for the probe alone: libpq's ping reports a certificate that fails
+  # verify-full as "no response" (internal_ping in fe-connect.c: no SQLSTATE from the
+  # server); psql below, with the job's PGSSLMODE, says what is wrong with it.
+  PGSSLMODE=prefer pg_isready -h "$host" -p "$PGPORT" -t "$timeout" >"$ERR_FILE" 2>&1 || rc=$?
   if ((rc != 0)); then
     PROBE_ERROR="pg_isready: $(one_line "$ERR_FILE")"
     return 1

@@ -34,6 +34,20 @@ hba_line() {
   printf '%-7s %-12s %-16s %-8s %s\n' "$@"
 }
 
+# host_rules TYPE: the TCP rules, for connections of TYPE (host, hostssl).
+host_rules() {
+  if [[ $REPLICATION_ENABLED == true ]]; then
+    hba_line "$1" replication "$REPLICATION_USER" all scram-sha-256
+  fi
+  hba_line "$1" replication all all reject
+  hba_line "$1" all "$REPLICATION_USER" all reject
+  hba_line "$1" all all all scram-sha-256
+}
+
+# write_hba: with TLS_DIR, the TCP rules for TLS connections first; then, with
+# TLS_REQUIRED, a reject for every other TCP connection ('all' does not match
+# replication connections, hence two lines), else the same rules for any TCP.
+# (load_config refuses TLS_REQUIRED=true without TLS_DIR.)
 write_hba() {
   {
     printf '%s\n' '# Managed by init.sh: rewritten on every pod start, edits are lost.'
@@ -46,12 +60,15 @@ write_hba() {
       hba_line host all "$MONITOR_USER" all reject
     fi
     hba_line local all all '' scram-sha-256
-    if [[ $REPLICATION_ENABLED == true ]]; then
-      hba_line host replication "$REPLICATION_USER" all scram-sha-256
+    if [[ -n $TLS_DIR ]]; then
+      host_rules hostssl
     fi
-    hba_line host replication all all reject
-    hba_line host all "$REPLICATION_USER" all reject
-    hba_line host all all all scram-sha-256
+    if [[ $TLS_REQUIRED == true ]]; then
+      hba_line hostnossl all all all reject
+      hba_line hostnossl replication all all reject
+    else
+      host_rules host
+    fi
   } | replace_file "$PGDATA/pg_hba.conf"
   write_ident
 }
@@ -76,8 +93,9 @@ write_managed_conf() {
       printf '%s\n' '# This pod is a primary: no standby settings.'
     else
       # The passfile lives on the pod's emptyDir; the password never enters this file.
-      printf "primary_conninfo = 'host=%s port=%s user=%s passfile=%s application_name=%s connect_timeout=10'\n" \
-        "$PRIMARY_HOST" "$PRIMARY_PORT" "$REPLICATION_USER" "$REPLICATION_PGPASS" "$POD_NAME"
+      # With TLS on, UPSTREAM_TLS: verify-full against the stack's CA.
+      printf "primary_conninfo = 'host=%s port=%s user=%s passfile=%s application_name=%s connect_timeout=10%s'\n" \
+        "$PRIMARY_HOST" "$PRIMARY_PORT" "$REPLICATION_USER" "$REPLICATION_PGPASS" "$POD_NAME" "${UPSTREAM_TLS:+ $UPSTREAM_TLS}"
       # This standby's slot on the primary (made by the clone, or at start).
       printf "primary_slot_name = '%s'\n" "$SLOT_NAME"
     fi

@@ -44,7 +44,7 @@ clone_from_primary() {
       # The clone makes this pod's replication slot afresh: a slot left by its
       # old data (re-clone) may be lost, or hold WAL from long ago.
       if drop_slot && PGPASSFILE=$REPLICATION_PGPASS run_on_volume "$partial" pg_basebackup \
-        -h "$PRIMARY_HOST" -p "$PRIMARY_PORT" -U "$REPLICATION_USER" -w \
+        -d "$UPSTREAM_TLS" -h "$PRIMARY_HOST" -p "$PRIMARY_PORT" -U "$REPLICATION_USER" -w \
         --create-slot --slot="$SLOT_NAME" \
         -D "$partial" --checkpoint=fast --wal-method=stream --no-manifest --no-sync >&2 &&
         stop_flusher && sync --file-system -- "$partial"; then

@@ -6,7 +6,7 @@ set -euo pipefail
 
 # load_config: apply the environment contract, validate it, and derive:
 # DATA_MOUNT (when empty), ORDINAL, IS_PRIMARY, REPLICATION_PGPASS,
-# SYNC_STATE_FILE, SYNC_ALIVE_FILE and SLOT_NAME.
+# SYNC_STATE_FILE, SYNC_ALIVE_FILE, TLS_STATE_FILE, SLOT_NAME and UPSTREAM_TLS.
 load_config() {
   # The formats of the variables are checked by load_env (env-contract.sh);
   # what follows are the rules between them.
@@ -29,6 +29,9 @@ load_config() {
 
   if [[ $REPLICATION_ENABLED == true && -z $PRIMARY_HOST ]]; then
     die "PRIMARY_HOST='' is invalid: expected a host name or IP address (REPLICATION_ENABLED=true)"
+  fi
+  if [[ $TLS_REQUIRED == true && -z $TLS_DIR ]]; then
+    die "TLS_REQUIRED=true needs TLS_DIR (the mounted server certificate and CA), but TLS_DIR is empty"
   fi
   if [[ -n $APP_DATABASE && -z $APP_USER ]]; then
     die "APP_DATABASE='$APP_DATABASE' needs APP_USER to own it, but APP_USER is empty"
@@ -56,6 +59,16 @@ load_config() {
   REPLICATION_PGPASS="$PG_SOCKET_DIR/.pgpass-replication"
   SYNC_STATE_FILE="$PG_SOCKET_DIR/.password-sync.state"
   SYNC_ALIVE_FILE="$PG_SOCKET_DIR/.password-sync.alive"
+  TLS_STATE_FILE="$PG_SOCKET_DIR/.tls-reload.state"
+
+  # libpq keywords of every connection to the primary (the clone, the checks, the WAL
+  # stream): with TLS on, the primary's certificate must chain to the stack's CA and name
+  # the host connected to. Explicit, never PGSSLMODE in the environment: pg_isready (the
+  # peer check, the wait for the primary) must see a server as up whatever its certificate.
+  UPSTREAM_TLS=''
+  if [[ -n $TLS_DIR ]]; then
+    UPSTREAM_TLS="sslmode=verify-full sslrootcert=${TLS_DIR%/}/ca.crt"
+  fi
 
   # The physical replication slot a standby streams through, on the primary:
   # the pod name with '-' and '.' as '_' (postgres-standby-1 -> postgres_standby_1).

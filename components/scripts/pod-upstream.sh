@@ -6,7 +6,8 @@
 #
 # Every connection to the primary is a physical replication connection as
 # REPLICATION_USER through the 0600 passfile (never a password in an argument
-# or the environment), and every one is bounded in time.
+# or the environment), verifies the primary's certificate when TLS is on
+# (UPSTREAM_TLS), and every one is bounded in time.
 # shellcheck disable=SC2034 # The UP_* results are read by the files that source this one.
 set -euo pipefail
 
@@ -21,6 +22,7 @@ replication_psql() {
   local conninfo
   conninfo="host=$1 port=$PRIMARY_PORT user=$REPLICATION_USER passfile=$REPLICATION_PGPASS"
   conninfo+=" replication=true connect_timeout=$UPSTREAM_TIMEOUT application_name=$POD_NAME/${SCRIPT_NAME%.sh}"
+  conninfo+=${UPSTREAM_TLS:+ $UPSTREAM_TLS}
   shift
   timeout -k 1 "$((UPSTREAM_TIMEOUT + 1))" \
     psql -X -q -w -A -t -F '|' -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -d "$conninfo" "$@"

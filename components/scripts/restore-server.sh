@@ -13,7 +13,9 @@ psql_db() {
 # older one lacks what newer catalogs and settings need).
 check_server() {
   local rc=0 facts recovery num version
-  pg_isready -h "$PGHOST" -p "$PGPORT" -t "$PGCONNECT_TIMEOUT" >"$ERR_FILE" 2>&1 || rc=$?
+  # sslmode=prefer for the probe alone (as backup-hosts.sh's probe): psql below says
+  # what is wrong with a certificate that fails the job's PGSSLMODE.
+  PGSSLMODE=prefer pg_isready -h "$PGHOST" -p "$PGPORT" -t "$PGCONNECT_TIMEOUT" >"$ERR_FILE" 2>&1 || rc=$?
   ((rc == 0)) || die "the server at $PGHOST:$PGPORT does not accept connections: $(one_line "$ERR_FILE")"
   facts=$(psql_db postgres -F ' ' -c "SELECT pg_is_in_recovery(), current_setting('server_version_num'), current_setting('server_version')" 2>"$ERR_FILE") ||
     die "cannot connect to $PGHOST:$PGPORT as postgres: $(one_line "$ERR_FILE")"

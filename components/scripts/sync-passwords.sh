@@ -14,6 +14,10 @@
 #   database and sets every role's password from its file
 #   (postgres, REPLICATION_USER, APP_USER). A standby needs no ALTER ROLE:
 #   roles replicate from the primary.
+# - with TLS_DIR, when the content of the mounted TLS files differs from what
+#   was last applied (and on the first pass), reloads the server
+#   (pg_reload_conf), which re-reads its certificate and key: a renewed
+#   certificate takes effect without a restart.
 # Only a SHA-256 of the inputs is remembered (on the emptyDir), never a password.
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
@@ -56,11 +60,55 @@ inputs_hash() {
   printf '%s\n' "${digest%% *}"
 }
 
+# write_state VALUE [FILE]: replace FILE (default SYNC_STATE_FILE) with VALUE, atomically.
 write_state() {
-  local tmp
-  tmp=$(mktemp "$SYNC_STATE_FILE.XXXXXX")
+  local file=${2:-$SYNC_STATE_FILE} tmp
+  tmp=$(mktemp "$file.XXXXXX")
   printf '%s\n' "$1" >"$tmp"
-  mv -f -- "$tmp" "$SYNC_STATE_FILE"
+  mv -f -- "$tmp" "$file"
+}
+
+# tls_hash: SHA-256 of the mounted TLS files' content. The content, not the
+# mtime: the kubelet updates a Secret volume by swapping its ..data symlink to a
+# new directory, which mtime watching misses (zalando/spilo#585).
+tls_hash() {
+  local f digest
+  digest=$(
+    for f in tls.crt tls.key ca.crt; do
+      cat -- "$TLS_DIR/$f"
+      printf '\0'
+    done | sha256sum
+  )
+  printf '%s\n' "${digest%% *}"
+}
+
+# reload_tls: reload the server when the TLS files changed since the last
+# reload, and on the first pass (a swap between the server's start and this
+# sidecar's first pass is not missed; a reload is harmless). On SIGHUP the
+# postmaster builds a new TLS context from the files and keeps the old one when
+# that fails (e.g. a key that does not match the certificate): PostgreSQL's
+# process_pm_reload_request (postmaster.c) logs "SSL configuration was not
+# reloaded", and be_tls_init (be-secure-openssl.c) replaces SSL_context only
+# on success. Returns 3 when the server is not up.
+reload_tls() {
+  [[ -n $TLS_DIR ]] || return 0
+  local hash state=''
+  hash=$(tls_hash)
+  if [[ -r $TLS_STATE_FILE ]]; then
+    state=$(<"$TLS_STATE_FILE")
+  fi
+  [[ $state != "$hash" ]] || return 0
+  if ! local_server_up 3; then
+    log "local server is not accepting connections yet; TLS files not reloaded"
+    return 3
+  fi
+  psql_local -A -t -c 'SELECT pg_reload_conf()' >/dev/null
+  write_state "$hash" "$TLS_STATE_FILE"
+  if [[ -z $state ]]; then
+    log "reloaded the server configuration: first look at the TLS files in $TLS_DIR"
+  else
+    log "reloaded the server configuration: the TLS files in $TLS_DIR changed"
+  fi
 }
 
 sync_once() {
@@ -68,6 +116,8 @@ sync_once() {
   if [[ $REPLICATION_ENABLED == true ]]; then
     write_replication_pgpass
   fi
+  # Called plainly so errexit stays in force; returns 3 while the server is not up.
+  reload_tls
 
   local hash state='' in_recovery roles
   hash=$(inputs_hash)

