@@ -368,11 +368,12 @@ def test_the_certificate_alert_reads_the_generated_certificate(stack_run: Run, s
     from cryptography import x509
 
     settings = settings_of(stack)
-    if not (settings.tls.enabled and settings.metrics.prometheusRule) or settings.tls.existingSecret or settings.tls.certManager:
-        pytest.skip(f"{stack}: no generated certificate with alerts")
-    run, name = stack_run, settings.postgres.name
-    pem = plain(run.one(SECRET, f"{name}-tls-secret").inputs["stringData"])["tls.crt"]
-    not_after = int(x509.load_pem_x509_certificate(pem.encode()).not_valid_after_utc.timestamp())
-    rules = [r for g in plain(run.of_type(RULE)[0].inputs["spec"])["groups"] for r in g["rules"]]
-    (cert_rule,) = [r for r in rules if r.get("alert") == "PostgresCertificateExpiring"]
-    assert cert_rule["expr"].startswith(f"vector({not_after}) - time() < 14 * ")
+    tls, metrics, name = settings.tls, settings.metrics, settings.postgres.name
+    generated = tls.enabled and tls.existingSecret is None and tls.certManager is None
+    rules = [r for rule in stack_run.of_type(RULE) for g in plain(rule.inputs["spec"])["groups"] for r in g["rules"]]
+    cert_rules = [r for r in rules if r.get("alert") == "PostgresCertificateExpiring"]
+    assert len(cert_rules) == int(generated and metrics.enabled and metrics.prometheusRule)
+    for rule in cert_rules:
+        pem = plain(stack_run.one(SECRET, f"{name}-tls-secret").inputs["stringData"])["tls.crt"]
+        not_after = int(x509.load_pem_x509_certificate(pem.encode()).not_valid_after_utc.timestamp())
+        assert rule["expr"].startswith(f"vector({not_after}) - time() < 14 * ")

@@ -3,6 +3,7 @@ the key, the value and the accepted form, before any resource is registered."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from components.postgres_metrics_args import EXPORTER_DIGEST, EXPORTER_IMAGE
 from stacks.args import metrics_args, postgres_args
 from stacks.config import ConfigError, Settings, parse_settings
 from tests.conftest import settings_of
+from tests.repo_copy import INNER
 
 
 def _refusal(raw: dict[str, Any]) -> str:
@@ -29,6 +31,7 @@ def test_off_by_default_with_no_scraper_and_the_pinned_image() -> None:
     assert metrics_args(settings) is None and postgres_args(settings, "db", "c").metrics is None
 
 
+@pytest.mark.skipif(os.environ.get(INNER) == "1", reason="the committed stack files: a copy edits them (tests/stacks/test_new_stacks.py)")
 def test_prod_and_staging_turn_metrics_on_and_dev_does_not() -> None:
     prod, staging, dev = settings_of("prod").metrics, settings_of("staging").metrics, settings_of("dev").metrics
     assert prod.enabled and prod.podMonitor and prod.prometheusRule
