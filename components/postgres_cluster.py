@@ -128,7 +128,14 @@ class PostgresCluster(pulumi.ComponentResource):
             # Deleting a Cluster deletes its claims and the data (the operator owns them): protect refuses it, and
             # retain_on_delete keeps the live Cluster when the stack forgets it (destroy with protect off, engine
             # switch): the runbook adopts it, docs/operations.md#move-to-cloudnative-pg.
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=True, depends_on=depends),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                protect=args.protect,
+                retain_on_delete=True,
+                depends_on=depends,
+                # A namespaced object's import id is <namespace>/<name> (pulumi-kubernetes provider/pkg/provider/util.go parseFqName).
+                import_=f"{args.namespace}/{name}" if args.adopt else None,
+            ),
         )
         meta = k8s.meta.v1.ObjectMetaArgs(name=name, namespace=args.namespace, labels=instance_labels(name))
         self.network_policy = (

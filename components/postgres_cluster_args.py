@@ -150,6 +150,9 @@ class PostgresClusterArgs:
     Secret, certificates.serverTLSSecret. The operator always runs TLS."""
     migrate_from: MigrateFrom | None = None
     """Bootstrap by pg_basebackup from this running primary instead of initdb."""
+    adopt: bool = False
+    """Take over the live Cluster of this name (Pulumi's import: it was retained when a stack forgot it) instead of
+    creating it, which would fail with AlreadyExists (pulumi-kubernetes >= 4.29 creates with Create)."""
     operator_namespace: str = "cnpg-system"
     """The operator's namespace: the NetworkPolicy admits it on the status port and 5432."""
     cluster_domain: str = DEFAULT_CLUSTER_DOMAIN

@@ -192,6 +192,7 @@ def cluster_args(settings: Settings, storage_class: str) -> PostgresClusterArgs:
         metrics=metrics_args(settings),
         tls=tls_args(settings),
         migrate_from=migrate_from_of(settings),
+        adopt=f"cluster/{settings.namespace}/{pg.name}" in settings.adopt,
         operator_namespace=settings.cnpg.namespace,
     )
 

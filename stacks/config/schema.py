@@ -215,6 +215,8 @@ def adoptable(settings: Settings) -> dict[str, str]:
     provider's Read takes (a cluster-scoped object's name, else <namespace>/<name>; a Helm release's is
     <namespace>/<release>, pulumi-kubernetes provider/pkg/provider/util.go parseFqName)."""
     entries = {f"namespace/{settings.namespace}": "the database namespace (made by kubectl, or kept from before)"}
+    if settings.postgres.engine == CNPG:
+        entries[f"cluster/{settings.namespace}/{settings.postgres.name}"] = "the CloudNativePG Cluster, retained when a stack forgot it"
     if settings.longhorn.install:
         ns = settings.longhorn.namespace
         entries[f"namespace/{ns}"] = "Longhorn's namespace, retained by a destroy"

@@ -3,10 +3,13 @@ Cluster protected and retained, children parented, the cert-manager Certificate 
 
 from __future__ import annotations
 
+import pytest
+
 from components.longhorn_backups_args import recurring_job_labels
 from components.postgres_cluster_spec import server_alt_names
+from stacks.config import ConfigError, parse_settings
 from tests.stacks.test_database_cnpg import CLUSTER, cluster_of, cnpg_run
-from tools.mock_run import plain
+from tools.mock_run import Run, plain
 
 SECRET = "kubernetes:core/v1:Secret"
 
@@ -55,3 +58,15 @@ def test_cert_manager_certificate_names_the_operators_services() -> None:
     assert cluster_of(run)["spec"]["certificates"] == {"serverTLSSecret": "postgres-tls", "serverCASecret": "postgres-tls"}
     assert cert.urn in run.one(CLUSTER, "postgres").dependencies
     assert cnpg_run("dev", {"tls": {"enabled": True, "existingSecret": "mine"}}).of_type("kubernetes:cert-manager.io/v1:Certificate") == []
+
+
+def test_a_retained_cluster_is_adopted_only_when_named() -> None:
+    assert run_cluster_import_id(cnpg_run("dev")) == ""
+    adopted = cnpg_run("dev", {"adopt": ["cluster/postgres/postgres"]})
+    assert run_cluster_import_id(adopted) == "postgres/postgres"
+    with pytest.raises(ConfigError, match=r"pgstack:adopt: got \"cluster/postgres/postgres\""):
+        parse_settings({"adopt": ["cluster/postgres/postgres"]}, "dev")
+
+
+def run_cluster_import_id(run: Run) -> str:
+    return run.one(CLUSTER, "postgres").options.import_id
