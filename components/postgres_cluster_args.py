@@ -150,6 +150,10 @@ class PostgresClusterArgs:
     Secret, certificates.serverTLSSecret. The operator always runs TLS."""
     migrate_from: MigrateFrom | None = None
     """Bootstrap by pg_basebackup from this running primary instead of initdb."""
+    wal_object_store: str | None = None
+    """The Barman Cloud plugin's ObjectStore (barmancloud.cnpg.io/v1, in this namespace) that archives WAL and base
+    backups; None: no archive. Waits for issue 20's pgstack:backup.wal (the stack does not set it yet), and the plugin
+    must be installed beside the operator (not done by CnpgOperator)."""
     adopt: bool = False
     """Take over the live Cluster of this name (Pulumi's import: it was retained when a stack forgot it) instead of
     creating it, which would fail with AlreadyExists (pulumi-kubernetes >= 4.29 creates with Create)."""
@@ -175,6 +179,8 @@ class PostgresClusterArgs:
                 fail(self, f"limits[{key!r}]", self.limits[key], f"a limit at least requests[{key!r}] ({self.requests[key]})")
         check_pg_identifier(self, "database", self.database)
         self._check_owner()
+        if self.wal_object_store is not None:
+            check_name(self, "wal_object_store", self.wal_object_store, "subdomain")
 
     def _check_image(self) -> None:
         tag = image_tag(self.image) or ""

@@ -122,6 +122,20 @@ def external_clusters(args: PostgresClusterArgs) -> list[dict[str, Any]]:
     return [{"name": MIGRATION_SOURCE, "connectionParameters": params, "password": {"name": src.password_secret, "key": src.password_key}}]
 
 
+# The Barman Cloud plugin's name, as a Cluster names it (cloudnative-pg/plugin-barman-cloud web/docs/usage.md,
+# "Configuring WAL Archiving").
+BARMAN_CLOUD_PLUGIN = "barman-cloud.cloudnative-pg.io"
+
+
+def wal_archive_plugins(object_store: str | None) -> list[dict[str, Any]]:
+    """spec.plugins: the Barman Cloud plugin as the WAL archiver, writing to that ObjectStore (same usage.md). The
+    ObjectStore itself (destinationPath, credentials from the WAL target settings) is not rendered: the reference
+    files hold no barmancloud.cnpg.io CRD to check it against."""
+    if object_store is None:
+        return []
+    return [{"name": BARMAN_CLOUD_PLUGIN, "isWALArchiver": True, "parameters": {"barmanObjectName": object_store}}]
+
+
 def certificates(name: str, args: PostgresClusterArgs, tls_secret: str | None) -> dict[str, Any] | None:
     """With cert-manager or an existing Secret (kubernetes.io/tls with ca.crt), the operator serves that
     certificate (serverTLSSecret) and names its CA (serverCASecret, which needs only ca.crt when serverTLSSecret
@@ -170,6 +184,8 @@ def cluster_spec(name: str, args: PostgresClusterArgs, tls_secret: str | None = 
         spec["inheritedMetadata"] = {"labels": dict(args.claim_labels)}
     if args.migrate_from is not None:
         spec["externalClusters"] = external_clusters(args)
+    if args.wal_object_store is not None:
+        spec["plugins"] = wal_archive_plugins(args.wal_object_store)
     certs = certificates(name, args, tls_secret)
     if certs is not None:
         spec["certificates"] = certs

@@ -44,6 +44,7 @@ VARIANTS = {
     "tls-required": dataclasses.replace(ARGS, tls=TlsArgs(required=True, min_protocol="TLSv1.2")),
     "cert-manager": dataclasses.replace(ARGS, tls=TlsArgs(issuer=IssuerRef(name="ca"))),
     "migrate": dataclasses.replace(ARGS, migrate_from=MigrateFrom(host=SOURCE, password_secret="old")),
+    "wal-archive": dataclasses.replace(ARGS, wal_object_store="postgres-wal"),
 }
 
 
@@ -157,3 +158,10 @@ def test_a_migration_may_reach_its_source() -> None:
     assert {5432} in [_ports(r) for r in egress if "to" not in r]
     bootstrap = plain(run.one(CLUSTER, "postgres").inputs)["spec"]["bootstrap"]
     assert list(bootstrap) == ["pg_basebackup"]
+
+
+def test_wal_archive_plugin() -> None:
+    assert "plugins" not in cluster_spec("postgres", ARGS)
+    plugins = cluster_spec("postgres", VARIANTS["wal-archive"])["plugins"]
+    archiver = {"name": "barman-cloud.cloudnative-pg.io", "isWALArchiver": True}
+    assert plugins == [archiver | {"parameters": {"barmanObjectName": "postgres-wal"}}]
