@@ -93,10 +93,13 @@ class MigrateFrom:
     """A Secret in this Cluster's namespace holding the replication role's password (copied from the source's
     <name>-credentials)."""
     port: int = 5432
+    """The source's port."""
     user: str = "replicator"
     """The source's replication role (its postgres.replication.user)."""
     password_key: str = "replication-password"
+    """The password's key in password_secret."""
     ssl_mode: SslMode = "prefer"
+    """libpq sslmode of the copy: prefer, or require when the source serves TLS."""
 
     def __post_init__(self) -> None:
         check_literals(self)
@@ -120,11 +123,13 @@ class PostgresClusterArgs:
     image: str
     """The official (Debian) postgres image; its tag starts with the major, which the operator reads (no latest)."""
     image_pull_policy: PullPolicy = "IfNotPresent"
+    """Always, IfNotPresent or Never (the webhook accepts these only: cluster_webhook.go:812-827)."""
     instances: int = 1
     """Instances, 1 to 15: one primary, the others hot standbys the operator fails over to."""
     storage_size: str = "1Gi"
     """Each instance's volume, a quantity in whole bytes; the operator expands the claims in place."""
     requests: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_REQUESTS))
+    """The postgres container's requests: "cpu" and/or "memory" quantities, each at most its limit."""
     limits: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     """limits["memory"] is required: shared_buffers and effective_cache_size are sized from it."""
     database: str = "app"
@@ -132,6 +137,7 @@ class PostgresClusterArgs:
     username: str | None = "app"
     """The application role (the Cluster's initdb owner): the operator always creates one, so None is refused."""
     password_rotation: int = 1
+    """Bump (>= 1) for new passwords; the operator's instance manager applies them from the Secrets."""
     anti_affinity: AntiAffinity = "soft"
     """soft: podAntiAffinityType preferred; hard: required (an instance stays Pending without a free node)."""
     protect: bool = True
@@ -141,8 +147,11 @@ class PostgresClusterArgs:
     backup_clients: dict[str, str] | None = None
     """Labels of pods in the namespace that may connect besides allowed_clients: the dump job."""
     network_policy: bool = True
+    """Create the NetworkPolicy (ingress from peers, clients and the operator; egress to DNS, peers and the API)."""
     dns: DnsEgress = field(default_factory=DnsEgress)
+    """Where the instances may send DNS queries."""
     allowed_clients: tuple[NetworkPolicyPeer, ...] = ()
+    """Who may connect on 5432 besides the instances and backup_clients."""
     metrics: MetricsArgs | None = None
     """Who may scrape the operator's exporter (port 9187), and whether a PodMonitor is wanted; None: no scrapers."""
     tls: TlsArgs | None = None
@@ -160,6 +169,7 @@ class PostgresClusterArgs:
     operator_namespace: str = "cnpg-system"
     """The operator's namespace: the NetworkPolicy admits it on the status port and 5432."""
     cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
+    """The cluster's DNS domain, in the hosts and the certificate's names (the operator's default, cluster.local)."""
 
     def __post_init__(self) -> None:
         check_literals(self)

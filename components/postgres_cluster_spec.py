@@ -23,6 +23,7 @@ from components.postgres_cluster_args import (
     PostgresClusterArgs,
 )
 from components.postgres_conf import MiB, server_parameters
+from components.postgres_names import read_only_service
 from components.postgres_network import client_peer, dns_egress
 from components.postgres_tls_args import service_hosts
 
@@ -40,7 +41,8 @@ def rw_service(name: str) -> str:
 
 
 def ro_service(name: str) -> str:
-    return f"{name}-ro"
+    """The operator's read-only Service (api/v1/cluster_funcs.go GetServiceReadOnlyName), the StatefulSet engine's name."""
+    return read_only_service(name)
 
 
 def operator_ca_secret(name: str) -> str:

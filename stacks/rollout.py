@@ -49,7 +49,7 @@ def engine_marker(settings: Settings) -> random.RandomId:
     would delete the StatefulSets or the Cluster with the data's claims, so its replacement is refused in the
     preview, before anything else changes (the same mechanism as data_major_marker)."""
     return random.RandomId(
-        f"{settings.postgres.name}-engine",
+        "database-engine",
         byte_length=4,
         keepers={ENGINE_KEEPER: settings.postgres.engine},
         opts=pulumi.ResourceOptions(protect=settings.protect),
@@ -59,7 +59,7 @@ def engine_marker(settings: Settings) -> random.RandomId:
 def engine_warning(settings: Settings) -> str:
     pg = settings.postgres
     refusal = (
-        f"this stack is protected, so the preview fails on the protected {pg.name}-engine"
+        "this stack is protected, so the preview fails on the protected database-engine"
         if settings.protect
         else "this stack is not protected, so `pulumi up` deletes the other engine's objects, and the data's claims "
         "are left to the new engine to find (or not)"

@@ -144,17 +144,17 @@ def test_the_engine_marker_is_protected_with_the_stack_and_awaited_by_either_eng
     before the other engine's objects are created or deleted (tests/stacks/test_database_cnpg.py runs the engine)."""
     sts, cluster = program_run(fixed_config("prod"), "prod"), cnpg_run("prod")
     for run, engine, workloads in ((sts, "statefulset", sts.of_type(STS)), (cluster, "cloudnative-pg", cluster.of_type(CLUSTER))):
-        marker = _marker(run, "postgres-engine")
+        marker = _marker(run, "database-engine")
         assert plain(marker.inputs) == {"keepers": {ENGINE_KEEPER: engine}, "byteLength": 4}
         assert marker.options.protect is True and not marker.options.delete_before_replace
         assert workloads
         for workload in workloads:
             assert marker.urn in workload.dependencies, workload.name
-    assert "postgres-engine" not in {r.name for r in program_run(fixed_config("dev"), "dev").resources if r.options.protect}
+    assert "database-engine" not in {r.name for r in program_run(fixed_config("dev"), "dev").resources if r.options.protect}
 
 
 def test_a_preview_warns_when_the_engine_is_new_to_the_stack(caplog: pytest.LogCaptureFixture) -> None:
-    _preview("prod", {"postgres-engine"}, caplog)
+    _preview("prod", {"database-engine"}, caplog)
     [warning] = [r.getMessage() for r in caplog.records if "postgres.engine" in r.getMessage()]
     assert "pgstack:postgres.engine statefulset is not the engine this stack last deployed" in warning
-    assert "preview fails on the protected postgres-engine" in warning and "docs/operations.md#move-to-cloudnative-pg" in warning
+    assert "preview fails on the protected database-engine" in warning and "docs/operations.md#move-to-cloudnative-pg" in warning
