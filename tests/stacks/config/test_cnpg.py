@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from stacks.config import ConfigError, parse_settings
+from stacks.config import ConfigError, ignored_settings_warnings, parse_settings
 
 SOURCE = {"host": "postgres-0.postgres-hl.old.svc.cluster.local", "passwordSecret": "old-credentials"}
 
@@ -35,3 +35,11 @@ def test_defaults() -> None:
 def test_refused_under_its_key(raw: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError, match=rf"pgstack:{key}: "):
         parse_settings(raw, "dev")
+
+
+def test_a_cnpg_block_on_a_statefulset_stack_warns() -> None:
+    assert ignored_settings_warnings(parse_settings({}, "dev")) == []
+    assert ignored_settings_warnings(parse_settings({"postgres": {"engine": "cloudnative-pg"}, "cnpg": {"install": False}}, "dev")) == []
+    assert ignored_settings_warnings(parse_settings({"cnpg": {"install": True, "namespace": "cnpg-system"}}, "dev")) == []
+    [warning] = ignored_settings_warnings(parse_settings({"cnpg": {"install": False}}, "dev"))
+    assert warning == "pgstack:cnpg: never applied while postgres.engine is statefulset; remove it here"
