@@ -19,13 +19,12 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.cnpg_operator_args import CnpgOperatorArgs
+from components.cnpg_operator_args import CNPG_RELEASE, CnpgOperatorArgs
 from components.naming import pod_security_labels
 from components.outputs import name_of
 
 CNPG_REPO = "https://cloudnative-pg.github.io/charts"
 CNPG_CHART = "cloudnative-pg"
-RELEASE_NAME = "cnpg"
 
 
 def cnpg_values() -> dict[str, Any]:
@@ -55,12 +54,14 @@ class CnpgOperator(pulumi.ComponentResource):
         self.namespace = k8s.core.v1.Namespace(
             f"{name}-ns",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=args.namespace, labels=pod_security_labels("restricted")),
-            opts=child,
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(import_=args.namespace if "namespace" in args.adopt else None)),
         )
+        # A Helm release's import id is <namespace>/<release> (pulumi-kubernetes provider/pkg/provider/util.go parseFqName).
+        release_id = f"{args.namespace}/{CNPG_RELEASE}" if "release" in args.adopt else None
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
             k8s.helm.v3.ReleaseArgs(
-                name=RELEASE_NAME,
+                name=CNPG_RELEASE,
                 chart=CNPG_CHART,
                 version=args.chart_version,
                 repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CNPG_REPO),
@@ -70,7 +71,7 @@ class CnpgOperator(pulumi.ComponentResource):
                 skip_await=False,
                 timeout=600,
             ),
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.namespace])),
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.namespace], import_=release_id)),
         )
         self.namespace_name = name_of(self.namespace)
         self.register_outputs({"namespace_name": self.namespace_name})

@@ -23,7 +23,7 @@ from components.postgres_metrics_args import MetricsArgs
 from components.postgres_monitoring_args import CertManagerExpiry, GeneratedExpiry, LonghornBackupAge, MonitoringArgs
 from components.postgres_names import backup_job, credentials_secret, instance_labels, scripts_config_map
 from components.postgres_tls_args import IssuerRef, TlsArgs
-from stacks.config.cnpg import CNPG
+from stacks.config.cnpg import CNPG, operator_adoptions
 from stacks.config.postgres import ClientPeer
 from stacks.config.runbooks import BACKUP_TARGET_SECRET, LONGHORN_RELEASE
 from stacks.config.schema import LonghornJob, Settings
@@ -198,7 +198,8 @@ def cluster_args(settings: Settings, storage_class: str) -> PostgresClusterArgs:
 
 
 def cnpg_operator_args(settings: Settings) -> CnpgOperatorArgs:
-    return CnpgOperatorArgs(chart_version=settings.cnpg.chartVersion, namespace=settings.cnpg.namespace, protect=settings.protect)
+    ns, adopt = settings.cnpg.namespace, operator_adoptions(settings.cnpg.namespace, settings.adopt)
+    return CnpgOperatorArgs(chart_version=settings.cnpg.chartVersion, namespace=ns, protect=settings.protect, adopt=adopt)
 
 
 def dump_ca_secret(settings: Settings) -> str | None:

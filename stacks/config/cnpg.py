@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from components.cnpg_operator_args import CNPG_CHART_VERSION
+from components.cnpg_operator_args import CNPG_CHART_VERSION, CNPG_RELEASE, CnpgAdoptable
 from components.longhorn_install_args import CHART_VERSION
 from components.postgres_cluster_args import SslMode
 from stacks.config.errors import such_as
@@ -50,3 +50,9 @@ class MigrateFromSettings(Model):
     """The key of the password in passwordSecret."""
     sslMode: SslMode = "prefer"
     """libpq sslmode of the copy: prefer, or require when the source has tls.enabled."""
+
+
+def operator_adoptions(namespace: str, adopt: list[str]) -> frozenset[CnpgAdoptable]:
+    """The adopt entries (stacks/config/schema.py adoptable) that name a part of the operator's install."""
+    parts: dict[str, CnpgAdoptable] = {f"namespace/{namespace}": "namespace", f"release/{namespace}/{CNPG_RELEASE}": "release"}
+    return frozenset(parts[entry] for entry in adopt if entry in parts)

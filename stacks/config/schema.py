@@ -9,6 +9,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 
+from components.cnpg_operator_args import CNPG_RELEASE
 from components.logical_backup_args import S3_REMOTE
 from components.longhorn_install_args import CHART_VERSION, NodeDownPodDeletionPolicy
 from components.longhorn_storage_class_args import DataLocality, ReclaimPolicy
@@ -217,6 +218,9 @@ def adoptable(settings: Settings) -> dict[str, str]:
     entries = {f"namespace/{settings.namespace}": "the database namespace (made by kubectl, or kept from before)"}
     if settings.postgres.engine == CNPG:
         entries[f"cluster/{settings.namespace}/{settings.postgres.name}"] = "the CloudNativePG Cluster, retained when a stack forgot it"
+        if settings.cnpg.install:
+            entries[f"namespace/{settings.cnpg.namespace}"] = "the CloudNativePG operator's namespace, retained by a destroy"
+            entries[f"release/{settings.cnpg.namespace}/{CNPG_RELEASE}"] = "the operator's Helm release, retained by a destroy"
     if settings.longhorn.install:
         ns = settings.longhorn.namespace
         entries[f"namespace/{ns}"] = "Longhorn's namespace, retained by a destroy"

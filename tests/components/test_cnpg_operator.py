@@ -5,13 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from components.cnpg_operator import CNPG_CHART, CNPG_REPO, cnpg_values
+from components.cnpg_operator_args import CnpgOperatorArgs
+from components.validation import ArgsError
+from stacks.config import ConfigError, parse_settings
 from tests.stacks.test_database_cnpg import RELEASE, cnpg_run
 from tools.mock_run import plain
 
 # charts/cloudnative-pg/values.yaml at cloudnative-pg-v0.29.0 (chart 0.29.0, operator 1.30.0), beside the repository.
+NAMESPACE = "kubernetes:core/v1:Namespace"
 VALUES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "cloudnative-pg-1.30.0" / "chart-cloudnative-pg-0.29.0-values.yaml"
 
 
@@ -61,3 +66,16 @@ def test_release_is_pinned_awaited_and_kept() -> None:
     # A destroy forgets the operator rather than uninstalling it; protect refuses even that on prod.
     for r in (ns, release):
         assert r.options.retain_on_delete and r.options.protect, r.name
+
+
+def test_a_retained_install_is_adopted_only_when_named() -> None:
+    fresh = cnpg_run("dev")
+    assert {fresh.one(RELEASE, "cnpg-release").options.import_id, fresh.one(NAMESPACE, "cnpg-ns").options.import_id} == {""}
+    adopted = cnpg_run("dev", {"adopt": ["namespace/cnpg-system", "release/cnpg-system/cnpg"]})
+    assert adopted.one(NAMESPACE, "cnpg-ns").options.import_id == "cnpg-system"
+    assert adopted.one(RELEASE, "cnpg-release").options.import_id == "cnpg-system/cnpg"
+    # Only on a stack that installs the operator.
+    with pytest.raises(ConfigError, match=r"pgstack:adopt: got \"release/cnpg-system/cnpg\""):
+        parse_settings({"postgres": {"engine": "cloudnative-pg"}, "cnpg": {"install": False}, "adopt": ["release/cnpg-system/cnpg"]}, "dev")
+    with pytest.raises(ArgsError):
+        CnpgOperatorArgs(adopt=frozenset({"claims"}))  # type: ignore[arg-type]
