@@ -44,12 +44,15 @@ HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 NAMESPACE = "kubernetes:core/v1:Namespace"
 SECRET = "kubernetes:core/v1:Secret"
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
+# The CloudNativePG engine's database (components/postgres_cluster.py): the operator builds its pods from this spec,
+# so each pod rule below reads the Cluster's equivalent field, or says why it has none.
+CLUSTER = "kubernetes:postgresql.cnpg.io/v1:Cluster"
 LONGHORN_PROVISIONER = "driver.longhorn.io"
 
 # What `pgstack:protect` guards (Pulumi.yaml): losing any of these loses data or access to it.
 # Not the RandomPasswords: the Secret holds the passwords, and replacing a RandomPassword (a rotation,
 # create-before-delete) only makes a new one that the pods apply (docs/operations.md#changing-a-live-stack).
-STATEFUL_TYPES = (STATEFULSET, SECRET, STORAGECLASS, NAMESPACE, HELM_RELEASE)
+STATEFUL_TYPES = (STATEFULSET, CLUSTER, SECRET, STORAGECLASS, NAMESPACE, HELM_RELEASE)
 
 DEFAULT_PRODUCTION_STACKS = ["prod"]
 PRODUCTION_SCHEMA = PolicyConfigSchema(
@@ -145,6 +148,7 @@ HOST_AUTH_TRUST = re.compile(r"POSTGRES_HOST_AUTH_METHOD\s*[=:]\s*[\"']?trust\b"
 
 
 def no_trust_auth(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Every string of every resource: a Cluster's spec.postgresql.pg_hba lines are read like a script's."""
     if args.resource_type == RANDOM_PASSWORD:
         return
     for container in containers(pod_spec(args)):
@@ -165,8 +169,15 @@ PATH_SUFFIXES = ("_FILE", "_DIR", "_PATH")
 SCRIPT_KEY = re.compile(r"\.(?:sh|bash|py|sql)$")
 
 
+def _env_holders(args: ResourceValidationArgs) -> list[Any]:
+    """What holds env vars: each container of a pod template, or a Cluster's spec (spec.env reaches every instance)."""
+    if args.resource_type == CLUSTER:
+        return [{"name": f"Cluster {args.name}", "env": _get(args.props, "spec", "env")}]
+    return containers(pod_spec(args))
+
+
 def passwords_from_secrets(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    for container in containers(pod_spec(args)):
+    for container in _env_holders(args):
         for env in _items(_get(container, "env")):
             name = str(_get(env, "name") or "")
             if PASSWORD_NAME.search(name) and not name.endswith(PATH_SUFFIXES) and _get(env, "value") is not None:
@@ -191,6 +202,8 @@ def _claim_names(args: ResourceValidationArgs, spec: Any) -> set[str]:
 
 
 def pgdata_subdirectory(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """A Cluster has no equivalent: the operator fixes PGDATA at /var/lib/postgresql/data/pgdata, inside the volume
+    it mounts at /var/lib/postgresql/data (cloudnative-pg v1.30.0 pkg/specs/pods.go:85 PgDataPath)."""
     spec = pod_spec(args)
     claims = _claim_names(args, spec)
     for container in containers(spec):
@@ -210,7 +223,11 @@ def pgdata_subdirectory(args: ResourceValidationArgs, report_violation: ReportVi
 
 
 def requests_and_limits(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    for container in containers(pod_spec(args)):
+    """A Cluster's spec.resources are its postgres container's."""
+    holders = containers(pod_spec(args))
+    if args.resource_type == CLUSTER:
+        holders = [{"name": f"Cluster {args.name}", "resources": _get(args.props, "spec", "resources")}]
+    for container in holders:
         for kind in ("requests", "limits"):
             given = _get(container, "resources", kind) or {}
             missing = [r for r in ("cpu", "memory") if r not in given]
@@ -228,9 +245,18 @@ def claim_templates_have_class(args: ResourceValidationArgs, report_violation: R
                 )
     elif args.resource_type in CLAIM_TYPES and not _get(args.props, "spec", "storageClassName"):
         report_violation("PersistentVolumeClaim without storageClassName: the cluster default class would hold the data")
+    elif args.resource_type == CLUSTER:
+        for key in ("storage", "walStorage"):
+            given = _get(args.props, "spec", key)
+            if (key == "storage" or given is not None) and not _get(given, "storageClass"):
+                report_violation(f"Cluster spec.{key} has no storageClass, so the cluster default class would hold the database")
 
 
 def pvc_retention_retain(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """A Cluster has no retention field: it owns its claims, and deleting it deletes them. What guards them is the
+    Cluster's own fate: protect (production-protect, and stateful-unguarded's warning: it is in STATEFUL_TYPES) and
+    retain-on-delete, which the program always sets but the analyzer cannot see (pulumi-policy 1.21.0
+    PolicyResourceOptions carries protect, not retainOnDelete)."""
     if args.resource_type != STATEFULSET:
         return
     policy = _get(args.props, "spec", "persistentVolumeClaimRetentionPolicy") or {}
@@ -251,6 +277,13 @@ def storage_class_retain(args: ResourceValidationArgs, report_violation: ReportV
 
 
 def spread_when_replicated(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type == CLUSTER:
+        # The operator's anti-affinity is on unless enablePodAntiAffinity is false (api/v1 AffinityConfiguration).
+        instances = _as_int(_get(args.props, "spec", "instances") or 1) or 0
+        spread = _items(_get(args.props, "spec", "topologySpreadConstraints"))
+        if instances > 1 and _get(args.props, "spec", "affinity", "enablePodAntiAffinity") is False and not spread:
+            report_violation(f"{instances} instances with enablePodAntiAffinity false and no topologySpreadConstraints")
+        return
     if args.resource_type not in (STATEFULSET, "kubernetes:apps/v1:Deployment"):
         return
     replicas = _as_int(_get(args.props, "spec", "replicas") or 1) or 0
@@ -262,8 +295,24 @@ def spread_when_replicated(args: ResourceValidationArgs, report_violation: Repor
 ALLOWED_CAPABILITIES = {"NET_BIND_SERVICE"}
 
 
+def _cluster_security(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """The operator's pods meet the restricted profile (its default container context: seccomp RuntimeDefault, drop ALL,
+    not privileged, runAsNonRoot, read-only root, no privilege escalation: cloudnative-pg v1.30.0
+    pkg/specs/containers.go:63-80) unless the Cluster overrides their security contexts (spec.securityContext,
+    spec.podSecurityContext, merged over those defaults) or runs postgres as root (postgresUID 0)."""
+    sc = _get(args.props, "spec", "securityContext") or {}
+    pod = _get(args.props, "spec", "podSecurityContext") or {}
+    if _true(_get(sc, "privileged")) or _true(_get(sc, "allowPrivilegeEscalation")):
+        report_violation(f"Cluster {args.name}: spec.securityContext allows privilege")
+    if _get(pod, "runAsNonRoot") is False or 0 in (_as_int(_get(pod, "runAsUser")), _as_int(_get(args.props, "spec", "postgresUID"))):
+        report_violation(f"Cluster {args.name}: its pods would run as root")
+
+
 def restricted_security_context(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Pod Security Standards, restricted profile (kubernetes.io/docs/concepts/security/pod-security-standards)."""
+    if args.resource_type == CLUSTER:
+        _cluster_security(args, report_violation)
+        return
     spec = pod_spec(args)
     if spec is None:
         return
@@ -360,6 +409,9 @@ DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 def production_image_digest(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if not is_production(args):
         return
+    if args.resource_type == CLUSTER and not DIGEST.search(str(_get(args.props, "spec", "imageName"))):
+        image = _get(args.props, "spec", "imageName")
+        report_violation(f"Cluster {args.name}: imageName {image} is not pinned by digest (pgstack:postgres.image.digest)")
     for container in containers(pod_spec(args)):
         image = str(_get(container, "image"))
         if not DIGEST.search(image):
@@ -373,9 +425,20 @@ def _env_value(container: Any, name: str) -> Any:
     return None
 
 
+# The pg_hba lines of a Cluster that refuse connections without TLS (components/postgres_cluster_spec.py hba_rules).
+NO_TLS_REJECTED = ("hostnossl all all 0.0.0.0/0 reject", "hostnossl all all ::/0 reject")
+
+
 def production_tls(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """The database server serves TLS (ssl=on on its command line: components/postgres_conf.py tls_parameters) and
-    refuses connections without it (TLS_REQUIRED, which the pods turn into hostnossl ... reject): pgstack:tls."""
+    refuses connections without it (TLS_REQUIRED, which the pods turn into hostnossl ... reject): pgstack:tls.
+    A Cluster always serves TLS (ssl is the operator's, pkg/postgres/configuration.go MandatorySettings); it refuses
+    connections without it through its pg_hba lines."""
+    if is_production(args) and args.resource_type == CLUSTER:
+        hba = [" ".join(str(line).split()) for line in _items(_get(args.props, "spec", "postgresql", "pg_hba"))]
+        if not all(line in hba for line in NO_TLS_REJECTED):
+            report_violation("the Cluster accepts connections without TLS: production needs pgstack:tls.required true")
+        return
     if not is_production(args) or args.resource_type != STATEFULSET:
         return
     for container in containers(pod_spec(args)):

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import pulumi
 
+from components.cnpg_operator_args import CnpgOperatorArgs
 from components.logical_backup_args import DumpS3, LogicalBackupArgs, backup_labels
 from components.longhorn_backups_args import LonghornRecurringJobsArgs, Schedule, recurring_job_labels, recurring_job_name
 from components.longhorn_install_args import Adoptable, LonghornInstallArgs
 from components.longhorn_storage_class_args import LonghornStorageClassArgs
 from components.network_args import DnsEgress, NetworkPolicyPeer
 from components.postgres_args import PostgresStatefulSetArgs
+from components.postgres_cluster_args import MigrateFrom, PostgresClusterArgs
+from components.postgres_cluster_spec import cluster_labels, operator_ca_secret
 from components.postgres_metrics_args import MetricsArgs
 from components.postgres_monitoring_args import CertManagerExpiry, GeneratedExpiry, LonghornBackupAge, MonitoringArgs
 from components.postgres_names import backup_job, credentials_secret, instance_labels, scripts_config_map
 from components.postgres_tls_args import IssuerRef, TlsArgs
+from stacks.config.cnpg import CNPG, operator_adoptions
 from stacks.config.postgres import ClientPeer
 from stacks.config.runbooks import BACKUP_TARGET_SECRET, LONGHORN_RELEASE
 from stacks.config.schema import LonghornJob, Settings
@@ -69,6 +73,24 @@ def monitoring_args(
         dump_cronjob=backup_job(pg.name) if dumps else None,
         longhorn_backups=LonghornBackupAge(recurring_job_name(group, "backup")) if volume_backups and group else None,
         tls_expiry=tls_expiry,
+        labels=dict(m.labels),
+    )
+
+
+def cluster_monitoring_args(settings: Settings, namespace: pulumi.Input[str]) -> MonitoringArgs | None:
+    """The CloudNativePG engine's PodMonitor, on the operator's exporter (port "metrics", 9187, in every instance:
+    pkg/specs/pods.go:269-270 at v1.30.0), which replaces our sidecar. Not spec.monitoring.enablePodMonitor: the
+    1.30 webhook warns it is deprecated (cluster_webhook.go:2790-2800). pgstack's alerts read postgres_exporter's
+    metric names, which that exporter does not serve: no PrometheusRule on this engine (docs/alerts.md)."""
+    m, pg = settings.metrics, settings.postgres
+    if not (m.enabled and m.podMonitor):
+        return None
+    return MonitoringArgs(
+        namespace=namespace,
+        name=pg.name,
+        selector=cluster_labels(pg.name),
+        pod_monitor=True,
+        prometheus_rule=False,
         labels=dict(m.labels),
     )
 
@@ -135,6 +157,60 @@ def postgres_args(settings: Settings, namespace: pulumi.Input[str], storage_clas
     )
 
 
+def migrate_from_of(settings: Settings) -> MigrateFrom | None:
+    src = settings.postgres.migrateFrom
+    if src is None:
+        return None
+    return MigrateFrom(
+        host=src.host, password_secret=src.passwordSecret, port=src.port, user=src.user, password_key=src.passwordKey, ssl_mode=src.sslMode
+    )
+
+
+def cluster_args(settings: Settings, storage_class: str) -> PostgresClusterArgs:
+    """The CloudNativePG engine's Cluster from the same settings (postgres.engine cloudnative-pg)."""
+    pg = settings.postgres
+    group = backup_group(settings)
+    return PostgresClusterArgs(
+        namespace=settings.namespace,
+        storage_class=storage_class,
+        image=pg.image.reference,
+        image_pull_policy=pg.image.pullPolicy,
+        instances=pg.replicas,
+        storage_size=pg.storageSize,
+        requests=pg.resources.requests.model_dump(),
+        limits=pg.resources.limits.model_dump(),
+        database=pg.database,
+        username=pg.username,
+        password_rotation=pg.passwordRotation,
+        anti_affinity=pg.replication.podAntiAffinity,
+        protect=settings.protect,
+        claim_labels=recurring_job_labels(group) if group else {},
+        backup_clients=backup_labels(pg.name) if settings.backup.dumps is not None else None,
+        network_policy=pg.networkPolicy.enabled,
+        dns=dns_egress_of(settings),
+        allowed_clients=tuple(peer_of(c) for c in pg.networkPolicy.allowFrom),
+        metrics=metrics_args(settings),
+        tls=tls_args(settings),
+        migrate_from=migrate_from_of(settings),
+        adopt=f"cluster/{settings.namespace}/{pg.name}" in settings.adopt,
+        operator_namespace=settings.cnpg.namespace,
+    )
+
+
+def cnpg_operator_args(settings: Settings) -> CnpgOperatorArgs:
+    ns, adopt = settings.cnpg.namespace, operator_adoptions(settings.cnpg.namespace, settings.adopt)
+    return CnpgOperatorArgs(chart_version=settings.cnpg.chartVersion, namespace=ns, protect=settings.protect, adopt=adopt)
+
+
+def dump_ca_secret(settings: Settings) -> str | None:
+    """The Secret whose ca.crt the dump verifies the server with: the stack's TLS Secret, or on the CloudNativePG
+    engine (always TLS) the operator's CA unless cert-manager or an existing Secret serves the certificate."""
+    tls, name = tls_args(settings), settings.postgres.name
+    if settings.postgres.engine == CNPG:
+        return tls.secret_name(name) if tls is not None and (tls.issuer is not None or tls.existing_secret) else operator_ca_secret(name)
+    return None if tls is None else tls.secret_name(name)
+
+
 def longhorn_adoptions(settings: Settings) -> frozenset[Adoptable]:
     """The adopt entries (stacks/config/schema.py adoptable) that name a part of the Longhorn install."""
     ns = settings.longhorn.namespace
@@ -195,7 +271,7 @@ def dump_args(
     s3: DumpS3 | None = None,
 ) -> LogicalBackupArgs:
     """The dump job of a stack with backup.dumps set; where it reads from comes from the database."""
-    dumps, pg, group, tls = settings.backup.dumps, settings.postgres, backup_group(settings), tls_args(settings)
+    dumps, pg, group = settings.backup.dumps, settings.postgres, backup_group(settings)
     assert dumps is not None
     return LogicalBackupArgs(
         name=pg.name,
@@ -219,5 +295,5 @@ def dump_args(
         network_policy=pg.networkPolicy.enabled,
         dns=dns_egress_of(settings),
         # The CA (ca.crt) of the Secret the database mounts: the dump verifies the server (verify-full).
-        tls_secret=None if tls is None else tls.secret_name(pg.name),
+        tls_secret=dump_ca_secret(settings),
     )

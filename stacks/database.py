@@ -6,6 +6,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.cnpg_operator import CnpgOperator
 from components.logical_backup import LogicalBackup
 from components.logical_backup_args import DumpS3, s3_endpoint_port
 from components.longhorn_backups import LonghornRecurringJobs
@@ -14,11 +15,15 @@ from components.longhorn_install import LonghornInstall
 from components.longhorn_storage_class import LonghornStorageClass
 from components.naming import pod_security_labels
 from components.outputs import name_of
+from components.postgres_cluster import PostgresCluster
 from components.postgres_monitoring import PostgresMonitoring
-from components.postgres_monitoring_args import CertManagerExpiry, GeneratedExpiry
+from components.postgres_monitoring_args import CertManagerExpiry, GeneratedExpiry, MonitoringArgs
 from components.postgres_statefulset import PostgresStatefulSet
 from stacks.args import (
     backup_group,
+    cluster_args,
+    cluster_monitoring_args,
+    cnpg_operator_args,
     dump_args,
     longhorn_install_args,
     monitoring_args,
@@ -28,7 +33,18 @@ from stacks.args import (
     storage_class_args,
 )
 from stacks.config import Secrets, Settings
-from stacks.rollout import data_major_marker, major_warning, primary_template_marker, template_warning, warn_when_replaced
+from stacks.config.cnpg import CNPG
+from stacks.rollout import (
+    data_major_marker,
+    engine_marker,
+    engine_warning,
+    major_warning,
+    primary_template_marker,
+    template_warning,
+    warn_when_replaced,
+)
+
+Database = PostgresStatefulSet | PostgresCluster
 
 
 def storage(settings: Settings, secrets: Secrets) -> list[pulumi.Resource]:
@@ -68,7 +84,7 @@ def volume_backup_schedule(settings: Settings, secrets: Secrets, warn: bool = Tr
     return schedule_of(settings.backup.volumeBackups)
 
 
-def backups(settings: Settings, secrets: Secrets, db: PostgresStatefulSet, after: list[pulumi.Resource]) -> list[pulumi.Resource]:
+def backups(settings: Settings, secrets: Secrets, db: Database, after: list[pulumi.Resource]) -> list[pulumi.Resource]:
     """Longhorn recurring jobs for the stack's volumes, and the logical dump CronJob (none while the database
     is held: there is nothing to dump, and its claim is retained on delete)."""
     created: list[pulumi.Resource] = []
@@ -99,19 +115,23 @@ def backups(settings: Settings, secrets: Secrets, db: PostgresStatefulSet, after
     return [*created, dump_job]
 
 
-def tls_expiry(db: PostgresStatefulSet) -> GeneratedExpiry | CertManagerExpiry | None:
+def tls_expiry(db: Database) -> GeneratedExpiry | CertManagerExpiry | None:
     """Where the certificate-expiry alert reads the server certificate's end of validity."""
-    if db.tls is None:
+    if not isinstance(db, PostgresStatefulSet) or db.tls is None:
         return None
     if db.tls.not_after is not None:
         return GeneratedExpiry(db.tls.not_after)
     return CertManagerExpiry(db.tls.certificate_name) if db.tls.certificate_name else None
 
 
-def monitoring(settings: Settings, secrets: Secrets, db: PostgresStatefulSet, after: list[pulumi.Resource]) -> list[pulumi.Resource]:
+def monitoring(settings: Settings, secrets: Secrets, db: Database, after: list[pulumi.Resource]) -> list[pulumi.Resource]:
     """The PodMonitor and PrometheusRule (prometheus-operator CRDs), when metrics ask for them."""
     volume_backups = volume_backup_schedule(settings, secrets, warn=False) is not None
-    args = monitoring_args(settings, db.namespace, volume_backups, tls_expiry(db))
+    args: MonitoringArgs | None
+    if isinstance(db, PostgresCluster):
+        args = cluster_monitoring_args(settings, db.namespace)
+    else:
+        args = monitoring_args(settings, db.namespace, volume_backups, tls_expiry(db))
     if args is None:
         return []
     name = f"{settings.postgres.name}-monitoring"
@@ -142,9 +162,64 @@ def destroy_guard(settings: Settings, everything: list[pulumi.Resource]) -> rand
     )
 
 
-def build(settings: Settings, secrets: Secrets | None = None) -> PostgresStatefulSet:
+def database_namespace(settings: Settings) -> k8s.core.v1.Namespace:
+    return k8s.core.v1.Namespace(
+        "database-ns",
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=settings.namespace,
+            labels=pod_security_labels("restricted"),
+        ),
+        # Deleting the namespace deletes the PVCs in it (protect does not cover those). A namespace that
+        # already exists (kubectl create namespace, a restore) is adopted only when adopt names it.
+        opts=pulumi.ResourceOptions(protect=settings.protect, import_=adopted_namespace(settings)),
+    )
+
+
+def export_outputs(settings: Settings, namespace: k8s.core.v1.Namespace, db: Database) -> None:
+    """The same outputs from either engine (the headless Service and the CA certificate are the StatefulSet engine's)."""
+    pulumi.export("namespace", name_of(namespace))
+    pulumi.export("storageClass", settings.storage_class)
+    if isinstance(db, PostgresStatefulSet):
+        pulumi.export("headlessService", db.headless_service_name)
+    pulumi.export("host", db.host)
+    pulumi.export("readOnlyHost", db.read_only_host)
+    pulumi.export("port", db.port)
+    pulumi.export("database", db.database)
+    pulumi.export("user", db.user)
+    pulumi.export("secretName", db.secret_name)
+    pulumi.export("connectionUri", db.connection_uri)
+    if settings.tls.enabled and isinstance(db, PostgresStatefulSet):
+        # The generated CA's certificate (not secret): clients verify the server with it (sslmode=verify-full).
+        # With cert-manager or an existing Secret it is None: the CA is that Secret's ca.crt (docs/security.md#tls).
+        pulumi.export("caCertificate", db.ca_certificate)
+
+
+def build_cluster(settings: Settings, secrets: Secrets) -> PostgresCluster:
+    """The CloudNativePG engine: the operator (when this stack installs it), storage, namespace, the Cluster."""
+    operator = [CnpgOperator("cnpg", cnpg_operator_args(settings))] if settings.cnpg.install else []
+    storage_deps = storage(settings, secrets)
+    namespace = database_namespace(settings)
+    # Refused in the preview when a protected stack changes engine (stacks/rollout.py).
+    engine = engine_marker(settings)
+    db = PostgresCluster(
+        settings.postgres.name,
+        cluster_args(settings, settings.storage_class),
+        # The operator's CRDs and webhook before the Cluster (CnpgOperator awaits the release), the class before its claims.
+        opts=pulumi.ResourceOptions(depends_on=[namespace, *operator, *storage_deps, engine]),
+    )
+    warn_when_replaced(engine, engine_warning(settings))
+    jobs = backups(settings, secrets, db, [namespace, *storage_deps])
+    observed = monitoring(settings, secrets, db, [namespace])
+    destroy_guard(settings, [namespace, *operator, *storage_deps, engine, db, *jobs, *observed])
+    export_outputs(settings, namespace, db)
+    return db
+
+
+def build(settings: Settings, secrets: Secrets | None = None) -> Database:
     """Create storage, namespace and database in dependency order and export the outputs."""
     secrets = secrets or Secrets()
+    if settings.postgres.engine == CNPG:
+        return build_cluster(settings, secrets)
     storage_deps = storage(settings, secrets)
     # A known string, not the class resource's output: a replaced class must never make the
     # StatefulSets' volumeClaimTemplates unknown, which would replace them too.
@@ -156,46 +231,25 @@ def build(settings: Settings, secrets: Secrets | None = None) -> PostgresStatefu
             "that is that many unrelated databases (seed 000), and only pod 0 gets client traffic"
         )
 
-    namespace = k8s.core.v1.Namespace(
-        "database-ns",
-        metadata=k8s.meta.v1.ObjectMetaArgs(
-            name=settings.namespace,
-            labels=pod_security_labels("restricted"),
-        ),
-        # Deleting the namespace deletes the PVCs in it (protect does not cover those). A namespace that
-        # already exists (kubectl create namespace, a restore) is adopted only when adopt names it.
-        opts=pulumi.ResourceOptions(protect=settings.protect, import_=adopted_namespace(settings)),
-    )
+    namespace = database_namespace(settings)
     # Refused in the preview when the major changes on a protected stack: before any pod rolls (stacks/rollout.py).
     major = data_major_marker(settings)
+    engine = engine_marker(settings)
     db = PostgresStatefulSet(
         settings.postgres.name,
         # The namespace as a known string (depends_on orders it): nothing in the database
         # property-depends on the Namespace resource, so no replacement of it can cascade.
         postgres_args(settings, settings.namespace, storage_class),
         # The StatefulSet's PVCs would sit Pending until the storage class exists (seed 000).
-        opts=pulumi.ResourceOptions(depends_on=[namespace, *storage_deps, major]),
+        opts=pulumi.ResourceOptions(depends_on=[namespace, *storage_deps, major, engine]),
     )
     warn_when_replaced(major, major_warning(settings))
+    warn_when_replaced(engine, engine_warning(settings))
     template = primary_template_marker(settings.postgres.name, db.templates["primary"])
     warn_when_replaced(template, template_warning(settings.postgres.name, pulumi.get_stack()))
     # The dump job's namespace is a known string too: it waits for the Namespace explicitly.
     jobs = backups(settings, secrets, db, [namespace, *storage_deps])
     observed = monitoring(settings, secrets, db, [namespace])
-    destroy_guard(settings, [namespace, *storage_deps, major, db, template, *jobs, *observed])
-
-    pulumi.export("namespace", name_of(namespace))
-    pulumi.export("storageClass", storage_class)
-    pulumi.export("headlessService", db.headless_service_name)
-    pulumi.export("host", db.host)
-    pulumi.export("readOnlyHost", db.read_only_host)
-    pulumi.export("port", db.port)
-    pulumi.export("database", db.database)
-    pulumi.export("user", db.user)
-    pulumi.export("secretName", db.secret_name)
-    pulumi.export("connectionUri", db.connection_uri)
-    if settings.tls.enabled:
-        # The generated CA's certificate (not secret): clients verify the server with it (sslmode=verify-full).
-        # With cert-manager or an existing Secret it is None: the CA is that Secret's ca.crt (docs/security.md#tls).
-        pulumi.export("caCertificate", db.ca_certificate)
+    destroy_guard(settings, [namespace, *storage_deps, major, engine, db, template, *jobs, *observed])
+    export_outputs(settings, namespace, db)
     return db

@@ -30,6 +30,7 @@ from stacks.config import PROJECT, Settings
 # protection"). Setting protect false and changing the major in one `up` is allowed (the check needs old and
 # new protect both true), which is the deliberate way through.
 MAJOR_KEEPER = "postgresMajor"
+ENGINE_KEEPER = "engine"
 TEMPLATE_KEEPER = "podTemplateSha256"
 
 
@@ -40,6 +41,33 @@ def data_major_marker(settings: Settings) -> random.RandomId:
         byte_length=4,
         keepers={MAJOR_KEEPER: str(settings.postgres.image.major)},
         opts=pulumi.ResourceOptions(protect=settings.protect),
+    )
+
+
+def engine_marker(settings: Settings) -> random.RandomId:
+    """The engine this stack runs (postgres.engine), protected like the data: switching a protected stack in place
+    would delete the StatefulSets or the Cluster with the data's claims, so its replacement is refused in the
+    preview, before anything else changes (the same mechanism as data_major_marker)."""
+    return random.RandomId(
+        "database-engine",
+        byte_length=4,
+        keepers={ENGINE_KEEPER: settings.postgres.engine},
+        opts=pulumi.ResourceOptions(protect=settings.protect),
+    )
+
+
+def engine_warning(settings: Settings) -> str:
+    pg = settings.postgres
+    refusal = (
+        "this stack is protected, so the preview fails on the protected database-engine"
+        if settings.protect
+        else "this stack is not protected, so `pulumi up` deletes the other engine's objects, and the data's claims "
+        "are left to the new engine to find (or not)"
+    )
+    return (
+        f"{PROJECT}:postgres.engine {pg.engine} is not the engine this stack last deployed (or this is its first deploy). "
+        f"An engine is never switched in place, and {refusal}. Keep the old engine here and move the data to a new "
+        "stack (docs/operations.md#move-to-cloudnative-pg)"
     )
 
 

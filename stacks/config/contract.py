@@ -12,6 +12,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from components.cnpg_operator_args import CnpgOperatorArgs
 from components.logical_backup_args import LogicalBackupArgs
 from components.longhorn_backups_args import LonghornRecurringJobsArgs, Schedule
 from components.longhorn_install_args import LonghornInstallArgs
@@ -19,11 +20,13 @@ from components.longhorn_storage_class_args import LonghornStorageClassArgs
 from components.naming import service_dns
 from components.network_args import DnsEgress, NetworkPolicyPeer
 from components.postgres_args import PostgresStatefulSetArgs
+from components.postgres_cluster_args import MigrateFrom, PostgresClusterArgs
 from components.postgres_metrics_args import MetricsArgs
 from components.postgres_names import instance_labels
 from components.postgres_tls_args import IssuerRef, TlsArgs
 from components.validation import ArgsError
 from stacks import args as build
+from stacks.config.cnpg import CNPG
 from stacks.config.errors import PROJECT, ConfigError, error_line
 from stacks.config.schema import Settings
 from stacks.config.secrets import SECRET_UNKNOWN
@@ -53,6 +56,27 @@ YAML_KEYS: dict[tuple[type, str], str] = {
     (PostgresStatefulSetArgs, "accept_wal_loss_up_to"): f"{_PG}.replication.acceptWalLossUpTo",
     (PostgresStatefulSetArgs, "shm_size"): f"{_PG}.shmSize",
     (PostgresStatefulSetArgs, "<component name>"): f"{_PG}.name",
+    (PostgresClusterArgs, "namespace"): "namespace",
+    (PostgresClusterArgs, "image"): f"{_PG}.image.tag",
+    (PostgresClusterArgs, "image_pull_policy"): f"{_PG}.image.pullPolicy",
+    (PostgresClusterArgs, "instances"): f"{_PG}.replicas",
+    (PostgresClusterArgs, "storage_size"): f"{_PG}.storageSize",
+    (PostgresClusterArgs, "requests"): f"{_PG}.resources.requests",
+    (PostgresClusterArgs, "limits"): f"{_PG}.resources.limits",
+    (PostgresClusterArgs, "database"): f"{_PG}.database",
+    (PostgresClusterArgs, "username"): f"{_PG}.username",
+    (PostgresClusterArgs, "password_rotation"): f"{_PG}.passwordRotation",
+    (PostgresClusterArgs, "anti_affinity"): f"{_PG}.replication.podAntiAffinity",
+    (PostgresClusterArgs, "operator_namespace"): "cnpg.namespace",
+    (PostgresClusterArgs, "<component name>"): f"{_PG}.name",
+    (MigrateFrom, "host"): f"{_PG}.migrateFrom.host",
+    (MigrateFrom, "password_secret"): f"{_PG}.migrateFrom.passwordSecret",
+    (MigrateFrom, "port"): f"{_PG}.migrateFrom.port",
+    (MigrateFrom, "user"): f"{_PG}.migrateFrom.user",
+    (MigrateFrom, "password_key"): f"{_PG}.migrateFrom.passwordKey",
+    (MigrateFrom, "ssl_mode"): f"{_PG}.migrateFrom.sslMode",
+    (CnpgOperatorArgs, "chart_version"): "cnpg.chartVersion",
+    (CnpgOperatorArgs, "namespace"): "cnpg.namespace",
     (MetricsArgs, "image"): "metrics.image.tag",
     (MetricsArgs, "image_pull_policy"): "metrics.image.pullPolicy",
     (TlsArgs, "required"): "tls.required",
@@ -142,6 +166,11 @@ def check_contract(settings: Settings) -> None:
         _checked(partial(build.peer_of, client), f"metrics.allowFrom.{i}.")
     args = _checked(lambda: build.postgres_args(settings, settings.namespace, settings.storage_class))
     _checked(lambda: args.check_component_name(pg.name))
+    if pg.engine == CNPG:
+        cluster = _checked(lambda: build.cluster_args(settings, settings.storage_class))
+        _checked(lambda: cluster.check_component_name(pg.name))
+        if settings.cnpg.install:
+            _checked(lambda: build.cnpg_operator_args(settings))
     if settings.longhorn.install:
         # The backup target is secret config, read after this (parse_secrets refuses adopting its Secret
         # without it): here it stands as set, so the install's other rules are checked now.

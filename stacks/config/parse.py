@@ -186,14 +186,17 @@ def provider_flag_error(values: dict[str, str]) -> str | None:
 def ignored_settings_warnings(settings: Settings) -> list[str]:
     """Settings a stack wrote that this configuration never applies, and that are harmless enough to only warn
     about (an existingClass with Longhorn class settings is refused instead: Settings)."""
-    longhorn = settings.longhorn
+    longhorn, warnings = settings.longhorn, []
     ignored = [] if longhorn.install else explicit_fields(longhorn, LONGHORN_INSTALL_ONLY)
-    if not ignored:
-        return []
-    return [
-        f"{PROJECT}:{', '.join('longhorn.' + f for f in ignored)}: never applied while longhorn.install is false (this "
-        "stack does not install Longhorn); set them on the stack that installs it, and remove them here"
-    ]
+    if ignored:
+        warnings.append(
+            f"{PROJECT}:{', '.join('longhorn.' + f for f in ignored)}: never applied while longhorn.install is false (this "
+            "stack does not install Longhorn); set them on the stack that installs it, and remove them here"
+        )
+    # Compared with the defaults, not model_fields_set: Pulumi.yaml's value reaches every stack.
+    if settings.postgres.engine != "cloudnative-pg" and settings.cnpg != type(settings.cnpg)():
+        warnings.append(f"{PROJECT}:cnpg: never applied while postgres.engine is {settings.postgres.engine}; remove it here")
+    return warnings
 
 
 def end_of_life_warning(settings: Settings, today: date) -> str | None:

@@ -17,6 +17,7 @@ from components.postgres_args import DEFAULT_LIMITS, DEFAULT_REQUESTS, AntiAffin
 from components.postgres_conf import MAX_REPLICAS, pg_major
 from components.postgres_names import pod_name, standby_pod
 from components.quantity import quantity
+from stacks.config.cnpg import Engine, MigrateFromSettings
 from stacks.config.errors import FieldError, such_as
 from stacks.config.formats import (
     Cidr,
@@ -214,8 +215,10 @@ def _fits_largest_node(resources: ResourceSettings, node: NodeCapacity | None) -
 
 
 class PostgresSettings(Model):
-    """The PostgreSQL StatefulSet."""
+    """The PostgreSQL database: the StatefulSets, or the CloudNativePG Cluster (engine)."""
 
+    engine: Engine = "statefulset"
+    """statefulset (manual promotion) or cloudnative-pg (the operator's Cluster, automatic failover); a live stack never switches."""
     name: Annotated[str, AfterValidator(postgres_name)] = "postgres"
     """Base name of the StatefulSets, Services, Secret, claims and CronJob: a DNS-1035 label of at most 44 characters."""
     replicas: int = Field(1, ge=1, le=MAX_REPLICAS)
@@ -237,6 +240,8 @@ class PostgresSettings(Model):
     networkPolicy: NetworkPolicySettings = NetworkPolicySettings()
     largestNode: NodeCapacity | None = None
     """The largest node's allocatable cpu and memory: a request above it is refused; null: not checked."""
+    migrateFrom: MigrateFromSettings | None = None
+    """engine cloudnative-pg only: bootstrap the new Cluster by pg_basebackup from this running StatefulSet-engine primary; null: initdb."""
 
     @model_validator(mode="after")
     def _fits_largest_node(self) -> PostgresSettings:

@@ -9,9 +9,12 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 
+from components.cnpg_operator_args import CNPG_RELEASE
 from components.logical_backup_args import S3_REMOTE
 from components.longhorn_install_args import CHART_VERSION, NodeDownPodDeletionPolicy
 from components.longhorn_storage_class_args import DataLocality, ReclaimPolicy
+from stacks.config.cnpg import CNPG, CnpgSettings
+from stacks.config.engine import engine_rules
 from stacks.config.errors import FieldError, such_as
 from stacks.config.formats import DnsName, DnsSubdomain, Model, NamespaceName, Schedule, StorageSize, and_join, explicit_fields
 from stacks.config.metrics import MetricsSettings
@@ -146,6 +149,19 @@ class Settings(Model):
     holdDatabase: bool = False
     """Hold the database for a volume restore: no database pod and no data claim until the restored volume is bound."""
     metrics: MetricsSettings = MetricsSettings()
+    cnpg: CnpgSettings = CnpgSettings()
+
+    @model_validator(mode="after")
+    def _engine(self) -> Settings:
+        engine_rules(self.postgres, self.holdDatabase)
+        if self.postgres.engine == CNPG and self.cnpg.install and self.namespace == self.cnpg.namespace:
+            raise FieldError(
+                "namespace",
+                self.namespace,
+                f"a namespace other than cnpg.namespace ({self.cnpg.namespace}), {such_as('postgres', 'orders-db')}: "
+                "the operator's is its own",
+            )
+        return self
 
     @model_validator(mode="after")
     def _runbook_keys(self, info: ValidationInfo) -> Settings:
@@ -200,6 +216,11 @@ def adoptable(settings: Settings) -> dict[str, str]:
     provider's Read takes (a cluster-scoped object's name, else <namespace>/<name>; a Helm release's is
     <namespace>/<release>, pulumi-kubernetes provider/pkg/provider/util.go parseFqName)."""
     entries = {f"namespace/{settings.namespace}": "the database namespace (made by kubectl, or kept from before)"}
+    if settings.postgres.engine == CNPG:
+        entries[f"cluster/{settings.namespace}/{settings.postgres.name}"] = "the CloudNativePG Cluster, retained when a stack forgot it"
+        if settings.cnpg.install:
+            entries[f"namespace/{settings.cnpg.namespace}"] = "the CloudNativePG operator's namespace, retained by a destroy"
+            entries[f"release/{settings.cnpg.namespace}/{CNPG_RELEASE}"] = "the operator's Helm release, retained by a destroy"
     if settings.longhorn.install:
         ns = settings.longhorn.namespace
         entries[f"namespace/{ns}"] = "Longhorn's namespace, retained by a destroy"

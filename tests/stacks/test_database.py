@@ -83,7 +83,7 @@ def _component_of(r: Registered, name: str) -> tuple[str, str]:
 def test_children_are_parented_to_their_component(stack_run: Run, stack: str) -> None:
     name = settings_of(stack).postgres.name
     # The stack's own: the namespace, and the rollout markers of stacks/rollout.py (state, not cluster objects).
-    stack_level = ("database-ns", f"{name}-data-major", f"{name}-primary-template")
+    stack_level = ("database-ns", f"{name}-data-major", "database-engine", f"{name}-primary-template")
     for r in stack_run.resources:
         if r.type.startswith(("kubernetes:", "random:", "tls:")) and r.name not in (*stack_level, "destroy-guard"):
             assert r.parent == _urn(stack_run, *_component_of(r, name)), r.name

@@ -20,8 +20,9 @@ from pulumi.runtime import rpc
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from stacks.rollout import MAJOR_KEEPER, TEMPLATE_KEEPER
-from tests.conftest import fixed_config, fixed_settings
+from stacks.rollout import ENGINE_KEEPER, MAJOR_KEEPER, TEMPLATE_KEEPER
+from tests.conftest import fixed_config, fixed_settings, program_run
+from tests.stacks.test_database_cnpg import CLUSTER, cnpg_run
 from tools.mock_run import RecordingMocks, RecordingMonitor, Registered, Run, plain, run_program
 from tools.stack_files import ROOT, as_pulumi_config
 
@@ -133,3 +134,27 @@ def test_a_preview_warns_when_the_major_is_new_to_the_stack(stack: str, says: st
     [warning] = _preview(stack, {"postgres-data-major"}, caplog)
     assert "pgstack:postgres.image.tag" in warning and "is not the major this stack last deployed" in warning
     assert says in warning and "docs/operations.md#upgrade-major" in warning
+
+
+# ------------------------------------------------------------------ the engine
+
+
+def test_the_engine_marker_is_protected_with_the_stack_and_awaited_by_either_engine() -> None:
+    """Switching postgres.engine changes the keeper: the protected marker's replacement is refused in the preview,
+    before the other engine's objects are created or deleted (tests/stacks/test_database_cnpg.py runs the engine)."""
+    sts, cluster = program_run(fixed_config("prod"), "prod"), cnpg_run("prod")
+    for run, engine, workloads in ((sts, "statefulset", sts.of_type(STS)), (cluster, "cloudnative-pg", cluster.of_type(CLUSTER))):
+        marker = _marker(run, "database-engine")
+        assert plain(marker.inputs) == {"keepers": {ENGINE_KEEPER: engine}, "byteLength": 4}
+        assert marker.options.protect is True and not marker.options.delete_before_replace
+        assert workloads
+        for workload in workloads:
+            assert marker.urn in workload.dependencies, workload.name
+    assert "database-engine" not in {r.name for r in program_run(fixed_config("dev"), "dev").resources if r.options.protect}
+
+
+def test_a_preview_warns_when_the_engine_is_new_to_the_stack(caplog: pytest.LogCaptureFixture) -> None:
+    _preview("prod", {"database-engine"}, caplog)
+    [warning] = [r.getMessage() for r in caplog.records if "postgres.engine" in r.getMessage()]
+    assert "pgstack:postgres.engine statefulset is not the engine this stack last deployed" in warning
+    assert "preview fails on the protected database-engine" in warning and "docs/operations.md#move-to-cloudnative-pg" in warning
