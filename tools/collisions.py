@@ -1,9 +1,10 @@
 """Stack files that would collide on one cluster, found before `pulumi up` does (docs/operations.md#several-stacks-on-one-cluster).
 
-Namespaces, StorageClasses and a Longhorn install are cluster-wide: two stacks that create the same one on
-one cluster fail at the second `pulumi up` (pulumi-kubernetes creates, it does not upsert: AlreadyExists), and
-Longhorn's chart owns cluster-scoped CRDs and its CSI driver, so a cluster takes one Longhorn install whatever
-its namespace. Which cluster a stack deploys to is known only when its config sets kubernetes:context
+Namespaces, StorageClasses, a Longhorn install and a CloudNativePG operator install are cluster-wide: two
+stacks that create the same one on one cluster fail at the second `pulumi up` (pulumi-kubernetes creates, it
+does not upsert: AlreadyExists), and Longhorn's chart owns cluster-scoped CRDs and its CSI driver, so a cluster
+takes one Longhorn install whatever its namespace; the same goes for the CloudNativePG operator's chart (its
+CRDs and webhooks). Which cluster a stack deploys to is known only when its config sets kubernetes:context
 (otherwise the kubeconfig's current context at `up` time decides):
 
     same context, names collide         error: the second `up` is certain to fail
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from stacks.config import CONFIG_KEYS, PROJECT, ConfigError, parse_settings
+from stacks.config.cnpg import CNPG
 from tools.stack_files import ROOT, StackFileError, StackFileWarning, stack_config, stacks
 
 CONTEXT_KEY = "kubernetes:context"
@@ -33,6 +35,7 @@ class ClusterNames:
     namespaces: frozenset[str]
     storage_class: str | None  # None: the stack uses an existing class, it creates none
     installs_longhorn: bool
+    installs_cnpg: bool = False  # the CloudNativePG operator (postgres.engine cloudnative-pg with cnpg.install)
 
 
 def cluster_names(stack: str, config: dict[str, Any]) -> ClusterNames:
@@ -40,23 +43,28 @@ def cluster_names(stack: str, config: dict[str, Any]) -> ClusterNames:
     raw = {k.split(":", 1)[1]: v for k, v in config.items() if k.startswith(f"{PROJECT}:") and k.split(":", 1)[1] in CONFIG_KEYS}
     settings = parse_settings(raw, stack)
     installs = settings.longhorn.install
+    operator = settings.postgres.engine == CNPG and settings.cnpg.install
     context = config.get(CONTEXT_KEY)
+    namespaces = {settings.namespace, *([settings.longhorn.namespace] if installs else [])}
     return ClusterNames(
         stack=stack,
         context=str(context) if context else None,
-        namespaces=frozenset({settings.namespace, *([settings.longhorn.namespace] if installs else [])}),
+        namespaces=frozenset(namespaces | ({settings.cnpg.namespace} if operator else set())),
         storage_class=settings.storage.className if settings.storage.existingClass is None else None,
         installs_longhorn=installs,
+        installs_cnpg=operator,
     )
 
 
 def shared(a: ClusterNames, b: ClusterNames) -> list[str]:
     """What both stacks create, each with the setting that renames it."""
-    found = [f"namespace {n} (pgstack:namespace or longhorn.namespace)" for n in sorted(a.namespaces & b.namespaces)]
+    found = [f"namespace {n} (pgstack:namespace, longhorn.namespace or cnpg.namespace)" for n in sorted(a.namespaces & b.namespaces)]
     if a.storage_class is not None and a.storage_class == b.storage_class:
         found.append(f"StorageClass {a.storage_class} (pgstack:storage.className)")
     if a.installs_longhorn and b.installs_longhorn:
         found.append("a Longhorn install, one per cluster (longhorn.install false on all stacks but one)")
+    if a.installs_cnpg and b.installs_cnpg:
+        found.append("a CloudNativePG operator install, one per cluster (cnpg.install false on all stacks but one)")
     return found
 
 

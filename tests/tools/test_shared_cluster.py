@@ -117,3 +117,23 @@ def test_no_two_stack_files_collide(stack: str) -> None:
     clusters this cannot know only warn, at render time."""
     if stack_file_problem(stack) is None:
         assert collisions(stack)[0] == []
+
+
+def test_two_cloudnative_pg_operator_installs_collide_and_one_does_not() -> None:
+    # The operator's chart owns cluster-wide CRDs and webhooks: one install per cluster, whatever its namespace.
+    base = fixed_config("dev") | _context("lab")
+    storage = {"pgstack:longhorn": {"install": False}}
+    engine = {"engine": "cloudnative-pg"}
+    a = cluster_names(
+        "a", base | storage | {"pgstack:namespace": "db-a", "pgstack:storage": {"className": "c-a"}, "pgstack:postgres": engine}
+    )
+    b_config = base | storage | {"pgstack:namespace": "db-b", "pgstack:storage": {"className": "c-b"}, "pgstack:postgres": engine}
+    b = cluster_names("b", b_config | {"pgstack:cnpg": {"namespace": "cnpg-two"}})
+    found = clash(a, b)
+    assert found is not None and found[0] == "error" and "a CloudNativePG operator install" in found[1], found
+    assert "namespace" not in found[1]
+    # The second stack uses the first one's operator: no collision.
+    assert clash(a, cluster_names("b", b_config | {"pgstack:cnpg": {"install": False}})) is None
+    # The same operator namespace is named as such.
+    same_ns = clash(a, cluster_names("b", b_config))
+    assert same_ns is not None and "namespace cnpg-system" in same_ns[1]

@@ -255,7 +255,7 @@ def test_render_cli_refuses_a_stack_that_collides_on_its_named_cluster(repo: Pat
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr.splitlines() == [
         "render: Pulumi.lab-b.yaml and Pulumi.lab-a.yaml deploy to one cluster (kubernetes:context lab) and both create "
-        "namespace lab (pgstack:namespace or longhorn.namespace); StorageClass lab-class (pgstack:storage.className): "
+        "namespace lab (pgstack:namespace, longhorn.namespace or cnpg.namespace); StorageClass lab-class (pgstack:storage.className): "
         "the second `pulumi up` fails with AlreadyExists; rename it in one of them"
     ]
     assert not (repo / "rendered" / "lab-b").exists()
