@@ -78,6 +78,9 @@ def postgres_env(
         "TLS_DIR": "",
         "TLS_REQUIRED": "false",
         "MONITOR_USER": "",
+        # WAL archiving (issue 20): off until the program wires pgstack:backup.wal.
+        "WAL_TARGET": "",
+        "WAL_RCLONE": "",
     }
 
 
