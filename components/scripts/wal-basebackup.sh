@@ -67,7 +67,7 @@ take_backup() {
   mkdir -- "$WORK/backup" "$WORK/meta"
   log "base backup from $PRIMARY_HOST:$PGPORT as $REPLICATION_USER into $WAL_TARGET/base/$STAMP"
   pg_basebackup -h "$PRIMARY_HOST" -p "$PGPORT" -U "$REPLICATION_USER" -w -D "$WORK/backup" \
-    -F tar -z -X stream -c fast --no-sync --label "pgstack $STAMP" 2>"$ERR_FILE" ||
+    -F tar -Z 1 -X stream -c fast --no-sync --label "pgstack $STAMP" 2>"$ERR_FILE" ||
     die "pg_basebackup failed: $(one_line "$ERR_FILE")"
   tar -xzf "$WORK/backup/base.tar.gz" -C "$WORK/meta" backup_label PG_VERSION 2>"$ERR_FILE" ||
     die "cannot read backup_label and PG_VERSION from base.tar.gz: $(one_line "$ERR_FILE")"
@@ -99,15 +99,25 @@ write_manifest() {
   } >"$1"
 }
 
-# upload FILE: copy a file of the backup to base/STAMP/ and check it there.
+# upload: copy the backup's files to base/STAMP/ (one rclone call), check every
+# stored size and md5 against the MANIFEST's lines (one listing), then MANIFEST.
 upload() {
-  local name=${1##*/} dest here stored rc=0
-  dest=$WAL_TARGET/base/$STAMP/$name
-  here=$(local_stat "$1")
-  wal_rclone copyto "$1" "$dest" 2>"$ERR_FILE" || die "uploading $name to $dest failed: $(one_line "$ERR_FILE")"
-  stored=$(target_stat "$dest") || rc=$?
-  ((rc == 0)) || die "cannot check $dest after its upload: $(one_line "$ERR_FILE")"
-  [[ $stored == "$here" ]] || die "$dest does not match what was uploaded (size md5 $stored, expected $here)"
+  local dest=$WAL_TARGET/base/$STAMP listing line name want got=0 stored
+  wal_rclone copy "$WORK/backup" "$dest" 2>"$ERR_FILE" || die "uploading the backup to $dest failed: $(one_line "$ERR_FILE")"
+  listing=$(wal_rclone lsjson --files-only --hash --hash-type md5 --no-mimetype "$dest" 2>"$ERR_FILE") ||
+    die "cannot list $dest after the upload: $(one_line "$ERR_FILE")"
+  while IFS= read -r line; do
+    [[ $line =~ \"Name\":\"([^\"]+)\".*\"Size\":([0-9]+).*\"md5\":\"([0-9a-f]{32})\" ]] || continue
+    name=${BASH_REMATCH[1]}
+    stored="${BASH_REMATCH[2]} ${BASH_REMATCH[3]}"
+    want=$(grep -m 1 "^file=$name " -- "$WORK/MANIFEST") || continue
+    [[ ${want#file="$name" } == "$stored" ]] || die "$dest/$name does not match what was uploaded (size md5 $stored, expected ${want#file="$name" })"
+    got=$((got + 1))
+  done <<<"$listing"
+  ((got == 3)) || die "$dest holds $got of the backup's 3 files with a size and md5 after the upload"
+  wal_rclone copyto "$WORK/MANIFEST" "$dest/MANIFEST" 2>"$ERR_FILE" || die "uploading $dest/MANIFEST failed: $(one_line "$ERR_FILE")"
+  stored=$(target_stat "$dest/MANIFEST") || die "cannot check $dest/MANIFEST after its upload: $(one_line "$ERR_FILE")"
+  [[ $stored == "$(local_stat "$WORK/MANIFEST")" ]] || die "$dest/MANIFEST does not match what was uploaded"
 }
 
 main() {
@@ -122,16 +132,13 @@ main() {
   write_pgpass "$WORK/pgpass" "$REPLICATION_USER" replication-password
   export PGPASSFILE=$WORK/pgpass
 
-  local start_us stop_us f
+  local start_us stop_us
   start_us=$(now_us)
   STAMP=$(date -u -d "@${start_us:0:-6}" +%Y%m%dT%H%M%SZ)
   take_backup
   stop_us=$(now_us)
   write_manifest "$WORK/MANIFEST" "$start_us" "$stop_us"
-  for f in base.tar.gz pg_wal.tar.gz backup_manifest; do
-    upload "$WORK/backup/$f"
-  done
-  upload "$WORK/MANIFEST"
+  upload
   log "base backup $STAMP complete: $(grep -E '^(start_wal|stop_lsn)=' "$WORK/MANIFEST" | tr '\n' ' ')"
 
   load_backups

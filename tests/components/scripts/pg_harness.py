@@ -959,3 +959,13 @@ class MotoS3:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
         self.log.close()
+
+
+#: The WAL segment size the WAL tests give their clusters (small_segments).
+SMALL_SEGMENT = 1 << 20
+
+
+def small_segments(node: Node) -> dict[str, str]:
+    """The env override that makes init.sh create 1 MiB WAL segments (a stand-in initdb adding
+    --wal-segsize=1): the WAL tests switch segments often, and each 16 MiB one costs its copy."""
+    return node.stand_in("initdb", f'exec {node.server_bin}/initdb --wal-segsize=1 "$@"\n')

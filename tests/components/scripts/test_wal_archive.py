@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from .pg_harness import (
+    SMALL_SEGMENT,
     WAL_BUCKET,
     Cluster,
     HarnessError,
@@ -25,6 +26,7 @@ from .pg_harness import (
     archived_count,
     chown_run_user,
     require_pg_bin,
+    small_segments,
     wait_archived,
     wait_for,
     wal_settings,
@@ -81,7 +83,7 @@ def archiving() -> Iterator[Archiving]:
     rclone = primary.stand_in("rclone", STAND_IN.format(flags=flags))["PATH"].split(":", 1)[0] + "/rclone"
     cluster.extra_env.update({"WAL_TARGET": str(target), "WAL_RCLONE": rclone})
     try:
-        primary.init()
+        primary.init(**small_segments(primary))
         primary.start(wal_settings())
         primary.psql("CREATE TABLE t (id int PRIMARY KEY)")
         yield Archiving(cluster, target, flags)
@@ -96,7 +98,7 @@ def test_segments_reach_the_directory_whole_and_come_back(archiving: Archiving, 
     p.psql("INSERT INTO t SELECT generate_series(1, 1000)")
     name = wait_archived(p)
     stored = archiving.target / "wal" / name
-    assert stored.stat().st_size == 16 * 1024 * 1024
+    assert stored.stat().st_size == SMALL_SEGMENT
     assert list((archiving.target / "incoming").iterdir()) == []
     out = archiving.cluster.job_dir("restored")
     cp = p.run_script("wal-restore.sh", name, str(out / "RECOVERYXLOG"))
@@ -130,7 +132,7 @@ def test_the_same_content_again_is_success_and_other_content_is_refused(archivin
 
 def contiguous(names: list[str]) -> bool:
     """Whether the segments of timeline 1 among names follow each other without a hole."""
-    segnos = [int(n[8:16], 16) * 256 + int(n[16:24], 16) for n in names if len(n) == 24 and n.startswith("00000001")]
+    segnos = [int(n[8:16], 16) * 4096 + int(n[16:24], 16) for n in names if len(n) == 24 and n.startswith("00000001")]
     return segnos == list(range(segnos[0], segnos[0] + len(segnos)))
 
 
@@ -163,7 +165,7 @@ def test_outages_leave_no_gap(archiving: Archiving) -> None:
     pending = p.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")
     p.psql("SELECT pg_switch_wal()")
     wait_failures(p, failed)
-    assert (target / "incoming" / pending).stat().st_size == 8 * 1024 * 1024
+    assert (target / "incoming" / pending).stat().st_size == SMALL_SEGMENT // 2
     assert not (target / "wal" / pending).exists()
     (flags / "die-mid").unlink()
 
@@ -171,7 +173,7 @@ def test_outages_leave_no_gap(archiving: Archiving) -> None:
     last = wait_archived(p)
     failed = archived_count(p)[1]
     used = int(subprocess.run(["df", "-B1", "--output=used", str(target)], capture_output=True, text=True).stdout.split()[-1])
-    subprocess.run(["mount", "-o", f"remount,size={used + 4 * 1024 * 1024}", str(target)], check=True)
+    subprocess.run(["mount", "-o", f"remount,size={used + SMALL_SEGMENT // 4}", str(target)], check=True)
     p.psql("INSERT INTO t VALUES (300000)")
     p.psql("SELECT pg_switch_wal()")
     wait_failures(p, failed)
@@ -181,7 +183,7 @@ def test_outages_leave_no_gap(archiving: Archiving) -> None:
     last = wait_archived(p)
     names = [n for n in archiving.wal_files() if first <= n <= last]
     assert contiguous(names) and names[0] == first and names[-1] == last, names
-    assert all((target / "wal" / n).stat().st_size == 16 * 1024 * 1024 for n in names)
+    assert all((target / "wal" / n).stat().st_size == SMALL_SEGMENT for n in names)
     assert list((target / "incoming").iterdir()) == []
 
 
