@@ -141,12 +141,12 @@ def test_a_data_directory_that_is_not_empty_is_refused(archive: Archive) -> None
     assert [p.name for p in pgdata.iterdir()] == ["PG_VERSION"]
 
 
-def basebackup(archive: Archive, **env: str) -> subprocess.CompletedProcess[str]:
+def basebackup(archive: Archive, keep: str = "7") -> subprocess.CompletedProcess[str]:
     """wal-basebackup.sh, in another second than the newest backup (its stamp names the directory)."""
     newest = (archive.backups() or [""])[-1]
     while time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) == newest:
         time.sleep(0.05)
-    return run_wal_job(archive.cluster, "wal-basebackup.sh", **env)
+    return run_wal_job(archive.cluster, "wal-basebackup.sh", WAL_KEEP_BACKUPS=keep)
 
 
 def segno(name: str) -> int:
@@ -161,7 +161,7 @@ def test_retention_over_real_listings_keeps_every_segment_a_kept_backup_needs(ar
     for i in range(2):
         p.psql(f"INSERT INTO t VALUES ({1000 + i})")
         wait_archived(p)
-    cp = basebackup(archive, WAL_KEEP_BACKUPS="2")
+    cp = basebackup(archive, keep="2")
     after = archive.backups()
     assert after == [*before[-1:], after[-1]] and after[-1] not in before
     oldest_start = archive.manifest(after[0])["start_wal"]
