@@ -58,7 +58,7 @@ usage() {
 # microseconds, rounded up to the second) and NEWEST_END (the end of the
 # highest archived segment, an LSN as an integer); both 0 without WAL.
 newest_wal() {
-  local list line time name seg latest=''
+  local list time name latest=''
   NEWEST_WAL_US=0 NEWEST_END=0
   list=$(target_list "$WAL_TARGET/wal" tp) || die "cannot list $WAL_TARGET/wal: $(one_line "$ERR_FILE")"
   while IFS=';' read -r time name; do
@@ -66,8 +66,8 @@ newest_wal() {
     # lsf's times ("2026-12-06 02:03:04", UTC) sort as text.
     [[ $time > $latest ]] && latest=$time
     [[ $name =~ $WAL_SEGMENT_RE ]] || continue
-    read -r _ seg < <(wal_segment_parts "$name")
-    (((seg + 1) * WAL_SEGSIZE <= NEWEST_END)) || NEWEST_END=$(((seg + 1) * WAL_SEGSIZE))
+    wal_segno "$name"
+    (((WAL_SEGNO + 1) * WAL_SEGSIZE <= NEWEST_END)) || NEWEST_END=$(((WAL_SEGNO + 1) * WAL_SEGSIZE))
   done <<<"$list"
   [[ -z $latest ]] || NEWEST_WAL_US=$((($(date -u -d "$latest UTC" +%s) + 1) * 1000000))
 }

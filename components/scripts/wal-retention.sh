@@ -19,12 +19,12 @@ set -euo pipefail
 
 # prune_archive: apply the rule above; BACKUPS must hold the complete backups.
 prune_archive() {
-  local count=${#BACKUPS[@]} drop s min=-1 seg
+  local count=${#BACKUPS[@]} drop s min=-1
   ((count > 0)) || die "retention: no complete base backup in $WAL_TARGET/base; nothing is pruned"
   drop=$((count > WAL_KEEP_BACKUPS ? count - WAL_KEEP_BACKUPS : 0))
   for s in "${BACKUPS[@]:drop}"; do
-    read -r _ seg < <(wal_segment_parts "${BK_START_WAL[$s]}")
-    ((min >= 0 && min <= seg)) || min=$seg
+    wal_segno "${BK_START_WAL[$s]}"
+    ((min >= 0 && min <= WAL_SEGNO)) || min=$WAL_SEGNO
   done
   for s in "${BACKUPS[@]:0:drop}"; do
     wal_rclone deletefile "$WAL_TARGET/base/$s/MANIFEST" 2>"$ERR_FILE" || die "retention: cannot delete $WAL_TARGET/base/$s/MANIFEST: $(one_line "$ERR_FILE")"
@@ -53,13 +53,13 @@ prune_incomplete() {
 
 # prune_wal MIN: delete the WAL files (not .history) whose segment number is below MIN.
 prune_wal() {
-  local name seg n=0 list
+  local name n=0 list
   list=$(target_list "$WAL_TARGET/wal" p) || die "retention: cannot list $WAL_TARGET/wal: $(one_line "$ERR_FILE")"
   : >"$WORK/delete"
   while IFS= read -r name; do
     [[ $name =~ $WAL_FILE_RE && $name != *.history ]] || continue
-    read -r _ seg < <(wal_segment_parts "$name")
-    ((seg < $1)) || continue
+    wal_segno "$name"
+    ((WAL_SEGNO < $1)) || continue
     printf '%s\n' "$name" >>"$WORK/delete"
     n=$((n + 1))
   done <<<"$list"

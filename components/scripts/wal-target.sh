@@ -79,11 +79,11 @@ target_list() {
   ((rc == 0 || rc == 3)) || return 1
 }
 
-# wal_segment_parts NAME: "TIMELINE SEGNO" (decimal) of a WAL file name whose
-# first 24 characters name a segment, for SEGSIZE-byte segments (WAL_SEGSIZE).
-wal_segment_parts() {
-  local name=$1 per=$((0x100000000 / WAL_SEGSIZE))
-  printf '%d %d\n' "$((16#${name:0:8}))" "$((16#${name:8:8} * per + 16#${name:16:8}))"
+# wal_segno NAME: the segment number (decimal) of a WAL file name whose first
+# 24 characters name a segment, for WAL_SEGSIZE-byte segments; in WAL_SEGNO,
+# not printed, so that a loop over thousands of names forks nothing.
+wal_segno() {
+  WAL_SEGNO=$((16#${1:8:8} * (0x100000000 / WAL_SEGSIZE) + 16#${1:16:8}))
 }
 
 # lsn_to_int X/Y: a WAL position as one integer (bash holds 64 bits).
