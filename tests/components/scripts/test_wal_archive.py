@@ -3,7 +3,7 @@
 One primary archives to a directory target (a tmpfs of its own, so that the test can fill it)
 for the whole module, through a stand-in rclone that passes every call to the real one
 unless a flag file tells it to fail (the remote away) or to die half-way through an upload.
-The S3 tests run the same scripts against moto in server mode.
+The same scripts against an S3 target (moto) are tested in test_wal_pitr.py.
 """
 
 from __future__ import annotations
@@ -18,10 +18,8 @@ import pytest
 
 from .pg_harness import (
     SMALL_SEGMENT,
-    WAL_BUCKET,
     Cluster,
     HarnessError,
-    MotoS3,
     Node,
     archived_count,
     chown_run_user,
@@ -185,41 +183,3 @@ def test_outages_leave_no_gap(archiving: Archiving) -> None:
     assert contiguous(names) and names[0] == first and names[-1] == last, names
     assert all((target / "wal" / n).stat().st_size == SMALL_SEGMENT for n in names)
     assert list((target / "incoming").iterdir()) == []
-
-
-@pytest.fixture(scope="module")
-def moto(archiving: Archiving) -> Iterator[MotoS3]:
-    try:
-        s3 = MotoS3(archiving.cluster.base)
-    except HarnessError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    yield s3
-    s3.close()
-
-
-def test_archive_and_restore_through_s3(archiving: Archiving, moto: MotoS3) -> None:
-    p = archiving.primary
-    name = wait_archived(p)
-    segment = archiving.cluster.job_dir("s3-segments") / name
-    segment.write_bytes((archiving.target / "wal" / name).read_bytes())
-    chown_run_user(segment)
-    env = {"WAL_TARGET": f"WAL:{WAL_BUCKET}/stack-a", "WAL_RCLONE": "rclone", **moto.env}
-    p.run_script("wal-archive.sh", str(segment), name, env=env)
-    assert moto.rclone("lsf", f"WAL:{WAL_BUCKET}/stack-a/wal").split() == [name]
-    out = archiving.cluster.job_dir("s3-restored")
-    cp = p.run_script("wal-restore.sh", name, str(out / "x"), env=env)
-    assert cp.stderr == "" and md5(out / "x") == md5(segment)
-    cp = p.run_script("wal-restore.sh", "000000010000000000000077", str(out / "y"), env=env, check=False)
-    assert (cp.returncode, cp.stderr) == (1, "")
-    # The same file again is success; other content under the name is refused.
-    assert "already archived" in p.run_script("wal-archive.sh", str(segment), name, env=env).stderr
-    with open(segment, "r+b") as f:
-        f.write(b"changed")
-    cp = p.run_script("wal-archive.sh", str(segment), name, env=env, check=False)
-    assert cp.returncode == 1 and "refusing to overwrite" in cp.stderr
-    # The endpoint away: the archive fails with a log line, the restore stops the recovery (126).
-    away = env | {"RCLONE_CONFIG_WAL_ENDPOINT": "http://127.0.0.1:9"}
-    cp = p.run_script("wal-archive.sh", str(segment), name, env=away, check=False)
-    assert cp.returncode == 1 and f"cannot look up WAL:{WAL_BUCKET}/stack-a/wal/{name}" in cp.stderr
-    cp = p.run_script("wal-restore.sh", name, str(out / "z"), env=away, check=False)
-    assert cp.returncode == 126 and "ERROR: cannot look up" in cp.stderr

@@ -1,11 +1,12 @@
-"""Base backups, point-in-time restore and retention against an S3 archive (moto in server mode),
-on real PostgreSQL 18: wal-basebackup.sh, wal-pitr.sh, wal-restore.sh as restore_command.
+"""Archiving, base backups, point-in-time restore and retention against an S3 archive (moto in
+server mode), on real PostgreSQL 18: wal-archive.sh, wal-restore.sh, wal-basebackup.sh, wal-pitr.sh.
 
-One primary archives to s3 for the whole module; the restores run into new data directories.
+One primary archives to S3 for the whole module; the restores run into new data directories.
 """
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from .pg_harness import (
     HarnessError,
     MotoS3,
     Node,
+    chown_run_user,
     require_pg_bin,
     run_wal_job,
     small_segments,
@@ -179,3 +181,31 @@ def test_the_job_and_restore_scripts_name_a_missing_variable(archive: Archive) -
     assert cp.returncode == 1 and cp.stderr.rstrip().endswith("FATAL: environment variable PRIMARY_HOST is required"), cp.stderr
     cp = run_wal_job(archive.cluster, "wal-pitr.sh", "--latest", check=False, PGDATA="")
     assert cp.returncode == 1 and cp.stderr.rstrip().endswith("FATAL: environment variable PGDATA is required"), cp.stderr
+
+
+def test_archive_and_restore_commands_through_s3(archive: Archive) -> None:
+    """The same file again is success, other content under its name is refused, a missing file is
+    a quiet 1, and with the endpoint away the archive fails and the restore stops the recovery (126)."""
+    p, cluster = archive.cluster.primary, archive.cluster
+    name = wait_archived(p)
+    assert name in archive.files("wal")
+    out = cluster.job_dir("s3-restored")
+    cp = p.run_script("wal-restore.sh", name, str(out / "x"))
+    assert cp.stderr == ""
+    segment = out / "x"
+    chown_run_user(segment)
+    assert "already archived with the same size and md5" in p.run_script("wal-archive.sh", str(segment), name).stderr
+    cp = p.run_script("wal-restore.sh", "000000010000000000000F77", str(out / "y"), check=False)
+    assert (cp.returncode, cp.stderr) == (1, "")
+    before = hashlib.md5(segment.read_bytes()).hexdigest()
+    with open(segment, "r+b") as f:
+        f.write(b"changed")
+    cp = p.run_script("wal-archive.sh", str(segment), name, check=False)
+    assert cp.returncode == 1 and f"refusing to overwrite {TARGET}/wal/{name}" in cp.stderr
+    p.run_script("wal-restore.sh", name, str(out / "again"))
+    assert hashlib.md5((out / "again").read_bytes()).hexdigest() == before, "the stored segment is unchanged"
+    away = {"RCLONE_CONFIG_WAL_ENDPOINT": "http://127.0.0.1:9"}
+    cp = p.run_script("wal-archive.sh", str(segment), name, env=away, check=False)
+    assert cp.returncode == 1 and f"cannot look up {TARGET}/wal/{name}" in cp.stderr
+    cp = p.run_script("wal-restore.sh", name, str(out / "z"), env=away, check=False)
+    assert cp.returncode == 126 and "ERROR: cannot look up" in cp.stderr
