@@ -24,6 +24,7 @@ from .pg_harness import (
     archived_count,
     chown_run_user,
     require_pg_bin,
+    run_wal_job,
     small_segments,
     wait_archived,
     wait_for,
@@ -68,7 +69,8 @@ def archiving() -> Iterator[Archiving]:
     if os.geteuid() != 0:
         pytest.fail("the WAL archive tests mount a tmpfs: run the script tests as root", pytrace=False)
     try:
-        cluster = Cluster(require_pg_bin(), replication=False)
+        # Replication on: the base backup below connects as the replication role.
+        cluster = Cluster(require_pg_bin())
     except HarnessError as exc:
         pytest.fail(str(exc), pytrace=False)
     target = cluster.base / "archive"
@@ -140,8 +142,10 @@ def wait_failures(p: Node, more_than: int) -> None:
 
 def test_outages_leave_no_gap(archiving: Archiving) -> None:
     """The remote away, an upload killed half-way, the target full: PostgreSQL keeps the segments,
-    counts the failures, and archives every one of them once the target is back."""
+    counts the failures, and archives every one of them once the target is back; a restore from a
+    base backup taken before the outages replays across them."""
     p, flags, target = archiving.primary, archiving.flags, archiving.target
+    run_wal_job(archiving.cluster, "wal-basebackup.sh")
     first = wait_archived(p)
 
     # The remote is away for three segments.
@@ -183,3 +187,10 @@ def test_outages_leave_no_gap(archiving: Archiving) -> None:
     assert contiguous(names) and names[0] == first and names[-1] == last, names
     assert all((target / "wal" / n).stat().st_size == SMALL_SEGMENT for n in names)
     assert list((target / "incoming").iterdir()) == []
+
+    restored = archiving.cluster.node(2)
+    run_wal_job(archiving.cluster, "wal-pitr.sh", "--latest", PGDATA=str(restored.pgdata))
+    restored.start()
+    wait_for(lambda: not restored.in_recovery(), 60, "the restore across the outages to promote")
+    assert restored.psql("SELECT count(*) FROM t WHERE id IN (100000, 100001, 100002, 200000, 300000)") == "5"
+    restored.stop()
