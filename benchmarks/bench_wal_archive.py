@@ -17,6 +17,8 @@ failures, and how many segments were still waiting when the last run ended).
 
     python benchmarks/bench_wal_archive.py           # 8 rounds of 15 s
     python benchmarks/bench_wal_archive.py --quick   # 4 rounds of 5 s
+    python benchmarks/bench_wal_archive.py --archive-dir /dev/shm   # the archive off the data's disk
+    python benchmarks/bench_wal_archive.py --aa      # A/A: both sides off
 
 Needs the harness's PostgreSQL 18 (requirements-dev.txt), rclone (apt-get install rclone), and
 root or the postgres OS user, like tests/components/scripts.
@@ -26,8 +28,10 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -77,7 +81,11 @@ def main() -> int:
     parser.add_argument("--scale", type=int, default=10, help="pgbench scale factor (default 10)")
     parser.add_argument("--clients", type=int, default=2, help="pgbench clients (default 2)")
     parser.add_argument("--quick", action="store_true", help="4 rounds of 5 s")
-    parser.add_argument("--dir", type=Path, default=Path("/tmp"), help="where the data directories and the archive live (default /tmp)")
+    parser.add_argument("--aa", action="store_true", help="an A/A run: archiving off on both sides (the noise, and any asymmetry)")
+    parser.add_argument("--dir", type=Path, default=Path("/tmp"), help="where the data directories live (default /tmp)")
+    parser.add_argument(
+        "--archive-dir", type=Path, help="where the archive lives (default: beside the data; elsewhere: the disk cost apart)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.duration = 4, 5
@@ -85,6 +93,10 @@ def main() -> int:
     cluster = Cluster(require_pg_bin(), base_dir=args.dir, replication=False)
     try:
         target = cluster.job_dir("archive")
+        if args.archive_dir is not None:
+            target.rmdir()
+            target = Path(tempfile.mkdtemp(prefix="wal-archive-", dir=args.archive_dir))
+            chown_run_user(target)
         cluster.extra_env["WAL_TARGET"] = str(target)
         archiving, off = cluster.node(0), cluster.node(1)
         archiving.init()
@@ -96,7 +108,7 @@ def main() -> int:
         chown_run_user(off.pgdata.parent)
         run_as(archiving, ["cp", "-a", str(archiving.pgdata), str(off.pgdata)])
         base = {"listen_addresses": "127.0.0.1"}
-        archiving.start(BENCH_SETTINGS | wal_settings(), base_settings=base)
+        archiving.start(BENCH_SETTINGS | ({"archive_mode": "off"} if args.aa else wal_settings()), base_settings=base)
         off.start(BENCH_SETTINGS | {"archive_mode": "off"}, base_settings=base)
         for node in (archiving, off):  # warm-up, untimed
             pgbench_run(node, max(3, args.duration // 2), args.clients)
@@ -109,9 +121,11 @@ def main() -> int:
         )
         stats = archiving.psql("SELECT archived_count, failed_count, coalesce(last_archived_wal, '-') FROM pg_stat_archiver")
         waiting = len(list((archiving.pgdata / "pg_wal" / "archive_status").glob("*.ready")))
-        archived_bytes = sum(p.stat().st_size for p in (target / "wal").iterdir())
+        archived_bytes = sum(p.stat().st_size for p in (target / "wal").glob("*"))
     finally:
         cluster.close()
+        if args.archive_dir is not None:
+            shutil.rmtree(target, ignore_errors=True)
     slowdown = ratios(tps["off"], tps["archiving"])
     print(f"\nbench_wal_archive: {args.rounds} rounds of {args.duration} s, pgbench -s {args.scale} -c {args.clients}, {machine_load()}")
     print(f"  tps archiving   {Spread.of(tps['archiving']).show('.1f')}")
