@@ -81,7 +81,7 @@ def restore_and_start(archive: Archive, ordinal: int, *args: str) -> Node:
     return node
 
 
-def test_pitr_to_a_time_between_two_commits(archive: Archive) -> None:
+def test_pitr_to_a_time_or_lsn_between_two_commits(archive: Archive) -> None:
     p = archive.cluster.primary
     p.psql("INSERT INTO t SELECT generate_series(1, 100)")
     cp = run_wal_job(archive.cluster, "wal-basebackup.sh")
@@ -95,6 +95,7 @@ def test_pitr_to_a_time_between_two_commits(archive: Archive) -> None:
 
     p.psql("INSERT INTO t SELECT generate_series(101, 200)")
     target = p.psql("SELECT clock_timestamp()")
+    target_lsn = p.psql("SELECT pg_current_wal_insert_lsn()")
     time.sleep(0.05)
     p.psql("INSERT INTO t SELECT generate_series(201, 300)")
     wait_archived(p)
@@ -108,6 +109,11 @@ def test_pitr_to_a_time_between_two_commits(archive: Archive) -> None:
     run_wal_job(archive.cluster, "wal-pitr.sh", "--finish", PGDATA=str(node.pgdata))
     assert not (node.pgdata / "pgstack-pitr.conf").exists()
     node.stop()
+
+    # The same point by its WAL position.
+    by_lsn = restore_and_start(archive, 3, "--lsn", target_lsn)
+    assert ids(by_lsn) == list(range(1, 201))
+    by_lsn.stop()
 
 
 @pytest.mark.parametrize(
