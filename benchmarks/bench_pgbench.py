@@ -212,7 +212,7 @@ class Server:
         cpu_before, client_before = self.server_cpu(), proc_cpu_children()
         proc = subprocess.Popen(as_run_user(argv, self.node.env()), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         out, err = proc.communicate(timeout=seconds + 600)
-        # communicate() reaped runuser, which reaped pgbench: their CPU is in our children's usage.
+        # communicate() reaped pgbench (setpriv execs it): its CPU is in our children's usage.
         client_cpu = proc_cpu_children() - client_before
         tps, done = TPS.search(out), TRANSACTIONS.search(out)
         if proc.returncode != 0 or not tps or not done:

@@ -66,7 +66,7 @@ def server_cpu(node: Node) -> float:
 
 
 def children_cpu() -> float:
-    """CPU seconds of the processes this one reaped (runuser, which reaped pgbench)."""
+    """CPU seconds of the processes this one reaped (pgbench, which setpriv execs)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 

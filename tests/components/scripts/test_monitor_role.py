@@ -25,7 +25,7 @@ import pytest
 from components.postgres_exporter import EXPORTER_OS_USER
 from components.postgres_names import MONITOR_ROLE
 
-from .pg_harness import Cluster, Node, as_run_user, free_port, wait_for
+from .pg_harness import Cluster, Node, as_run_user, free_port, switch_user, wait_for
 from .test_majors import use_major
 
 EXPORTER = Path("/usr/bin/prometheus-postgres-exporter")
@@ -64,7 +64,7 @@ def pg18(pg_bin: Path) -> Iterator[Node]:
 
 
 def _as(user: str, argv: list[str], env: dict[str, str]) -> list[str]:
-    return ["runuser", "-u", user, "--", "env", "-i", "-C", "/", *(f"{k}={v}" for k, v in env.items()), *argv]
+    return [*switch_user(user), "env", "-i", "-C", "/", *(f"{k}={v}" for k, v in env.items()), *argv]
 
 
 def _psql_as(node: Node, os_user: str, sql: str, db_user: str = MONITOR_ROLE) -> subprocess.CompletedProcess[str]:
@@ -101,8 +101,7 @@ def _scrape(node: Node, *os_users: str) -> dict[str, str]:
         return {user: wait_for(lambda u=user: scraped(u), 15, f"the exporter as {user} to serve pg_up") for user in os_users}
     finally:
         for _, proc in running.values():
-            # SIGKILL to the group: runuser answers SIGTERM by waiting 2 s before it kills its child
-            # (util-linux su-common.c), and the exporter keeps no state.
+            # SIGKILL to the group: the exporter keeps no state, and nothing is gained by waiting for it.
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
 
@@ -207,4 +206,4 @@ def test_on_18_nobody_is_the_monitoring_role_and_nothing_maps_to_it_once_metrics
 def test_nobody_is_the_exporters_user_on_this_machine_too() -> None:
     """The map names OS user nobody; the server resolves the socket peer's uid in its own /etc/passwd (Debian: 65534)."""
     assert pwd.getpwnam(EXPORTER_OS_USER).pw_uid == 65534
-    assert shutil.which("runuser")
+    assert shutil.which("setpriv")

@@ -43,7 +43,7 @@ def test_the_bootstrap_server_listens_on_a_private_socket_only(cluster: Cluster)
         assert p.port not in tcp_listen_ports()
         assert not list(p.socket_dir.glob(".s.PGSQL.*"))
     finally:
-        # runuser stops itself when it sees its child stopped, maybe after this SIGCONT: repeat it.
+        # Resume the whole group (a job-control parent may stop itself again after a SIGCONT: repeat it).
         deadline = time.monotonic() + 120
         while run.proc.poll() is None and time.monotonic() < deadline:
             os.killpg(run.proc.pid, signal.SIGCONT)
