@@ -1,9 +1,11 @@
 """The pod env contract: the environment between the Pulumi side and the pod scripts, declared once.
 
 Every environment variable a script in components/scripts reads is declared here: its name,
-meaning and format, and whether it is required or what it defaults to. Two contracts:
-``POD_ENV`` (the database pods' containers: init.sh, readiness.sh, sync-passwords.sh) and
-``DUMP_ENV`` (the dumps job's container: backup.sh, restore.sh).
+meaning and format, and whether it is required or what it defaults to. Three contracts:
+``POD_ENV`` (the database pods' containers: init.sh, readiness.sh, sync-passwords.sh, and the
+WAL archive and restore commands PostgreSQL runs there), ``DUMP_ENV`` (the dumps job's
+container: backup.sh, restore.sh) and ``WAL_ENV`` (the base-backup job and a point-in-time
+restore). The model (``EnvVar``, ``EnvContract``) is in components/pod_env_model.py.
 
 The scripts do not repeat it. components/pod_env_contract_sh.py renders both into
 ``env-contract.sh``, shipped beside the scripts in their ConfigMap, and the first thing every
@@ -25,11 +27,6 @@ Pure Python: nothing here needs pulumi.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import TypeVar
-
 from components.pod_env_formats import (
     BOOL,
     BYTES,
@@ -49,136 +46,54 @@ from components.pod_env_formats import (
     UTC_STAMP,
     Format,
 )
+from components.pod_env_model import ENV_CONTRACT_FILE, EnvContract, EnvVar, UndeclaredVariableError
 
-V = TypeVar("V")
-
-#: The generated file's name in the scripts ConfigMap (components/pod_env_contract_sh.py).
-ENV_CONTRACT_FILE = "env-contract.sh"
-
-_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-_SCRIPT_RE = re.compile(r"^[a-z][a-z0-9-]*\.sh$")
-
-
-class UndeclaredVariableError(ValueError):
-    """An environment variable that its contract does not declare."""
-
-
-@dataclass(frozen=True)
-class EnvVar:
-    """One environment variable of a contract."""
-
-    name: str
-    #: What it means, one line (rendered as a comment into env-contract.sh).
-    meaning: str
-    #: The value it takes when unset or empty; None: required (unset or empty stops the script).
-    default: str | None = None
-    #: What a value must look like (checked by env-contract.sh); an empty default allows empty.
-    format: Format | None = None
-    #: The pod spec sets it. False: left to its default (a tuning knob the tests set, libpq's own).
-    set_by_pod: bool = True
-    #: Set from the downward API (e.g. metadata.name) instead of a value.
-    field_path: str | None = None
-    #: The entry scripts that read it; None: every script of the contract; (): none (set for
-    #: people and tools in the pod, not for the scripts).
-    read_by: tuple[str, ...] | None = None
-
-    @property
-    def required(self) -> bool:
-        return self.default is None
-
-    @property
-    def expected(self) -> str:
-        """What the refusal of a bad value says is expected."""
-        assert self.format is not None
-        return f"empty or {self.format.expected}" if self.default == "" else self.format.expected
-
-
-@dataclass(frozen=True)
-class EnvContract:
-    """The environment of one kind of container and the entry scripts it runs."""
-
-    name: str
-    #: Which container, for messages ("the database pods").
-    container: str
-    scripts: tuple[str, ...]
-    variables: tuple[EnvVar, ...]
-
-    def __post_init__(self) -> None:
-        seen: set[str] = set()
-        for script in self.scripts:
-            if not _SCRIPT_RE.match(script):
-                raise ValueError(f"{self.name}: script name {script!r} is not a flat *.sh name")
-        for v in self.variables:
-            where = f"{self.name}.{v.name}"
-            if not _NAME_RE.match(v.name):
-                raise ValueError(f"{where}: not an environment variable name ([A-Z_][A-Z0-9_]*)")
-            if v.name in seen:
-                raise ValueError(f"{where}: declared twice")
-            seen.add(v.name)
-            if not v.meaning or "\n" in v.meaning:
-                raise ValueError(f"{where}: the meaning must be one non-empty line")
-            if v.default is not None and any(c in v.default for c in "\n\r\0"):
-                raise ValueError(f"{where}: a default must be one line")
-            if v.required and not v.set_by_pod:
-                raise ValueError(f"{where}: a required variable must be set by the pod")
-            if v.format is None and v.read_by != ():
-                raise ValueError(f"{where}: a variable the scripts read needs a format")
-            if v.format is not None and v.default and not re.search(v.format.regex, v.default):
-                raise ValueError(f"{where}: the default {v.default!r} is not {v.format.expected}")
-            if v.field_path is not None and not v.set_by_pod:
-                raise ValueError(f"{where}: field_path needs set_by_pod")
-            unknown = set(v.read_by or ()) - set(self.scripts)
-            if unknown:
-                raise ValueError(f"{where}: read_by names scripts outside {self.scripts}: {sorted(unknown)}")
-
-    @property
-    def names(self) -> frozenset[str]:
-        """Every declared name."""
-        return frozenset(v.name for v in self.variables)
-
-    def pod_names(self) -> tuple[str, ...]:
-        """The names the pod spec sets, in declaration order."""
-        return tuple(v.name for v in self.variables if v.set_by_pod)
-
-    def read_by(self, script: str) -> tuple[EnvVar, ...]:
-        """The variables ``script`` reads, in declaration order."""
-        if script not in self.scripts:
-            raise ValueError(f"{script} is not a script of {self.name} ({', '.join(self.scripts)})")
-        return tuple(v for v in self.variables if v.read_by is None or script in v.read_by)
-
-    def required_by(self, script: str) -> tuple[str, ...]:
-        """The variables without which ``script`` refuses to start."""
-        return tuple(v.name for v in self.read_by(script) if v.required)
-
-    def check_names(self, names: Iterable[str]) -> None:
-        """Refuse any name this contract does not declare."""
-        undeclared = sorted(set(names) - self.names)
-        if undeclared:
-            raise UndeclaredVariableError(
-                f"{', '.join(undeclared)}: not declared in components/pod_env_contract.py {self.name} "
-                f"(the environment of {self.container}); declare it there first"
-            )
-
-    def pod_entries(self, values: Mapping[str, V]) -> list[tuple[EnvVar, V | None]]:
-        """What the pod spec sets, in declaration order: each variable with its value from
-        ``values``, or None for one set from the downward API (``EnvVar.field_path``).
-
-        ``values`` must hold exactly the other ``set_by_pod`` variables.
-        """
-        self.check_names(values)
-        wanted = {v.name for v in self.variables if v.set_by_pod and v.field_path is None}
-        missing, extra = sorted(wanted - set(values)), sorted(set(values) - wanted)
-        if missing or extra:
-            raise ValueError(f"{self.name}: values lack {missing} and have {extra} that the pod spec does not set by value")
-        return [(v, None if v.field_path else values[v.name]) for v in self.variables if v.set_by_pod]
-
+# What importers of this module use from the model, kept importable from here.
+__all__ = [
+    "CONTRACTS",
+    "DUMP_ENV",
+    "ENV_CONTRACT_FILE",
+    "PATH",
+    "POD_ENV",
+    "SECRET_FILES",
+    "WAL_ENV",
+    "EnvContract",
+    "EnvVar",
+    "UndeclaredVariableError",
+]
 
 _POD_SCRIPTS = ("init.sh", "readiness.sh", "sync-passwords.sh")
+# PostgreSQL runs these in the postgres container (archive_command, restore_command), with its environment.
+_WAL_COMMANDS = ("wal-archive.sh", "wal-restore.sh")
+
+# The WAL archive (components/scripts/wal-target.sh): an rclone remote path REMOTE:bucket/prefix (REMOTE
+# configured by RCLONE_CONFIG_<REMOTE>_*), or an absolute directory (rclone's local backend, a mounted
+# volume). Nothing in it needs quoting where wal-pitr.sh writes it into restore_command.
+WAL_TARGET = Format(
+    "wal target",
+    "^([A-Z][A-Z0-9_]*:[A-Za-z0-9][A-Za-z0-9._/-]*|/[A-Za-z0-9._/-]*[A-Za-z0-9._-])$",
+    "an rclone remote path REMOTE:bucket/prefix (REMOTE in upper case) or an absolute directory",
+)
+COMMAND = Format("command", "^([a-z][a-z0-9_-]*|/[A-Za-z0-9._/-]+)$", "a command name or an absolute path")
+BACKUPS = Format("backups", "^[1-9][0-9]{0,3}$", "a positive integer (base backups to keep)")
+#: The rclone remote WAL_TARGET names when it is S3 (as the dumps' upload, components/logical_backup_pod.py).
+WAL_REMOTE = "WAL"
+
+
+def _wal_remote_config() -> tuple[EnvVar, ...]:
+    """rclone's settings of remote WAL, which rclone reads itself (no script does): set from the S3
+    Secret (secretKeyRef, never a literal) when WAL_TARGET is WAL:bucket/prefix."""
+    keys = ("type", "provider", "access_key_id", "secret_access_key", "endpoint", "region")
+    return tuple(
+        EnvVar(f"RCLONE_CONFIG_{WAL_REMOTE}_{key.upper()}", f"rclone's {key} of remote {WAL_REMOTE}", "", set_by_pod=False, read_by=())
+        for key in keys
+    )
+
 
 POD_ENV = EnvContract(
     name="POD_ENV",
     container="the database pods (init, postgres and password-sync containers)",
-    scripts=_POD_SCRIPTS,
+    scripts=(*_POD_SCRIPTS, *_WAL_COMMANDS),
     variables=(
         # In the order the pod spec sets them.
         EnvVar("POD_NAME", "this pod's name (pg-0, pg-standby-1): ordinal, role, slot name", field_path="metadata.name", format=POD),
@@ -229,6 +144,14 @@ POD_ENV = EnvContract(
         ),
         EnvVar("TLS_REQUIRED", "true: TCP clients and standbys must use TLS (hostnossl ... reject); needs TLS_DIR", "false", format=BOOL),
         EnvVar("MONITOR_USER", "the metrics exporter's role (pg_monitor, peer over the socket only); empty: none", "", format=IDENT),
+        EnvVar(
+            "WAL_TARGET",
+            "where archive_command stores WAL and restore_command fetches it (wal-target.sh); empty: no archive",
+            "",
+            read_by=_WAL_COMMANDS,
+            format=WAL_TARGET,
+        ),
+        EnvVar("WAL_RCLONE", "the rclone binary the WAL commands run (a copy in the pod)", "rclone", read_by=_WAL_COMMANDS, format=COMMAND),
         # Left to their defaults by the pod; the tests shorten them.
         EnvVar(
             "BOOTSTRAP_MAX_WAIT_SECONDS",
@@ -244,6 +167,7 @@ POD_ENV = EnvContract(
         ),
         EnvVar("PGCONNECT_TIMEOUT", "libpq's connection timeout in seconds", "10", set_by_pod=False, format=SECONDS),
         EnvVar("TMPDIR", "where temporary files go (the pod's /tmp emptyDir)", "/tmp", set_by_pod=False, format=PATH),
+        *_wal_remote_config(),
     ),
 )
 
@@ -286,7 +210,39 @@ DUMP_ENV = EnvContract(
     ),
 )
 
-CONTRACTS = (POD_ENV, DUMP_ENV)
+_BASEBACKUP = ("wal-basebackup.sh",)
+
+WAL_ENV = EnvContract(
+    name="WAL_ENV",
+    container="the base-backup job (wal-basebackup.sh) and a point-in-time restore (wal-pitr.sh)",
+    scripts=("wal-basebackup.sh", "wal-pitr.sh"),
+    variables=(
+        # In the order the pods set them.
+        EnvVar("POD_NAME", "this pod's name, for the logs", "", field_path="metadata.name", format=POD),
+        EnvVar("WAL_TARGET", "the WAL archive: base backups go to (come from) base/, WAL to wal/ (wal-target.sh)", format=WAL_TARGET),
+        EnvVar("PRIMARY_HOST", "the primary's host (the read-write Service), pg_basebackup's source", read_by=_BASEBACKUP, format=HOST),
+        EnvVar("PGPORT", "the primary's port", read_by=_BASEBACKUP, format=PORT),
+        EnvVar("REPLICATION_USER", "the role pg_basebackup connects as", "replicator", read_by=_BASEBACKUP, format=IDENT),
+        EnvVar("SECRETS_DIR", "the directory of the Secret's files (replication-password)", read_by=_BASEBACKUP, format=PATH),
+        EnvVar(
+            "WAL_KEEP_BACKUPS",
+            "keep the newest N base backups and every WAL file the oldest of them needs",
+            "7",
+            read_by=_BASEBACKUP,
+            format=BACKUPS,
+        ),
+        EnvVar("PGDATA", "the empty data directory wal-pitr.sh restores into", read_by=("wal-pitr.sh",), format=PATH),
+        EnvVar("WAL_RCLONE", "the rclone binary (a copy in the pod)", "rclone", format=COMMAND),
+        EnvVar("TMPDIR", "where the run's private files go (passfile, the base backup before its upload)", "/tmp", format=PATH),
+        # libpq reads these two itself (no script does), as in DUMP_ENV.
+        EnvVar("PGSSLMODE", "libpq's sslmode: verify-full when the stack's TLS is on, else prefer", "prefer", read_by=()),
+        EnvVar("PGSSLROOTCERT", "the stack's CA certificate, which verify-full checks the server against; empty: TLS off", "", read_by=()),
+        *_wal_remote_config(),
+        EnvVar("PGCONNECT_TIMEOUT", "libpq's connection timeout in seconds", "10", set_by_pod=False, format=SECONDS),
+    ),
+)
+
+CONTRACTS = (POD_ENV, DUMP_ENV, WAL_ENV)
 
 #: The Secret's keys, mounted as files under SECRETS_DIR, that the scripts read.
 SECRET_FILES: dict[str, str] = {

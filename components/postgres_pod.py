@@ -80,6 +80,9 @@ def postgres_env(
         "TLS_DIR": TLS_MOUNT if args.tls is not None else "",
         "TLS_REQUIRED": "true" if args.tls is not None and args.tls.required else "false",
         "MONITOR_USER": MONITOR_ROLE if args.metrics else "",
+        # WAL archiving (issue 20): off until the program wires pgstack:backup.wal.
+        "WAL_TARGET": "",
+        "WAL_RCLONE": "",
     }
 
 

@@ -5,10 +5,13 @@
 # Entry scripts (the pod spec and the CronJob run these by name):
 #   init.sh, readiness.sh, sync-passwords.sh   database pods
 #   backup.sh, restore.sh                      dumps job
+#   wal-archive.sh, wal-restore.sh             archive/restore_command (database pods)
+#   wal-basebackup.sh, wal-pitr.sh             base-backup job, point-in-time restore
 # Every other file here is a library they source (never executed on its own),
 # one concern each, named by who sources it: lib-* (both families), pod-* (the
 # database pods' scripts), init-* (init.sh alone), dump-* (both of the dumps
-# job's), backup-* and restore-* (that script alone). This file sources
+# job's), backup-* and restore-* (that script alone), wal-* (the wal-* entry
+# scripts). This file sources
 # env-contract.sh, generated from components/pod_env_contract.py.
 #
 # Rules every script keeps:

