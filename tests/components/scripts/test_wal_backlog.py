@@ -1,14 +1,19 @@
 """sync-passwords.sh warns each pass while the primary's pg_wal is over its WAL budget with segments waiting to be
-archived, and readiness stays as it is (a primary stuck archiving keeps serving), on real PostgreSQL 18."""
+archived, and readiness stays as it is (a primary stuck archiving keeps serving); bin/verify's pg_stat_archiver query
+reads the failing archiver, then the recovered one. On real PostgreSQL 18."""
 
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Iterator
 
 import pytest
 
-from .pg_harness import Cluster, HarnessError, Node, require_pg_bin, small_segments
+from tools.verify.steps import psql_local_command
+from tools.verify.wal import ARCHIVER_SQL, archive_note
+
+from .pg_harness import Cluster, HarnessError, Node, as_run_user, require_pg_bin, small_segments, wait_for
 
 BUDGET = {"max_wal_size": "4MB", "min_wal_size": "2MB"}  # 4 segments of 1 MiB (small_segments)
 WARNING = re.compile(
@@ -31,7 +36,8 @@ def primary() -> Iterator[Node]:
         up = cluster.base / "target-up"
         node.start({"archive_mode": "on", "archive_command": f"test -f {up}", "archive_timeout": "0", **BUDGET})
         yield node
-        up.touch()
+        if not up.exists():
+            up.touch()
     finally:
         cluster.close()
 
@@ -64,3 +70,26 @@ def test_the_backlog_warning_names_the_numbers_and_the_pod_stays_ready(primary: 
 
     readiness = primary.readiness()
     assert readiness.returncode == 0, readiness.stdout + readiness.stderr
+
+
+def _verify_note(node: Node) -> str:
+    """bin/verify's archive line, from its query run as the pod runs it."""
+    cp = subprocess.run(as_run_user(psql_local_command(ARCHIVER_SQL, str(node.socket_dir)), node.env()), capture_output=True, text=True)
+    assert cp.returncode == 0, cp.stderr
+    return archive_note(cp.stdout, "pg-0", 300)
+
+
+def test_bin_verify_reads_the_failing_and_then_the_recovered_archiver(primary: Node) -> None:
+    _switch(primary, 1)
+    failing = _verify_note(primary)
+    assert re.fullmatch(
+        r"warning: WAL archive: pg-0 has archived no segment yet; \d+ failed attempts, the last on [0-9A-F]{24} "
+        r"\(failing now: newer than the last success\)",
+        failing,
+    ), failing
+    (primary.cluster.base / "target-up").touch()  # the target is back: the archiver catches up
+    wait_for(lambda: not list((primary.pgdata / "pg_wal" / "archive_status").glob("*.ready")), 30, "the backlog archived")
+    archived = _verify_note(primary)
+    assert re.fullmatch(
+        r"WAL archive: newest segment [0-9A-F]{24} archived \d+ s ago by pg-0; \d+ failed attempts, the last on [0-9A-F]{24}", archived
+    ), archived
