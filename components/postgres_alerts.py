@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.postgres_monitoring_args import CertManagerExpiry, LonghornBackupAge, MonitoringArgs
+from components.postgres_monitoring_args import CertManagerExpiry, LonghornBackupAge, MonitoringArgs, WalArchiveAlerts
 from components.postgres_names import claim_name, standby_set
 
 METRICS_PORT = "metrics"  # the exporter sidecar's container port name (issue 19, shared with its builder)
@@ -38,6 +38,9 @@ ANCHORS = {
     "PostgresConnectionsHigh": "postgres-connections-high",
     "PostgresTransactionIdAgeHigh": "postgres-transaction-id-age-high",
     "PostgresCertificateExpiring": "postgres-certificate-expiring",
+    "PostgresWalArchivingFailing": "postgres-wal-archiving-failing",
+    "PostgresWalArchiveBehind": "postgres-wal-archive-behind",
+    "PostgresBaseBackupMissing": "postgres-base-backup-missing",
 }
 
 
@@ -181,20 +184,57 @@ def _volume_rules(ns: str, name: str) -> list[dict[str, Any]]:
     ]
 
 
-def _dump_rule(ns: str, cronjob: str, hours: int) -> dict[str, Any]:
+def _cronjob_rule(alert: str, what: str, ns: str, cronjob: str, hours: int) -> dict[str, Any]:
     # kube-state-metrics v2.20.0 internal/store/cronjob.go:181 kube_cronjob_status_last_successful_time (only once
     # a run succeeded) and :120 kube_cronjob_created, labels namespace and cronjob (:48).
     last = _either("kube_cronjob_status_last_successful_time", ns, f'cronjob="{cronjob}"')
     created = _either("kube_cronjob_created", ns, f'cronjob="{cronjob}"')
     limit = hours * 3600
     return _rule(
-        "PostgresDumpMissing",
+        alert,
         f"(time() - {last} > {limit}) or (time() - {created} > {limit} unless on (cronjob) {last})",
         "10m",
         "warning",
-        f"No successful dump of {ns}/{cronjob} in {hours}h",
-        f"The dump CronJob {ns}/{cronjob} has not completed a run for {{{{ $value | humanizeDuration }}}} (more than {hours}h).",
+        f"No successful {what} of {ns}/{cronjob} in {hours}h",
+        f"The {what} CronJob {ns}/{cronjob} has not completed a run for {{{{ $value | humanizeDuration }}}} (more than {hours}h).",
     )
+
+
+def _wal_rules(ns: str, name: str, wal: WalArchiveAlerts) -> list[dict[str, Any]]:
+    pods, where = f'namespace="{ns}",pod=~"{pod_regex(name)}"', f"{ns}/{name}"
+    # collector/pg_stat_archiver.go:27 (0.20.1, default on): pg_stat_archiver_failed_count (:44, a counter) and
+    # pg_stat_archiver_last_archive_age (:50, seconds since last_archived_time, absent before the first archive :94).
+    # The primary's only: a standby that was a primary keeps its old counters.
+    primary = f"on (namespace, pod) (pg_replication_is_replica{{{pods}}} == 0)"
+    # An idle primary writes no WAL and archive_timeout switches no segment (docs: archive_timeout), so an old
+    # archive only counts while rows change: pg_stat_database_tup_* (collector/pg_stat_database.go:116-136).
+    window = f"[{wal.max_age_seconds}s]"
+    changed = " or ".join(f"increase(pg_stat_database_tup_{c}{{{pods}}}{window}) > 0" for c in ("inserted", "updated", "deleted"))
+    writes = f"on (namespace, pod) count by (namespace, pod) ({changed})"
+    rules = [
+        _rule(
+            "PostgresWalArchivingFailing",
+            # The archiver retries a failing segment at least every minute (pgarch.c PGARCH_AUTOWAKE_INTERVAL).
+            f"increase(pg_stat_archiver_failed_count{{{pods}}}[5m]) > 0 and {primary}",
+            "10m",
+            "critical",
+            "WAL archiving of {{ $labels.pod }} fails",
+            "archive_command on {{ $labels.namespace }}/{{ $labels.pod }} failed {{ $value | humanize }} times in 5 minutes: "
+            "the primary keeps the WAL in pg_wal until it succeeds, and point-in-time recovery ends at the last archived segment.",
+        ),
+        _rule(
+            "PostgresWalArchiveBehind",
+            f"pg_stat_archiver_last_archive_age{{{pods}}} > {wal.max_age_seconds} and {primary} and {writes}",
+            "5m",
+            "warning",
+            "The newest archived WAL of {{ $labels.pod }} is old",
+            "{{ $labels.namespace }}/{{ $labels.pod }} archived its last WAL segment {{ $value | humanizeDuration }} ago while "
+            f"writing (limit {wal.max_age_seconds}s): the recovery point of {where} falls behind.",
+        ),
+    ]
+    if wal.backup_cronjob is not None:
+        rules.append(_cronjob_rule("PostgresBaseBackupMissing", "base backup", ns, wal.backup_cronjob, wal.backup_max_age_hours))
+    return rules
 
 
 def _longhorn_rule(backups: LonghornBackupAge) -> dict[str, Any]:
@@ -241,7 +281,9 @@ def rule_spec(args: MonitoringArgs, namespace: str, expiry_epoch: int | None) ->
         rules += _replication_rules(namespace, args.name, args.max_lag_bytes)
     rules += _volume_rules(namespace, args.name)
     if args.dump_cronjob is not None:
-        rules.append(_dump_rule(namespace, args.dump_cronjob, args.dump_max_age_hours))
+        rules.append(_cronjob_rule("PostgresDumpMissing", "dump", namespace, args.dump_cronjob, args.dump_max_age_hours))
+    if args.wal_archiving is not None:
+        rules += _wal_rules(namespace, args.name, args.wal_archiving)
     if args.longhorn_backups is not None:
         rules.append(_longhorn_rule(args.longhorn_backups))
     if isinstance(args.tls_expiry, CertManagerExpiry):

@@ -26,6 +26,7 @@ from components.postgres_cluster_spec import (
     server_alt_names,
     superuser_secret,
 )
+from components.postgres_cluster_wal import OBJECT_STORE_API, object_store_spec
 from components.postgres_names import SUPERUSER, credentials_secret, instance_labels, scripts_config_map
 from components.postgres_pod import script_files
 from components.postgres_statefulset import PASSWORD_SPECIALS
@@ -87,7 +88,8 @@ class PostgresCluster(pulumi.ComponentResource):
         return passwords
 
     def _objects(self) -> None:
-        """The scripts the dump job runs (the StatefulSet engine's ConfigMap), and the cert-manager Certificate."""
+        """The scripts the dump job runs (the StatefulSet engine's ConfigMap), the cert-manager Certificate, and the
+        Barman Cloud ObjectStore of the WAL archive."""
         name, args = self._name, self._args
         child = pulumi.ResourceOptions(parent=self)
         meta = k8s.meta.v1.ObjectMetaArgs(name=scripts_config_map(name), namespace=args.namespace, labels=instance_labels(name))
@@ -102,6 +104,17 @@ class PostgresCluster(pulumi.ComponentResource):
                 kind="Certificate",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=name, namespace=args.namespace, labels=instance_labels(name)),
                 spec=certificate_spec(name, dns_names, tls, tls.issuer),
+                opts=child,
+            )
+        self.object_store: k8s.apiextensions.CustomResource | None = None
+        if args.wal_s3 is not None and args.wal_object_store is not None:
+            # The plugin reads it when it archives: it need not exist before the Cluster.
+            self.object_store = k8s.apiextensions.CustomResource(
+                f"{name}-wal-store",
+                api_version=OBJECT_STORE_API,
+                kind="ObjectStore",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=args.wal_object_store, namespace=args.namespace, labels=instance_labels(name)),
+                spec=object_store_spec(args.wal_s3),
                 opts=child,
             )
 

@@ -112,6 +112,34 @@ class MigrateFrom:
             fail(self, "password_key", self.password_key, accepted, examples=("replication-password",))
 
 
+# backup.wal.s3Remote's form (issue 20: bucket/prefix, no scheme), as the StatefulSet engine's archive takes it.
+_S3_REMOTE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
+_S3_URL = re.compile(r"https?://[^\s/]+(/\S*)?")
+
+
+@dataclass(frozen=True)
+class BarmanS3:
+    """Where the plugin archives WAL and base backups, and the Secret holding the S3 account."""
+
+    remote: str
+    """The bucket and prefix, such as 'backups/orders-db-wal' (the plugin writes s3://<remote>/<cluster>/...)."""
+    credentials_secret: str
+    """A Secret in the Cluster's namespace with the account's keys."""
+    endpoint: str | None = None
+    """An S3-compatible endpoint URL (http or https), or None for AWS."""
+    access_key_key: str = "access_key_id"
+    """The Secret's key with the access key id (pgstack:dumpS3's field names by default)."""
+    secret_key_key: str = "secret_access_key"
+    """The Secret's key with the secret access key."""
+
+    def __post_init__(self) -> None:
+        if not _S3_REMOTE.fullmatch(self.remote) or "//" in self.remote:
+            fail(self, "remote", self.remote, "bucket/prefix without a scheme, such as 'backups/orders-db-wal'")
+        check_name(self, "credentials_secret", self.credentials_secret, "subdomain")
+        if self.endpoint is not None and not _S3_URL.fullmatch(self.endpoint):
+            fail(self, "endpoint", self.endpoint, "an http(s) URL such as 'https://s3.example.com:9000'")
+
+
 @dataclass(frozen=True)
 class PostgresClusterArgs:
     """A CloudNativePG Cluster: its image, size, roles, scheduling, TLS, client access and safety switches."""
@@ -163,6 +191,8 @@ class PostgresClusterArgs:
     """The Barman Cloud plugin's ObjectStore (barmancloud.cnpg.io/v1, in this namespace) that archives WAL and base
     backups; None: no archive. Waits for issue 20's pgstack:backup.wal (the stack does not set it yet), and the plugin
     must be installed beside the operator (not done by CnpgOperator)."""
+    wal_s3: BarmanS3 | None = None
+    """Register the ObjectStore wal_object_store names, archiving to this S3 bucket/prefix; None: it exists already."""
     adopt: bool = False
     """Take over the live Cluster of this name (Pulumi's import: it was retained when a stack forgot it) instead of
     creating it, which would fail with AlreadyExists (pulumi-kubernetes >= 4.29 creates with Create)."""
@@ -191,6 +221,8 @@ class PostgresClusterArgs:
         self._check_owner()
         if self.wal_object_store is not None:
             check_name(self, "wal_object_store", self.wal_object_store, "subdomain")
+        if self.wal_s3 is not None and self.wal_object_store is None:
+            fail(self, "wal_s3", self.wal_s3.remote, "None while wal_object_store is None: the ObjectStore needs its name")
 
     def _check_image(self) -> None:
         tag = image_tag(self.image) or ""

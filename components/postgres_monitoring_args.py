@@ -74,6 +74,25 @@ class LonghornBackupAge:
 
 
 @dataclass(frozen=True)
+class WalArchiveAlerts:
+    """Alert when WAL archiving fails or falls behind, and when the base-backup CronJob stops succeeding."""
+
+    max_age_seconds: int = 600
+    """The newest archived segment may be this old while the primary writes: archiveTimeout plus a margin for an
+    upload (600: the default archiveTimeout of 5 minutes, doubled)."""
+    backup_cronjob: str | None = None
+    """The base-backup CronJob's name, or None without scheduled base backups."""
+    backup_max_age_hours: int = 26
+    """Alert when the base-backup CronJob has had no success for this long (26: a daily schedule plus a run)."""
+
+    def __post_init__(self) -> None:
+        check_range(self, "max_age_seconds", self.max_age_seconds, 60, 7 * 86400)
+        check_range(self, "backup_max_age_hours", self.backup_max_age_hours, 1, 24 * 366)
+        if self.backup_cronjob is not None:
+            check_name(self, "backup_cronjob", self.backup_cronjob, max_len=52)
+
+
+@dataclass(frozen=True)
 class MonitoringArgs:
     namespace: pulumi.Input[str]
     """The database's namespace (a DNS-1123 label): the PodMonitor and PrometheusRule live there too."""
@@ -97,6 +116,8 @@ class MonitoringArgs:
     """Alert when the dump CronJob has had no success for this long: the schedule's longest gap plus a run (26: daily)."""
     longhorn_backups: LonghornBackupAge | None = None
     """The Longhorn backup job's age alert, or None without volume backups."""
+    wal_archiving: WalArchiveAlerts | None = None
+    """The WAL archiving alerts, or None without WAL archiving."""
     tls_expiry: GeneratedExpiry | CertManagerExpiry | None = None
     """Where the server certificate's expiry comes from, or None without TLS."""
     labels: dict[str, str] = field(default_factory=dict)

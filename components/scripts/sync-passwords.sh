@@ -18,6 +18,12 @@
 #   was last applied (and on the first pass), reloads the server
 #   (pg_reload_conf), which re-reads its certificate and key: a renewed
 #   certificate takes effect without a restart.
+# - on a primary that archives, logs a warning while pg_wal holds more than the
+#   WAL budget (max_wal_size, which init-wal-sizing.sh sizes to the volume) and
+#   segments wait to be archived (warn_wal_backlog). Readiness stays as it is: a
+#   primary whose archiving is stuck still serves, and an unready primary would
+#   leave its Service; the alerts see it too (pg_wal_size_bytes,
+#   pg_stat_archiver_failed_count).
 # Only a SHA-256 of the inputs is remembered (on the emptyDir), never a password.
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
@@ -111,8 +117,38 @@ reload_tls() {
   fi
 }
 
+# The primary's WAL backlog in one row: in recovery, archive_mode, pg_wal's
+# segment bytes, max_wal_size in bytes, segments waiting (archive_status/*.ready;
+# pg_ls_waldir and pg_ls_archive_statusdir: PostgreSQL 12+), failed attempts and
+# the last failed segment.
+readonly WAL_BACKLOG_SQL="SELECT pg_is_in_recovery(), current_setting('archive_mode'),
+  (SELECT coalesce(sum(size), 0) FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}\$'),
+  pg_size_bytes(current_setting('max_wal_size')),
+  (SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'),
+  failed_count, coalesce(last_failed_wal, 'none') FROM pg_stat_archiver"
+
+# warn_wal_backlog: one log line per pass while the primary's pg_wal exceeds
+# max_wal_size with segments waiting to be archived. Quiet otherwise, and when
+# the server is not up (the pass says so elsewhere).
+warn_wal_backlog() {
+  local row recovery mode wal budget ready failed last mib=1048576
+  local_server_up 3 || return 0
+  # A failed look costs a log line, never the pass (the liveness heartbeat).
+  if ! row=$(psql_local -A -t -F ' ' -c "$WAL_BACKLOG_SQL" 2>&1); then
+    log "could not read the WAL backlog: ${row//$'\n'/ }"
+    return 0
+  fi
+  read -r recovery mode wal budget ready failed last <<<"$row"
+  [[ $recovery == f && $mode != off ]] || return 0
+  ((wal > budget && ready > 0)) || return 0
+  log "warning: pg_wal holds $((wal / mib)) MiB, over the WAL budget (max_wal_size $((budget / mib)) MiB), with" \
+    "$ready segments waiting to be archived ($failed failed attempts, the last on $last): archiving is stuck or" \
+    "behind, and pg_wal grows until the volume is full; the pod stays ready"
+}
+
 sync_once() {
   load_config
+  warn_wal_backlog
   if [[ $REPLICATION_ENABLED == true ]]; then
     write_replication_pgpass
   fi

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from components.postgres_alerts import ANCHORS, rule_spec
-from components.postgres_monitoring_args import CertManagerExpiry, LonghornBackupAge, MonitoringArgs
+from components.postgres_monitoring_args import CertManagerExpiry, LonghornBackupAge, MonitoringArgs, WalArchiveAlerts
 
 pytestmark = pytest.mark.scanner
 
@@ -29,6 +29,7 @@ FULL = MonitoringArgs(
     dump_cronjob="pg-backup",
     longhorn_backups=LonghornBackupAge("longhorn-postgres-backup"),
     tls_expiry=CertManagerExpiry("pg-tls"),
+    wal_archiving=WalArchiveAlerts(max_age_seconds=600, backup_cronjob="pg-wal-backup"),
 )
 PLAIN = MonitoringArgs(namespace="db", name="pg", selector=SELECTOR, replication=False)
 GENERATED_NOT_AFTER = 15 * 86400  # the generated certificate ends 15 days after the tests' time 0
@@ -86,7 +87,8 @@ LAG_LABELS = TARGET | {"pod": "pg-0", "application_name": "pg-standby-1", "clien
 
 
 def full_cases() -> list[dict[str, Any]]:
-    return exporter_cases() + primary_cases() + standby_cases() + lag_and_slot_cases() + volume_cases() + backup_cases() + load_cases()
+    cases = exporter_cases() + primary_cases() + standby_cases() + lag_and_slot_cases() + volume_cases() + backup_cases()
+    return cases + load_cases() + wal_cases()
 
 
 def exporter_cases() -> list[dict[str, Any]]:
@@ -354,6 +356,44 @@ def load_cases() -> list[dict[str, Any]]:
     ]
 
 
+def wal_cases() -> list[dict[str, Any]]:
+    roles = [series("pg_replication_is_replica", P0, "0x40"), series("pg_replication_is_replica", S1, "1x40")]
+    tuples = f'{P0},datid="16384",datname="app"'
+    writing = [series("pg_stat_database_tup_inserted", tuples, "0+100x40"), series("pg_stat_database_tup_updated", tuples, "0x40")]
+    idle = [series("pg_stat_database_tup_inserted", tuples, "500x40")]
+
+    def archiver(failed: str, age: str) -> list[dict[str, str]]:
+        # One series per pod; pg-standby-1 was the primary once and kept its counters: never alerts.
+        return [
+            *roles,
+            series("pg_stat_archiver_failed_count", P0, failed),
+            series("pg_stat_archiver_last_archive_age", P0, age),
+            series("pg_stat_archiver_failed_count", S1, "0+10x40"),
+            series("pg_stat_archiver_last_archive_age", S1, "4000+60x40"),
+        ]
+
+    ok, stuck = archiver("3x40", "30x40"), archiver("0+15x40", "100+300x40")
+    failing = {"summary": "WAL archiving of pg-0 fails"}
+    fail_desc = "archive_command on db/pg-0 failed 15 times in 5 minutes: the primary keeps the WAL in pg_wal until it "
+    fail_desc += "succeeds, and point-in-time recovery ends at the last archived segment."
+    behind = {"summary": "The newest archived WAL of pg-0 is old"}
+    behind_desc = "db/pg-0 archived its last WAL segment 31m 40s ago while writing (limit 600s): the recovery point of db/pg falls behind."
+    ksm = 'job="kube-state-metrics",namespace="db",cronjob="pg-wal-backup"'
+    base = {"job": "kube-state-metrics", "namespace": "db", "cronjob": "pg-wal-backup"}
+    base["summary"] = "No successful base backup of db/pg-wal-backup in 26h"
+    base_desc = "The base backup CronJob db/pg-wal-backup has not completed a run for 1d 4h 0m 0s (more than 26h)."
+    return [
+        case("PostgresWalArchivingFailing", ok + writing, "30m", []),
+        case("PostgresWalArchivingFailing", stuck + writing, "30m", [crit(**TARGET, pod="pg-0", description=fail_desc, **failing)]),
+        case("PostgresWalArchiveBehind", ok + writing, "30m", []),
+        # Nothing written: archive_timeout switches no segment, the old archive is all there is.
+        case("PostgresWalArchiveBehind", stuck + idle, "30m", []),
+        case("PostgresWalArchiveBehind", stuck + writing, "30m", [TARGET | {"pod": "pg-0", "description": behind_desc} | behind]),
+        case("PostgresBaseBackupMissing", [series("kube_cronjob_status_last_successful_time", ksm, "90000x30")], "28h", [], LONG),
+        case("PostgresBaseBackupMissing", [series("kube_cronjob_created", ksm, "0x30")], "28h", [base | {"description": base_desc}], LONG),
+    ]
+
+
 def plain_cases() -> list[dict[str, Any]]:
     """Replication off: every pod a primary of its own; a generated certificate."""
     one_down = [series("pg_up", P0, "1x30"), series("pg_up", f'{T},pod="pg-1"', "0x30"), series("pg_replication_is_replica", P0, "0x30")]
@@ -405,7 +445,7 @@ def rule_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_promtool_checks_the_rules(rule_files: tuple[Path, Path]) -> None:
     result = subprocess.run([_promtool(), "check", "rules", *map(str, rule_files)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 12 rules found" in result.stdout and "SUCCESS: 7 rules found" in result.stdout
+    assert "SUCCESS: 15 rules found" in result.stdout and "SUCCESS: 7 rules found" in result.stdout
 
 
 def test_every_alert_fires_and_stays_quiet_under_promtool(rule_files: tuple[Path, Path]) -> None:

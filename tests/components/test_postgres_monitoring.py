@@ -14,7 +14,7 @@ import yaml
 
 from components.postgres_alerts import ANCHORS, METRICS_PORT, rule_spec
 from components.postgres_monitoring import PostgresMonitoring
-from components.postgres_monitoring_args import CertManagerExpiry, GeneratedExpiry, LonghornBackupAge, MonitoringArgs
+from components.postgres_monitoring_args import CertManagerExpiry, GeneratedExpiry, LonghornBackupAge, MonitoringArgs, WalArchiveAlerts
 from components.postgres_names import instance_labels
 from tests.conftest import run_component
 from tests.tools.test_render import _strict
@@ -70,6 +70,7 @@ def full_run() -> Run:
             dump_cronjob="pg-backup",
             longhorn_backups=LonghornBackupAge("longhorn-postgres-backup"),
             tls_expiry=GeneratedExpiry(pulumi.Output.from_input(NOT_AFTER)),
+            wal_archiving=WalArchiveAlerts(backup_cronjob="pg-wal-backup"),
         )
     )
 
@@ -159,6 +160,7 @@ def test_optional_alerts_follow_their_settings() -> None:
     spec = rule_spec(_args(replication=False), "db", None)
     alerts = {r["alert"] for r in spec["groups"][0]["rules"]}
     optional = {"PostgresDumpMissing", "PostgresLonghornBackupTooOld", "PostgresCertificateExpiring"}
+    optional |= {"PostgresWalArchivingFailing", "PostgresWalArchiveBehind", "PostgresBaseBackupMissing"}
     replication = {"PostgresStandbyNotStreaming", "PostgresReplicationLagHigh", "PostgresReplicationSlotAtRisk"}
     assert alerts == set(ANCHORS) - optional - replication
     assert _expr(rule_spec(_args(max_lag_bytes=1234), "db", None), "PostgresReplicationLagHigh") == (
@@ -172,6 +174,17 @@ def test_the_backup_ages_follow_their_settings() -> None:
     dump, longhorn = _expr(spec, "PostgresDumpMissing"), _expr(spec, "PostgresLonghornBackupTooOld")
     assert dump is not None and dump.count("> 612000") == 2  # 170 hours, for both the last success and a CronJob never run
     assert longhorn is not None and "offset 8h" in longhorn and "[8h]" in longhorn and "26" not in longhorn
+
+
+def test_the_wal_alerts_follow_their_settings() -> None:
+    spec = rule_spec(_args(wal_archiving=WalArchiveAlerts(max_age_seconds=1800, backup_max_age_hours=170)), "db", None)
+    behind = _expr(spec, "PostgresWalArchiveBehind")
+    assert behind is not None and "last_archive_age{" in behind and "> 1800 " in behind and "[1800s]" in behind
+    # Without a base-backup CronJob there is no base-backup alert; with one, its age limit is the setting.
+    assert _expr(spec, "PostgresBaseBackupMissing") is None
+    spec = rule_spec(_args(wal_archiving=WalArchiveAlerts(backup_cronjob="pg-wal-backup", backup_max_age_hours=170)), "db", None)
+    base = _expr(spec, "PostgresBaseBackupMissing")
+    assert base is not None and base.count("> 612000") == 2 and 'cronjob="pg-wal-backup"' in base
 
 
 def test_the_namespace_may_be_an_output() -> None:
@@ -194,6 +207,8 @@ def test_the_namespace_may_be_an_output() -> None:
         (lambda: GeneratedExpiry("2027-03-04 05:06"), "GeneratedExpiry.not_after: got '2027-03-04 05:06'; expected an RFC 3339 time"),
         (lambda: CertManagerExpiry("Pg"), "CertManagerExpiry.certificate: got 'Pg'"),
         (lambda: LonghornBackupAge("longhorn-postgres-backup", 0), "LonghornBackupAge.max_age_hours: got 0"),
+        (lambda: WalArchiveAlerts(max_age_seconds=30), "WalArchiveAlerts.max_age_seconds: got 30; expected an integer from 60"),
+        (lambda: WalArchiveAlerts(backup_cronjob="Pg"), "WalArchiveAlerts.backup_cronjob: got 'Pg'"),
     ],
 )
 def test_bad_arguments_are_refused_with_the_field_and_the_form(build: Any, message: str) -> None:

@@ -59,6 +59,8 @@ from tools.verify import (
     verify,
     write_sql,
 )
+from tools.verify.steps import StepError
+from tools.verify.wal import ARCHIVER_SQL, archive_note
 
 WALL = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ROW = "verify-20260301t120000z-0123abcd"
@@ -107,6 +109,7 @@ class FakeCluster:
     claims: dict[str, str] = field(default_factory=dict)  # claim -> Longhorn volume
     backups: list[LonghornBackup] | None = None
     cron: CronJobStatus | None = None
+    archiver: str = "off|||0||f\n"  # pg_stat_archiver as ARCHIVER_SQL reads it on the primary
     scale_errors: dict[tuple[str, int], Exception] = field(default_factory=dict)
     release_error: Exception | None = None
     # observations
@@ -211,6 +214,9 @@ class FakeCluster:
                 return ExecResult(1, "", 'ERROR:  relation "pgstack_verify" does not exist')
             self.reads_ok.append(pod)
             return ExecResult(0, row + "\n", "")
+        if sql == ARCHIVER_SQL and service is None:
+            self.log.append(f"archiver {pod}")
+            return ExecResult(0, self.archiver, "")
         return ExecResult(3, "", f"this test cluster does not understand: {sql}")
 
     def claim_volume(self, claim: str) -> str | None:
@@ -269,6 +275,7 @@ def test_happy_path_prod_every_step_timed_row_on_every_pod_backup_ages() -> None
             backup("backup-other-stack", "pvc-zzz", 0.5),
         ],
         cron=CronJobStatus(last_successful=WALL - timedelta(hours=5, minutes=30), last_schedule=WALL - timedelta(minutes=42)),
+        archiver="on|000000010000000000000003|125|0||f\n",
     )
     code, output = run(fake, fixed_settings("prod"))
     assert code == 0, output
@@ -277,7 +284,7 @@ def test_happy_path_prod_every_step_timed_row_on_every_pod_backup_ages() -> None
         "delete the primary pod and wait until it is back and Ready",
         "scale to zero and back",
         "read the row on every pod",
-        "newest Longhorn backup and logical dump",
+        "newest Longhorn backup, logical dump and archived WAL",
     ]
     for n, title in enumerate(titles, start=1):
         assert re.fullmatch(rf"\[{n}/5\] {re.escape(title)} \.\.\. ok \(\d+\.\d s\)", step_line(output, n)), output
@@ -290,6 +297,7 @@ def test_happy_path_prod_every_step_timed_row_on_every_pod_backup_ages() -> None
     assert "Longhorn backup of postgres-standby-1 (pvc-bbb): backup-b, 2 d 2 h old" in output
     assert "Longhorn backup of postgres-standby-2 (pvc-ccc): none completed yet" in output
     assert "backup-other-stack" not in output
+    assert "      WAL archive: newest segment 000000010000000000000003 archived 2 min 5 s ago by postgres-0\n" in output
     assert "logical dump: CronJob postgres-backup last succeeded 5 h 30 min ago (last scheduled: 42 min 0 s ago)" in output
     assert output.splitlines()[-1].startswith("verify: all 5 steps passed")
     # Scaled down standbys first, every pod gone, restored primary first, ownership handed back.
@@ -411,7 +419,7 @@ def test_row_missing_on_a_standby_fails_step_4_naming_the_pod() -> None:
     assert step_line(output, 4).startswith("[4/5] read the row on every pod ... FAILED")
     assert f"row {ROW} not found on pod postgres-standby-2" in output
     assert output.splitlines()[-1].startswith("verify: FAILED at step 4/5 (read the row on every pod): after 30 s, row")
-    assert step_line(output, 5) == "[5/5] newest Longhorn backup and logical dump ... skipped"
+    assert step_line(output, 5) == "[5/5] newest Longhorn backup, logical dump and archived WAL ... skipped"
 
 
 def test_a_lagging_standby_is_polled_until_it_has_the_row() -> None:
@@ -438,6 +446,7 @@ def test_no_backups_configured_is_reported_not_failed() -> None:
     assert code == 0, output
     assert "Longhorn backup: not configured" in output
     assert "logical dump: not configured (no CronJob postgres-backup in namespace postgres-prod)" in output
+    assert "WAL archive: not configured (archive_mode is off on postgres-0)" in output
 
 
 def test_longhorn_installed_but_no_backup_yet_and_a_dump_that_never_succeeded() -> None:
@@ -448,6 +457,33 @@ def test_longhorn_installed_but_no_backup_yet_and_a_dump_that_never_succeeded() 
     assert code == 0, output
     assert "Longhorn backup: not configured (no completed backup of pvc-aaa, pvc-bbb, pvc-ccc)" in output
     assert "logical dump: CronJob postgres-backup has not succeeded yet (last scheduled: never)" in output
+
+
+def test_an_old_archived_segment_is_flagged_past_three_archive_timeouts_but_the_step_passes() -> None:
+    clock = FakeClock()
+    # 901 s against archiveTimeout 300: flagged; with the failures, the newest after the last success.
+    fake = prod_cluster(clock, archiver="on|000000010000000000000003|901|7|000000010000000000000004|t\n")
+    code, output = run(fake, fixed_settings("prod"))
+    assert code == 0, output
+    assert step_line(output, 5).startswith("[5/5] newest Longhorn backup, logical dump and archived WAL ... ok")
+    assert (
+        "warning: WAL archive: newest segment 000000010000000000000003 archived 15 min 1 s ago by postgres-0; 7 failed attempts, "
+        "the last on 000000010000000000000004 (failing now: newer than the last success): older than 3 x archiveTimeout "
+        "(15 min 0 s); archiving is stuck or the primary has written nothing since"
+    ) in output
+    assert "archiver postgres-0" in fake.log
+
+
+def test_the_archive_age_limit_follows_archive_timeout_and_an_empty_archive_is_a_warning() -> None:
+    row = "on|000000010000000000000003|901|0||f"
+    assert archive_note(row, "pg-0", 300).startswith("warning: ")
+    assert archive_note(row, "pg-0", 301) == "WAL archive: newest segment 000000010000000000000003 archived 15 min 1 s ago by pg-0"
+    assert archive_note("on|||2|000000010000000000000001|t", "pg-0", 300) == (
+        "warning: WAL archive: pg-0 has archived no segment yet; 2 failed attempts, the last on 000000010000000000000001 "
+        "(failing now: newer than the last success)"
+    )
+    with pytest.raises(StepError, match="unexpected pg_stat_archiver row from pod pg-0: 'ERROR'"):
+        archive_note("ERROR", "pg-0", 300)
 
 
 def test_replication_off_scales_one_statefulset_and_reads_only_the_pod_written_to() -> None:
@@ -616,6 +652,11 @@ def test_psql_commands_on_real_postgresql_write_over_tcp_read_on_every_node_and_
     assert refused.returncode != 0
     assert "password authentication failed" in refused.stderr
     assert list(pod_tmp.iterdir()) == []
+
+    # The archiver's query runs on PostgreSQL 18 as the pod runs it (the harness does not archive).
+    archiver = _in_pod(psql_local_command(ARCHIVER_SQL, socket_dir=str(primary.socket_dir)), primary.env())
+    assert archiver.returncode == 0, archiver.stderr
+    assert archive_note(archiver.stdout, "pg-0", 300) == "WAL archive: not configured (archive_mode is off on pg-0)"
 
 
 # ---------------------------------------------------------------- the real client, mocked API objects

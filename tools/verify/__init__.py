@@ -12,7 +12,8 @@ Against the live cluster of a stack, in order, each step printed with its durati
    had (always, in a ``finally``), and wait until every pod is Ready;
 4. read the row on every pod that should hold it (standbys may lag: polled);
 5. the newest completed Longhorn backup of each database volume and the logical-dump CronJob's last
-   success, with their ages. Neither configured is "not configured", not a failure.
+   success, with their ages. Neither configured is "not configured", not a failure. Then the primary's
+   newest archived WAL segment and its age (pg_stat_archiver), flagged past 3 x archiveTimeout.
 
 A preflight first checks that the StatefulSets have the replica counts the stack says and that every
 pod is Ready: the experiment means nothing on a stack that is already broken.
@@ -26,6 +27,7 @@ The verification leaves one row per run in table ``pgstack_verify`` of the ``pos
     cluster.py  the Cluster protocol, its records, and the stack's Target
     steps.py    the steps and the psql commands they run in the pod
     live.py     KubernetesCluster: the protocol over the official kubernetes client
+    wal.py      the archived WAL's age (pg_stat_archiver on the primary)
     run.py      verify() (the steps in order) and main() (bin/verify)
 """
 

@@ -32,7 +32,7 @@ STEPS = (
     "delete the primary pod and wait until it is back and Ready",
     "scale to zero and back",
     "read the row on every pod",
-    "newest Longhorn backup and logical dump",
+    "newest Longhorn backup, logical dump and archived WAL",
 )
 
 ROW_ID = re.compile(r"^[a-z0-9-]{1,63}$")
@@ -129,6 +129,8 @@ class Target:
     statefulsets: tuple[tuple[str, int], ...]
     service: Endpoint
     cronjob: str
+    # pgstack:backup.wal.archiveTimeout in seconds (default 5 minutes): the archived WAL's age is flagged past 3x.
+    archive_timeout: int = 300
 
 
 def target_of(settings: Settings) -> Target:

@@ -23,6 +23,7 @@ from tools.verify.steps import (
     scale_to_zero_and_back,
     write_row,
 )
+from tools.verify.wal import report_wal_archive
 
 # ---------------------------------------------------------------- the run
 
@@ -37,7 +38,7 @@ def verify(cluster: Cluster, target: Target, timing: Timing, out: TextIO, stack:
         lambda notes: restart_primary(cluster, target, timing, notes),
         lambda notes: scale_to_zero_and_back(cluster, target, timing, notes),
         lambda notes: read_row_everywhere(cluster, target, row, timing, notes),
-        lambda notes: report_backups(cluster, target, timing, notes),
+        lambda notes: _backups(cluster, target, timing, notes),
     ]
     steps = list(zip(STEPS, actions, strict=True))
     if (problem := _run(out, "preflight: the stack's pods are all Ready", lambda n: preflight(cluster, target, n), timing)) is not None:
@@ -53,6 +54,11 @@ def verify(cluster: Cluster, target: Target, timing: Timing, out: TextIO, stack:
             return 1
     out.write(f"verify: all {len(steps)} steps passed ({timing.clock() - started:.1f} s)\n")
     return 0
+
+
+def _backups(cluster: Cluster, target: Target, timing: Timing, notes: list[str]) -> None:
+    report_backups(cluster, target, timing, notes)
+    report_wal_archive(cluster, target, notes)
 
 
 def _run(out: TextIO, label: str, action: Callable[[list[str]], None], timing: Timing) -> str | None:
