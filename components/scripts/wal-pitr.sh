@@ -6,6 +6,10 @@
 #   wal-pitr.sh --lsn 0/3000148
 #   wal-pitr.sh --latest                             (all archived WAL)
 #   wal-pitr.sh --finish                             (after the promotion)
+#   wal-pitr.sh --check --time ... | --lsn ... | --latest
+#                                  (the range check alone: prints the base backup
+#                                   a restore would use and the archive's range,
+#                                   or refuses as a restore would; reads no PGDATA)
 #
 # - The base backup: the newest complete one (wal-manifest.sh) that ended at or
 #   before the target (stop_us, stop_lsn), so that replay can reach the target.
@@ -51,7 +55,7 @@ cleanup() {
 }
 
 usage() {
-  die "usage: $SCRIPT_NAME --time 'TIMESTAMP' | --lsn X/Y | --latest | --finish"
+  die "usage: $SCRIPT_NAME [--check] --time 'TIMESTAMP' | [--check] --lsn X/Y | [--check] --latest | --finish"
 }
 
 # newest_wal: NEWEST_WAL_US (the newest archived file's modification time, in
@@ -152,7 +156,13 @@ finish() {
 }
 
 main() {
+  local check=false
+  if [[ ${1-} == --check ]]; then
+    check=true
+    shift
+  fi
   local mode=${1-} value=${2-}
+  [[ $check == false || $mode != --finish ]] || usage
   case $mode in
     --time | --lsn) (($# == 2)) || usage ;;
     --latest | --finish) (($# == 1)) || usage ;;
@@ -164,7 +174,7 @@ main() {
     return 0
   }
   wal_check_target
-  if [[ -e $PGDATA ]] && [[ ! -d $PGDATA || -n $(find "$PGDATA" -mindepth 1 -maxdepth 1 -print -quit) ]]; then
+  if [[ $check == false && -e $PGDATA ]] && [[ ! -d $PGDATA || -n $(find "$PGDATA" -mindepth 1 -maxdepth 1 -print -quit) ]]; then
     die "PGDATA=$PGDATA is not empty: a restore only fills an empty data directory"
   fi
   WORK=$(mktemp -d "$TMPDIR/wal-pitr.XXXXXX")
@@ -174,6 +184,10 @@ main() {
   ((${#BACKUPS[@]} > 0)) || die "no complete base backup in $WAL_TARGET/base: nothing to restore from"
   newest_wal
   choose "$mode" "$value"
+  if [[ $check == true ]]; then
+    printf 'base backup %s (ended %s, LSN %s); %s\n' "$CHOSEN" "${BK_STOP_TIME[$CHOSEN]}" "${BK_STOP_LSN[$CHOSEN]}" "$(range)"
+    return 0
+  fi
 
   log "restoring base backup $CHOSEN (ended ${BK_STOP_TIME[$CHOSEN]}, LSN ${BK_STOP_LSN[$CHOSEN]}) into $PGDATA"
   mkdir -p -- "$PGDATA"

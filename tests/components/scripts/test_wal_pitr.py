@@ -141,6 +141,9 @@ def test_a_target_outside_the_archive_is_refused_naming_the_range(archive: Archi
     stop_time = archive.manifest(oldest)["stop_time"]
     assert f"the archive covers {stop_time} (end of the oldest base backup {oldest}" in cp.stderr
     assert not pgdata.exists()
+    # The range check alone (bin/restore-pitr's first step) refuses the same target the same way.
+    check = run_wal_job(archive.cluster, "wal-pitr.sh", "--check", *args, PGDATA=str(pgdata), check=False)
+    assert (check.returncode, check.stdout) == (1, "") and refusal in check.stderr
 
 
 def test_a_data_directory_that_is_not_empty_is_refused(archive: Archive) -> None:
@@ -148,6 +151,14 @@ def test_a_data_directory_that_is_not_empty_is_refused(archive: Archive) -> None
     (pgdata / "PG_VERSION").write_text("18\n")
     cp = run_wal_job(archive.cluster, "wal-pitr.sh", "--latest", PGDATA=str(pgdata), check=False)
     assert cp.returncode == 1 and f"PGDATA={pgdata} is not empty" in cp.stderr
+    assert [p.name for p in pgdata.iterdir()] == ["PG_VERSION"]
+    # The range check reads no data directory: it names the backup a restore would use and the range, and
+    # touches nothing.
+    if not archive.backups():
+        run_wal_job(archive.cluster, "wal-basebackup.sh")
+    newest = archive.backups()[-1]
+    check = run_wal_job(archive.cluster, "wal-pitr.sh", "--check", "--latest", PGDATA=str(pgdata))
+    assert check.stdout.startswith(f"base backup {newest} (ended ") and "; the archive covers " in check.stdout
     assert [p.name for p in pgdata.iterdir()] == ["PG_VERSION"]
 
 
