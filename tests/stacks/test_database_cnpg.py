@@ -40,7 +40,9 @@ def cluster_of(run: Run) -> dict[str, Any]:
     return dict(plain(cluster.inputs))
 
 
-@pytest.fixture(params=STACKS)
+# Ids that name no stack file: these run the tests' fixed configurations, not Pulumi.<stack>.yaml (a new stack
+# file gets no copy of them: tests/stacks/test_new_stacks.py).
+@pytest.fixture(params=STACKS, ids=[f"fixed_{s}" for s in STACKS])
 def cnpg_stack_run(request: pytest.FixtureRequest) -> tuple[str, Run]:
     return request.param, cnpg_run(request.param)
 

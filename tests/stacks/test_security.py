@@ -292,7 +292,7 @@ def test_checkov_reports_zero_failed_checks(checkov_report: dict[str, dict[str, 
 
 
 @pytest.mark.scanner
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", ["dev", "prod"], ids=["fixed_dev", "fixed_prod"])
 def test_checkov_reports_zero_failed_checks_on_cloudnative_pg(checkov_report: dict[str, dict[str, Any]], stack: str) -> None:
     """The fixed dev and prod under postgres.engine cloudnative-pg (both pin the image by digest): the operator's pods
     are not ours to render, and what we render (the dump CronJob, the NetworkPolicy, Secrets, namespaces) passes."""

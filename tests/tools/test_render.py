@@ -88,7 +88,7 @@ def test_custom_resources_pass_their_crd_schema(stack_run: Run) -> None:
         jsonschema.validators.validator_for(schema)(schema).validate(obj)
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", ["dev", "prod"], ids=["fixed_dev", "fixed_prod"])
 def test_cloudnative_pg_renders_pass_their_crd_schemas(stack: str) -> None:
     """The engine variant of the fixed dev and prod (tests/stacks/test_database_cnpg.py): a Cluster, and each
     custom resource, strictly valid against the 1.30.0 CRDs."""
@@ -103,7 +103,7 @@ def test_cloudnative_pg_renders_pass_their_crd_schemas(stack: str) -> None:
 
 
 @pytest.mark.scanner
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", ["dev", "prod"], ids=["fixed_dev", "fixed_prod"])
 def test_cloudnative_pg_renders_pass_strict_schema_validation(stack: str) -> None:
     from tests.stacks.test_database_cnpg import cnpg_run
 
