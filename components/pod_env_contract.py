@@ -90,6 +90,13 @@ def _wal_remote_config() -> tuple[EnvVar, ...]:
     )
 
 
+# rclone reads it itself (no script does): its config file, where the pods' remote WAL comes from (the Secret
+# <name>-wal-s3's rclone.conf, mounted as a file: components/wal_pod.py); set beside the contract's env, where a WAL
+# command runs. Unset: no config file, the remote from RCLONE_CONFIG_WAL_* (the script tests).
+_RCLONE_CONFIG = EnvVar(
+    "RCLONE_CONFIG", "rclone's config file (remote WAL's S3 account, a mounted Secret file)", "", set_by_pod=False, read_by=()
+)
+
 POD_ENV = EnvContract(
     name="POD_ENV",
     container="the database pods (init, postgres and password-sync containers)",
@@ -168,6 +175,7 @@ POD_ENV = EnvContract(
         EnvVar("PGCONNECT_TIMEOUT", "libpq's connection timeout in seconds", "10", set_by_pod=False, format=SECONDS),
         EnvVar("TMPDIR", "where temporary files go (the pod's /tmp emptyDir)", "/tmp", set_by_pod=False, format=PATH),
         *_wal_remote_config(),
+        _RCLONE_CONFIG,
     ),
 )
 
@@ -239,6 +247,7 @@ WAL_ENV = EnvContract(
         EnvVar("PGSSLROOTCERT", "the stack's CA certificate, which verify-full checks the server against; empty: TLS off", "", read_by=()),
         *_wal_remote_config(),
         EnvVar("PGCONNECT_TIMEOUT", "libpq's connection timeout in seconds", "10", set_by_pod=False, format=SECONDS),
+        _RCLONE_CONFIG,
     ),
 )
 

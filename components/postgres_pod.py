@@ -23,7 +23,15 @@ from components.postgres_conf import SOCKET_DIR, TLS_MOUNT, DataLayout, postgres
 from components.postgres_exporter import exporter_container
 from components.postgres_names import CONTAINER_PORT, DATA_VOLUME, MONITOR_ROLE, primary_pod_name
 from components.postgres_scheduling import affinity, topology_spread
-from components.wal_pod import RCLONE_PATH, rclone_copy_container, rclone_mount, rclone_volume, wal_remote_env
+from components.wal_pod import (
+    RCLONE_PATH,
+    rclone_copy_container,
+    rclone_mount,
+    rclone_volume,
+    wal_s3_env,
+    wal_s3_mount,
+    wal_s3_volume,
+)
 
 if TYPE_CHECKING:
     from components.postgres_args import PostgresStatefulSetArgs
@@ -151,15 +159,14 @@ def postgres_container(
     env: EnvValues,
     layout: DataLayout,
     parameters: dict[str, str],
-    wal_secret: pulumi.Input[str] | None = None,
 ) -> k8s.core.v1.ContainerArgs:
     argv = postgres_args(parameters)
     pg_isready = ["pg_isready", "--host", SOCKET_DIR, "--port", str(CONTAINER_PORT), "--quiet"]
     # Kubernetes sends SIGTERM (smart shutdown waits for every client); ask for a fast one.
     fast_stop = ["pg_ctl", "stop", "-D", layout.pgdata, "-m", "fast", "-w", "-t", "50"]
-    wal_mounts = [rclone_mount()] if args.wal is not None else []
-    # archive_command runs here: rclone's remote WAL from the Secret (secretKeyRef), after the contract's env.
-    wal_env = wal_remote_env(wal_secret) if args.wal is not None and wal_secret is not None else None
+    # archive_command runs here: rclone's copy and its config file (the S3 account) from the Secret, as files.
+    wal_mounts = [rclone_mount(), wal_s3_mount()] if args.wal is not None else []
+    wal_env = wal_s3_env() if args.wal is not None else None
     return container(
         args,
         env,
@@ -251,12 +258,12 @@ def pod_spec(
         topology_spread_constraints=topology_spread(name, args.anti_affinity),
         init_containers=[*([rclone_copy_container()] if args.wal is not None else []), init_container(args, env, layout)],
         containers=[
-            postgres_container(args, env, layout, parameters, objects.wal_secret),
+            postgres_container(args, env, layout, parameters),
             sync_container(args, env, layout),
             *([exporter_container(args.metrics)] if args.metrics else []),
         ],
         volumes=[
             *volumes(objects.scripts_config_map, objects.secret, args.shm_size, objects.tls_secret),
-            *([rclone_volume()] if args.wal is not None else []),
+            *([rclone_volume(), wal_s3_volume(objects.wal_secret)] if args.wal is not None and objects.wal_secret else []),
         ],
     )

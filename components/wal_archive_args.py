@@ -43,8 +43,8 @@ class WalS3:
     remote: str
     """bucket/prefix (no scheme); the archive is WAL:<remote> with wal/ and base/ under it."""
     credentials: pulumi.Output[dict[str, str]]
-    """provider, access_key_id, secret_access_key and optionally endpoint and region (secret): the Secret
-    <name>-wal-s3 the pods and the base-backup job read through secretKeyRef, never as literals."""
+    """The data of the Secret <name>-wal-s3 (secret): rclone.conf with the S3 account as remote WAL, which the pods
+    and the base-backup job mount as a file (components/wal_pod.py), never as env literals."""
     endpoint_port: int = 443
     """The endpoint's TCP port, opened in the database pods' and the job's egress."""
 

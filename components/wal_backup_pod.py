@@ -13,7 +13,7 @@ from components.pod_security import container_security, pod_security_context
 from components.postgres_conf import TLS_MOUNT
 from components.postgres_names import CONTAINER_PORT
 from components.postgres_pod import SCRIPTS_MOUNT, SECRETS_MOUNT, env_vars
-from components.wal_pod import RCLONE_PATH, rclone_copy_container, rclone_mount, rclone_volume, wal_remote_env
+from components.wal_pod import RCLONE_PATH, rclone_copy_container, rclone_mount, rclone_volume, wal_s3_env, wal_s3_mount, wal_s3_volume
 
 if TYPE_CHECKING:
     from components.wal_backup_args import WalBaseBackupArgs
@@ -24,7 +24,7 @@ TMP_LIMIT = "20Gi"
 
 
 def wal_job_env(args: WalBaseBackupArgs) -> list[k8s.core.v1.EnvVarArgs]:
-    """WAL_ENV (components/pod_env_contract.py) as the job sets it, then rclone's remote WAL from the Secret."""
+    """WAL_ENV (components/pod_env_contract.py) as the job sets it, then RCLONE_CONFIG: the mounted config file."""
     values = {
         "WAL_TARGET": args.wal.target,
         "PRIMARY_HOST": args.primary_host,
@@ -41,7 +41,7 @@ def wal_job_env(args: WalBaseBackupArgs) -> list[k8s.core.v1.EnvVarArgs]:
         "PGSSLMODE": "prefer" if args.tls_secret is None else "verify-full",
         "PGSSLROOTCERT": "" if args.tls_secret is None else f"{TLS_MOUNT}/ca.crt",
     }
-    return [*env_vars(WAL_ENV, values), *wal_remote_env(args.s3_secret)]
+    return [*env_vars(WAL_ENV, values), *wal_s3_env()]
 
 
 def wal_job_pod_spec(args: WalBaseBackupArgs, service_account: str) -> k8s.core.v1.PodSpecArgs:
@@ -51,6 +51,7 @@ def wal_job_pod_spec(args: WalBaseBackupArgs, service_account: str) -> k8s.core.
         k8s.core.v1.VolumeMountArgs(name="secrets", mount_path=SECRETS_MOUNT, read_only=True),
         k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
         rclone_mount(),
+        wal_s3_mount(),
         *([k8s.core.v1.VolumeMountArgs(name="tls", mount_path=TLS_MOUNT, read_only=True)] if args.tls_secret else []),
     ]
     # Only the replication password (items): the job never sees the superuser's or the application's.
@@ -84,6 +85,7 @@ def wal_job_pod_spec(args: WalBaseBackupArgs, service_account: str) -> k8s.core.
             k8s.core.v1.VolumeArgs(name="secrets", secret=secrets),
             k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit=TMP_LIMIT)),
             rclone_volume(),
+            wal_s3_volume(args.s3_secret),
             *([ca_volume(args.tls_secret)] if args.tls_secret else []),
         ],
     )

@@ -1,4 +1,4 @@
-"""The WAL archive's pieces of a pod, by pure functions: the rclone copy, rclone's remote WAL from the Secret,
+"""The WAL archive's pieces of a pod, by pure functions: the rclone copy, rclone's config file from the Secret,
 and the server parameters that archive (issue 20). Used by the database pods (components/postgres_pod.py)
 and the base-backup job (components/wal_backup_pod.py)."""
 
@@ -7,7 +7,6 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.pod_env_contract import WAL_REMOTE
 from components.pod_security import container_security
 
 # The dumps' pinned rclone image (components/logical_backup_pod.py RCLONE_IMAGE, which imports the database pod
@@ -21,10 +20,13 @@ RCLONE_PATH = f"{RCLONE_DIR}/rclone"
 # keeps Alpine's busybox sh and cp; older tags put it in /usr/bin, newer ones in /usr/local/bin, so the copy
 # looks it up on PATH instead of naming one (the exact path at 1.75.0 is unverified from here).
 _COPY = f'cp "$(command -v rclone)" {RCLONE_PATH}'
-# Keys of the Secret <name>-wal-s3, each becoming RCLONE_CONFIG_WAL_<KEY> (rclone's env config); the optional ones
-# may be absent (the provider's default endpoint and region).
-WAL_S3_KEYS = ("type", "provider", "access_key_id", "secret_access_key", "endpoint", "region")
-_OPTIONAL = ("endpoint", "region")
+# The Secret <name>-wal-s3 holds rclone's config file with the S3 account as remote WAL (stacks/args/wal.py
+# wal_rclone_conf), mounted as a file and named by RCLONE_CONFIG, which rclone reads itself: a secret as a file, not
+# in the environment (checkov CKV_K8S_35), and rclone never writes it for S3 keys (unverified beyond rclone's docs).
+WAL_S3_VOLUME = "wal-s3"
+WAL_S3_DIR = "/etc/postgresql/wal-s3"
+RCLONE_CONF_KEY = "rclone.conf"
+RCLONE_CONFIG = f"{WAL_S3_DIR}/{RCLONE_CONF_KEY}"
 
 
 def archive_parameters(scripts_mount: str, archive_timeout: str) -> dict[str, str]:
@@ -59,14 +61,23 @@ def rclone_volume() -> k8s.core.v1.VolumeArgs:
     return k8s.core.v1.VolumeArgs(name=RCLONE_VOLUME, empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="128Mi"))
 
 
-def wal_remote_env(secret_name: pulumi.Input[str]) -> list[k8s.core.v1.EnvVarArgs]:
-    """rclone's remote WAL from the Secret, key by key (secretKeyRef: never a literal in the pod spec)."""
-    return [
-        k8s.core.v1.EnvVarArgs(
-            name=f"RCLONE_CONFIG_{WAL_REMOTE}_{key.upper()}",
-            value_from=k8s.core.v1.EnvVarSourceArgs(
-                secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret_name, key=key, optional=key in _OPTIONAL)
-            ),
-        )
-        for key in WAL_S3_KEYS
-    ]
+def wal_s3_env() -> list[k8s.core.v1.EnvVarArgs]:
+    """RCLONE_CONFIG (components/pod_env_contract.py, set only where a WAL command runs): the mounted config file."""
+    return [k8s.core.v1.EnvVarArgs(name="RCLONE_CONFIG", value=RCLONE_CONFIG)]
+
+
+def wal_s3_mount() -> k8s.core.v1.VolumeMountArgs:
+    return k8s.core.v1.VolumeMountArgs(name=WAL_S3_VOLUME, mount_path=WAL_S3_DIR, read_only=True)
+
+
+def wal_s3_volume(secret_name: pulumi.Input[str]) -> k8s.core.v1.VolumeArgs:
+    """Only rclone.conf of the Secret, 0o440 (root-owned, group fsGroup: the postgres user reads it)."""
+    only_conf = [k8s.core.v1.KeyToPathArgs(key=RCLONE_CONF_KEY, path=RCLONE_CONF_KEY)]
+    return k8s.core.v1.VolumeArgs(
+        name=WAL_S3_VOLUME, secret=k8s.core.v1.SecretVolumeSourceArgs(secret_name=secret_name, items=only_conf, default_mode=0o440)
+    )
+
+
+def rclone_conf(remote: str, settings: dict[str, str]) -> str:
+    """An rclone config file with one remote (INI: [REMOTE] then key = value lines)."""
+    return "".join([f"[{remote}]\n", *(f"{key} = {value}\n" for key, value in settings.items())])

@@ -9,20 +9,27 @@ import pulumi
 
 from components.logical_backup_args import s3_endpoint_port
 from components.naming import service_dns
+from components.pod_env_contract import WAL_REMOTE
 from components.postgres_names import credentials_secret, scripts_config_map, wal_s3_secret
 from components.wal_archive_args import WalArchiveArgs, WalS3
 from components.wal_backup_args import WalBaseBackupArgs
+from components.wal_pod import RCLONE_CONF_KEY, rclone_conf
 from stacks.args.cnpg import dump_ca_secret
 from stacks.args.network import dns_egress_of
 from stacks.config.cnpg import CNPG
+from stacks.config.errors import ConfigError
 from stacks.config.schema import Settings
 from stacks.config.secrets import DumpS3Secret
 
 
-def wal_credentials(cred: DumpS3Secret) -> dict[str, str]:
-    """rclone's S3 settings of remote WAL from pgstack:dumpS3, the Secret <name>-wal-s3's keys (type is s3)."""
+def wal_rclone_conf(cred: DumpS3Secret) -> dict[str, str]:
+    """The Secret <name>-wal-s3's data: rclone.conf with the S3 account of pgstack:dumpS3 as remote WAL."""
     values = {"type": "s3", "provider": cred.provider, "access_key_id": cred.accessKeyId, "secret_access_key": cred.secretAccessKey}
-    return values | {k: v for k, v in (("endpoint", cred.endpoint), ("region", cred.region)) if v}
+    values |= {k: v for k, v in (("endpoint", cred.endpoint), ("region", cred.region)) if v}
+    # One line per key: a line break in a value would add lines of its own to the file.
+    if any("\n" in v or "\r" in v for v in values.values()):
+        raise ConfigError("invalid configuration:\n  pgstack:dumpS3: invalid (value hidden: secret); expected values without line breaks")
+    return {RCLONE_CONF_KEY: rclone_conf(WAL_REMOTE, values)}
 
 
 def wal_args(settings: Settings, s3: DumpS3Secret | None) -> WalArchiveArgs | None:
@@ -33,7 +40,7 @@ def wal_args(settings: Settings, s3: DumpS3Secret | None) -> WalArchiveArgs | No
     return WalArchiveArgs(
         s3=WalS3(
             remote=wal.s3Remote,
-            credentials=pulumi.Output.secret(wal_credentials(s3)),
+            credentials=pulumi.Output.secret(wal_rclone_conf(s3)),
             endpoint_port=s3_endpoint_port(s3.endpoint),
         ),
         archive_timeout=wal.archiveTimeout,

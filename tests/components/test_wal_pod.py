@@ -47,28 +47,30 @@ def test_every_database_pod_archives_through_wal_archive_sh_with_rclone_copied_i
         assert {"name": "rclone", "emptyDir": {"sizeLimit": "128Mi"}} in pod["volumes"]
 
 
-def test_rclone_reads_its_remote_from_the_secret_and_no_value_is_a_literal() -> None:
+def test_rclone_reads_its_remote_from_the_secret_as_a_file_and_no_value_is_a_literal() -> None:
     run = wal_prod()
     for pod in _pods(run):
-        env = _env(pod["containers"][0])
-        refs = {n: e["valueFrom"]["secretKeyRef"] for n, e in env.items() if n.startswith("RCLONE_CONFIG_WAL_")}
-        assert refs == {
-            f"RCLONE_CONFIG_WAL_{k.upper()}": {"name": "postgres-wal-s3", "key": k, "optional": k in ("endpoint", "region")}
-            for k in wal_pod.WAL_S3_KEYS
-        }
+        postgres = pod["containers"][0]
+        env = _env(postgres)
+        assert env["RCLONE_CONFIG"] == {"name": "RCLONE_CONFIG", "value": "/etc/postgresql/wal-s3/rclone.conf"}
+        assert not [n for n in env if n.startswith("RCLONE_CONFIG_")], "no secret in the environment (checkov CKV_K8S_35)"
+        assert {"name": "wal-s3", "mountPath": "/etc/postgresql/wal-s3", "readOnly": True} in postgres["volumeMounts"]
+        assert {
+            "name": "wal-s3",
+            "secret": {"secretName": "postgres-wal-s3", "items": [{"key": "rclone.conf", "path": "rclone.conf"}], "defaultMode": 0o440},
+        } in pod["volumes"]
         # Only the postgres container runs archive_command: the others carry exactly the contract's variables.
         for other in [*pod["initContainers"][1:], *pod["containers"][1:2]]:
             assert [e["name"] for e in other["env"]] == [v.name for v in POD_ENV.variables if v.set_by_pod]
+            assert "wal-s3" not in [m["name"] for m in other["volumeMounts"]]
     rendered = json.dumps([plain(r.inputs) for r in run.resources if r.type != "kubernetes:core/v1:Secret"])
     assert WAL_S3["secretAccessKey"] not in rendered and WAL_S3["accessKeyId"] not in rendered
     secret = run.one("kubernetes:core/v1:Secret", "postgres-wal-s3")
     assert rpc.is_rpc_secret(secret.inputs["stringData"])
+    assert secret.options.protect, "protected like the credentials Secret (policy production-protect)"
     assert plain(secret.inputs["stringData"]) == {
-        "type": "s3",
-        "provider": "Minio",
-        "access_key_id": "walkey0001",
-        "secret_access_key": "wal-s3cr3t-key",
-        "endpoint": "https://minio.example:9000",
+        "rclone.conf": "[WAL]\ntype = s3\nprovider = Minio\naccess_key_id = walkey0001\nsecret_access_key = wal-s3cr3t-key\n"
+        "endpoint = https://minio.example:9000\n"
     }
 
 
@@ -79,7 +81,7 @@ def test_without_archiving_no_parameter_no_rclone_and_no_s3_egress() -> None:
         postgres = pod["containers"][0]
         assert not [a for a in postgres["args"] if a.startswith("archive_")]
         assert _env(postgres)["WAL_TARGET"]["value"] == "" and not [n for n in _env(postgres) if n.startswith("RCLONE")]
-        assert "rclone" not in [v["name"] for v in pod["volumes"]]
+        assert not {"rclone", "wal-s3"} & {v["name"] for v in pod["volumes"]}
     assert not [s for s in run.of_type("kubernetes:core/v1:Secret") if s.name.endswith("wal-s3")]
     egress = plain_spec(run.one(NETPOL, "postgres-netpol"))["egress"]
     assert [sorted(p["port"] for p in rule["ports"]) for rule in egress] == [[53, 53], [5432]]
