@@ -74,6 +74,12 @@ WAL_TARGET = Format(
     "^([A-Z][A-Z0-9_]*:[A-Za-z0-9][A-Za-z0-9._/-]*|/[A-Za-z0-9._/-]*[A-Za-z0-9._-])$",
     "an rclone remote path REMOTE:bucket/prefix (REMOTE in upper case) or an absolute directory",
 )
+PITR_POINT = Format(
+    "restore point",
+    "^(latest|[0-9A-F]{1,8}/[0-9A-F]{1,8}"
+    "|[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,6})?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?)$",
+    "latest, a WAL position X/Y or a time YYYY-MM-DD HH:MM:SS[.ffffff][zone]",
+)
 COMMAND = Format("command", "^([a-z][a-z0-9_-]*|/[A-Za-z0-9._/-]+)$", "a command name or an absolute path")
 BACKUPS = Format("backups", "^[1-9][0-9]{0,3}$", "a positive integer (base backups to keep)")
 #: The rclone remote WAL_TARGET names when it is S3 (as the dumps' upload, components/logical_backup_pod.py).
@@ -176,6 +182,16 @@ POD_ENV = EnvContract(
         EnvVar("TMPDIR", "where temporary files go (the pod's /tmp emptyDir)", "/tmp", set_by_pod=False, format=PATH),
         *_wal_remote_config(),
         _RCLONE_CONFIG,
+        # A point-in-time restore into a new stack (init-pitr.sh): an empty primary volume is filled from
+        # PITR_FROM by wal-pitr.sh instead of initdb.
+        EnvVar(
+            "PITR_FROM",
+            "the archive an empty primary is restored from (wal-pitr.sh, then promoted); empty: initdb",
+            "",
+            read_by=("init.sh",),
+            format=WAL_TARGET,
+        ),
+        EnvVar("PITR_TARGET", "where that restore stops: latest, an LSN X/Y or a time", "latest", read_by=("init.sh",), format=PITR_POINT),
     ),
 )
 

@@ -66,6 +66,7 @@ def postgres_env(
 ) -> dict[str, pulumi.Input[str]]:
     """The values of every database container's environment (POD_ENV in components/pod_env_contract.py
     declares the names, their order and the downward-API fields)."""
+    restore = args.wal.restore if args.wal is not None else None
     return {
         "PRIMARY_HOST": primary_host,
         # Every pod's address, ready or not: a primary with an empty volume looks for peers holding data.
@@ -92,6 +93,9 @@ def postgres_env(
         # WAL archiving (issue 20): archive_command's target and the pod's copy of rclone (components/wal_pod.py).
         "WAL_TARGET": args.wal.target if args.wal is not None else "",
         "WAL_RCLONE": RCLONE_PATH if args.wal is not None else "",
+        # A new stack restored from another archive at a point in time (init-pitr.sh); empty: initdb.
+        "PITR_FROM": restore.target if restore is not None else "",
+        "PITR_TARGET": restore.point if restore is not None else "latest",
     }
 
 
@@ -190,8 +194,17 @@ def postgres_container(
 
 def init_container(args: PostgresStatefulSetArgs, env: EnvValues, layout: DataLayout) -> k8s.core.v1.ContainerArgs:
     resources = k8s.core.v1.ResourceRequirementsArgs(requests=args.requests, limits=args.limits)
+    # A point-in-time restore (init-pitr.sh) reads the archive with rclone, and replays on a temporary server.
+    restoring = args.wal is not None and args.wal.restore is not None
+    wal_mounts = [rclone_mount(), wal_s3_mount()] if restoring else []
     return container(
-        args, env, "init", [f"{SCRIPTS_MOUNT}/init.sh"], volume_mounts=mounts(layout, True, args.tls is not None), resources=resources
+        args,
+        env,
+        "init",
+        [f"{SCRIPTS_MOUNT}/init.sh"],
+        wal_s3_env() if restoring else None,
+        volume_mounts=[*mounts(layout, True, args.tls is not None), *wal_mounts],
+        resources=resources,
     )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.pod_env_contract import WAL_REMOTE
+from components.pod_env_contract import PITR_POINT, WAL_REMOTE
 from components.validation import check_cron, check_range, fail
 
 # What rclone gets as WAL:<bucket/prefix>: no scheme, no leading slash (the dumps' S3_REMOTE, which
@@ -60,6 +60,33 @@ class WalS3:
         return f"{WAL_REMOTE}:{self.remote}"
 
 
+# Where a point-in-time restore stops (PITR_TARGET, components/pod_env_contract.py): latest (all archived WAL), a WAL
+# position X/Y, or a time as wal-pitr.sh hands it to GNU date (ISO 8601, a zone or UTC).
+RESTORE_POINT = re.compile(PITR_POINT.regex)
+
+
+@dataclass(frozen=True)
+class WalRestore:
+    """Fill an EMPTY primary volume from another archive at a point in time, instead of initdb (init-pitr.sh)."""
+
+    remote: str
+    """The archive's bucket/prefix, read through the same S3 account (rclone's remote WAL)."""
+    point: str
+    """latest, a WAL position X/Y, or a time such as '2026-12-06 17:00:00+00'."""
+
+    def __post_init__(self) -> None:
+        if not S3_REMOTE.fullmatch(self.remote):
+            fail(self, "remote", self.remote, "an rclone bucket/prefix without a scheme", examples=("backups/orders-db-wal",))
+        if not RESTORE_POINT.match(self.point):
+            accepted = "latest, a WAL position X/Y in upper-case hex, or a time YYYY-MM-DD HH:MM:SS[.ffffff][zone]"
+            fail(self, "point", self.point, accepted, examples=("latest", "0/3000148", "2026-12-06 17:00:00+00"))
+
+    @property
+    def target(self) -> str:
+        """PITR_FROM: the archive wal-pitr.sh restores from."""
+        return f"{WAL_REMOTE}:{self.remote}"
+
+
 @dataclass(frozen=True)
 class WalArchiveArgs:
     """Continuous archiving: where, how often at the latest, and the base backups that make it restorable."""
@@ -72,6 +99,8 @@ class WalArchiveArgs:
     """When the base-backup CronJob runs: a five-field cron schedule or a macro such as @daily."""
     keep: int = 7
     """Base backups kept (1 to 100), with every WAL file the oldest of them needs."""
+    restore: WalRestore | None = None
+    """A new stack's primary starts from this archive at a point in time (an empty volume only); None: initdb."""
 
     def __post_init__(self) -> None:
         seconds = archive_timeout_seconds(self.archive_timeout)
@@ -86,6 +115,14 @@ class WalArchiveArgs:
             )
         check_cron(self, "schedule", self.schedule)
         check_range(self, "keep", self.keep, 1, MAX_KEEP)
+        if self.restore is not None and self.restore.remote == self.s3.remote:
+            fail(
+                self.restore,
+                "remote",
+                self.restore.remote,
+                f"another bucket/prefix than the archive's own ({self.s3.remote})",
+                why="the restored primary archives a new timeline, which must not mix into the archive it came from",
+            )
 
     @property
     def target(self) -> str:

@@ -11,7 +11,7 @@ from components.logical_backup_args import s3_endpoint_port
 from components.naming import service_dns
 from components.pod_env_contract import WAL_REMOTE
 from components.postgres_names import credentials_secret, scripts_config_map, wal_s3_secret
-from components.wal_archive_args import WalArchiveArgs, WalS3
+from components.wal_archive_args import WalArchiveArgs, WalRestore, WalS3
 from components.wal_backup_args import WalBaseBackupArgs
 from components.wal_pod import RCLONE_CONF_KEY, rclone_conf
 from stacks.args.cnpg import dump_ca_secret
@@ -46,6 +46,7 @@ def wal_args(settings: Settings, s3: DumpS3Secret | None) -> WalArchiveArgs | No
         archive_timeout=wal.archiveTimeout,
         schedule=wal.baseBackup.schedule,
         keep=wal.baseBackup.keep,
+        restore=WalRestore(wal.restoreFrom.s3Remote, wal.restoreFrom.point) if wal.restoreFrom is not None else None,
     )
 
 

@@ -25,7 +25,7 @@ from components.postgres_metrics_args import MetricsArgs
 from components.postgres_names import instance_labels
 from components.postgres_tls_args import IssuerRef, TlsArgs
 from components.validation import ArgsError
-from components.wal_archive_args import WalArchiveArgs, WalS3
+from components.wal_archive_args import WalArchiveArgs, WalRestore, WalS3
 from stacks import args as build
 from stacks.config.cnpg import CNPG
 from stacks.config.errors import PROJECT, ConfigError, error_line
@@ -125,6 +125,8 @@ YAML_KEYS: dict[tuple[type, str], str] = {
     (WalArchiveArgs, "schedule"): "backup.wal.baseBackup.schedule",
     (WalArchiveArgs, "keep"): "backup.wal.baseBackup.keep",
     (WalS3, "remote"): "backup.wal.s3Remote",
+    (WalRestore, "remote"): "backup.wal.restoreFrom.s3Remote",
+    (WalRestore, "point"): "backup.wal.restoreFrom",
 }
 # The S3 account as it stands while the config is checked: secret config is read after (parse_secrets).
 _UNKNOWN_S3 = DumpS3Secret(accessKeyId=SECRET_UNKNOWN, secretAccessKey=SECRET_UNKNOWN)

@@ -46,6 +46,36 @@ class BaseBackupSettings(Model):
     """Base backups kept, the newest, with every WAL file the oldest of them needs (a restore reaches back to it)."""
 
 
+class RestoreFromSettings(Model):
+    """Bootstrap a NEW stack from another stack's archive at a point in time (CloudNativePG's bootstrap.recovery):
+    an empty primary volume is filled by wal-pitr.sh instead of initdb; a volume with data is never touched."""
+
+    s3Remote: Annotated[str, AfterValidator(_s3_remote)]
+    """The archive's bucket/prefix (another stack's backup.wal.s3Remote), read with pgstack:dumpS3's account."""
+    time: str | None = None
+    """Replay up to this time, such as "2026-12-06 17:00:00+00" (no zone: UTC); one of time, lsn and latest."""
+    lsn: str | None = None
+    """Replay up to this WAL position X/Y (upper-case hex), such as "0/3000148"."""
+    latest: bool = False
+    """Replay every archived WAL file."""
+
+    @model_validator(mode="after")
+    def _one_point(self) -> RestoreFromSettings:
+        given = [k for k in ("time", "lsn") if getattr(self, k) is not None] + (["latest"] if self.latest else [])
+        if len(given) != 1:
+            raise FieldError(
+                given[1] if len(given) > 1 else "time",
+                getattr(self, given[1]) if len(given) > 1 else None,
+                f"exactly one of time, lsn and latest, {such_as('2026-12-06 17:00:00+00')} for time",
+            )
+        return self
+
+    @property
+    def point(self) -> str:
+        """PITR_TARGET: latest, the LSN or the time."""
+        return "latest" if self.latest else str(self.time or self.lsn)
+
+
 class WalSettings(Model):
     """Continuous WAL archiving (archive_command on the primary) and base backups: point-in-time recovery."""
 
@@ -56,6 +86,8 @@ class WalSettings(Model):
     archiveTimeout: str = "5min"
     """The recovery point objective: a segment is archived at the latest this long after it began (30s to 24h: 5min, 1h)."""
     baseBackup: BaseBackupSettings = BaseBackupSettings()
+    restoreFrom: RestoreFromSettings | None = None
+    """A new stack's empty primary is restored from this archive at a point in time instead of initdb; null: initdb."""
 
     @model_validator(mode="after")
     def _one_target(self) -> WalSettings:

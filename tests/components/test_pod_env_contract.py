@@ -148,6 +148,7 @@ GOOD = {
     "utc time": "20261122T010203Z",
     "wal target": "WAL:bucket/stack-a",
     "command": "/pgstack/bin/rclone",
+    "restore point": "2026-12-06 17:00:00.5+00",
     "backups": "7",
 }
 BAD = {
@@ -169,6 +170,7 @@ BAD = {
     "utc time": "2027-01-15",
     "wal target": "s3://bucket",
     "command": "rclone --fast",
+    "restore point": "yesterday",
     "backups": "0",
 }
 CHECKED = [

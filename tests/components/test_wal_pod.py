@@ -10,11 +10,16 @@ from pulumi.runtime import rpc
 
 from components import logical_backup_pod, wal_pod
 from components.pod_env_contract import POD_ENV
+from components.postgres_conf import data_layout
+from components.postgres_pod import init_container, postgres_env
+from stacks.args import postgres_args, wal_args
+from stacks.config import DumpS3Secret, parse_settings
 from tests.components.wal_runs import WAL_S3, no_wal, plain_spec, wal_prod
 from tools.mock_run import plain
 
 STS = "kubernetes:apps/v1:StatefulSet"
 NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+S3 = {"s3Remote": "bucket/wal"}
 ARCHIVE_ARGS = ['archive_command=/scripts/wal-archive.sh "%p" "%f"', "archive_mode=on", "archive_timeout=5min"]
 
 
@@ -101,3 +106,23 @@ def test_archive_parameters_are_the_harness_settings() -> None:
         "archive_command": '/scripts/wal-archive.sh "%p" "%f"',
         "archive_timeout": "5min",
     }
+
+
+def test_a_restore_gives_the_init_container_rclone_its_config_and_the_point() -> None:
+    """PITR_FROM and PITR_TARGET in every container's env (the contract), rclone and its config for init.sh's
+    wal-pitr.sh; without restoreFrom, init.sh runs initdb (PITR_FROM empty)."""
+    wal = {"s3Remote": "bucket/wal", "restoreFrom": {"s3Remote": "old/wal", "time": "2026-12-06 17:00:00+00"}}
+    settings = parse_settings({"backup": {"wal": wal}})
+    args = postgres_args(settings, "postgres", "fast", wal_args(settings, DumpS3Secret.model_validate(WAL_S3)))
+    layout = data_layout(18)
+    env = postgres_env("postgres", args, layout, "primary", "peers")
+    assert (env["PITR_FROM"], env["PITR_TARGET"]) == ("WAL:old/wal", "2026-12-06 17:00:00+00")
+    init = init_container(args, env, layout)
+    assert [e.name for e in init.env][-1] == "RCLONE_CONFIG"
+    assert {m.name for m in init.volume_mounts} >= {"rclone", "wal-s3"}
+    plain_env = postgres_env("postgres", postgres_args(settings, "postgres", "fast"), layout, "primary", "peers")
+    assert (plain_env["PITR_FROM"], plain_env["PITR_TARGET"]) == ("", "latest")
+    archiving_only = postgres_args(
+        settings, "postgres", "fast", wal_args(parse_settings({"backup": {"wal": S3}}), DumpS3Secret.model_validate(WAL_S3))
+    )
+    assert "wal-s3" not in {m.name for m in init_container(archiving_only, env, layout).volume_mounts}

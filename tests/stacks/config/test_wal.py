@@ -55,3 +55,31 @@ def test_the_s3_account_is_the_dumps_one_and_never_shown() -> None:
     assert parse_secrets({}, settings).dumpS3 is None, "missing: archiving off with a warning (stacks/database.py)"
     with pytest.raises(ConfigError, match=r"dumpS3: set while backup\.dumps\.s3Remote is unset and backup\.wal is off"):
         parse_secrets({"dumpS3": WAL_S3}, parse_settings({}))
+
+
+@pytest.mark.parametrize(
+    ("restore", "line"),
+    [
+        ({"s3Remote": "old/wal"}, "pgstack:backup.wal.restoreFrom.time: got null; expected exactly one of time, lsn and latest"),
+        (
+            {"s3Remote": "old/wal", "latest": True, "lsn": "0/3000148"},
+            "pgstack:backup.wal.restoreFrom.latest: got true; expected exactly one",
+        ),
+        ({"s3Remote": "old/wal", "time": "yesterday"}, 'pgstack:backup.wal.restoreFrom: got "yesterday"; expected latest, a WAL position'),
+        ({"s3Remote": "old/wal", "lsn": "0/zz"}, 'pgstack:backup.wal.restoreFrom: got "0/zz"'),
+        ({"s3Remote": "bucket/wal", "latest": True}, 'pgstack:backup.wal.restoreFrom.s3Remote: got "bucket/wal"; expected another'),
+    ],
+)
+def test_a_bad_restore_point_is_one_line_under_its_key(restore: dict[str, Any], line: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        _wal({**S3, "restoreFrom": restore})
+    assert line in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("restore", "point"),
+    [({"time": "2026-12-06 17:00:00+00"}, "2026-12-06 17:00:00+00"), ({"lsn": "0/3000148"}, "0/3000148"), ({"latest": True}, "latest")],
+)
+def test_the_restore_point_is_what_init_pitr_sh_reads(restore: dict[str, Any], point: str) -> None:
+    wal = _wal({**S3, "restoreFrom": {"s3Remote": "old/wal", **restore}}).backup.wal
+    assert wal is not None and wal.restoreFrom is not None and wal.restoreFrom.point == point
