@@ -74,6 +74,12 @@ WAL_TARGET = Format(
     "^([A-Z][A-Z0-9_]*:[A-Za-z0-9][A-Za-z0-9._/-]*|/[A-Za-z0-9._/-]*[A-Za-z0-9._-])$",
     "an rclone remote path REMOTE:bucket/prefix (REMOTE in upper case) or an absolute directory",
 )
+PITR_POINT = Format(
+    "restore point",
+    "^(latest|[0-9A-F]{1,8}/[0-9A-F]{1,8}"
+    "|[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,6})?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?)$",
+    "latest, a WAL position X/Y or a time YYYY-MM-DD HH:MM:SS[.ffffff][zone]",
+)
 COMMAND = Format("command", "^([a-z][a-z0-9_-]*|/[A-Za-z0-9._/-]+)$", "a command name or an absolute path")
 BACKUPS = Format("backups", "^[1-9][0-9]{0,3}$", "a positive integer (base backups to keep)")
 #: The rclone remote WAL_TARGET names when it is S3 (as the dumps' upload, components/logical_backup_pod.py).
@@ -89,6 +95,13 @@ def _wal_remote_config() -> tuple[EnvVar, ...]:
         for key in keys
     )
 
+
+# rclone reads it itself (no script does): its config file, where the pods' remote WAL comes from (the Secret
+# <name>-wal-s3's rclone.conf, mounted as a file: components/wal_pod.py); set beside the contract's env, where a WAL
+# command runs. Unset: no config file, the remote from RCLONE_CONFIG_WAL_* (the script tests).
+_RCLONE_CONFIG = EnvVar(
+    "RCLONE_CONFIG", "rclone's config file (remote WAL's S3 account, a mounted Secret file)", "", set_by_pod=False, read_by=()
+)
 
 POD_ENV = EnvContract(
     name="POD_ENV",
@@ -168,6 +181,17 @@ POD_ENV = EnvContract(
         EnvVar("PGCONNECT_TIMEOUT", "libpq's connection timeout in seconds", "10", set_by_pod=False, format=SECONDS),
         EnvVar("TMPDIR", "where temporary files go (the pod's /tmp emptyDir)", "/tmp", set_by_pod=False, format=PATH),
         *_wal_remote_config(),
+        _RCLONE_CONFIG,
+        # A point-in-time restore into a new stack (init-pitr.sh): an empty primary volume is filled from
+        # PITR_FROM by wal-pitr.sh instead of initdb.
+        EnvVar(
+            "PITR_FROM",
+            "the archive an empty primary is restored from (wal-pitr.sh, then promoted); empty: initdb",
+            "",
+            read_by=("init.sh",),
+            format=WAL_TARGET,
+        ),
+        EnvVar("PITR_TARGET", "where that restore stops: latest, an LSN X/Y or a time", "latest", read_by=("init.sh",), format=PITR_POINT),
     ),
 )
 
@@ -239,6 +263,7 @@ WAL_ENV = EnvContract(
         EnvVar("PGSSLROOTCERT", "the stack's CA certificate, which verify-full checks the server against; empty: TLS off", "", read_by=()),
         *_wal_remote_config(),
         EnvVar("PGCONNECT_TIMEOUT", "libpq's connection timeout in seconds", "10", set_by_pod=False, format=SECONDS),
+        _RCLONE_CONFIG,
     ),
 )
 

@@ -35,6 +35,7 @@ from components.validation import (
     check_resources,
     fail,
 )
+from components.wal_archive_args import WalArchiveArgs
 
 PullPolicy = Literal["Always", "IfNotPresent", "Never"]
 ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
@@ -130,6 +131,10 @@ class PostgresStatefulSetArgs:
     """The postgres_exporter sidecar and who may scrape it; None: no metrics."""
     tls: TlsArgs | None = None
     """TLS on every connection (components/postgres_tls.py); None: off."""
+    wal: WalArchiveArgs | None = None
+    """Continuous WAL archiving from the primary (components/wal_archive_args.py); None: off."""
+    wal_clients: dict[str, str] | None = None
+    """Labels of the base-backup job's pods, admitted on the PostgreSQL port (with wal)."""
 
     def __post_init__(self) -> None:
         check_literals(self)

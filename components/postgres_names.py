@@ -138,6 +138,17 @@ def dumps_s3_secret(name: str) -> str:
     return f"{name}-dumps-s3"
 
 
+def wal_job(name: str) -> str:
+    """The base-backup CronJob, its ServiceAccount and NetworkPolicy (components/wal_backup.py): ``<name>-wal``."""
+    return f"{name}-wal"
+
+
+def wal_s3_secret(name: str) -> str:
+    """The WAL archive's S3 credentials Secret (rclone's remote WAL), read by the pods and the base-backup job:
+    ``<name>-wal-s3``."""
+    return f"{name}-wal-s3"
+
+
 # Why each kind of object limits the names made from the set's name: (length limit, reason).
 _STATEFULSET = (
     52,
@@ -170,6 +181,8 @@ def derived_names(name: str, max_replicas: int) -> list[tuple[str, str, tuple[in
         (tls_secret(name), "the TLS Secret", _SUBDOMAIN),
         (dumps_claim(name), "the dumps PersistentVolumeClaim", _SUBDOMAIN),
         (dumps_s3_secret(name), "the dump S3 Secret", _SUBDOMAIN),
+        (wal_job(name), "the base-backup CronJob", _CRONJOB),
+        (wal_s3_secret(name), "the WAL archive's S3 Secret", _SUBDOMAIN),
         (claim_name(standby_pod(name, last)), "a data PersistentVolumeClaim", _SUBDOMAIN),
     ]
 

@@ -8,13 +8,20 @@ components/network_args.py.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pulumi_kubernetes as k8s
 
 from components.network_args import DnsEgress, NetworkPolicyPeer
 from components.postgres_metrics_args import METRICS_PORT, MetricsArgs
 from components.postgres_names import CONTAINER_PORT, instance_labels
 
+if TYPE_CHECKING:
+    from components.postgres_args import PostgresStatefulSetArgs
+
 Peer = k8s.networking.v1.NetworkPolicyPeerArgs
+# With WAL archiving: the base-backup job's pod labels (admitted on 5432) and the S3 endpoint's port (egress).
+WalAccess = tuple[dict[str, str] | None, int | None]
 
 
 def _selector(labels: dict[str, str]) -> k8s.meta.v1.LabelSelectorArgs:
@@ -56,18 +63,34 @@ def network_policy_spec(
     backup_clients: dict[str, str] | None,
     dns: DnsEgress,
     metrics: MetricsArgs | None = None,
+    wal: WalAccess = (None, None),
 ) -> k8s.networking.v1.NetworkPolicySpecArgs:
-    """Ingress on the PostgreSQL port from peers and named clients (and on the metrics port from the
-    named scrapers); egress to DNS and peers only."""
+    """Ingress on the PostgreSQL port from peers and named clients, the dump and base-backup jobs (and on the
+    metrics port from the named scrapers); egress to DNS and peers, and with WAL archiving to S3 the endpoint's
+    port (object storage lives at addresses nobody can list here: the port only)."""
+    wal_clients, wal_port = wal
     peers = Peer(pod_selector=_selector(instance_labels(name)))
     clients = [peers]
-    if backup_clients is not None:
-        clients.append(Peer(pod_selector=_selector(backup_clients)))
+    for job in (backup_clients, wal_clients):
+        if job is not None:
+            clients.append(Peer(pod_selector=_selector(job)))
     clients += [client_peer(c) for c in allowed_clients]
     pg_port = [k8s.networking.v1.NetworkPolicyPortArgs(port=CONTAINER_PORT, protocol="TCP")]
     return k8s.networking.v1.NetworkPolicySpecArgs(
         pod_selector=_selector(instance_labels(name)),
         policy_types=["Ingress", "Egress"],
         ingress=[k8s.networking.v1.NetworkPolicyIngressRuleArgs(from_=clients, ports=pg_port), *metrics_ingress(metrics)],
-        egress=[dns_egress(dns), k8s.networking.v1.NetworkPolicyEgressRuleArgs(to=[peers], ports=pg_port)],
+        egress=[dns_egress(dns), k8s.networking.v1.NetworkPolicyEgressRuleArgs(to=[peers], ports=pg_port), *s3_egress(wal_port)],
     )
+
+
+def s3_egress(port: int | None) -> list[k8s.networking.v1.NetworkPolicyEgressRuleArgs]:
+    """Egress to an S3 endpoint's port (any address), or nothing without one."""
+    if port is None:
+        return []
+    return [k8s.networking.v1.NetworkPolicyEgressRuleArgs(ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=port, protocol="TCP")])]
+
+
+def wal_access(args: PostgresStatefulSetArgs) -> WalAccess:
+    """The WalAccess of a set: none without archiving."""
+    return (args.wal_clients, args.wal.s3.endpoint_port) if args.wal is not None else (None, None)

@@ -23,6 +23,15 @@ from components.postgres_conf import SOCKET_DIR, TLS_MOUNT, DataLayout, postgres
 from components.postgres_exporter import exporter_container
 from components.postgres_names import CONTAINER_PORT, DATA_VOLUME, MONITOR_ROLE, primary_pod_name
 from components.postgres_scheduling import affinity, topology_spread
+from components.wal_pod import (
+    RCLONE_PATH,
+    rclone_copy_container,
+    rclone_mount,
+    rclone_volume,
+    wal_s3_env,
+    wal_s3_mount,
+    wal_s3_volume,
+)
 
 if TYPE_CHECKING:
     from components.postgres_args import PostgresStatefulSetArgs
@@ -57,6 +66,7 @@ def postgres_env(
 ) -> dict[str, pulumi.Input[str]]:
     """The values of every database container's environment (POD_ENV in components/pod_env_contract.py
     declares the names, their order and the downward-API fields)."""
+    restore = args.wal.restore if args.wal is not None else None
     return {
         "PRIMARY_HOST": primary_host,
         # Every pod's address, ready or not: a primary with an empty volume looks for peers holding data.
@@ -80,9 +90,12 @@ def postgres_env(
         "TLS_DIR": TLS_MOUNT if args.tls is not None else "",
         "TLS_REQUIRED": "true" if args.tls is not None and args.tls.required else "false",
         "MONITOR_USER": MONITOR_ROLE if args.metrics else "",
-        # WAL archiving (issue 20): off until the program wires pgstack:backup.wal.
-        "WAL_TARGET": "",
-        "WAL_RCLONE": "",
+        # WAL archiving (issue 20): archive_command's target and the pod's copy of rclone (components/wal_pod.py).
+        "WAL_TARGET": args.wal.target if args.wal is not None else "",
+        "WAL_RCLONE": RCLONE_PATH if args.wal is not None else "",
+        # A new stack restored from another archive at a point in time (init-pitr.sh); empty: initdb.
+        "PITR_FROM": restore.target if restore is not None else "",
+        "PITR_TARGET": restore.point if restore is not None else "latest",
     }
 
 
@@ -124,35 +137,54 @@ def _exec_probe(command: list[str], period: int, failures: int, initial_delay: i
     )
 
 
-def container(pg: PostgresStatefulSetArgs, env: EnvValues, name: str, command: list[str], **spec: Any) -> k8s.core.v1.ContainerArgs:
-    """Every container runs the same image, environment and locked-down security context."""
+def container(
+    pg: PostgresStatefulSetArgs,
+    env: EnvValues,
+    name: str,
+    command: list[str],
+    extra_env: list[k8s.core.v1.EnvVarArgs] | None = None,
+    **spec: Any,
+) -> k8s.core.v1.ContainerArgs:
+    """Every container runs the same image, environment (then extra_env, which the contract does not set by
+    value) and locked-down security context."""
     return k8s.core.v1.ContainerArgs(
         name=name,
         image=pg.image,
         image_pull_policy=pg.image_pull_policy,
         command=command,
-        env=env_vars(POD_ENV, env),
+        env=[*env_vars(POD_ENV, env), *(extra_env or [])],
         security_context=container_security(),
         **spec,
     )
 
 
 def postgres_container(
-    args: PostgresStatefulSetArgs, env: EnvValues, layout: DataLayout, parameters: dict[str, str]
+    args: PostgresStatefulSetArgs,
+    env: EnvValues,
+    layout: DataLayout,
+    parameters: dict[str, str],
 ) -> k8s.core.v1.ContainerArgs:
     argv = postgres_args(parameters)
     pg_isready = ["pg_isready", "--host", SOCKET_DIR, "--port", str(CONTAINER_PORT), "--quiet"]
     # Kubernetes sends SIGTERM (smart shutdown waits for every client); ask for a fast one.
     fast_stop = ["pg_ctl", "stop", "-D", layout.pgdata, "-m", "fast", "-w", "-t", "50"]
+    # archive_command runs here: rclone's copy and its config file (the S3 account) from the Secret, as files.
+    wal_mounts = [rclone_mount(), wal_s3_mount()] if args.wal is not None else []
+    wal_env = wal_s3_env() if args.wal is not None else None
     return container(
         args,
         env,
         "postgres",
         argv[:1],
+        wal_env,
         args=argv[1:],
         ports=[k8s.core.v1.ContainerPortArgs(name="postgresql", container_port=CONTAINER_PORT, protocol="TCP")],
         resources=k8s.core.v1.ResourceRequirementsArgs(requests=args.requests, limits=args.limits),
-        volume_mounts=[*mounts(layout, True, args.tls is not None), k8s.core.v1.VolumeMountArgs(name="shm", mount_path="/dev/shm")],
+        volume_mounts=[
+            *mounts(layout, True, args.tls is not None),
+            k8s.core.v1.VolumeMountArgs(name="shm", mount_path="/dev/shm"),
+            *wal_mounts,
+        ],
         startup_probe=_exec_probe(pg_isready, 10, STARTUP_PROBE_SECONDS // 10),
         liveness_probe=_exec_probe(pg_isready, 10, 6),
         readiness_probe=_exec_probe([f"{SCRIPTS_MOUNT}/readiness.sh"], 5, 3),
@@ -162,8 +194,17 @@ def postgres_container(
 
 def init_container(args: PostgresStatefulSetArgs, env: EnvValues, layout: DataLayout) -> k8s.core.v1.ContainerArgs:
     resources = k8s.core.v1.ResourceRequirementsArgs(requests=args.requests, limits=args.limits)
+    # A point-in-time restore (init-pitr.sh) reads the archive with rclone, and replays on a temporary server.
+    restoring = args.wal is not None and args.wal.restore is not None
+    wal_mounts = [rclone_mount(), wal_s3_mount()] if restoring else []
     return container(
-        args, env, "init", [f"{SCRIPTS_MOUNT}/init.sh"], volume_mounts=mounts(layout, True, args.tls is not None), resources=resources
+        args,
+        env,
+        "init",
+        [f"{SCRIPTS_MOUNT}/init.sh"],
+        wal_s3_env() if restoring else None,
+        volume_mounts=[*mounts(layout, True, args.tls is not None), *wal_mounts],
+        resources=resources,
     )
 
 
@@ -214,6 +255,7 @@ class PodObjects:
     scripts_config_map: pulumi.Input[str]
     secret: pulumi.Input[str]
     tls_secret: pulumi.Input[str] | None = None
+    wal_secret: pulumi.Input[str] | None = None
 
 
 def pod_spec(
@@ -227,11 +269,14 @@ def pod_spec(
         security_context=pod_security_context(),
         affinity=affinity(name, args.anti_affinity),
         topology_spread_constraints=topology_spread(name, args.anti_affinity),
-        init_containers=[init_container(args, env, layout)],
+        init_containers=[*([rclone_copy_container()] if args.wal is not None else []), init_container(args, env, layout)],
         containers=[
             postgres_container(args, env, layout, parameters),
             sync_container(args, env, layout),
             *([exporter_container(args.metrics)] if args.metrics else []),
         ],
-        volumes=volumes(objects.scripts_config_map, objects.secret, args.shm_size, objects.tls_secret),
+        volumes=[
+            *volumes(objects.scripts_config_map, objects.secret, args.shm_size, objects.tls_secret),
+            *([rclone_volume(), wal_s3_volume(objects.wal_secret)] if args.wal is not None and objects.wal_secret else []),
+        ],
     )

@@ -39,12 +39,14 @@ from components.postgres_names import (
     scripts_config_map,
     set_holding,
     statefulsets,
+    wal_s3_secret,
 )
-from components.postgres_network import network_policy_spec
-from components.postgres_pod import PodObjects, checksum, pod_spec, postgres_env, script_files
+from components.postgres_network import network_policy_spec, wal_access
+from components.postgres_pod import SCRIPTS_MOUNT, PodObjects, checksum, pod_spec, postgres_env, script_files
 from components.postgres_services import client_services, disruption_budget_spec, service_metadata
 from components.postgres_tls import PostgresTls, TlsSite
 from components.postgres_workload import claim_metadata, claim_spec, read_write_await, statefulset_metadata, statefulset_spec
+from components.wal_pod import archive_parameters
 
 # RFC 3986 unreserved characters: safe in connection URIs and pgpass files unescaped.
 PASSWORD_SPECIALS = "-_.~"
@@ -70,6 +72,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         passwords = self._credentials()
         self._pod_objects()
         self._tls()
+        self._wal_secret()
         self._workload(passwords, dependencies_of(opts))
         self._access()
         self._outputs(passwords)
@@ -147,6 +150,19 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         site = TlsSite(name, args.namespace, args.cluster_domain, args.protect)
         self.tls = PostgresTls(f"{name}-tls", site, args.tls, opts=pulumi.ResourceOptions(parent=self))
 
+    def _wal_secret(self) -> None:
+        """rclone's remote WAL (the S3 account) for archive_command and the base-backup job, read through secretKeyRef."""
+        name, args = self._name, self._args
+        meta = k8s.meta.v1.ObjectMetaArgs(name=wal_s3_secret(name), namespace=args.namespace, labels=instance_labels(name))
+        credentials: pulumi.Output[dict[str, str]] | None = pulumi.Output.secret(args.wal.s3.credentials) if args.wal else None
+        # Protected like the credentials Secret (production-protect: a Secret holds state); its content updates in place.
+        guarded = pulumi.ResourceOptions(parent=self, protect=args.protect)
+        self.wal_secret = (
+            k8s.core.v1.Secret(f"{name}-wal-s3", metadata=meta, type="Opaque", string_data=credentials, opts=guarded)
+            if credentials
+            else None
+        )
+
     def _template_annotations(self, passwords: dict[str, pulumi.Output[str]]) -> pulumi.Output[dict[str, str]]:
         """Pods roll when a password or a script changes: POSTGRES_PASSWORD only acts at initdb, so the
         sidecar applies new passwords, and restarts pick up new scripts. The digest is one-way; it is
@@ -166,15 +182,19 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         parameters = server_parameters(args.memory_limit_bytes, args.replication)
         if args.tls is not None:
             parameters |= tls_parameters(TLS_MOUNT, args.tls.min_protocol)
+        if args.wal is not None:
+            parameters |= archive_parameters(SCRIPTS_MOUNT, args.wal.archive_timeout)
         # Known names, not outputs: a replaced ConfigMap or Secret (delete-before-replace, fixed name)
         # must never drag the StatefulSets along (pulumi/pulumi pkg/resource/deploy/step_generator.go
         # calculateDependentReplacements re-diffs only inputs that property-depend on it); depends_on orders them.
         # The TLS Secret too, and it stays out of the checksums: the sidecar reloads a renewed certificate.
         tls_secret = args.tls.secret_name(name) if args.tls is not None else None
-        objects = PodObjects(name, scripts_config_map(name), credentials_secret(name), tls_secret)
+        wal_secret = wal_s3_secret(name) if self.wal_secret is not None else None
+        objects = PodObjects(name, scripts_config_map(name), credentials_secret(name), tls_secret, wal_secret)
         annotations = self._template_annotations(passwords)
         self._claims(outer)
         depends = [*outer, self.secret, self.scripts, self.service_account, self.headless, *self.claims, *([self.tls] if self.tls else [])]
+        depends += [self.wal_secret] if self.wal_secret else []
         self.statefulsets: list[k8s.apps.v1.StatefulSet] = []
         # Each set's pod template as sent, by role: the stack fingerprints the primary's (stacks/rollout.py).
         self.templates: dict[str, k8s.core.v1.PodTemplateSpecArgs] = {}
@@ -241,7 +261,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
             k8s.networking.v1.NetworkPolicy(
                 f"{name}-netpol",
                 metadata=meta,
-                spec=network_policy_spec(name, args.allowed_clients, args.backup_clients, args.dns, args.metrics),
+                spec=network_policy_spec(name, args.allowed_clients, args.backup_clients, args.dns, args.metrics, wal_access(args)),
                 opts=child,
             )
             if args.network_policy
@@ -258,6 +278,7 @@ class PostgresStatefulSet(pulumi.ComponentResource):
         # For the dump job: the namespace, the pods' labels (its egress), and where to read from,
         # the standbys' Service first when there is one, then the primary.
         self.namespace = ns
+        self.wal = args.wal
         self.pod_labels = instance_labels(name)
         self.replica_hosts: list[pulumi.Output[str]] = [ro_host, self.host] if args.replication else [self.host]
         self.port = pulumi.Output.from_input(args.service_port)

@@ -61,7 +61,7 @@ PRODUCTION_SCHEMA = PolicyConfigSchema(
             "type": "array",
             "items": {"type": "string"},
             "default": DEFAULT_PRODUCTION_STACKS,
-            "description": "Stacks held to the production rules (protect, image digest, Longhorn replicas >= 2, TLS required).",
+            "description": "Stacks held to the production rules (protect, image digest, Longhorn replicas >= 2, TLS, WAL archiving).",
         },
     },
 )
@@ -450,6 +450,25 @@ def production_tls(args: ResourceValidationArgs, report_violation: ReportViolati
             report_violation("the postgres server accepts connections without TLS: production needs pgstack:tls.required true")
 
 
+def production_wal_archiving(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """The database server archives its WAL (archive_mode=on with an archive_command, and WAL_TARGET, where
+    wal-archive.sh stores it: components/wal_pod.py archive_parameters): pgstack:backup.wal, with the S3 account
+    pgstack:dumpS3 set (without it the program leaves archiving off). The CloudNativePG engine archives through
+    its own plugin, not checked here."""
+    if not is_production(args) or args.resource_type != STATEFULSET:
+        return
+    for container in containers(pod_spec(args)):
+        if _get(container, "name") != "postgres":
+            continue
+        argv = [str(a) for a in _items(_get(container, "args"))]
+        command = any(a.startswith("archive_command=") and a != "archive_command=" for a in argv)
+        if "archive_mode=on" not in argv or not command or not _env_value(container, "WAL_TARGET"):
+            report_violation(
+                "the postgres server does not archive its WAL: production needs pgstack:backup.wal (point-in-time recovery) "
+                "and its S3 account pgstack:dumpS3"
+            )
+
+
 # ------------------------------------------------------------------ advisory
 
 
@@ -505,6 +524,12 @@ POLICIES: list[ResourceValidationPolicy] = [
     _policy("production-protect", "Production protects every stateful resource.", production_protect, production=True),
     _policy("production-image-digest", "Production pins every image by digest.", production_image_digest, production=True),
     _policy("production-tls", "Production serves TLS on every connection and requires it.", production_tls, production=True),
+    _policy(
+        "production-wal-archiving",
+        "Production archives its WAL continuously (point-in-time recovery).",
+        production_wal_archiving,
+        production=True,
+    ),
     _policy(
         "stateful-unguarded",
         "Advisory: a stateful resource without protect would be deleted by a replacement without asking.",

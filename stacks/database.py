@@ -19,6 +19,8 @@ from components.postgres_cluster import PostgresCluster
 from components.postgres_monitoring import PostgresMonitoring
 from components.postgres_monitoring_args import CertManagerExpiry, GeneratedExpiry, MonitoringArgs
 from components.postgres_statefulset import PostgresStatefulSet
+from components.wal_archive_args import WalArchiveArgs
+from components.wal_backup import WalBaseBackup
 from stacks.args import (
     backup_group,
     cluster_args,
@@ -31,6 +33,8 @@ from stacks.args import (
     recurring_jobs_args,
     schedule_of,
     storage_class_args,
+    wal_args,
+    wal_backup_args,
 )
 from stacks.config import Secrets, Settings
 from stacks.config.cnpg import CNPG
@@ -113,6 +117,27 @@ def backups(settings: Settings, secrets: Secrets, db: Database, after: list[pulu
         opts=pulumi.ResourceOptions(depends_on=[db, *after]),
     )
     return [*created, dump_job]
+
+
+def archiving(settings: Settings, secrets: Secrets) -> WalArchiveArgs | None:
+    """WAL archiving of a StatefulSet-engine stack with backup.wal set; off, with a warning, until pgstack:dumpS3
+    (the S3 account) is set."""
+    wal = settings.backup.wal
+    if wal is not None and secrets.dumpS3 is None:
+        pulumi.log.warn(
+            "pgstack:backup.wal is set but pgstack:dumpS3 is not: WAL is not archived until the S3 account is set "
+            '(pulumi config set --secret dumpS3 \'{"accessKeyId": ..., "secretAccessKey": ...}\')'
+        )
+    return wal_args(settings, secrets.dumpS3)
+
+
+def wal_base_backups(settings: Settings, db: PostgresStatefulSet, after: list[pulumi.Resource]) -> list[pulumi.Resource]:
+    """The base-backup CronJob while the database archives and is not held (no primary to copy)."""
+    wal = db.wal
+    if wal is None or settings.holdDatabase:
+        return []
+    args = wal_backup_args(settings, wal, db.pod_labels)
+    return [WalBaseBackup("wal-base-backups", args, opts=pulumi.ResourceOptions(depends_on=[db, *after]))]
 
 
 def tls_expiry(db: Database) -> GeneratedExpiry | CertManagerExpiry | None:
@@ -239,7 +264,7 @@ def build(settings: Settings, secrets: Secrets | None = None) -> Database:
         settings.postgres.name,
         # The namespace as a known string (depends_on orders it): nothing in the database
         # property-depends on the Namespace resource, so no replacement of it can cascade.
-        postgres_args(settings, settings.namespace, storage_class),
+        postgres_args(settings, settings.namespace, storage_class, archiving(settings, secrets)),
         # The StatefulSet's PVCs would sit Pending until the storage class exists (seed 000).
         opts=pulumi.ResourceOptions(depends_on=[namespace, *storage_deps, major, engine]),
     )
@@ -248,7 +273,7 @@ def build(settings: Settings, secrets: Secrets | None = None) -> Database:
     template = primary_template_marker(settings.postgres.name, db.templates["primary"])
     warn_when_replaced(template, template_warning(settings.postgres.name, pulumi.get_stack()))
     # The dump job's namespace is a known string too: it waits for the Namespace explicitly.
-    jobs = backups(settings, secrets, db, [namespace, *storage_deps])
+    jobs = backups(settings, secrets, db, [namespace, *storage_deps]) + wal_base_backups(settings, db, [namespace])
     observed = monitoring(settings, secrets, db, [namespace])
     destroy_guard(settings, [namespace, *storage_deps, major, engine, db, template, *jobs, *observed])
     export_outputs(settings, namespace, db)

@@ -167,6 +167,12 @@ init_primary() {
     return 0
   fi
   refuse_if_peer_running
+  if [[ -n $PITR_FROM ]]; then
+    restore_point_in_time "$partial"
+    publish "$partial"
+    log "primary: restored cluster ready in $PGDATA"
+    return 0
+  fi
   log "primary: initialising a new cluster in $partial"
   su_pw=$(secret_path postgres-password)
   run_on_volume "$partial" initdb -D "$partial" --username=postgres --pwfile="$su_pw" \

@@ -5,7 +5,8 @@
 #   no data yet -> initdb into "$PGDATA.partial", create the roles and the
 #   application database on a socket-only temporary server, then rename the
 #   directory to "$PGDATA" (atomic: a pod killed half-way leaves only the
-#   .partial directory, which the next start discards). Before that, with
+#   .partial directory, which the next start discards). With PITR_FROM, the
+#   new cluster comes from that archive at a point in time (init-pitr.sh). Before that, with
 #   PEERS_HOST set, it refuses when another pod of the set runs PostgreSQL.
 #   A standby's data (standby.signal) -> promoted (a new timeline).
 #   (init-primary.sh)
@@ -46,6 +47,8 @@ set -euo pipefail
 . "$SCRIPT_DIR/pod-upstream.sh"
 # shellcheck source=pod-slots.sh
 . "$SCRIPT_DIR/pod-slots.sh"
+# shellcheck source=init-pitr.sh
+. "$SCRIPT_DIR/init-pitr.sh"
 # shellcheck source=init-primary.sh
 . "$SCRIPT_DIR/init-primary.sh"
 # shellcheck source=init-standby.sh

@@ -5,8 +5,8 @@ validating the config, so every rule the Args check (their ``__post_init__``, th
 refuses a bad stack file before any resource is registered, under the YAML key it came from.
 Pure: no resource is created here, and no registration module is imported. One module per concern:
 network (peers), storage (Longhorn, the class, recurring jobs), statefulset (the StatefulSet engine with its
-TLS and metrics), cnpg (the CloudNativePG engine), monitoring (PodMonitor and alerts), backups (the dump job);
-this file only re-exports them.
+TLS and metrics), cnpg (the CloudNativePG engine), monitoring (PodMonitor and alerts), backups (the dump job),
+wal (WAL archiving and the base-backup job); this file only re-exports them.
 """
 
 from stacks.args.backups import dump_args
@@ -22,6 +22,7 @@ from stacks.args.storage import (
     schedule_of,
     storage_class_args,
 )
+from stacks.args.wal import wal_args, wal_backup_args
 
 __all__ = [
     "backup_group",
@@ -42,4 +43,6 @@ __all__ = [
     "schedule_of",
     "storage_class_args",
     "tls_args",
+    "wal_args",
+    "wal_backup_args",
 ]

@@ -12,6 +12,7 @@ from components.longhorn_backups_args import recurring_job_labels
 from components.postgres_args import PostgresStatefulSetArgs
 from components.postgres_metrics_args import MetricsArgs
 from components.postgres_tls_args import IssuerRef, TlsArgs
+from components.wal_archive_args import WalArchiveArgs, wal_labels
 from stacks.args.network import dns_egress_of, peer_of
 from stacks.args.storage import backup_group
 from stacks.config.schema import Settings
@@ -48,8 +49,11 @@ def tls_args(settings: Settings) -> TlsArgs | None:
     )
 
 
-def postgres_args(settings: Settings, namespace: pulumi.Input[str], storage_class: pulumi.Input[str]) -> PostgresStatefulSetArgs:
-    """Map validated settings onto the component's typed arguments."""
+def postgres_args(
+    settings: Settings, namespace: pulumi.Input[str], storage_class: pulumi.Input[str], wal: WalArchiveArgs | None = None
+) -> PostgresStatefulSetArgs:
+    """Map validated settings onto the component's typed arguments (wal: stacks/args/wal.py wal_args, which needs
+    the secret config)."""
     pg = settings.postgres
     group = backup_group(settings)
     return PostgresStatefulSetArgs(
@@ -83,4 +87,6 @@ def postgres_args(settings: Settings, namespace: pulumi.Input[str], storage_clas
         allowed_clients=tuple(peer_of(c) for c in pg.networkPolicy.allowFrom),
         metrics=metrics_args(settings),
         tls=tls_args(settings),
+        wal=wal,
+        wal_clients=wal_labels(pg.name) if wal is not None else None,
     )

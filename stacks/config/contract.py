@@ -25,11 +25,12 @@ from components.postgres_metrics_args import MetricsArgs
 from components.postgres_names import instance_labels
 from components.postgres_tls_args import IssuerRef, TlsArgs
 from components.validation import ArgsError
+from components.wal_archive_args import WalArchiveArgs, WalRestore, WalS3
 from stacks import args as build
 from stacks.config.cnpg import CNPG
 from stacks.config.errors import PROJECT, ConfigError, error_line
 from stacks.config.schema import Settings
-from stacks.config.secrets import SECRET_UNKNOWN
+from stacks.config.secrets import SECRET_UNKNOWN, DumpS3Secret
 
 _PG, _DNS = "postgres", "postgres.networkPolicy.dns"
 
@@ -120,7 +121,15 @@ YAML_KEYS: dict[tuple[type, str], str] = {
     (LogicalBackupArgs, "keep_days"): "backup.dumps.keepDays",
     (LogicalBackupArgs, "storage_size"): "backup.dumps.storageSize",
     (LogicalBackupArgs, "tls_secret"): "tls.existingSecret",
+    (WalArchiveArgs, "archive_timeout"): "backup.wal.archiveTimeout",
+    (WalArchiveArgs, "schedule"): "backup.wal.baseBackup.schedule",
+    (WalArchiveArgs, "keep"): "backup.wal.baseBackup.keep",
+    (WalS3, "remote"): "backup.wal.s3Remote",
+    (WalRestore, "remote"): "backup.wal.restoreFrom.s3Remote",
+    (WalRestore, "point"): "backup.wal.restoreFrom",
 }
+# The S3 account as it stands while the config is checked: secret config is read after (parse_secrets).
+_UNKNOWN_S3 = DumpS3Secret(accessKeyId=SECRET_UNKNOWN, secretAccessKey=SECRET_UNKNOWN)
 
 _PART = re.compile(r"\[(.+?)\]")
 
@@ -183,6 +192,8 @@ def check_contract(settings: Settings) -> None:
     if group is not None:
         snapshot, backup = build.schedule_of(settings.backup.snapshots), build.schedule_of(settings.backup.volumeBackups)
         _checked(lambda: build.recurring_jobs_args(settings, group, snapshot, backup))
+    if settings.backup.wal is not None:
+        _checked(lambda: build.wal_args(settings, _UNKNOWN_S3))
     if settings.backup.dumps is not None:
         hosts: list[Any] = [service_dns(pg.name, settings.namespace)]
         _checked(lambda: build.dump_args(settings, settings.namespace, hosts, instance_labels(pg.name)))

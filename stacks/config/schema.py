@@ -21,6 +21,7 @@ from stacks.config.metrics import MetricsSettings
 from stacks.config.postgres import PostgresSettings
 from stacks.config.runbooks import ANY_CONFIRMATION, BACKUP_TARGET_SECRET, LONGHORN_RELEASE, uninstall_confirmation
 from stacks.config.tls import TlsSettings
+from stacks.config.wal import WalSettings
 
 # ---------------------------------------------------------------- storage
 
@@ -126,6 +127,8 @@ class BackupSettings(Model):
     volumeBackups: LonghornJob | None = None
     """Longhorn backups of every database volume to the backup target, off the cluster (pgstack:backupTarget); null: none."""
     dumps: DumpSettings | None = None
+    wal: WalSettings | None = None
+    """Continuous WAL archiving and base backups (point-in-time recovery); null: off."""
 
 
 # Namespaces a database must never live in: deleting the stack would delete them.
@@ -160,6 +163,24 @@ class Settings(Model):
                 self.namespace,
                 f"a namespace other than cnpg.namespace ({self.cnpg.namespace}), {such_as('postgres', 'orders-db')}: "
                 "the operator's is its own",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _wal(self) -> Settings:
+        """Base backups copy the primary as the replication role, which exists with replication only; the
+        CloudNativePG engine has no archive_command of ours."""
+        if self.backup.wal is None:
+            return self
+        if self.postgres.engine == CNPG:
+            raise FieldError(
+                "backup.wal", "an object", "null with postgres.engine cloudnative-pg: WAL archiving is the statefulset engine's"
+            )
+        if not self.postgres.replication.enabled:
+            raise FieldError(
+                "backup.wal",
+                "an object",
+                "null while postgres.replication.enabled is false: base backups stream from the primary as the replication role",
             )
         return self
 

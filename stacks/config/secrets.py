@@ -96,7 +96,7 @@ class Secrets(Model):
     backupTarget: BackupTargetSecret | None = None
     """The cluster's Longhorn backup target and its credentials, set on the stack that installs Longhorn."""
     dumpS3: DumpS3Secret | None = None
-    """The S3 account rclone copies the dumps with: set exactly when backup.dumps.s3Remote is."""
+    """The S3 account rclone copies the dumps and archives WAL with: set when backup.dumps.s3Remote or backup.wal is."""
 
 
 SECRET_KEYS: tuple[str, ...] = tuple(Secrets.model_fields)
@@ -144,11 +144,14 @@ def parse_secrets(raw: dict[str, Any], settings: Settings) -> Secrets:
             f"invalid configuration:\n  {PROJECT}:backupTarget: set on a stack that does not install Longhorn; expected it "
             "on the stack with longhorn.install true (the backup target is the cluster's)"
         )
-    dumps = settings.backup.dumps
+    dumps, wal = settings.backup.dumps, settings.backup.wal
     wants_s3 = dumps is not None and dumps.s3Remote is not None
-    if wants_s3 != (secrets.dumpS3 is not None):
+    # The WAL archive uses the same account; without it archiving stays off (the program warns, and the policy
+    # pack's production-wal-archiving refuses a production stack without archiving).
+    wal_s3 = wal is not None and wal.s3Remote is not None
+    if (wants_s3 and secrets.dumpS3 is None) or (not (wants_s3 or wal_s3) and secrets.dumpS3 is not None):
         raise ConfigError(
             f"invalid configuration:\n  {PROJECT}:dumpS3: {'missing' if wants_s3 else 'set'} while backup.dumps.s3Remote is "
-            f"{'set' if wants_s3 else 'unset'}; expected both or neither"
+            f"{'set' if wants_s3 else 'unset'}{'' if wants_s3 else ' and backup.wal is off'}; expected both or neither"
         )
     return secrets

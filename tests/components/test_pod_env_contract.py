@@ -56,16 +56,20 @@ def test_what_the_pods_leave_to_the_defaults() -> None:
         "PEER_CHECK_SECONDS": "20",
         "PGCONNECT_TIMEOUT": "10",
         "TMPDIR": "/tmp",
-    } | dict.fromkeys(RCLONE_WAL, "")
+    } | dict.fromkeys(RCLONE_WAL, "") | {"RCLONE_CONFIG": ""}
     assert {v.name: v.default for v in DUMP_ENV.variables if not v.set_by_pod} == {
         "BACKUP_CONNECT_SECONDS": "120",
         "BACKUP_NOW": "",
         "PGCONNECT_TIMEOUT": "10",
     }
-    assert {v.name: v.default for v in WAL_ENV.variables if not v.set_by_pod} == dict.fromkeys(RCLONE_WAL, "") | {"PGCONNECT_TIMEOUT": "10"}
+    assert {v.name: v.default for v in WAL_ENV.variables if not v.set_by_pod} == dict.fromkeys(RCLONE_WAL, "") | {
+        "PGCONNECT_TIMEOUT": "10",
+        "RCLONE_CONFIG": "",
+    }
 
 
-# rclone's settings of remote WAL (an S3 target): rclone reads them, no script does; from the S3 Secret.
+# rclone's settings of remote WAL (an S3 target): rclone reads them, no script does (the script tests set them);
+# the pods give rclone RCLONE_CONFIG instead, the Secret's rclone.conf mounted as a file.
 RCLONE_WAL = [f"RCLONE_CONFIG_WAL_{key}" for key in ("TYPE", "PROVIDER", "ACCESS_KEY_ID", "SECRET_ACCESS_KEY", "ENDPOINT", "REGION")]
 
 
@@ -144,6 +148,7 @@ GOOD = {
     "utc time": "20261122T010203Z",
     "wal target": "WAL:bucket/stack-a",
     "command": "/pgstack/bin/rclone",
+    "restore point": "2026-12-06 17:00:00.5+00",
     "backups": "7",
 }
 BAD = {
@@ -165,6 +170,7 @@ BAD = {
     "utc time": "2027-01-15",
     "wal target": "s3://bucket",
     "command": "rclone --fast",
+    "restore point": "yesterday",
     "backups": "0",
 }
 CHECKED = [

@@ -27,6 +27,7 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
 from policy import offline, rules
 from stacks.config import uninstall_confirmation
+from tests.components.wal_runs import WAL_S3
 from tests.conftest import program_run, recorded_run, settings_of
 from tools.mock_run import Registered, Run
 from tools.stack_files import stack_config, stacks
@@ -62,9 +63,19 @@ def mandatory(found: dict[str, list[str]]) -> dict[str, list[str]]:
     return {k: v for k, v in found.items() if POLICIES[k].enforcement_level == EnforcementLevel.MANDATORY}
 
 
+# The secret config a stack file needs on the machine that deploys it, which no stack file holds in plain text: prod
+# archives its WAL with the S3 account pgstack:dumpS3 (without it archiving is off and production-wal-archiving
+# refuses the stack: test_production_without_its_s3_account_does_not_archive_and_is_refused).
+DEPLOYED_SECRETS: dict[str, dict[str, Any]] = {"prod": {"pgstack:dumpS3": WAL_S3}}
+
+
 def recorded(stack: str) -> Run:
-    """The stack file's run, shared with the stack_run fixture's tests (one mock run per stack and worker)."""
-    return recorded_run(stack)
+    """The stack file's run (with its DEPLOYED_SECRETS), shared with the other tests of the same config (one mock
+    run per config and worker)."""
+    secrets = DEPLOYED_SECRETS.get(stack)
+    if secrets is None:
+        return recorded_run(stack)
+    return program_run(stack_config(stack) | secrets, stack, sorted(secrets))
 
 
 def one(stack: str, type_: str, name: str) -> Registered:
@@ -260,6 +271,8 @@ CASES: list[tuple[str, str, str, str, Callable[[dict[str, Any]], None], dict[str
     ("production-tls", "prod", STS, "postgres", _drop_arg("ssl=on"), {}, "tls.enabled"),
     ("production-tls", "prod", STS, "postgres", _set_env("TLS_REQUIRED", "false"), {}, "tls.required"),
     ("production-tls", "prod", STS, "postgres-standby", _set_env("TLS_REQUIRED", "false"), {}, "tls.required"),
+    ("production-wal-archiving", "prod", STS, "postgres", _drop_arg("archive_mode=on"), {}, "backup.wal"),
+    ("production-wal-archiving", "prod", STS, "postgres-standby", _set_env("WAL_TARGET", ""), {}, "backup.wal"),
     ("stateful-unguarded", "prod", STS, "postgres", lambda i: None, {"protect": False}, "not protected"),
 ]
 IDS = [f"{rule}-{name}-{i}" for i, (rule, _, _, name, *_rest) in enumerate(CASES)]
@@ -454,3 +467,14 @@ def test_enforcement_levels_follow_the_engine() -> None:
     levels = {(v.policy, v.level) for v in offline.check(recorded("dev"), config)}
     assert ("production-protect", EnforcementLevel.MANDATORY) in levels
     assert not offline.check(recorded("dev"), {"all": "disabled"})
+
+
+def test_production_without_its_s3_account_does_not_archive_and_is_refused() -> None:
+    """prod's stack file as committed (no pgstack:dumpS3, a secret): the program leaves archiving off and warns, and
+    the pack refuses the stack until the account is set; as dev it passes (archiving is production's rule)."""
+    run = recorded_run("prod")
+    assert any("WAL is not archived until the S3 account is set" in m for _, m in run.logs), run.logs
+    found = mandatory(run_pack(run))
+    assert set(found) == {"production-wal-archiving"}
+    assert sorted(m.split(":")[0] for m in found["production-wal-archiving"]) == ["postgres", "postgres-standby"]
+    assert violations(POLICIES["production-wal-archiving"], one("dev", STS, "postgres")) == []

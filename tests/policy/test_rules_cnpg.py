@@ -69,6 +69,8 @@ NOT_ON_A_CLUSTER = {
     "storage-class-retain",
     "longhorn-uninstall-disarmed",
     "production-longhorn-replicas",
+    # The Cluster archives through CloudNativePG's own plugin (issue 20's Barman Cloud wiring), not archive_command.
+    "production-wal-archiving",
 }
 
 

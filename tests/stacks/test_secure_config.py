@@ -75,7 +75,7 @@ def test_secure_values_read_as_set_and_secret(project: Path) -> None:
     assert rpc.is_rpc_secret(values)
     assert plain(values)["defaultBackupStore"]["backupTarget"] == SECRET_UNKNOWN
     # dumpS3 as a whole: the dumps' S3 Secret exists, its content secret.
-    (s3,) = [r for r in run.of_type("kubernetes:core/v1:Secret") if r.name.endswith("s3")]
+    (s3,) = [r for r in run.of_type("kubernetes:core/v1:Secret") if r.name == "dumps-s3"]
     assert rpc.is_rpc_secret(s3.inputs["stringData"])
     assert CIPHER not in json.dumps([plain(r.inputs) for r in run.resources], default=str)
 

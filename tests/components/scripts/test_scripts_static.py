@@ -38,6 +38,7 @@ LIBRARIES = {
     "init-volume.sh",
     "init-layout.sh",
     "init-temp-server.sh",
+    "init-pitr.sh",
     "pod-control-data.sh",
     "pod-upstream.sh",
     "pod-slots.sh",
