@@ -156,7 +156,8 @@ def monitoring(settings: Settings, secrets: Secrets, db: Database, after: list[p
     if isinstance(db, PostgresCluster):
         args = cluster_monitoring_args(settings, db.namespace)
     else:
-        args = monitoring_args(settings, db.namespace, volume_backups, tls_expiry(db))
+        wal = None if settings.holdDatabase else wal_args(settings, secrets.dumpS3)
+        args = monitoring_args(settings, db.namespace, volume_backups, tls_expiry(db), wal)
     if args is None:
         return []
     name = f"{settings.postgres.name}-monitoring"

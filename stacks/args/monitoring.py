@@ -9,18 +9,27 @@ import pulumi
 
 from components.longhorn_backups_args import recurring_job_name
 from components.postgres_cluster_spec import cluster_labels
-from components.postgres_monitoring_args import CertManagerExpiry, GeneratedExpiry, LonghornBackupAge, MonitoringArgs
-from components.postgres_names import backup_job, instance_labels
+from components.postgres_monitoring_args import CertManagerExpiry, GeneratedExpiry, LonghornBackupAge, MonitoringArgs, WalArchiveAlerts
+from components.postgres_names import backup_job, instance_labels, wal_job
+from components.wal_archive_args import WalArchiveArgs, archive_timeout_seconds
 from stacks.args.storage import backup_group
 from stacks.config.schema import Settings
 
+# PostgreSQL's archive_timeout of a stack that leaves pgstack:backup.wal.archiveTimeout at its default, 5min.
+DEFAULT_ARCHIVE_TIMEOUT = 300
+
 
 def monitoring_args(
-    settings: Settings, namespace: pulumi.Input[str], volume_backups: bool, tls_expiry: GeneratedExpiry | CertManagerExpiry | None
+    settings: Settings,
+    namespace: pulumi.Input[str],
+    volume_backups: bool,
+    tls_expiry: GeneratedExpiry | CertManagerExpiry | None,
+    wal: WalArchiveArgs | None = None,
 ) -> MonitoringArgs | None:
     """The PodMonitor and the alerts (metrics.podMonitor, metrics.prometheusRule); None when neither is asked for.
     volume_backups: Longhorn backups are scheduled (the backup-age alert); tls_expiry: where the certificate's end
-    of validity comes from (components/postgres_tls.py), None without TLS or with an existing Secret."""
+    of validity comes from (components/postgres_tls.py), None without TLS or with an existing Secret; wal: the
+    stack archives (the archiving and base-backup alerts)."""
     m, pg, group = settings.metrics, settings.postgres, backup_group(settings)
     if not (m.enabled and (m.podMonitor or m.prometheusRule)):
         return None
@@ -36,8 +45,15 @@ def monitoring_args(
         dump_cronjob=backup_job(pg.name) if dumps else None,
         longhorn_backups=LonghornBackupAge(recurring_job_name(group, "backup")) if volume_backups and group else None,
         tls_expiry=tls_expiry,
+        wal_archiving=wal_alerts(pg.name, wal) if wal is not None else None,
         labels=dict(m.labels),
     )
+
+
+def wal_alerts(name: str, wal: WalArchiveArgs) -> WalArchiveAlerts:
+    """The archive may lag archiveTimeout plus as long again for an upload before it is behind."""
+    seconds = archive_timeout_seconds(wal.archive_timeout) or DEFAULT_ARCHIVE_TIMEOUT
+    return WalArchiveAlerts(max_age_seconds=max(2 * seconds, 60), backup_cronjob=wal_job(name))
 
 
 def cluster_monitoring_args(settings: Settings, namespace: pulumi.Input[str]) -> MonitoringArgs | None:

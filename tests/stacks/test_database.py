@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from pulumi.runtime import rpc
 
-from tests.conftest import CLAIM, PASSWORD, SECRET, STS, SVC, by_name, run_with, settings_of
+from tests.conftest import CLAIM, PASSWORD, SECRET, STS, SVC, by_name, recorded_run, run_with, settings_of
 from tools.mock_run import Registered, Run, plain, run_program
 from tools.stack_files import stack_config
 
@@ -377,3 +377,22 @@ def test_the_certificate_alert_reads_the_generated_certificate(stack_run: Run, s
         pem = plain(stack_run.one(SECRET, f"{name}-tls-secret").inputs["stringData"])["tls.crt"]
         not_after = int(x509.load_pem_x509_certificate(pem.encode()).not_valid_after_utc.timestamp())
         assert rule["expr"].startswith(f"vector({not_after}) - time() < 14 * ")
+
+
+def test_an_archiving_stack_alerts_on_its_archive_and_base_backups() -> None:
+    # prod with its S3 account archives (tests/components/wal_runs.py): the archiving alerts and the base-backup
+    # CronJob's; prod without it does not archive, and has neither.
+    from tests.components.wal_runs import wal_prod
+
+    def alerts(run: Run) -> dict[str, dict[str, Any]]:
+        groups = [g for rule in run.of_type(RULE) for g in plain(rule.inputs["spec"])["groups"]]
+        return {r["alert"]: r for g in groups for r in g["rules"]}
+
+    archiving = alerts(wal_prod())
+    name = settings_of("prod").postgres.name
+    assert {"PostgresWalArchivingFailing", "PostgresWalArchiveBehind", "PostgresBaseBackupMissing"} <= set(archiving)
+    assert f'cronjob="{name}-wal"' in archiving["PostgresBaseBackupMissing"]["expr"]
+    # archiveTimeout (5min) plus as long again for an upload.
+    assert "pg_stat_archiver_last_archive_age{" in archiving["PostgresWalArchiveBehind"]["expr"]
+    assert "} > 600 and " in archiving["PostgresWalArchiveBehind"]["expr"]
+    assert not {"PostgresWalArchivingFailing", "PostgresBaseBackupMissing"} & set(alerts(recorded_run("prod")))

@@ -28,6 +28,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from stacks.config import Settings, parse_settings
+from stacks.config.wal import WalSettings
 from tests.components.scripts.pg_harness import (
     Cluster as PgCluster,
 )
@@ -982,3 +983,10 @@ def test_target_keeps_the_stack_shape() -> None:
         service=Endpoint("postgres.postgres-prod.svc.cluster.local", 5432),
         cronjob="postgres-backup",
     )
+
+
+def test_target_takes_the_archive_timeout_from_the_stack() -> None:
+    settings = fixed_settings("prod")
+    assert target_of(settings).archive_timeout == 300  # no backup.wal: PostgreSQL's default
+    backup = settings.backup.model_copy(update={"wal": WalSettings(s3Remote="b/p", archiveTimeout="90s")})
+    assert target_of(settings.model_copy(update={"backup": backup})).archive_timeout == 90

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from components.naming import service_dns
 from components.postgres_names import backup_job, pod_names, primary_pod_name, statefulsets
 from components.postgres_pod import SECRETS_MOUNT
+from components.wal_archive_args import archive_timeout_seconds
 from stacks.config import PROJECT, Settings, parse_settings
 
 CONTAINER = "postgres"
@@ -21,6 +22,8 @@ TABLE = "pgstack_verify"
 PASSWORD_FILE = f"{SECRETS_MOUNT}/postgres-password"
 # Our name in the StatefulSets' managedFields while we hold spec.replicas (see release_replicas).
 FIELD_MANAGER = "pgstack-verify"
+# PostgreSQL's archive_timeout when a stack does not set pgstack:backup.wal.archiveTimeout (its default, 5min).
+DEFAULT_ARCHIVE_TIMEOUT = 300
 # Longhorn 1.10.1 labels every Backup with the name of its Longhorn volume under this key (no
 # longhorn.io/ prefix): types.LonghornLabelBackupVolume = "backup-volume", set by the backup
 # mutating webhook and by the backup-volume controller (longhorn/longhorn-manager v1.10.1).
@@ -130,7 +133,7 @@ class Target:
     service: Endpoint
     cronjob: str
     # pgstack:backup.wal.archiveTimeout in seconds (default 5 minutes): the archived WAL's age is flagged past 3x.
-    archive_timeout: int = 300
+    archive_timeout: int = DEFAULT_ARCHIVE_TIMEOUT
 
 
 def target_of(settings: Settings) -> Target:
@@ -147,7 +150,15 @@ def target_of(settings: Settings) -> Target:
         statefulsets=sets,
         service=Endpoint(service_dns(pg.name, settings.namespace), pg.service.port),
         cronjob=backup_job(pg.name),
+        archive_timeout=archive_timeout_of(settings),
     )
+
+
+def archive_timeout_of(settings: Settings) -> int:
+    """pgstack:backup.wal.archiveTimeout in seconds; the default's when the stack does not archive."""
+    wal = settings.backup.wal
+    seconds = archive_timeout_seconds(wal.archiveTimeout) if wal is not None else None
+    return seconds or DEFAULT_ARCHIVE_TIMEOUT
 
 
 def settings_from_config(values: dict[str, Any]) -> Settings:
