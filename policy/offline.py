@@ -46,6 +46,26 @@ LEVELS = {level.value: level for level in EnforcementLevel}
 PRODUCTION_KEY = "productionStacks"
 
 
+# Secrets a stack file cannot hold (`pulumi config set --secret` puts them in the deploying machine's config): the
+# offline run stands in for an absent one, so the rules judge what a deploy renders with its secrets set (WAL
+# archiving needs pgstack:dumpS3). `pulumi preview` with the pack judges the real config and finds a missing one.
+STAND_INS: dict[str, dict[str, Any]] = {
+    "pgstack:dumpS3": {"provider": "AWS", "accessKeyId": "stand-in", "secretAccessKey": "stand-in"},
+}
+
+
+def needs_dump_s3(config: dict[str, Any]) -> bool:
+    """The stack copies its dumps to S3 or archives WAL, so a deploy has pgstack:dumpS3 (the config requires it)."""
+    backup = config.get("pgstack:backup") or {}
+    return bool(backup.get("wal")) or bool((backup.get("dumps") or {}).get("s3Remote"))
+
+
+def with_stand_ins(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The stack's config with a stand-in for each absent secret it needs, and the keys stood in for."""
+    missing = [key for key in STAND_INS if key not in config and needs_dump_s3(config)]
+    return config | {key: STAND_INS[key] for key in missing}, missing
+
+
 class PolicyConfigError(ValueError):
     """policy/config.json cannot be used; the message is one line naming the file, the key and the value."""
 
@@ -181,7 +201,10 @@ def main(argv: list[str] | None = None) -> int:
         warnings.simplefilter("always", StackFileWarning)
         try:
             config = load_config(args.config)
-            run = run_program(stack_config(args.stack), stack=args.stack)
+            values, stood_in = with_stand_ins(stack_config(args.stack))
+            run = run_program(values, stack=args.stack, secret_keys=stood_in)
+            for key in stood_in:
+                print(f"bin/policy: a stand-in for {key} (secret, not in the stack file; a deploy sets it)", file=sys.stderr)
         except (StackFileError, PolicyConfigError, pulumi.RunError) as exc:
             known = f"; the stacks here: {', '.join(stacks()) or 'none'}" if isinstance(exc, MissingStackFileError) else ""
             print(f"bin/policy: {exc}{known}", file=sys.stderr)

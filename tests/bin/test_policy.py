@@ -81,3 +81,15 @@ def test_the_script_makes_venv_with_the_pack_requirements_on_a_fresh_clone(tmp_p
         f"install --quiet --disable-pip-version-check -r {root}/requirements.txt -r {root}/policy/requirements.txt\n"
     )
     assert (venv / "python.log").read_text().split() == ["-m", "policy.offline", "prod"]
+
+
+def test_prod_is_judged_with_a_stand_in_for_the_secret_its_file_cannot_hold(capsys: pytest.CaptureFixture[str]) -> None:
+    # prod archives WAL with pgstack:dumpS3, which only a deploying machine's config holds: the offline run says it
+    # stands in for it, and judges what prod deploys (production-wal-archiving is met).
+    assert offline.main(["prod"]) == 0
+    out, err = capsys.readouterr()
+    assert "bin/policy: a stand-in for pgstack:dumpS3 (secret, not in the stack file; a deploy sets it)" in err
+    assert "production-wal-archiving" not in out
+    # A stack that needs no S3 account gets no stand-in.
+    assert offline.main(["staging"]) == 0
+    assert "stand-in" not in capsys.readouterr().err
