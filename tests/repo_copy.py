@@ -16,6 +16,7 @@ NOT_SOURCE = (
     ".git",
     ".venv",
     ".venv-checkov",
+    ".venv-moto",
     ".pg-majors",
     ".pulumi-state",
     ".pytest_cache",
@@ -34,12 +35,34 @@ COLLECTED = "PGSTACK_COLLECTED"
 ONLY_STACKS = "PGSTACK_ONLY_STACKS"
 
 
+def source_files() -> list[str] | None:
+    """The working tree's files git does not ignore (tracked or new, deleted ones left out), or None outside a
+    git checkout: whatever environment or cache appears next (a virtualenv of 300 MB), the copy stays the source."""
+    if not (ROOT / ".git").exists():
+        return None
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.decode()
+    return [rel for rel in listed.split("\0") if rel and (ROOT / rel).is_file() and not set(Path(rel).parts) & set(NOT_SOURCE)]
+
+
 def copy_repository(tmp: Path) -> Path:
     """tmp/repo: the working tree's source (uncommitted changes included), with ../shared beside it and
-    the environments (.venv, .venv-checkov) linked, as the tests and the bin/ scripts expect."""
+    the environments (.venv, .venv-checkov, .venv-moto) linked, as the tests and the bin/ scripts expect."""
     repo = tmp / "repo"
-    shutil.copytree(ROOT, repo, ignore=shutil.ignore_patterns(*NOT_SOURCE))
-    links = (("shared", ROOT.parent / "shared"), ("repo/.venv-checkov", ROOT / ".venv-checkov"), ("repo/.venv", ROOT / ".venv"))
+    listed = source_files()
+    if listed is None:
+        shutil.copytree(ROOT, repo, ignore=shutil.ignore_patterns(*NOT_SOURCE))
+    else:
+        for rel in listed:
+            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, repo / rel)
+    links = (
+        ("shared", ROOT.parent / "shared"),
+        ("repo/.venv-checkov", ROOT / ".venv-checkov"),
+        ("repo/.venv-moto", ROOT / ".venv-moto"),
+        ("repo/.venv", ROOT / ".venv"),
+    )
     for name, target in links:
         if target.exists():
             (tmp / name).symlink_to(target)
