@@ -100,6 +100,11 @@ LIVE_STACK_FILES = re.compile(
 )
 
 
+# How a test module goes through every stack file at once (not one per test id): its unit tests all run in the
+# copy, since a new or edited file can break them whether an id names it or not.
+EVERY_STACK_FILE = re.compile(r"\bstacks\(\)|Pulumi\.\*|\bSTACKS\b")
+
+
 def readers_of_stack_files(repo: Path) -> list[str]:
     """The test modules that read the live stack files, as paths relative to the copy."""
     modules = sorted((repo / "tests").rglob("test_*.py"))
@@ -120,20 +125,23 @@ def test_every_per_stack_test_passes_for_new_stack_files(tmp_path: Path) -> None
     for name, text in (NEW_STACKS | EDITED).items():
         (repo / f"Pulumi.{name}.yaml").write_text(text)
 
-    # Every unit test of the modules that read the stack files, and every test of the new stacks in the other
-    # tiers, in one process (the rest of the suite keeps this machine's cores busy): a unit test that breaks on a
-    # new stack file fails here whether its id names the stack or not (a hard-coded list of stacks, a snapshot of
-    # the live files). The whole unit tier in the copy cost 30 s more CPU for modules that cannot see a stack
-    # file (bin/test's 120 s budget). -k matches
-    # the tier marks too (tests/conftest.py gives each test one); the committed stacks' per-stack tests run outside
-    # the copy, so ONLY_STACKS leaves them out. pytest lists every test it collected (before any deselection), so
-    # the expected per-stack set needs no second collection.
+    # Every test of the new and edited stacks (all tiers but slow) in the modules that read the stack files, and
+    # every unit test of the modules that go through all stack files at once (EVERY_STACK_FILE: a hard-coded list
+    # of stacks, a snapshot of the live files break there whether an id names the stack or not), in one process
+    # (the rest of the suite keeps this machine's cores busy). The other modules' unit tests that name no stack
+    # are the main run's, and cost this run 40 s more CPU (bin/test's 120 s budget). -k matches module file
+    # names and the tier marks too (tests/conftest.py gives each test one); the committed stacks' per-stack tests
+    # run outside the copy, so ONLY_STACKS leaves them out. pytest lists every test it collected (before any
+    # deselection), so the expected per-stack set needs no second collection.
     report, collected = tmp_path / "report.xml", tmp_path / "collected.txt"
     readers = readers_of_stack_files(repo)
     assert {"tests/bin/test_up.py", "tests/tools/test_changes.py", "tests/tools/test_stack_files.py"} <= set(readers), readers
+    every = [Path(m).name for m in readers if EVERY_STACK_FILE.search((repo / m).read_text())]
+    assert {"test_stack_files.py", "test_shared_cluster.py", "test_config.py"} <= set(every), every
+    selected = " or ".join([*NEW_STACKS, *EDITED, f"(unit and ({' or '.join(every)}))"])
     run = run_in(
         repo, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-q", *readers,
-        "-m", "not slow", "-k", " or ".join(["unit", *NEW_STACKS, *EDITED]), f"--junitxml={report}",
+        "-m", "not slow", "-k", selected, f"--junitxml={report}",
         env={COLLECTED: str(collected), ONLY_STACKS: ",".join(NEW_STACKS | EDITED)},
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
@@ -147,6 +155,10 @@ def test_every_per_stack_test_passes_for_new_stack_files(tmp_path: Path) -> None
         path = case.get("classname", "").replace(".", "/") + ".py"
         problems = [child.tag for child in case if child.tag in ("failure", "error", "skipped")]
         outcomes[f"{path}::{case.get('name')}"] = problems[0] if problems else "passed"
+    # The unit tests of the modules that go through every stack file ran too (no id names a stack there), and passed.
+    for module in ("tests/tools/test_shared_cluster.py", "tests/stacks/test_config.py"):
+        ran_here = {i: o for i, o in outcomes.items() if i.startswith(f"{module}::") and _stack_of(i) is None}
+        assert ran_here and set(ran_here.values()) == {"passed"}, (module, ran_here)
     for name in NEW_STACKS:
         # Every per-stack test that runs for dev runs for the new stack, and passes.
         expected = {re.sub(r"(?<=[\[-])dev(?=[\]-])", name, i) for i in per_stack_dev}
