@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from components.pod_security import SKIP_HIGH_UID, SKIP_PULL_ALWAYS, SKIP_SIDECAR_READINESS, checkov_skips
+from tests.components.wal_runs import wal_prod
 from tests.conftest import STS, dns_rule_of, run_with, settings_of
 from tests.stacks.test_database_cnpg import cnpg_run
 from tools.mock_run import Run, plain
@@ -204,6 +205,9 @@ def _run_checkov(directory: Path) -> dict[str, Any]:
 # of the CloudNativePG engine's renders of the fixed dev and prod (tests/stacks/test_database_cnpg.py).
 REGRESSION = "regression/dev"
 CNPG_RENDER = "cnpg/"
+# prod as a deploy renders it with its S3 account set (tests/components/wal_runs.py): WAL archiving on, its
+# base-backup CronJob and the rclone init container included (the stack file alone cannot hold the secret).
+WAL_RENDER = "wal/prod"
 CHECK_KINDS = ("passed_checks", "failed_checks", "skipped_checks")
 
 
@@ -216,6 +220,8 @@ def _scan(base: Path, keys: list[str]) -> dict[str, dict[str, Any]]:
         try:
             if key.startswith(CNPG_RENDER):
                 _write_objects(cnpg_run(key.removeprefix(CNPG_RENDER)), base / key)
+            elif key == WAL_RENDER:
+                _write_objects(wal_prod(), base / key)
             else:
                 render(key.removeprefix("regression/"), base / key)
         except Exception as exc:  # reported by that stack's test, not by every checkov test
@@ -252,6 +258,8 @@ def checkov_report(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     keys = sorted({str(item.callspec.params["stack"]) for item in tests})
     engine = test_checkov_reports_zero_failed_checks_on_cloudnative_pg
     keys += sorted({CNPG_RENDER + str(i.callspec.params["stack"]) for i in request.session.items if getattr(i, "function", None) is engine})
+    wal = test_checkov_reports_zero_failed_checks_with_wal_archiving
+    keys += [WAL_RENDER] if any(getattr(i, "function", None) is wal for i in request.session.items) else []
     shared = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         shared = shared.parent  # the run's directory, above each worker's
@@ -300,6 +308,17 @@ def test_checkov_reports_zero_failed_checks_on_cloudnative_pg(checkov_report: di
     assert [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]] == []
     # prod runs the dump CronJob, the only pod template either render holds.
     assert len(report["results"]["passed_checks"]) > (20 if stack == "prod" else 2)
+    assert all(c["check_result"].get("suppress_comment", "").strip() for c in report["results"]["skipped_checks"])
+
+
+@pytest.mark.scanner
+def test_checkov_reports_zero_failed_checks_with_wal_archiving(checkov_report: dict[str, dict[str, Any]]) -> None:
+    report = _report(checkov_report, WAL_RENDER)
+    assert [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]] == []
+    # The base-backup CronJob was among what checkov judged.
+    judged = {c["resource"] for kind in CHECK_KINDS for c in report["results"][kind]}
+    name = settings_of("prod").postgres.name
+    assert any(r.startswith("CronJob.") and r.endswith(f".{name}-wal") for r in judged), sorted(judged)[:20]
     assert all(c["check_result"].get("suppress_comment", "").strip() for c in report["results"]["skipped_checks"])
 
 
