@@ -107,6 +107,16 @@ class PostgresCluster(pulumi.ComponentResource):
                 opts=child,
             )
         self.object_store: k8s.apiextensions.CustomResource | None = None
+        if args.wal_s3 is not None and args.wal_s3_keys is not None:
+            self.wal_s3_secret = k8s.core.v1.Secret(
+                f"{name}-wal-s3",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=args.wal_s3.credentials_secret, namespace=args.namespace, labels=instance_labels(name)
+                ),
+                type="Opaque",
+                string_data=pulumi.Output.secret(args.wal_s3_keys),
+                opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            )
         if args.wal_s3 is not None and args.wal_object_store is not None:
             # The plugin reads it when it archives: it need not exist before the Cluster.
             self.object_store = k8s.apiextensions.CustomResource(

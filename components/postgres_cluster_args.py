@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+import pulumi
+
 from components.naming import DEFAULT_CLUSTER_DOMAIN
 from components.network_args import DnsEgress, NetworkPolicyPeer
 from components.postgres_args import (
@@ -189,10 +191,13 @@ class PostgresClusterArgs:
     """Bootstrap by pg_basebackup from this running primary instead of initdb."""
     wal_object_store: str | None = None
     """The Barman Cloud plugin's ObjectStore (barmancloud.cnpg.io/v1, in this namespace) that archives WAL and base
-    backups; None: no archive. Waits for issue 20's pgstack:backup.wal (the stack does not set it yet), and the plugin
-    must be installed beside the operator (not done by CnpgOperator)."""
+    backups (pgstack:backup.wal under this engine); None: no archive. The plugin must be installed beside the
+    operator (not done by CnpgOperator)."""
     wal_s3: BarmanS3 | None = None
     """Register the ObjectStore wal_object_store names, archiving to this S3 bucket/prefix; None: it exists already."""
+    wal_s3_keys: pulumi.Input[dict[str, str]] | None = None
+    """The S3 account's keys (wal_s3's access_key_key and secret_key_key) for the Secret wal_s3.credentials_secret,
+    registered here (protected like the credentials); None: that Secret exists already."""
     adopt: bool = False
     """Take over the live Cluster of this name (Pulumi's import: it was retained when a stack forgot it) instead of
     creating it, which would fail with AlreadyExists (pulumi-kubernetes >= 4.29 creates with Create)."""

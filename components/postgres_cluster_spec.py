@@ -130,9 +130,9 @@ BARMAN_CLOUD_PLUGIN = "barman-cloud.cloudnative-pg.io"
 
 
 def wal_archive_plugins(object_store: str | None) -> list[dict[str, Any]]:
-    """spec.plugins: the Barman Cloud plugin as the WAL archiver, writing to that ObjectStore (same usage.md). The
-    ObjectStore itself (destinationPath, credentials from the WAL target settings) is not rendered: the reference
-    files hold no barmancloud.cnpg.io CRD to check it against."""
+    """spec.plugins: the Barman Cloud plugin as the WAL archiver, writing to that ObjectStore (same usage.md), which
+    components/postgres_cluster_wal.py builds from pgstack:backup.wal (the reference files hold no
+    barmancloud.cnpg.io CRD to check it against)."""
     if object_store is None:
         return []
     return [{"name": BARMAN_CLOUD_PLUGIN, "isWALArchiver": True, "parameters": {"barmanObjectName": object_store}}]

@@ -229,7 +229,7 @@ def build_cluster(settings: Settings, secrets: Secrets) -> PostgresCluster:
     engine = engine_marker(settings)
     db = PostgresCluster(
         settings.postgres.name,
-        cluster_args(settings, settings.storage_class),
+        cluster_args(settings, settings.storage_class, secrets.dumpS3),
         # The operator's CRDs and webhook before the Cluster (CnpgOperator awaits the release), the class before its claims.
         opts=pulumi.ResourceOptions(depends_on=[namespace, *operator, *storage_deps, engine]),
     )

@@ -5,16 +5,20 @@ Pure: no resource is created here (stacks/args/__init__.py).
 
 from __future__ import annotations
 
+import pulumi
+
 from components.cnpg_operator_args import CnpgOperatorArgs
 from components.logical_backup_args import backup_labels
 from components.longhorn_backups_args import recurring_job_labels
-from components.postgres_cluster_args import MigrateFrom, PostgresClusterArgs
+from components.postgres_cluster_args import BarmanS3, MigrateFrom, PostgresClusterArgs
 from components.postgres_cluster_spec import operator_ca_secret
+from components.postgres_names import wal_job, wal_s3_secret
 from stacks.args.network import dns_egress_of, peer_of
 from stacks.args.statefulset import metrics_args, tls_args
 from stacks.args.storage import backup_group
 from stacks.config.cnpg import CNPG, operator_adoptions
 from stacks.config.schema import Settings
+from stacks.config.secrets import DumpS3Secret
 
 
 def migrate_from_of(settings: Settings) -> MigrateFrom | None:
@@ -26,10 +30,22 @@ def migrate_from_of(settings: Settings) -> MigrateFrom | None:
     )
 
 
-def cluster_args(settings: Settings, storage_class: str) -> PostgresClusterArgs:
+def barman_s3(settings: Settings, s3: DumpS3Secret | None) -> tuple[BarmanS3, dict[str, str]] | None:
+    """backup.wal under this engine: the Barman Cloud plugin's S3 archive and the account's keys (pgstack:dumpS3,
+    as the StatefulSet engine archives with); None without backup.wal or without the account."""
+    wal = settings.backup.wal
+    if wal is None or wal.s3Remote is None or s3 is None:
+        return None
+    endpoint = s3.endpoint if s3.endpoint is None or "://" in s3.endpoint else f"https://{s3.endpoint}"
+    store = BarmanS3(remote=wal.s3Remote, credentials_secret=wal_s3_secret(settings.postgres.name), endpoint=endpoint)
+    return store, {store.access_key_key: s3.accessKeyId, store.secret_key_key: s3.secretAccessKey}
+
+
+def cluster_args(settings: Settings, storage_class: str, s3: DumpS3Secret | None = None) -> PostgresClusterArgs:
     """The CloudNativePG engine's Cluster from the same settings (postgres.engine cloudnative-pg)."""
     pg = settings.postgres
     group = backup_group(settings)
+    archive = barman_s3(settings, s3)
     return PostgresClusterArgs(
         namespace=settings.namespace,
         storage_class=storage_class,
@@ -54,6 +70,9 @@ def cluster_args(settings: Settings, storage_class: str) -> PostgresClusterArgs:
         migrate_from=migrate_from_of(settings),
         adopt=f"cluster/{settings.namespace}/{pg.name}" in settings.adopt,
         operator_namespace=settings.cnpg.namespace,
+        wal_object_store=wal_job(pg.name) if archive else None,
+        wal_s3=archive[0] if archive else None,
+        wal_s3_keys=pulumi.Output.secret(archive[1]) if archive else None,
     )
 
 

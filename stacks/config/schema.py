@@ -168,14 +168,20 @@ class Settings(Model):
 
     @model_validator(mode="after")
     def _wal(self) -> Settings:
-        """Base backups copy the primary as the replication role, which exists with replication only; the
-        CloudNativePG engine has no archive_command of ours."""
+        """Base backups copy the primary as the replication role, which exists with replication only; under the
+        CloudNativePG engine the Barman Cloud plugin archives, and restores are the operator's."""
         if self.backup.wal is None:
             return self
         if self.postgres.engine == CNPG:
-            raise FieldError(
-                "backup.wal", "an object", "null with postgres.engine cloudnative-pg: WAL archiving is the statefulset engine's"
-            )
+            # The Barman Cloud plugin archives (stacks/args/cnpg.py); a Cluster restores with bootstrap.recovery.
+            if self.backup.wal.restoreFrom is not None:
+                raise FieldError(
+                    "backup.wal.restoreFrom",
+                    "an object",
+                    "null with postgres.engine cloudnative-pg: a Cluster restores with the operator's bootstrap.recovery "
+                    "from its ObjectStore, not rendered by pgstack yet",
+                )
+            return self
         if not self.postgres.replication.enabled:
             raise FieldError(
                 "backup.wal",

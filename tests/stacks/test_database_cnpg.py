@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -145,3 +146,30 @@ def test_what_a_cluster_cannot_do_is_refused_under_its_key(overrides: dict[str, 
     raw.setdefault("postgres", {})["engine"] = "cloudnative-pg"
     with pytest.raises(ConfigError, match=rf"pgstack:{key}: got"):
         parse_settings(raw, "dev")
+
+
+def test_wal_archiving_goes_through_the_barman_cloud_plugin() -> None:
+    # backup.wal under this engine: the plugin archives to the same bucket with the same S3 account as the
+    # StatefulSet engine would (pgstack:dumpS3), whose keys live only in a protected Secret.
+    from tests.components.wal_runs import WAL_S3
+
+    config = cnpg_config("prod", {"backup": {"wal": {"s3Remote": "backups/orders-wal"}}}) | {"pgstack:dumpS3": WAL_S3}
+    run = program_run(config, "prod", ["pgstack:dumpS3"])
+    name = parse_settings({}).postgres.name
+    plugins = cluster_of(run)["spec"]["plugins"]
+    assert plugins == [{"name": "barman-cloud.cloudnative-pg.io", "isWALArchiver": True, "parameters": {"barmanObjectName": f"{name}-wal"}}]
+    (store,) = run.of_type("kubernetes:barmancloud.cnpg.io/v1:ObjectStore")
+    configuration = plain(store.inputs["spec"])["configuration"]
+    assert configuration["destinationPath"] == "s3://backups/orders-wal"
+    assert configuration["endpointURL"] == WAL_S3["endpoint"]
+    assert configuration["s3Credentials"]["accessKeyId"] == {"name": f"{name}-wal-s3", "key": "access_key_id"}
+    (secret,) = [s for s in run.of_type(STS.replace("apps/v1:StatefulSet", "core/v1:Secret")) if s.name == f"{name}-wal-s3"]
+    assert secret.options.protect
+    assert WAL_S3["secretAccessKey"] not in json.dumps(plain(store.inputs)) + json.dumps(cluster_of(run))
+    # Without the account nothing archives (the config warns, as for the StatefulSet engine).
+    bare = program_run(cnpg_config("prod", {"backup": {"wal": {"s3Remote": "backups/orders-wal"}}}), "prod")
+    assert "plugins" not in cluster_of(bare)["spec"] or cluster_of(bare)["spec"]["plugins"] == []
+    # A restore from an archive is the operator's bootstrap.recovery, not rendered yet: refused under its key.
+    wal = {"s3Remote": "b/p", "restoreFrom": {"s3Remote": "b/q", "latest": True}}
+    with pytest.raises(ConfigError, match=r"pgstack:backup\.wal\.restoreFrom: .*bootstrap\.recovery"):
+        parse_settings({"postgres": {"engine": "cloudnative-pg"}, "backup": {"wal": wal}})

@@ -40,7 +40,11 @@ def test_off_by_default_and_the_defaults() -> None:
         ({**S3, "baseBackup": {"schedule": "daily"}}, {}, 'pgstack:backup.wal.baseBackup.schedule: got "daily"'),
         ({**S3, "archive_timeout": "5min"}, {}, "pgstack:backup.wal.archive_timeout"),
         (S3, {"postgres": {"replication": {"enabled": False}}}, "expected null while postgres.replication.enabled is false"),
-        (S3, {"postgres": {"engine": "cloudnative-pg"}}, "expected null with postgres.engine cloudnative-pg"),
+        (
+            {**S3, "restoreFrom": {"s3Remote": "b/q", "latest": True}},
+            {"postgres": {"engine": "cloudnative-pg"}},
+            'pgstack:backup.wal.restoreFrom: got "an object"; expected null with postgres.engine cloudnative-pg',
+        ),
     ],
 )
 def test_a_bad_wal_setting_is_one_line_under_its_key(wal: dict[str, Any], other: dict[str, Any], line: str) -> None:
