@@ -26,7 +26,7 @@ from components.postgres_cluster_spec import (
     server_alt_names,
     superuser_secret,
 )
-from components.postgres_cluster_wal import OBJECT_STORE_API, object_store_spec
+from components.postgres_cluster_wal import OBJECT_STORE_API, object_store_spec, scheduled_backup_spec
 from components.postgres_names import SUPERUSER, credentials_secret, instance_labels, scripts_config_map
 from components.postgres_pod import script_files
 from components.postgres_statefulset import PASSWORD_SPECIALS
@@ -51,6 +51,7 @@ class PostgresCluster(pulumi.ComponentResource):
         passwords = self._credentials()
         self._objects()
         self._cluster(dependencies_of(opts))
+        self._base_backups()
         self._outputs(passwords)
 
     def _password(self, role: str) -> pulumi.Output[str]:
@@ -168,6 +169,20 @@ class PostgresCluster(pulumi.ComponentResource):
             if args.network_policy
             else None
         )
+
+    def _base_backups(self) -> None:
+        """Base backups through the Barman Cloud plugin, on the WAL archive's schedule (a ScheduledBackup)."""
+        name, args = self._name, self._args
+        if args.wal_object_store is not None and args.wal_backup_schedule is not None:
+            # Names the Cluster by name: it is created after it (depends_on), never property-depends on it.
+            self.scheduled_backup = k8s.apiextensions.CustomResource(
+                f"{name}-wal-backups",
+                api_version=CNPG_API,
+                kind="ScheduledBackup",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=args.wal_object_store, namespace=args.namespace, labels=instance_labels(name)),
+                spec=scheduled_backup_spec(name, args.wal_backup_schedule),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cluster]),
+            )
 
     def _outputs(self, passwords: dict[str, pulumi.Output[str]]) -> None:
         name, args = self._name, self._args

@@ -195,6 +195,9 @@ class PostgresClusterArgs:
     operator (not done by CnpgOperator)."""
     wal_s3: BarmanS3 | None = None
     """Register the ObjectStore wal_object_store names, archiving to this S3 bucket/prefix; None: it exists already."""
+    wal_backup_schedule: str | None = None
+    """Base backups through the plugin to the ObjectStore on this schedule (a ScheduledBackup; robfig/cron with a
+    leading seconds field, or a macro such as @daily); None: none scheduled."""
     wal_s3_keys: pulumi.Input[dict[str, str]] | None = None
     """The S3 account's keys (wal_s3's access_key_key and secret_key_key) for the Secret wal_s3.credentials_secret,
     registered here (protected like the credentials); None: that Secret exists already."""

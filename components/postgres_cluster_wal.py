@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from components.postgres_cluster_args import BarmanS3
+from components.postgres_cluster_spec import BARMAN_CLOUD_PLUGIN
 
 OBJECT_STORE_API = "barmancloud.cnpg.io/v1"
 
@@ -29,3 +30,17 @@ def object_store_spec(s3: BarmanS3) -> dict[str, Any]:
     if s3.endpoint is not None:
         configuration["endpointURL"] = s3.endpoint
     return {"configuration": configuration}
+
+
+def scheduled_backup_spec(cluster: str, schedule: str) -> dict[str, Any]:
+    """A ScheduledBackup (postgresql.cnpg.io/v1) of the Cluster through the Barman Cloud plugin: its schedule has a
+    leading seconds field (the CRD's description: robfig/cron), so a five-field Kubernetes schedule gets "0 " in
+    front and a macro (@daily) stays as it is; the backups are owned by it (deleting it deletes their records)."""
+    return {
+        "cluster": {"name": cluster},
+        "schedule": schedule if schedule.startswith("@") else f"0 {schedule}",
+        "method": "plugin",
+        "pluginConfiguration": {"name": BARMAN_CLOUD_PLUGIN},
+        "backupOwnerReference": "self",
+        "immediate": True,
+    }

@@ -71,6 +71,7 @@ def cluster_args(settings: Settings, storage_class: str, s3: DumpS3Secret | None
         adopt=f"cluster/{settings.namespace}/{pg.name}" in settings.adopt,
         operator_namespace=settings.cnpg.namespace,
         wal_object_store=wal_job(pg.name) if archive else None,
+        wal_backup_schedule=settings.backup.wal.baseBackup.schedule if archive and settings.backup.wal else None,
         wal_s3=archive[0] if archive else None,
         wal_s3_keys=pulumi.Output.secret(archive[1]) if archive else None,
     )

@@ -57,3 +57,11 @@ def test_the_object_store_is_registered_with_the_name_the_plugin_entry_uses() ->
 def test_bad_settings_are_refused_naming_the_field(build: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         build()
+
+
+def test_a_kubernetes_schedule_gets_the_seconds_field_the_operator_reads() -> None:
+    from components.postgres_cluster_wal import scheduled_backup_spec
+
+    assert scheduled_backup_spec("pg", "30 2 * * *")["schedule"] == "0 30 2 * * *"
+    assert scheduled_backup_spec("pg", "@daily")["schedule"] == "@daily"
+    assert scheduled_backup_spec("pg", "@daily")["pluginConfiguration"] == {"name": "barman-cloud.cloudnative-pg.io"}

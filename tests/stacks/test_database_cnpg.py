@@ -7,6 +7,7 @@ import copy
 import json
 from typing import Any
 
+import jsonschema
 import pytest
 
 from components.cnpg_operator_args import CNPG_CHART_VERSION
@@ -14,6 +15,7 @@ from components.logical_backup_args import backup_labels
 from components.postgres_cluster_args import CNPG_API
 from stacks.config import ConfigError, parse_settings
 from tests.conftest import STS, fixed_config, program_run
+from tests.tools.test_render import crd_schemas
 from tools.mock_run import Run, plain
 
 CLUSTER = f"kubernetes:{CNPG_API}:Cluster"
@@ -166,6 +168,12 @@ def test_wal_archiving_goes_through_the_barman_cloud_plugin() -> None:
     (secret,) = [s for s in run.of_type(STS.replace("apps/v1:StatefulSet", "core/v1:Secret")) if s.name == f"{name}-wal-s3"]
     assert secret.options.protect
     assert WAL_S3["secretAccessKey"] not in json.dumps(plain(store.inputs)) + json.dumps(cluster_of(run))
+    # Base backups on the archive's schedule (@daily by default), through the plugin; valid against the 1.30.0 CRD.
+    (scheduled,) = run.of_type(f"kubernetes:{CNPG_API}:ScheduledBackup")
+    obj = plain(scheduled.inputs)
+    assert obj["spec"]["cluster"] == {"name": name} and obj["spec"]["schedule"] == "@daily" and obj["spec"]["method"] == "plugin"
+    schema = crd_schemas()[(CNPG_API, "ScheduledBackup")]
+    jsonschema.validators.validator_for(schema)(schema).validate(obj)
     # Without the account nothing archives (the config warns, as for the StatefulSet engine).
     bare = program_run(cnpg_config("prod", {"backup": {"wal": {"s3Remote": "backups/orders-wal"}}}), "prod")
     assert "plugins" not in cluster_of(bare)["spec"] or cluster_of(bare)["spec"]["plugins"] == []
