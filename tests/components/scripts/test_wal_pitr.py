@@ -111,7 +111,11 @@ def test_pitr_to_a_time_or_lsn_between_two_commits(archive: Archive) -> None:
     assert ids(node) == list(range(1, 201))
     assert timeline(node) == 2
     # The new primary archives its timeline's history to the same place.
-    wait_for(lambda: "00000002.history" in archive.files("wal"), 30, "00000002.history archived")
+    # Waited for on the server's side (its .done marker, a file test), not by polling the archive's listing (an
+    # rclone run and moto's work each time); the listing is read once.
+    done = node.pgdata / "pg_wal" / "archive_status" / "00000002.history.done"
+    wait_for(done.exists, 30, "00000002.history archived")
+    assert "00000002.history" in archive.files("wal")
     assert "restore_command" in (node.pgdata / "pgstack-pitr.conf").read_text()
     run_wal_job(archive.cluster, "wal-pitr.sh", "--finish", PGDATA=str(node.pgdata))
     assert not (node.pgdata / "pgstack-pitr.conf").exists()
