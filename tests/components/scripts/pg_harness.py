@@ -1025,3 +1025,22 @@ def small_segments(node: Node) -> dict[str, str]:
     """The env override that makes init.sh create 1 MiB WAL segments (a stand-in initdb adding
     --wal-segsize=1): the WAL tests switch segments often, and each 16 MiB one costs its copy."""
     return node.stand_in("initdb", f'exec {node.server_bin}/initdb --wal-segsize=1 "$@"\n')
+
+
+def wait_archived_cheaply(node: Node, timeout: float = 30) -> str:
+    """wait_archived, waiting on the server's side: the finished segment's archive_status/<name>.done (a file test,
+    no process) every 0.05 s, and pg_stat_archiver (a psql) only once a second, for a .done a checkpoint removed
+    with its segment. For waits that last seconds (an archiver in its 1 s retry sleeps after failures)."""
+    node.psql("SELECT pg_logical_emit_message(false, 'pgstack', 'switch')")
+    name = node.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")
+    node.psql("SELECT pg_switch_wal()")
+    done = node.pgdata / "pg_wal" / "archive_status" / f"{name}.done"
+    polls = iter(range(1 << 30))
+
+    def archived() -> bool:
+        if done.exists():
+            return True
+        return next(polls) % 20 == 19 and node.psql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") >= name
+
+    wait_for(archived, timeout, f"{name} archived", interval=0.05)
+    return name

@@ -87,9 +87,13 @@ def test_bin_verify_reads_the_failing_and_then_the_recovered_archiver(primary: N
         r"\(failing now: newer than the last success\)",
         failing,
     ), failing
-    (primary.cluster.base / "target-up").touch()  # the target is back: the archiver catches up
-    wait_for(lambda: not list((primary.pgdata / "pg_wal" / "archive_status").glob("*.ready")), 30, "the backlog archived")
-    archived = _verify_note(primary)
-    assert re.fullmatch(
-        r"WAL archive: newest segment [0-9A-F]{24} archived \d+ s ago by pg-0; \d+ failed attempts, the last on [0-9A-F]{24}", archived
-    ), archived
+    up = primary.cluster.base / "target-up"
+    up.touch()  # the target is back: the archiver catches up
+    try:
+        wait_for(lambda: not list((primary.pgdata / "pg_wal" / "archive_status").glob("*.ready")), 30, "the backlog archived")
+        archived = _verify_note(primary)
+        assert re.fullmatch(
+            r"WAL archive: newest segment [0-9A-F]{24} archived \d+ s ago by pg-0; \d+ failed attempts, the last on [0-9A-F]{24}", archived
+        ), archived
+    finally:
+        up.unlink()  # down again, as the other test of the module expects whichever runs first

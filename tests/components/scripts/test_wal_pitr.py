@@ -7,6 +7,7 @@ One primary archives to S3 for the whole module; the restores run into new data 
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -82,16 +83,22 @@ def restore_and_start(archive: Archive, ordinal: int, *args: str, archiving: boo
     return node
 
 
-def test_pitr_to_a_time_or_lsn_between_two_commits(archive: Archive) -> None:
+@pytest.fixture(scope="module")
+def pitr(archive: Archive) -> str:
+    """The point-in-time restores of test_pitr_to_a_time_or_lsn_between_two_commits, once per module whichever
+    test asks first: test_retention_over_real_listings_keeps_every_segment_a_kept_backup_needs checks that
+    retention keeps the timeline 2 they leave in the archive, so it must not depend on the order the tests run
+    in (pytest-xdist may run it on a worker where the other did not run). Returns the base backup's stamp."""
     p = archive.cluster.primary
     p.psql("INSERT INTO t SELECT generate_series(1, 100)")
+    earlier = set(archive.backups())  # a refusal test run first may have taken one
     cp = run_wal_job(archive.cluster, "wal-basebackup.sh")
     assert "base backup" in cp.stderr and "complete" in cp.stderr
-    (stamp,) = archive.backups()
+    (stamp,) = set(archive.backups()) - earlier
     manifest = archive.manifest(stamp)
     assert manifest["pg_major"] == "18" and manifest["timeline"] == "1" and manifest["wal_segment_size"] == str(SMALL_SEGMENT)
     assert {f"base/{stamp}/{f}" for f in ("base.tar.gz", "pg_wal.tar.gz", "backup_manifest", "MANIFEST")} == {
-        f"base/{f}" for f in archive.files("base")
+        f"base/{f}" for f in archive.files("base") if f.startswith(f"{stamp}/")
     }
 
     p.psql("INSERT INTO t SELECT generate_series(101, 200)")
@@ -111,11 +118,22 @@ def test_pitr_to_a_time_or_lsn_between_two_commits(archive: Archive) -> None:
     assert ids(node) == list(range(1, 201))
     assert timeline(node) == 2
     # The new primary archives its timeline's history to the same place.
-    wait_for(lambda: "00000002.history" in archive.files("wal"), 30, "00000002.history archived")
+    # Waited for on the server's side (its .done marker, a file test), not by polling the archive's listing (an
+    # rclone run and moto's work each time); the listing is read once.
+    done = node.pgdata / "pg_wal" / "archive_status" / "00000002.history.done"
+    wait_for(done.exists, 30, "00000002.history archived")
+    assert "00000002.history" in archive.files("wal")
     assert "restore_command" in (node.pgdata / "pgstack-pitr.conf").read_text()
     run_wal_job(archive.cluster, "wal-pitr.sh", "--finish", PGDATA=str(node.pgdata))
     assert not (node.pgdata / "pgstack-pitr.conf").exists()
     node.stop()
+    return stamp
+
+
+def test_pitr_to_a_time_or_lsn_between_two_commits(archive: Archive, pitr: str) -> None:
+    """By its WAL position and by a time between two commits: the assertions are the fixture's steps (pitr), which
+    the retention test may have run first (its base backup may be gone since: retention keeps the newest two)."""
+    assert re.fullmatch(r"\d{8}T\d{6}Z", pitr), pitr
 
 
 @pytest.mark.parametrize(
@@ -174,7 +192,7 @@ def segno(name: str) -> int:
     return int(name[8:16], 16) * 4096 + int(name[16:24], 16)
 
 
-def test_retention_over_real_listings_keeps_every_segment_a_kept_backup_needs(archive: Archive) -> None:
+def test_retention_over_real_listings_keeps_every_segment_a_kept_backup_needs(archive: Archive, pitr: str) -> None:
     p = archive.cluster.primary
     while len(archive.backups()) < 2:
         basebackup(archive)
