@@ -1025,3 +1025,24 @@ def small_segments(node: Node) -> dict[str, str]:
     """The env override that makes init.sh create 1 MiB WAL segments (a stand-in initdb adding
     --wal-segsize=1): the WAL tests switch segments often, and each 16 MiB one costs its copy."""
     return node.stand_in("initdb", f'exec {node.server_bin}/initdb --wal-segsize=1 "$@"\n')
+
+
+# ------------------------------------------------------ clusters shared by a module's tests
+
+
+@contextlib.contextmanager
+def shared_replicated(pg_bin: Path) -> Iterator[Cluster]:
+    """A running primary (pg-0) and one streaming standby (pg-standby-1), as conftest's ``replicated``
+    builds them, for a module-scoped fixture: the tests that only read it (or leave it as they found
+    it) share one initdb, one clone and two server starts per worker. Closed (servers stopped, directory
+    removed) on exit; its script output and server logs are printed when the block raised."""
+    cluster = Cluster(pg_bin)
+    try:
+        cluster.start_node(0)
+        cluster.start_node(1)
+        wait_streaming(cluster.node(1))
+        yield cluster
+    except BaseException:
+        print(f"\n===== shared cluster {cluster.base} =====\n{cluster.close()}")
+        raise
+    cluster.close()
