@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import os
 import re
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -317,6 +318,38 @@ def assert_same(expected: dict[str, str], actual: dict[str, str]) -> None:
     assert not differ, "\n\n".join(f"{k}:\n--- source\n{expected[k]}\n--- restored\n{actual[k]}" for k in differ)
 
 
+# ------------------------------------------------------------------ a shared primary
+
+_DIRS = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def server(pg_bin: Path) -> Iterator[Cluster]:
+    """One primary (init.sh and a start: one initdb per worker) for the tests that dump, wait for
+    and restart a primary but need none of their own: each gets its own dumps volume and table."""
+    cluster = Cluster(pg_bin)
+    try:
+        cluster.start_node(0)
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture
+def shared(server: Cluster) -> Cluster:
+    """``server`` running, without the table a test may have left."""
+    p = server.primary
+    if p.proc is None:
+        p.start()
+    p.psql("DROP TABLE IF EXISTS a", db="appdb")
+    return server
+
+
+def dumps_dir(cluster: Cluster) -> Path:
+    """A new, empty dumps volume on ``cluster``."""
+    return cluster.job_dir(f"dumps-{next(_DIRS)}")
+
+
 # ------------------------------------------------------------------ tests
 
 
@@ -384,12 +417,13 @@ def test_dump_from_the_standby_restores_everything_into_a_fresh_server(make_clus
     assert not leaks, f"a password (or part of one) was found in: {sorted(set(leaks))}"
 
 
-def test_without_a_standby_it_waits_for_and_dumps_the_primary(cluster: Cluster) -> None:
+def test_without_a_standby_it_waits_for_and_dumps_the_primary(shared: Cluster) -> None:
     """The read-only Service has no endpoints and the primary answers only after a while:
     the run keeps trying, in order, and dumps the primary."""
-    p = cluster.start_node(0)
+    cluster = shared
+    p = cluster.primary
     p.stop()
-    dumps = cluster.job_dir("dumps")
+    dumps = dumps_dir(cluster)
     run = cluster.spawn_job("backup.sh", env=job_env(cluster, dumps, f"{NOWHERE} {RW}", p.port, BACKUP_CONNECT_SECONDS="60"))
     wait_for(lambda: "no server answers yet" in run.stderr(), 20, "a failed first round")
     p.start()
@@ -431,11 +465,12 @@ RETENTION_CASES: dict[str, tuple[int, int, list[float], list[float]]] = {
 }
 
 
-def test_retention_keeps_the_newest_n_or_younger_than_n_days(cluster: Cluster) -> None:
+def test_retention_keeps_the_newest_n_or_younger_than_n_days(shared: Cluster) -> None:
     """One run per case of the table, each on a dumps volume of its own."""
-    p = cluster.start_node(0)
-    for n, (case, (keep, keep_days, present, left)) in enumerate(RETENTION_CASES.items()):
-        dumps = cluster.job_dir(f"dumps{n}")
+    cluster = shared
+    p = cluster.primary
+    for case, (keep, keep_days, present, left) in RETENTION_CASES.items():
+        dumps = dumps_dir(cluster)
         for age in present:
             d = dumps / stamp(NOW - age * DAY)
             d.mkdir()
@@ -454,11 +489,12 @@ def test_retention_keeps_the_newest_n_or_younger_than_n_days(cluster: Cluster) -
             assert f"retention: kept {len(left)} complete dump(s), pruned {len(present) + 1 - len(left)}" in cp.stderr, case
 
 
-def test_a_failed_dump_leaves_earlier_dumps_untouched(cluster: Cluster) -> None:
+def test_a_failed_dump_leaves_earlier_dumps_untouched(shared: Cluster) -> None:
     """The server ends the dump's session half-way (as a restart or a crash would)."""
-    p = cluster.start_node(0)
+    cluster = shared
+    p = cluster.primary
     p.psql("CREATE TABLE a (id int); INSERT INTO a VALUES (1)", db="appdb")
-    dumps = cluster.job_dir("dumps")
+    dumps = dumps_dir(cluster)
     env = job_env(cluster, dumps, RW, p.port, BACKUP_KEEP="1")
     cluster.run_job("backup.sh", env=env | {"BACKUP_NOW": stamp(NOW - 3 * DAY)})
     before = tree(dumps)
@@ -477,12 +513,13 @@ def test_a_failed_dump_leaves_earlier_dumps_untouched(cluster: Cluster) -> None:
     assert "retention" not in run.stderr()
 
 
-def test_one_run_at_a_time_and_killed_runs_leave_nothing_behind(cluster: Cluster) -> None:
+def test_one_run_at_a_time_and_killed_runs_leave_nothing_behind(shared: Cluster) -> None:
     """A second run is refused while one runs; SIGTERM stops a run and cleans up; the
     .partial of a SIGKILLed run is removed by the next run, at its start."""
-    p = cluster.start_node(0)
+    cluster = shared
+    p = cluster.primary
     p.psql("CREATE TABLE a (id int)", db="appdb")
-    dumps = cluster.job_dir("dumps")
+    dumps = dumps_dir(cluster)
     env = job_env(cluster, dumps, RW, p.port)
     session = lock_table(p, "a")
     first = cluster.spawn_job("backup.sh", env=env | {"BACKUP_NOW": stamp(NOW)})
