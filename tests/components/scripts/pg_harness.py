@@ -1046,3 +1046,18 @@ def shared_replicated(pg_bin: Path) -> Iterator[Cluster]:
         print(f"\n===== shared cluster {cluster.base} =====\n{cluster.close()}")
         raise
     cluster.close()
+
+
+def copy_primary_data(template: Node, node: Node) -> None:
+    """Give ``node`` (not yet initialised) a copy of ``template``'s data directory, as init.sh made it
+    for a primary, and the Secret it was made with (its roles' passwords): one initdb serves many
+    primaries whose test is not initdb. The copy has the template's system identifier, so two copies
+    are one database to a standby. The node's init.sh then keeps the data, as at a pod restart."""
+    assert not node.pgdata.exists(), f"{node.name} already has data"
+    node.pgdata.mkdir(parents=True)
+    subprocess.run(["cp", "-a", "--", f"{template.pgdata}/.", str(node.pgdata)], check=True)
+    if os.geteuid() == 0:
+        subprocess.run(["chown", "-R", f"{RUN_USER}:", str(node.volume)], check=True)
+    for name, value in template.cluster.passwords.items():
+        node.cluster.passwords[name] = value
+        write_secret(node.cluster.secrets_dir, name, value)
