@@ -1061,3 +1061,15 @@ def copy_primary_data(template: Node, node: Node) -> None:
     for name, value in template.cluster.passwords.items():
         node.cluster.passwords[name] = value
         write_secret(node.cluster.secrets_dir, name, value)
+
+
+@contextlib.contextmanager
+def primary_template(pg_bin: Path) -> Iterator[Node]:
+    """A primary's data directory as init.sh makes it, for copy_primary_data (a module-scoped
+    fixture: one initdb per worker); removed on exit."""
+    made = Cluster(pg_bin)
+    try:
+        made.primary.init()
+        yield made.primary
+    finally:
+        made.close()
