@@ -38,8 +38,8 @@ def template(pg_bin: Path) -> Iterator[Node]:
 
 @pytest.fixture
 def cluster(make_cluster: Callable[..., Cluster], template: Node) -> Cluster:
-    """conftest's ``cluster`` (and so ``replicated``), its primary's volume holding a copy of
-    ``template``: init.sh and postgres start on data an initdb made once; what these tests watch is the slots."""
+    """conftest's ``cluster`` (and so ``replicated``), its primary's volume holding a copy of ``template``: init.sh
+    and postgres start on data an initdb made once; what these tests watch is the slots."""
     made = make_cluster()
     copy_primary_data(template, made.primary)
     return made
