@@ -1044,3 +1044,51 @@ def wait_archived_cheaply(node: Node, timeout: float = 30) -> str:
 
     wait_for(archived, timeout, f"{name} archived", interval=0.05)
     return name
+
+
+# ------------------------------------------------------ clusters shared by a module's tests
+
+
+@contextlib.contextmanager
+def shared_replicated(pg_bin: Path) -> Iterator[Cluster]:
+    """A running primary (pg-0) and one streaming standby (pg-standby-1), as conftest's ``replicated``
+    builds them, for a module-scoped fixture: the tests that only read it (or leave it as they found
+    it) share one initdb, one clone and two server starts per worker. Closed (servers stopped, directory
+    removed) on exit; its script output and server logs are printed when the block raised."""
+    cluster = Cluster(pg_bin)
+    try:
+        cluster.start_node(0)
+        cluster.start_node(1)
+        wait_streaming(cluster.node(1))
+        yield cluster
+    except BaseException:
+        print(f"\n===== shared cluster {cluster.base} =====\n{cluster.close()}")
+        raise
+    cluster.close()
+
+
+def copy_primary_data(template: Node, node: Node) -> None:
+    """Give ``node`` (not yet initialised) a copy of ``template``'s data directory, as init.sh made it
+    for a primary, and the Secret it was made with (its roles' passwords): one initdb serves many
+    primaries whose test is not initdb. The copy has the template's system identifier, so two copies
+    are one database to a standby. The node's init.sh then keeps the data, as at a pod restart."""
+    assert not node.pgdata.exists(), f"{node.name} already has data"
+    node.pgdata.mkdir(parents=True)
+    subprocess.run(["cp", "-a", "--", f"{template.pgdata}/.", str(node.pgdata)], check=True)
+    if os.geteuid() == 0:
+        subprocess.run(["chown", "-R", f"{RUN_USER}:", str(node.volume)], check=True)
+    for name, value in template.cluster.passwords.items():
+        node.cluster.passwords[name] = value
+        write_secret(node.cluster.secrets_dir, name, value)
+
+
+@contextlib.contextmanager
+def primary_template(pg_bin: Path) -> Iterator[Node]:
+    """A primary's data directory as init.sh makes it, for copy_primary_data (a module-scoped
+    fixture: one initdb per worker); removed on exit."""
+    made = Cluster(pg_bin)
+    try:
+        made.primary.init()
+        yield made.primary
+    finally:
+        made.close()

@@ -3,23 +3,34 @@ replication role, and the application role and database."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
-from .pg_harness import Cluster
+import pytest
+
+from .pg_harness import Cluster, shared_replicated
 
 ALLOWED_METHODS = {"peer", "scram-sha-256", "reject"}
 
 
-def test_hba_has_no_trust_and_only_known_methods(replicated: Cluster) -> None:
-    for node in (replicated.primary, replicated.node(1)):
+@pytest.fixture(scope="module")
+def shared(pg_bin: Path) -> Iterator[Cluster]:
+    """One primary and streaming standby for the tests that only log in and read (one initdb and clone
+    instead of four): none of them changes a role, a rule or a password."""
+    with shared_replicated(pg_bin) as cluster:
+        yield cluster
+
+
+def test_hba_has_no_trust_and_only_known_methods(shared: Cluster) -> None:
+    for node in (shared.primary, shared.node(1)):
         text = (node.pgdata / "pg_hba.conf").read_text()
         assert "trust" not in text.lower()
         rules = [line.split() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
         assert rules and {rule[-1] for rule in rules} <= ALLOWED_METHODS, rules
 
 
-def test_tcp_logins_need_the_right_password(replicated: Cluster) -> None:
-    c = replicated
+def test_tcp_logins_need_the_right_password(shared: Cluster) -> None:
+    c = shared
     for node in (c.primary, c.node(1)):
         for user, db, key in (("postgres", "postgres", "postgres-password"), ("app", "appdb", "password")):
             cp = node.tcp_psql("SELECT 1", user, None, db=db)
@@ -30,8 +41,8 @@ def test_tcp_logins_need_the_right_password(replicated: Cluster) -> None:
             assert cp.returncode == 0 and cp.stdout.strip() == user, cp.stderr
 
 
-def test_replication_connections_are_for_the_replication_role_only(replicated: Cluster) -> None:
-    c = replicated
+def test_replication_connections_are_for_the_replication_role_only(shared: Cluster) -> None:
+    c = shared
     p = c.primary
     cp = p.tcp_psql("IDENTIFY_SYSTEM", "replicator", c.passwords["replication-password"], db="replication", replication=True)
     assert cp.returncode == 0, cp.stderr
@@ -46,9 +57,10 @@ def test_replication_connections_are_for_the_replication_role_only(replicated: C
     assert "pg_hba.conf rejects connection" in err, err
 
 
-def test_app_user_owns_its_database_and_can_work_in_it(cluster: Cluster) -> None:
-    p = cluster.start_node(0)
-    pw = cluster.passwords["password"]
+def test_app_user_owns_its_database_and_can_work_in_it(shared: Cluster) -> None:
+    # The primary init.sh made, as a fresh pod's; the table is the app's own, which no other test reads.
+    p = shared.primary
+    pw = shared.passwords["password"]
     script = "CREATE TABLE notes (id int); INSERT INTO notes VALUES (7); SELECT current_database(), current_user, sum(id) FROM notes"
     cp = p.tcp_psql(script, "app", pw, db="appdb")
     assert cp.returncode == 0, cp.stderr

@@ -9,17 +9,28 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import os
 import re
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from .pg_harness import Cluster, Node, as_run_user, chown_run_user, leak_needles, read_bytes_tree, wait_for
+from .pg_harness import (
+    Cluster,
+    Node,
+    as_run_user,
+    chown_run_user,
+    copy_primary_data,
+    leak_needles,
+    primary_template,
+    read_bytes_tree,
+    wait_for,
+)
 
 RO, RW, NOWHERE = "127.0.0.2", "127.0.0.1", "127.0.0.3"
 MiB = 1024 * 1024
@@ -29,15 +40,29 @@ DAY = 86400
 # ------------------------------------------------------------------ helpers
 
 
-def start_pair(cluster: Cluster, standby_settings: dict[str, str] | None = None) -> tuple[Node, Node]:
-    """Primary on 127.0.0.1 and a streaming standby on 127.0.0.2, both on the same port."""
+def start_pair(cluster: Cluster, template: Node, standby_settings: dict[str, str] | None = None) -> tuple[Node, Node]:
+    """Primary (on a copy of template) on 127.0.0.1 and a streaming standby on 127.0.0.2, both on the same port."""
     p, s = cluster.primary, cluster.node(1)
     s.port = p.port
-    cluster.start_node(0)
+    start_primary(cluster, template)
     s.init()
     s.start({"listen_addresses": RO} | (standby_settings or {}))
     wait_for(s.is_streaming, 30, "the standby to stream")
     return p, s
+
+
+@pytest.fixture(scope="module")
+def template(pg_bin: Path) -> Iterator[Node]:
+    """A primary's data directory as init.sh makes it (one initdb per worker): the primaries these tests
+    dump from start on copies of it; what they test is backup.sh and restore.sh."""
+    with primary_template(pg_bin) as primary:
+        yield primary
+
+
+def start_primary(cluster: Cluster, template: Node) -> Node:
+    """The cluster's primary pod on a copy of ``template``: init.sh (keeping the data) and postgres."""
+    copy_primary_data(template, cluster.primary)
+    return cluster.start_node(0)
 
 
 def caught_up(primary: Node, standby: Node) -> None:
@@ -317,13 +342,45 @@ def assert_same(expected: dict[str, str], actual: dict[str, str]) -> None:
     assert not differ, "\n\n".join(f"{k}:\n--- source\n{expected[k]}\n--- restored\n{actual[k]}" for k in differ)
 
 
+# ------------------------------------------------------------------ a shared primary
+
+_DIRS = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def server(pg_bin: Path, template: Node) -> Iterator[Cluster]:
+    """One primary (on a copy of ``template``) for the tests that dump, wait for and restart a
+    primary but need none of their own: each gets its own dumps volume and table."""
+    cluster = Cluster(pg_bin)
+    try:
+        start_primary(cluster, template)
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture
+def shared(server: Cluster) -> Cluster:
+    """``server`` running, without the table a test may have left."""
+    p = server.primary
+    if p.proc is None:
+        p.start()
+    p.psql("DROP TABLE IF EXISTS a", db="appdb")
+    return server
+
+
+def dumps_dir(cluster: Cluster) -> Path:
+    """A new, empty dumps volume on ``cluster``."""
+    return cluster.job_dir(f"dumps-{next(_DIRS)}")
+
+
 # ------------------------------------------------------------------ tests
 
 
-def test_dump_from_the_standby_restores_everything_into_a_fresh_server(make_cluster: Callable[..., Cluster]) -> None:
+def test_dump_from_the_standby_restores_everything_into_a_fresh_server(make_cluster: Callable[..., Cluster], template: Node) -> None:
     """Also: no password (nor a hash) in the output (xtrace on), the dump files or the server logs."""
     source = make_cluster()
-    p, s = start_pair(source)
+    p, s = start_pair(source, template)
     populate(p)
     caught_up(p, s)
     dumps = source.job_dir("dumps")
@@ -384,12 +441,13 @@ def test_dump_from_the_standby_restores_everything_into_a_fresh_server(make_clus
     assert not leaks, f"a password (or part of one) was found in: {sorted(set(leaks))}"
 
 
-def test_without_a_standby_it_waits_for_and_dumps_the_primary(cluster: Cluster) -> None:
+def test_without_a_standby_it_waits_for_and_dumps_the_primary(shared: Cluster) -> None:
     """The read-only Service has no endpoints and the primary answers only after a while:
     the run keeps trying, in order, and dumps the primary."""
-    p = cluster.start_node(0)
+    cluster = shared
+    p = cluster.primary
     p.stop()
-    dumps = cluster.job_dir("dumps")
+    dumps = dumps_dir(cluster)
     run = cluster.spawn_job("backup.sh", env=job_env(cluster, dumps, f"{NOWHERE} {RW}", p.port, BACKUP_CONNECT_SECONDS="60"))
     wait_for(lambda: "no server answers yet" in run.stderr(), 20, "a failed first round")
     p.start()
@@ -431,11 +489,12 @@ RETENTION_CASES: dict[str, tuple[int, int, list[float], list[float]]] = {
 }
 
 
-def test_retention_keeps_the_newest_n_or_younger_than_n_days(cluster: Cluster) -> None:
+def test_retention_keeps_the_newest_n_or_younger_than_n_days(shared: Cluster) -> None:
     """One run per case of the table, each on a dumps volume of its own."""
-    p = cluster.start_node(0)
-    for n, (case, (keep, keep_days, present, left)) in enumerate(RETENTION_CASES.items()):
-        dumps = cluster.job_dir(f"dumps{n}")
+    cluster = shared
+    p = cluster.primary
+    for case, (keep, keep_days, present, left) in RETENTION_CASES.items():
+        dumps = dumps_dir(cluster)
         for age in present:
             d = dumps / stamp(NOW - age * DAY)
             d.mkdir()
@@ -454,11 +513,12 @@ def test_retention_keeps_the_newest_n_or_younger_than_n_days(cluster: Cluster) -
             assert f"retention: kept {len(left)} complete dump(s), pruned {len(present) + 1 - len(left)}" in cp.stderr, case
 
 
-def test_a_failed_dump_leaves_earlier_dumps_untouched(cluster: Cluster) -> None:
+def test_a_failed_dump_leaves_earlier_dumps_untouched(shared: Cluster) -> None:
     """The server ends the dump's session half-way (as a restart or a crash would)."""
-    p = cluster.start_node(0)
+    cluster = shared
+    p = cluster.primary
     p.psql("CREATE TABLE a (id int); INSERT INTO a VALUES (1)", db="appdb")
-    dumps = cluster.job_dir("dumps")
+    dumps = dumps_dir(cluster)
     env = job_env(cluster, dumps, RW, p.port, BACKUP_KEEP="1")
     cluster.run_job("backup.sh", env=env | {"BACKUP_NOW": stamp(NOW - 3 * DAY)})
     before = tree(dumps)
@@ -477,12 +537,13 @@ def test_a_failed_dump_leaves_earlier_dumps_untouched(cluster: Cluster) -> None:
     assert "retention" not in run.stderr()
 
 
-def test_one_run_at_a_time_and_killed_runs_leave_nothing_behind(cluster: Cluster) -> None:
+def test_one_run_at_a_time_and_killed_runs_leave_nothing_behind(shared: Cluster) -> None:
     """A second run is refused while one runs; SIGTERM stops a run and cleans up; the
     .partial of a SIGKILLed run is removed by the next run, at its start."""
-    p = cluster.start_node(0)
+    cluster = shared
+    p = cluster.primary
     p.psql("CREATE TABLE a (id int)", db="appdb")
-    dumps = cluster.job_dir("dumps")
+    dumps = dumps_dir(cluster)
     env = job_env(cluster, dumps, RW, p.port)
     session = lock_table(p, "a")
     first = cluster.spawn_job("backup.sh", env=env | {"BACKUP_NOW": stamp(NOW)})
@@ -515,11 +576,13 @@ def test_one_run_at_a_time_and_killed_runs_leave_nothing_behind(cluster: Cluster
     assert sorted(d.name for d in dumps.iterdir()) == [".lock", stamp(NOW + 180)]
 
 
-def test_a_recovery_conflict_on_the_standby_dumps_that_database_from_the_primary(make_cluster: Callable[..., Cluster]) -> None:
+def test_a_recovery_conflict_on_the_standby_dumps_that_database_from_the_primary(
+    make_cluster: Callable[..., Cluster], template: Node
+) -> None:
     """pg_dump on the standby holds a lock on a while it waits for b (locked by replay); the
     primary then locks a, and replay cancels pg_dump at once (max_standby_streaming_delay=0)."""
     c = make_cluster()
-    p, s = start_pair(c, {"max_standby_streaming_delay": "0"})
+    p, s = start_pair(c, template, {"max_standby_streaming_delay": "0"})
     p.psql("CREATE TABLE a (id int); CREATE TABLE b (id int); INSERT INTO a VALUES (1); INSERT INTO b VALUES (2)", db="appdb")
     holder = lock_table(p, "b")
     p.psql("SELECT txid_current()")  # a commit: flushes the WAL with the lock record
@@ -549,8 +612,8 @@ def test_a_recovery_conflict_on_the_standby_dumps_that_database_from_the_primary
     assert re.search(rf"dumped database appdb \([0-9.]+ [KM]iB from {RW}\)", run.stderr())
 
 
-def test_a_full_volume_is_told_and_leaves_earlier_dumps(cluster: Cluster, mount_tmpfs: Callable[[Path, str], None]) -> None:
-    p = cluster.start_node(0)
+def test_a_full_volume_is_told_and_leaves_earlier_dumps(cluster: Cluster, template: Node, mount_tmpfs: Callable[[Path, str], None]) -> None:
+    p = start_primary(cluster, template)
     dumps = cluster.job_dir("dumps")
     mount_tmpfs(dumps, "2M")
     env = job_env(cluster, dumps, RW, p.port, BACKUP_KEEP="1")
@@ -570,8 +633,8 @@ def test_a_full_volume_is_told_and_leaves_earlier_dumps(cluster: Cluster, mount_
     assert os.statvfs(dumps).f_bavail * os.statvfs(dumps).f_frsize > MiB  # the partial's space is back
 
 
-def test_restore_refuses_a_partial_or_tampered_dump_and_stops_on_a_globals_error(cluster: Cluster) -> None:
-    p = cluster.start_node(0)
+def test_restore_refuses_a_partial_or_tampered_dump_and_stops_on_a_globals_error(cluster: Cluster, template: Node) -> None:
+    p = start_primary(cluster, template)
     spare = cluster.job_dir("spare")
     p.psql(f"CREATE TABLESPACE spare LOCATION '{spare}'")
     p.psql("CREATE TABLE a (id int); INSERT INTO a VALUES (1)", db="appdb")

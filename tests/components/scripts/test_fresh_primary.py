@@ -6,11 +6,31 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
-from .pg_harness import Cluster, create_table, ids, insert, wait_for, wait_rows
+import pytest
+
+from .pg_harness import Cluster, Node, copy_primary_data, create_table, ids, insert, primary_template, wait_for, wait_rows
 from .test_readiness import answer
 
 REFUSED = "is running PostgreSQL with data: refusing to start an empty primary"
+
+
+@pytest.fixture(scope="module")
+def template(pg_bin: Path) -> Iterator[Node]:
+    with primary_template(pg_bin) as primary:
+        yield primary
+
+
+@pytest.fixture
+def cluster(make_cluster: Callable[..., Cluster], template: Node) -> Cluster:
+    """conftest's ``cluster`` (and so ``replicated``), its primary's volume holding a copy of ``template``: the
+    primary whose volume these tests lose starts on data an initdb made once (the new clusters they make
+    afterwards are real initdbs)."""
+    made = make_cluster()
+    copy_primary_data(template, made.primary)
+    return made
 
 
 def lose_the_primary_volume(c: Cluster) -> None:
@@ -71,8 +91,8 @@ def test_empty_primary_sees_a_peer_on_an_ipv6_only_cluster(replicated: Cluster) 
     assert ids(s) == [1, 2]
 
 
-def test_unresolvable_peers_host_means_no_peers(cluster: Cluster) -> None:
-    p = cluster.primary
+def test_unresolvable_peers_host_means_no_peers(make_cluster: Callable[..., Cluster]) -> None:
+    p = make_cluster().primary  # an empty volume: init.sh decides whether to initialise
     cp = p.init(PEERS_HOST="no-such-host.invalid", PEER_CHECK_SECONDS="0")
     assert "resolves to no address" in cp.stderr and "initialising a new cluster" in cp.stderr
 

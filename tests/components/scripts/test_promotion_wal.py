@@ -10,9 +10,24 @@ on the port every pod of the set uses (PRIMARY_PORT), as in test_fresh_primary."
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
-from .pg_harness import Cluster, Node, create_table, ids, insert, timeline, wait_for, wait_rows, wait_streaming
+import pytest
+
+from .pg_harness import (
+    Cluster,
+    Node,
+    copy_primary_data,
+    create_table,
+    ids,
+    insert,
+    primary_template,
+    timeline,
+    wait_for,
+    wait_rows,
+    wait_streaming,
+)
 from .test_promotion import POD_SETTINGS
 
 REFUSED = re.compile(
@@ -21,6 +36,22 @@ REFUSED = re.compile(
     r"Keep them: set replication\.primary back, let this pod catch up while nothing writes, then move it again\. "
     r'Or lose them: set replication\.acceptWalLossUpTo: "(?P=theirs)"'
 )
+
+
+@pytest.fixture(scope="module")
+def template(pg_bin: Path) -> Iterator[Node]:
+    with primary_template(pg_bin) as primary:
+        yield primary
+
+
+@pytest.fixture
+def cluster(make_cluster: Callable[..., Cluster], template: Node) -> Cluster:
+    """conftest's ``cluster`` (and so ``replicated``), its primary's volume holding a copy of ``template``: init.sh
+    and postgres start on data an initdb made once; what these tests watch is the promotion's check of its peers'
+    WAL. The peer of another database is a cluster of its own (make_cluster), initialised for real."""
+    made = make_cluster()
+    copy_primary_data(template, made.primary)
+    return made
 
 
 def lsn(value: str) -> int:
@@ -151,8 +182,8 @@ def test_a_peer_of_another_database_does_not_stop_the_promotion(cluster: Cluster
     assert "new timeline 2" in cp.stderr
 
 
-def test_a_malformed_accepted_loss_stops_the_pod_before_anything_is_touched(cluster: Cluster) -> None:
-    p = cluster.primary
+def test_a_malformed_accepted_loss_stops_the_pod_before_anything_is_touched(make_cluster: Callable[..., Cluster]) -> None:
+    p = make_cluster().primary  # an empty volume, as a new pod's
     cp = p.run_script("init.sh", env={"PROMOTE_ACCEPT_WAL_LOSS_UP_TO": "0/30001a8"}, check=False)
     assert cp.returncode == 1
     assert "FATAL: PROMOTE_ACCEPT_WAL_LOSS_UP_TO='0/30001a8' is invalid: expected empty or a WAL position X/Y" in cp.stderr

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from .pg_harness import Cluster, Node, create_table, insert, wait_for
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .pg_harness import Cluster, Node, create_table, insert, shared_replicated, wait_for
+
+
+@pytest.fixture(scope="module")
+def shared(pg_bin: Path) -> Iterator[Cluster]:
+    """One primary and streaming standby for the tests that leave both running and the standby
+    replaying (the stopped-servers test builds its own)."""
+    with shared_replicated(pg_bin) as cluster:
+        yield cluster
 
 
 def answer(node: Node, **env: str) -> tuple[int, str]:
@@ -12,15 +25,15 @@ def answer(node: Node, **env: str) -> tuple[int, str]:
     return cp.returncode, lines[0]
 
 
-def test_primary_and_streaming_standby_are_ready(replicated: Cluster) -> None:
-    p, s = replicated.primary, replicated.node(1)
+def test_primary_and_streaming_standby_are_ready(shared: Cluster) -> None:
+    p, s = shared.primary, shared.node(1)
     assert answer(p) == (0, "ready: primary accepting connections")
     rc, why = answer(s)
     assert rc == 0 and why.startswith("ready: standby streaming, replay lag "), why
 
 
-def test_roles_that_contradict_the_ordinal_are_not_ready(replicated: Cluster) -> None:
-    p, s = replicated.primary, replicated.node(1)
+def test_roles_that_contradict_the_ordinal_are_not_ready(shared: Cluster) -> None:
+    p, s = shared.primary, shared.node(1)
     # Pod 0 found in recovery, and a standby pod found writable (promoted: split-brain risk).
     rc, why = answer(s, POD_NAME="pg-0")
     assert rc == 1 and "must be the primary but is in recovery" in why
@@ -30,8 +43,8 @@ def test_roles_that_contradict_the_ordinal_are_not_ready(replicated: Cluster) ->
     assert rc == 1 and "replication is disabled" in why
 
 
-def test_standby_lagging_beyond_the_bound_is_not_ready(replicated: Cluster) -> None:
-    p, s = replicated.primary, replicated.node(1)
+def test_standby_lagging_beyond_the_bound_is_not_ready(shared: Cluster) -> None:
+    p, s = shared.primary, shared.node(1)
     create_table(p)
     s.psql("SELECT pg_wal_replay_pause()")
     try:

@@ -8,7 +8,7 @@ import shutil
 import signal
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from .pg_harness import (
     create_table,
     ids,
     insert,
+    shared_replicated,
     streaming_clients,
     wait_for,
     wait_rows,
@@ -36,6 +37,25 @@ def partial(node: Node) -> Path:
 
 def snapshot(node: Node) -> dict[str, bytes]:
     return {name: (node.pgdata / name).read_bytes() for name in MANAGED_FILES}
+
+
+@pytest.fixture(scope="module")
+def shared(pg_bin: Path) -> Iterator[Cluster]:
+    """One primary and streaming standby for the restart and wipe scenarios (5 to 7): each restarts
+    or re-clones a pod for real and leaves both running and streaming again, so one initdb and
+    clone per worker serves them all."""
+    with shared_replicated(pg_bin) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def streaming_pair(shared: Cluster) -> Cluster:
+    """``shared`` as a scenario starts from: both pods streaming, no table t (each scenario makes its own)."""
+    p, s = shared.primary, shared.node(1)
+    wait_streaming(s)
+    p.psql("DROP TABLE IF EXISTS t")
+    wait_for(lambda: s.psql("SELECT to_regclass('t') IS NULL") == "t", 30, "the standby to drop t")
+    return shared
 
 
 # ---------------------------------------------------------------- scenario 1
@@ -112,15 +132,15 @@ def test_standby_bootstraps_streams_and_is_read_only(cluster: Cluster) -> None:
 # ---------------------------------------------------------------- scenario 5
 
 
-def test_standby_catches_up_after_primary_restart(replicated: Cluster) -> None:
-    p, s = replicated.primary, replicated.node(1)
+def test_standby_catches_up_after_primary_restart(streaming_pair: Cluster) -> None:
+    p, s = streaming_pair.primary, streaming_pair.node(1)
     create_table(p)
     insert(p, 1)
     wait_rows(s, [1])
 
     p.stop()
     wait_for(lambda: s.receiver_status() != "streaming", 30, "standby to notice the primary is gone")
-    replicated.start_node(0)  # init.sh + postgres, as a pod restart does
+    streaming_pair.start_node(0)  # init.sh + postgres, as a pod restart does
     insert(p, 2)
     wait_rows(s, [1, 2])
     wait_streaming(s)
@@ -130,8 +150,8 @@ def test_standby_catches_up_after_primary_restart(replicated: Cluster) -> None:
 # ---------------------------------------------------------------- scenario 6
 
 
-def test_standby_restart_keeps_data_and_streams(replicated: Cluster) -> None:
-    p, s = replicated.primary, replicated.node(1)
+def test_standby_restart_keeps_data_and_streams(streaming_pair: Cluster) -> None:
+    p, s = streaming_pair.primary, streaming_pair.node(1)
     create_table(p)
     insert(p, 1)
     wait_rows(s, [1])
@@ -154,8 +174,8 @@ def test_standby_restart_keeps_data_and_streams(replicated: Cluster) -> None:
 
 
 @pytest.mark.parametrize("wipe", ["remove-directory", "empty-directory"])
-def test_wiped_standby_bootstraps_again(replicated: Cluster, wipe: str) -> None:
-    p, s = replicated.primary, replicated.node(1)
+def test_wiped_standby_bootstraps_again(streaming_pair: Cluster, wipe: str) -> None:
+    p, s = streaming_pair.primary, streaming_pair.node(1)
     create_table(p)
     insert(p, 1, 2)
     wait_rows(s, [1, 2])
@@ -194,8 +214,9 @@ def test_killed_clone_is_discarded_and_redone(cluster: Cluster) -> None:
     p = cluster.start_node(0)
     create_table(p)
     insert(p, 1)
-    # About 120 MB, so that the clone takes long enough to be caught midway.
-    p.psql("CREATE TABLE big AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 500000) g")
+    # About 24 MB, so that the clone takes long enough to be caught midway (the freeze comes within
+    # milliseconds of base/ appearing; copying this table alone takes tens of them).
+    p.psql("CREATE TABLE big AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 100000) g")
     expected = p.psql("SELECT count(*), sum(g) FROM big")
 
     s = cluster.node(1)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .pg_harness import Cluster, Node, wait_for, wheel_bin
+from .pg_harness import Cluster, Node, copy_primary_data, wait_for, wheel_bin
 from .test_backup import NOW, RW, SALES, assert_same, fatal, fingerprint, job_env, lock_table, populate, restore_env, sorted_acl, stamp
 
 ROLES_SQL = r"""
@@ -96,11 +96,31 @@ def cluster_of() -> Iterator[Callable[[Path], Cluster]]:
         cluster.close()
 
 
-def test_a_failed_restore_leaves_the_database_as_it_was_and_a_good_one_brings_back_its_own_properties(cluster: Cluster) -> None:
+@pytest.fixture(scope="module")
+def template(pg_bin: Path) -> Iterator[Node]:
+    """A primary's data directory as init.sh makes it (one initdb per worker), for the primaries of
+    PostgreSQL 18 that these tests restore into and dump from: what they test is restore.sh."""
+    made = Cluster(pg_bin)
+    try:
+        made.primary.init()
+        yield made.primary
+    finally:
+        made.close()
+
+
+def start_primary(cluster: Cluster, template: Node) -> Node:
+    """The cluster's primary pod on a copy of ``template``: init.sh (keeping the data) and postgres."""
+    copy_primary_data(template, cluster.primary)
+    return cluster.start_node(0)
+
+
+def test_a_failed_restore_leaves_the_database_as_it_was_and_a_good_one_brings_back_its_own_properties(
+    cluster: Cluster, template: Node
+) -> None:
     """Into the same stack. A table added to a dumped schema since the dump makes DROP SCHEMA
     fail after the tables before it are dropped: the whole restore rolls back. Without it, the
     database gets the dumped objects, rows, grants, comment and settings back."""
-    p = cluster.start_node(0)
+    p = start_primary(cluster, template)
     populate(p)
     set_database_props(p, "appdb")
     dump = take_dump(cluster, p)
@@ -138,12 +158,12 @@ def test_a_failed_restore_leaves_the_database_as_it_was_and_a_good_one_brings_ba
     assert can_connect(p, "intruder", "appdb") == "f"
 
 
-def test_database_properties_arrive_in_a_new_stack_and_on_a_rerun(make_cluster: Callable[..., Cluster]) -> None:
+def test_database_properties_arrive_in_a_new_stack_and_on_a_rerun(make_cluster: Callable[..., Cluster], template: Node) -> None:
     """The major-upgrade path: the new stack's app database exists (init.sh made it). A
     database a killed restore left behind, empty, exists too. Both get their dumped grants,
     comment and settings; a role never granted CONNECT cannot connect (PUBLIC's default is gone)."""
     source = make_cluster()
-    p = source.start_node(0)
+    p = start_primary(source, template)
     p.psql("CREATE ROLE readers NOLOGIN")
     p.psql("CREATE ROLE outsider LOGIN")
     p.psql(f'CREATE DATABASE "{SALES}" OWNER app')
@@ -153,7 +173,7 @@ def test_database_properties_arrive_in_a_new_stack_and_on_a_rerun(make_cluster: 
     dump = take_dump(source, p)
 
     target = make_cluster()
-    t = target.start_node(0)
+    t = start_primary(target, template)
     t.psql(f'CREATE DATABASE "{SALES}"')
     target.run_job("restore.sh", str(dump), env=restore_env(target, t.port))
     for db in ("appdb", SALES, "postgres"):
@@ -169,11 +189,11 @@ BOSS, BOSS_SQL = 'o\'Brien "x"', '"o\'Brien ""x"""'
 COMMENT = "one;\n-- not a comment;\nALTER ROLE nobody_here NOLOGIN;"
 
 
-def test_globals_create_missing_roles_and_leave_existing_ones_unless_asked(cluster: Cluster) -> None:
+def test_globals_create_missing_roles_and_leave_existing_ones_unless_asked(cluster: Cluster, template: Node) -> None:
     """Since the dump, the boss lost SUPERUSER, temp its login, a setting and a membership, and
     newbie was dropped. A restore creates newbie as dumped and leaves the boss and temp as they
     are; --overwrite-roles re-applies the dump to them."""
-    p = cluster.start_node(0)
+    p = start_primary(cluster, template)
     p.psql(
         f"CREATE ROLE {BOSS_SQL} SUPERUSER LOGIN; CREATE ROLE temp LOGIN; CREATE ROLE team NOLOGIN;"
         "CREATE ROLE newbie LOGIN CREATEDB CONNECTION LIMIT 2 IN ROLE team; GRANT team TO temp;"

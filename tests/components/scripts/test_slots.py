@@ -4,12 +4,19 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
 
 from .pg_harness import (
     Cluster,
+    Node,
+    copy_primary_data,
     create_table,
     ids,
     insert,
+    primary_template,
     slot_state,
     switch_wal,
     wait_for,
@@ -21,6 +28,21 @@ from .test_readiness import answer
 SLOT = "pg_standby_1"
 # No WAL kept for standbys except through their slots.
 NO_KEEP = {"wal_keep_size": "0", "max_wal_size": "64MB", "min_wal_size": "32MB"}
+
+
+@pytest.fixture(scope="module")
+def template(pg_bin: Path) -> Iterator[Node]:
+    with primary_template(pg_bin) as primary:
+        yield primary
+
+
+@pytest.fixture
+def cluster(make_cluster: Callable[..., Cluster], template: Node) -> Cluster:
+    """conftest's ``cluster`` (and so ``replicated``), its primary's volume holding a copy of ``template``: init.sh
+    and postgres start on data an initdb made once; what these tests watch is the slots."""
+    made = make_cluster()
+    copy_primary_data(template, made.primary)
+    return made
 
 
 def start_pair(cluster: Cluster, primary_settings: dict[str, str]) -> None:
