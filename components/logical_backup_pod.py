@@ -11,15 +11,12 @@ from components.pod_env_contract import DUMP_ENV
 from components.pod_security import container_security, pod_security_context
 from components.postgres_conf import TLS_MOUNT
 from components.postgres_pod import SCRIPTS_MOUNT, SECRETS_MOUNT, env_vars
+from components.wal_pod import RCLONE_IMAGE
 
 if TYPE_CHECKING:
     from components.logical_backup_args import DumpS3, LogicalBackupArgs
 
 BACKUP_MOUNT = "/backups"
-# rclone: a maintained, single static binary speaking S3 and every other object store, in a
-# small official image. Pinned by digest as public projects pin it (unverified against the
-# registry from this machine, which has no registry access).
-RCLONE_IMAGE = "docker.io/rclone/rclone:1.75.0@sha256:b06aed988cf5967de7c25be5925240983981c757f4ed1ac9d2fa659d51d60548"
 RCLONE_REMOTE = "DUMPS"
 # Keys of the S3 Secret, each becoming RCLONE_CONFIG_DUMPS_<KEY> (rclone's env config).
 S3_KEYS = ("provider", "access_key_id", "secret_access_key", "endpoint", "region")
@@ -28,9 +25,17 @@ S3_KEYS = ("provider", "access_key_id", "secret_access_key", "endpoint", "region
 def cron_job_spec(
     args: LogicalBackupArgs, labels: dict[str, str], claim_name: str, s3_secret: pulumi.Input[str] | None
 ) -> k8s.batch.v1.CronJobSpecArgs:
+    # Never two dumps at once (backup.sh also takes a lock on the volume); a failed dump fails the Job.
+    return one_at_a_time(args.schedule, labels, 6 * 3600, dump_pod_spec(args, claim_name, s3_secret))
+
+
+def one_at_a_time(
+    schedule: str, labels: dict[str, str], deadline_seconds: int, pod: k8s.core.v1.PodSpecArgs
+) -> k8s.batch.v1.CronJobSpecArgs:
+    """A backup CronJob: never two runs at once (Forbid), a missed start kept for an hour, one retry for a blip
+    before the next schedule tries again, and a run stopped after deadline_seconds."""
     return k8s.batch.v1.CronJobSpecArgs(
-        schedule=args.schedule,
-        # Never two dumps at once (backup.sh also takes a lock on the volume).
+        schedule=schedule,
         concurrency_policy="Forbid",
         starting_deadline_seconds=3600,
         successful_jobs_history_limit=3,
@@ -38,13 +43,9 @@ def cron_job_spec(
         job_template=k8s.batch.v1.JobTemplateSpecArgs(
             metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
             spec=k8s.batch.v1.JobSpecArgs(
-                # A failed dump fails the Job (one retry for a blip); the next schedule tries again.
                 backoff_limit=1,
-                active_deadline_seconds=6 * 3600,
-                template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
-                    spec=dump_pod_spec(args, claim_name, s3_secret),
-                ),
+                active_deadline_seconds=deadline_seconds,
+                template=k8s.core.v1.PodTemplateSpecArgs(metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels), spec=pod),
             ),
         ),
     )

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pulumi_kubernetes as k8s
 
-from components.logical_backup_pod import ca_volume
+from components.logical_backup_pod import ca_volume, one_at_a_time
 from components.pod_env_contract import WAL_ENV
 from components.pod_security import container_security, pod_security_context
 from components.postgres_conf import TLS_MOUNT
@@ -92,23 +92,6 @@ def wal_job_pod_spec(args: WalBaseBackupArgs, service_account: str) -> k8s.core.
 
 
 def wal_cron_job_spec(args: WalBaseBackupArgs, labels: dict[str, str], service_account: str) -> k8s.batch.v1.CronJobSpecArgs:
-    return k8s.batch.v1.CronJobSpecArgs(
-        schedule=args.wal.schedule,
-        # Never two base backups at once: retention of one run must not prune under another's upload.
-        concurrency_policy="Forbid",
-        starting_deadline_seconds=3600,
-        successful_jobs_history_limit=3,
-        failed_jobs_history_limit=3,
-        job_template=k8s.batch.v1.JobTemplateSpecArgs(
-            metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
-            spec=k8s.batch.v1.JobSpecArgs(
-                # A failed run prunes nothing (wal-basebackup.sh); one retry for a blip, then the next schedule.
-                backoff_limit=1,
-                active_deadline_seconds=12 * 3600,
-                template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
-                    spec=wal_job_pod_spec(args, service_account),
-                ),
-            ),
-        ),
-    )
+    # Never two base backups at once: retention of one run must not prune under another's upload; a failed run
+    # prunes nothing (wal-basebackup.sh).
+    return one_at_a_time(args.wal.schedule, labels, 12 * 3600, wal_job_pod_spec(args, service_account))

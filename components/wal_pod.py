@@ -9,8 +9,9 @@ import pulumi_kubernetes as k8s
 
 from components.pod_security import container_security
 
-# The dumps' pinned rclone image (components/logical_backup_pod.py RCLONE_IMAGE, which imports the database pod
-# and so cannot be imported from it; tests/components/test_wal_pod.py keeps the two equal).
+# rclone: a maintained, single static binary speaking S3 and every other object store, in a small official
+# image, pinned by digest as public projects pin it (unverified against the registry from this machine). The one
+# pin: the dumps' upload (components/logical_backup_pod.py) runs it too.
 RCLONE_IMAGE = "docker.io/rclone/rclone:1.75.0@sha256:b06aed988cf5967de7c25be5925240983981c757f4ed1ac9d2fa659d51d60548"
 RCLONE_VOLUME = "rclone"
 RCLONE_DIR = "/opt/rclone"
