@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from .pg_harness import Cluster, HarnessError, chown_run_user, require_pg_bin, wait_for
+from .pg_harness import Cluster, HarnessError, Node, chown_run_user, copy_primary_data, primary_template, require_pg_bin, wait_for
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +54,24 @@ def make_cluster(pg_bin: Path, request: pytest.FixtureRequest) -> Iterator[Calla
 @pytest.fixture
 def cluster(make_cluster: Callable[..., Cluster]) -> Cluster:
     return make_cluster()
+
+
+@pytest.fixture(scope="module")
+def template(pg_bin: Path) -> Iterator[Node]:
+    """A primary's data directory as init.sh makes it, made once per module and worker: the primaries of tests
+    that do not test initdb start on copies of it (pg_harness.copy_primary_data)."""
+    with primary_template(pg_bin) as primary:
+        yield primary
+
+
+@pytest.fixture
+def templated_cluster(make_cluster: Callable[..., Cluster], template: Node) -> Cluster:
+    """A cluster whose primary's volume holds a copy of ``template``: init.sh and postgres start on data an initdb
+    made once. A module whose tests watch something other than initdb makes it its ``cluster`` (and so its
+    ``replicated``); clusters it makes itself with make_cluster are real initdbs."""
+    made = make_cluster()
+    copy_primary_data(template, made.primary)
+    return made
 
 
 @pytest.fixture

@@ -27,7 +27,6 @@ from .pg_harness import (
     chown_run_user,
     copy_primary_data,
     leak_needles,
-    primary_template,
     read_bytes_tree,
     wait_for,
 )
@@ -49,14 +48,6 @@ def start_pair(cluster: Cluster, template: Node, standby_settings: dict[str, str
     s.start({"listen_addresses": RO} | (standby_settings or {}))
     wait_for(s.is_streaming, 30, "the standby to stream")
     return p, s
-
-
-@pytest.fixture(scope="module")
-def template(pg_bin: Path) -> Iterator[Node]:
-    """A primary's data directory as init.sh makes it (one initdb per worker): the primaries these tests
-    dump from start on copies of it; what they test is backup.sh and restore.sh."""
-    with primary_template(pg_bin) as primary:
-        yield primary
 
 
 def start_primary(cluster: Cluster, template: Node) -> Node:

@@ -6,27 +6,17 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
-from .pg_harness import Cluster, Node, copy_primary_data, create_table, ids, insert, primary_template, wait_for, wait_rows, wait_streaming
-
-
-@pytest.fixture(scope="module")
-def template(pg_bin: Path) -> Iterator[Node]:
-    with primary_template(pg_bin) as primary:
-        yield primary
+from .pg_harness import Cluster, create_table, ids, insert, wait_for, wait_rows, wait_streaming
 
 
 @pytest.fixture
-def cluster(make_cluster: Callable[..., Cluster], template: Node) -> Cluster:
-    """conftest's ``cluster`` (and so ``replicated``), its primary's volume holding a copy of ``template``: init.sh
+def cluster(templated_cluster: Cluster) -> Cluster:
+    """conftest's ``templated_cluster`` as this module's ``cluster`` (and so ``replicated``): init.sh
     and postgres start on data an initdb made once; what these tests watch is the runbook and the sidecar."""
-    made = make_cluster()
-    copy_primary_data(template, made.primary)
-    return made
+    return templated_cluster
 
 
 def test_promote_a_standby_and_rejoin_the_old_primary(replicated: Cluster) -> None:

@@ -6,31 +6,22 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
-from .pg_harness import Cluster, Node, copy_primary_data, create_table, ids, insert, primary_template, wait_for, wait_rows
+from .pg_harness import Cluster, create_table, ids, insert, wait_for, wait_rows
 from .test_readiness import answer
 
 REFUSED = "is running PostgreSQL with data: refusing to start an empty primary"
 
 
-@pytest.fixture(scope="module")
-def template(pg_bin: Path) -> Iterator[Node]:
-    with primary_template(pg_bin) as primary:
-        yield primary
-
-
 @pytest.fixture
-def cluster(make_cluster: Callable[..., Cluster], template: Node) -> Cluster:
-    """conftest's ``cluster`` (and so ``replicated``), its primary's volume holding a copy of ``template``: the
+def cluster(templated_cluster: Cluster) -> Cluster:
+    """conftest's ``templated_cluster`` as this module's ``cluster`` (and so ``replicated``): the
     primary whose volume these tests lose starts on data an initdb made once (the new clusters they make
     afterwards are real initdbs)."""
-    made = make_cluster()
-    copy_primary_data(template, made.primary)
-    return made
+    return templated_cluster
 
 
 def lose_the_primary_volume(c: Cluster) -> None:

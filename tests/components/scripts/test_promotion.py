@@ -4,19 +4,13 @@ when it wrote nothing past the promotion point, and is told to re-clone when it 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
 import pytest
 
 from .pg_harness import (
     Cluster,
-    Node,
-    copy_primary_data,
     create_table,
     ids,
     insert,
-    primary_template,
     slot_state,
     switch_wal,
     timeline,
@@ -32,19 +26,11 @@ from .test_slots import NO_KEEP, SLOT
 POD_SETTINGS = {"max_wal_senders": "20"}
 
 
-@pytest.fixture(scope="module")
-def template(pg_bin: Path) -> Iterator[Node]:
-    with primary_template(pg_bin) as primary:
-        yield primary
-
-
 @pytest.fixture
-def cluster(make_cluster: Callable[..., Cluster], template: Node) -> Cluster:
-    """conftest's ``cluster`` (and so ``replicated``), its primary's volume holding a copy of ``template``: init.sh
+def cluster(templated_cluster: Cluster) -> Cluster:
+    """conftest's ``templated_cluster`` as this module's ``cluster`` (and so ``replicated``): init.sh
     and postgres start on data an initdb made once; what these tests watch is the promotion and the rejoin."""
-    made = make_cluster()
-    copy_primary_data(template, made.primary)
-    return made
+    return templated_cluster
 
 
 def start_pair(c: Cluster) -> None:

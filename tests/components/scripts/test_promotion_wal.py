@@ -10,19 +10,16 @@ on the port every pod of the set uses (PRIMARY_PORT), as in test_fresh_primary."
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
 from .pg_harness import (
     Cluster,
     Node,
-    copy_primary_data,
     create_table,
     ids,
     insert,
-    primary_template,
     timeline,
     wait_for,
     wait_rows,
@@ -38,20 +35,12 @@ REFUSED = re.compile(
 )
 
 
-@pytest.fixture(scope="module")
-def template(pg_bin: Path) -> Iterator[Node]:
-    with primary_template(pg_bin) as primary:
-        yield primary
-
-
 @pytest.fixture
-def cluster(make_cluster: Callable[..., Cluster], template: Node) -> Cluster:
-    """conftest's ``cluster`` (and so ``replicated``), its primary's volume holding a copy of ``template``: init.sh
+def cluster(templated_cluster: Cluster) -> Cluster:
+    """conftest's ``templated_cluster`` as this module's ``cluster`` (and so ``replicated``): init.sh
     and postgres start on data an initdb made once; what these tests watch is the promotion's check of its peers'
     WAL. The peer of another database is a cluster of its own (make_cluster), initialised for real."""
-    made = make_cluster()
-    copy_primary_data(template, made.primary)
-    return made
+    return templated_cluster
 
 
 def lsn(value: str) -> int:

@@ -4,19 +4,14 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
 from .pg_harness import (
     Cluster,
-    Node,
-    copy_primary_data,
     create_table,
     ids,
     insert,
-    primary_template,
     slot_state,
     switch_wal,
     wait_for,
@@ -30,19 +25,11 @@ SLOT = "pg_standby_1"
 NO_KEEP = {"wal_keep_size": "0", "max_wal_size": "64MB", "min_wal_size": "32MB"}
 
 
-@pytest.fixture(scope="module")
-def template(pg_bin: Path) -> Iterator[Node]:
-    with primary_template(pg_bin) as primary:
-        yield primary
-
-
 @pytest.fixture
-def cluster(make_cluster: Callable[..., Cluster], template: Node) -> Cluster:
-    """conftest's ``cluster`` (and so ``replicated``), its primary's volume holding a copy of ``template``: init.sh
+def cluster(templated_cluster: Cluster) -> Cluster:
+    """conftest's ``templated_cluster`` as this module's ``cluster`` (and so ``replicated``): init.sh
     and postgres start on data an initdb made once; what these tests watch is the slots."""
-    made = make_cluster()
-    copy_primary_data(template, made.primary)
-    return made
+    return templated_cluster
 
 
 def start_pair(cluster: Cluster, primary_settings: dict[str, str]) -> None:
