@@ -161,6 +161,21 @@ def write_volume_conf(node: Node, settings: dict[str, str], why: str) -> None:
     chown_run_user(path)
 
 
+def server_cpu(node: Node) -> float:
+    """CPU seconds the server has used: the postmaster, its live children, and the children it reaped."""
+    pid = node.postmaster_pid()
+    assert pid is not None, "the server is not running"
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile: its time is in the postmaster's cutime now
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def proc_cpu_children() -> float:
     """CPU seconds of every child process this one has reaped (pgbench runs, psql calls, ...)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -190,18 +205,7 @@ class Server:
         self.node.psql("SELECT sum(pg_prewarm(oid::regclass)) FROM pg_class WHERE relname LIKE 'pgbench%' AND relkind IN ('r', 'i')")
 
     def server_cpu(self) -> float:
-        """CPU seconds the server has used: the postmaster, its live children, and the children it reaped."""
-        pid = self.node.postmaster_pid()
-        assert pid is not None, "the server is not running"
-        total = 0
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue  # exited meanwhile: its time is in the postmaster's cutime now
-            if stat.parent.name == str(pid) or fields[1] == str(pid):
-                total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
-        return total / os.sysconf("SC_CLK_TCK")
+        return server_cpu(self.node)
 
     def run(self, duration: int | None = None) -> float:
         """tps of one pgbench run, then a CHECKPOINT; the transactions per CPU second (server and

@@ -28,14 +28,13 @@ server is npm's 18 (bin/install-pg-majors) and pgbench the wheel's with npm's li
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from bench_pgbench import proc_cpu_children, server_cpu
 from benchstats import Spread, interleave, machine_load, noise_verdict, ratios
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -47,28 +46,6 @@ from tests.components.scripts.test_tls import RW_FQDN, KubeletTlsDir, make_ca, m
 # pgbench -C counts the connections in (its tps line says "including reconnection times").
 TPS = re.compile(r"^tps = ([0-9.]+) \((?:without initial connection time|including reconnection times)\)", re.M)
 TRANSACTIONS = re.compile(r"^number of transactions actually processed: ([0-9]+)", re.M)
-
-
-def server_cpu(node: Node) -> float:
-    """CPU seconds of the server: the postmaster, its live children and those it reaped
-    (as bench_pgbench.Server.server_cpu)."""
-    pid = node.postmaster_pid()
-    assert pid is not None, "the server is not running"
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # exited meanwhile: its time is in the postmaster's cutime now
-        if stat.parent.name == str(pid) or fields[1] == str(pid):
-            total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def children_cpu() -> float:
-    """CPU seconds of the processes this one reaped (pgbench, which setpriv execs)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def client_env(node: Node, passfile: Path) -> dict[str, str]:
@@ -139,11 +116,11 @@ def main() -> int:
 
         def measure(name: str, seconds: int | None = None) -> float:
             argv = [pgbench, "-b", args.builtin, "-T", str(seconds or args.duration), "-c", str(args.clients), "-j", str(args.clients)]
-            server_before, client_before = server_cpu(p), children_cpu()
+            server_before, client_before = server_cpu(p), proc_cpu_children()
             out = run(p, [*argv, *(["-C"] if args.connect else []), conninfo[name]], env)
             p.psql("CHECKPOINT")
             server = server_cpu(p) - server_before
-            cpu = server + children_cpu() - client_before
+            cpu = server + proc_cpu_children() - client_before
             tps, done = TPS.search(out), TRANSACTIONS.search(out)
             if not tps or not done:
                 raise SystemExit(f"pgbench printed no tps:\n{out}")
