@@ -36,14 +36,15 @@ def checkov_skips(image: str, pull_policy: str, sidecar: bool = False) -> dict[s
     return {f"checkov.io/skip{i}": f"{check}={reason}" for i, (check, reason) in enumerate(skips, start=1)}
 
 
-def container_security() -> k8s.core.v1.SecurityContextArgs:
-    """The restricted Pod Security profile for a container running as the image's postgres user."""
+def container_security(uid: int = POSTGRES_UID) -> k8s.core.v1.SecurityContextArgs:
+    """The restricted Pod Security profile for a container running as uid (and its group): the image's postgres
+    user unless said otherwise."""
     return k8s.core.v1.SecurityContextArgs(
         allow_privilege_escalation=False,
         read_only_root_filesystem=True,
         run_as_non_root=True,
-        run_as_user=POSTGRES_UID,
-        run_as_group=POSTGRES_UID,
+        run_as_user=uid,
+        run_as_group=uid,
         capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
         seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
     )

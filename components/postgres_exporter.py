@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pulumi_kubernetes as k8s
 
+from components.pod_security import container_security
 from components.postgres_conf import SOCKET_DIR
 from components.postgres_metrics_args import METRICS_PORT, METRICS_PORT_NAME, MetricsArgs
 from components.postgres_names import CONTAINER_PORT, MONITOR_ROLE
@@ -34,15 +35,7 @@ LIMITS = {"cpu": "200m", "memory": "128Mi"}
 
 def exporter_security() -> k8s.core.v1.SecurityContextArgs:
     """The restricted Pod Security profile as components/pod_security.py gives it, as user nobody."""
-    return k8s.core.v1.SecurityContextArgs(
-        allow_privilege_escalation=False,
-        read_only_root_filesystem=True,
-        run_as_non_root=True,
-        run_as_user=EXPORTER_UID,
-        run_as_group=EXPORTER_UID,
-        capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
-        seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-    )
+    return container_security(EXPORTER_UID)
 
 
 def exporter_container(metrics: MetricsArgs) -> k8s.core.v1.ContainerArgs:
