@@ -120,7 +120,7 @@ main() {
   load_config
   local_server_up 3 || not_ready "server is not accepting connections on $PG_SOCKET_DIR port $PGPORT"
 
-  local out err errfile in_recovery receiver lag unknown sysid tli lsn slot segsize replay how=''
+  local out err errfile in_recovery receiver lag unknown sysid tli lsn slot segsize replay problem how=''
   errfile=$(mktemp "$TMPDIR/readiness.XXXXXX")
   trap 'rm -f -- "$errfile"' EXIT
   if ! out=$(PGOPTIONS='-c statement_timeout=4000' PGCONNECT_TIMEOUT=3 psql_local -A -t -F '|' -c "$STATUS_SQL" 2>"$errfile"); then
@@ -146,6 +146,11 @@ main() {
     [[ -n $replay ]] || not_ready "standby replay lag is unknown (${unknown:-no WAL position})"
     lag_from_primary "$replay" ||
       not_ready "standby replay lag is unknown (${unknown:-no WAL position}; cannot ask the primary: $UP_ERROR)"
+    # Nothing received since the WAL receiver connected: it may be about to be refused (another database, a
+    # diverged timeline), so the primary's answer is checked as when it is not streaming.
+    [[ -z $lsn ]] || tli=$(wal_timeline_at "$lsn" "$segsize" "$tli")
+    problem=$(upstream_problem "$sysid" "$tli" "$lsn")
+    [[ -z $problem ]] || not_ready "$problem"
     lag=$LAG
     how=', measured against the primary'
   fi
