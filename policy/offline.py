@@ -158,7 +158,9 @@ def validation_args(resource: Registered, config: dict[str, Any]) -> ResourceVal
         additional_secret_outputs=[],
         parent=resource.parent or None,
     )
-    props = unknown_checking_proxy(deserialize_properties(copy.deepcopy(resource.inputs)))
+    # deserialize_properties builds every dict and list anew (pulumi_policy/deserialize.py), so a policy that
+    # changes what it is handed changes a copy, as with the runtime's per-policy MessageToDict.
+    props = unknown_checking_proxy(deserialize_properties(resource.inputs))
     return ResourceValidationArgs(resource.type, props, resource.urn, resource.name, opts, None, config, {})
 
 

@@ -8,6 +8,7 @@ program package (components/, stacks/ and tools/ once it exists) must have no cy
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -20,13 +21,20 @@ MAX_FILE_LINES = 300
 MAX_FUNCTION_LINES = 60
 
 
+@functools.cache
+def tree(source: str) -> ast.Module:
+    """A source's syntax tree, parsed once per worker: the checks below walk each file several times, and never
+    change a tree."""
+    return ast.parse(source)
+
+
 def too_long(source: str, path: str = "<source>") -> list[str]:
     """Every file over MAX_FILE_LINES and every function (or method) over MAX_FUNCTION_LINES."""
     found = []
     lines = len(source.splitlines())
     if lines > MAX_FILE_LINES:
         found.append(f"{path}: {lines} lines (at most {MAX_FILE_LINES})")
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(tree(source)):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             length = (node.end_lineno or node.lineno) - node.lineno + 1
             if length > MAX_FUNCTION_LINES:
@@ -36,7 +44,7 @@ def too_long(source: str, path: str = "<source>") -> list[str]:
 
 def imports(source: str) -> set[str]:
     modules = set()
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(tree(source)):
         if isinstance(node, ast.ImportFrom) and node.module:
             modules.add(node.module)
         elif isinstance(node, ast.Import):
@@ -78,7 +86,7 @@ def registers(source: str) -> bool:
     contract (the ``*Args``) and the pure builders."""
     return any(
         isinstance(node, ast.ClassDef) and any(ast.unparse(base) == "pulumi.ComponentResource" for base in node.bases)
-        for node in ast.walk(ast.parse(source))
+        for node in ast.walk(tree(source))
     )
 
 
@@ -111,7 +119,7 @@ def test_every_args_class_lives_in_a_contract_module() -> None:
     misplaced = [
         f"components/{name}: {node.name}"
         for name, source in SOURCES.items()
-        for node in ast.parse(source).body
+        for node in tree(source).body
         if isinstance(node, ast.ClassDef) and node.name.endswith("Args") and not name.endswith("_args.py")
     ]
     assert misplaced == []
@@ -137,7 +145,7 @@ def imported_modules(source: str, module: str, is_package: bool, known: set[str]
     names close only through such imports). ``from package import module`` counts as the module."""
     found = set()
     package = module if is_package else module.rpartition(".")[0]
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(tree(source)):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):

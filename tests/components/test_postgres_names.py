@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import itertools
 from pathlib import Path
 
@@ -46,10 +47,16 @@ def test_primary_and_dns() -> None:
     assert service_dns("pg-ro", "db") == "pg-ro.db.svc.cluster.local"
 
 
+@functools.cache
+def _nodes(path: Path) -> tuple[ast.AST, ...]:
+    """Every node of a file's syntax tree, parsed once for the three needles."""
+    return tuple(ast.walk(ast.parse(path.read_text())))
+
+
 def _spelled(path: Path, needle: str) -> list[str]:
     """Places that build a name with the rule: f"{name}-standby..." or name + "-standby" (prose does not count)."""
     hits = []
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in _nodes(path):
         parts = node.values if isinstance(node, ast.JoinedStr) else []
         built = any(
             isinstance(before, ast.FormattedValue) and isinstance(part, ast.Constant) and str(part.value).startswith(needle)

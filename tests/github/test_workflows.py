@@ -115,7 +115,7 @@ def test_the_linters_catch_a_bad_workflow(tmp_path: Path) -> None:
 
 
 def load(text: str) -> dict[str, Any]:
-    doc = yaml.safe_load(text)
+    doc = yaml.load(text, Loader=yaml.CSafeLoader)
     # PyYAML reads the key `on` as the boolean True (YAML 1.1).
     if True in doc:
         doc["on"] = doc.pop(True)

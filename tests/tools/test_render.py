@@ -138,7 +138,7 @@ def test_render_command_writes_yaml_without_secret_values(tmp_path: Path, stack:
     written = sorted(str(p) for p in out.rglob("*") if p.is_file() and p.name != MARKER)
     assert sorted(capsys.readouterr().out.splitlines()) == written
     files = sorted(out.glob("*.yaml"))
-    kinds = {yaml.safe_load(p.read_text())["kind"] for p in files}
+    kinds = {yaml.load(p.read_text(), Loader=yaml.CSafeLoader)["kind"] for p in files}
     assert {"StatefulSet", "Service", "Secret", "ConfigMap", "Namespace", "PodDisruptionBudget"} <= kinds
     assert ("StorageClass" in kinds) == (settings.storage.existingClass is None)
     secret = yaml.safe_load(next(out.glob("secret-*.yaml")).read_text())
