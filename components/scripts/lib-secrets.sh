@@ -44,9 +44,9 @@ write_pgpass() {
   pw=${pw%$'\n'}
   pw=${pw//\\/\\\\}
   pw=${pw//:/\\:}
+  # mktemp creates the file 0600 (and lib-base.sh's umask is 077): no chmod to run.
   tmp=$(mktemp "$file.XXXXXX")
   printf '*:*:*:%s:%s\n' "$role" "$pw" >"$tmp"
-  chmod 0600 "$tmp"
   mv -f -- "$tmp" "$file"
 }
 
