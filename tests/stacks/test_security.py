@@ -252,7 +252,7 @@ def _write_objects(run: Run, directory: Path) -> None:
 
 @pytest.fixture(scope="session")
 def checkov_report(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    """checkov's results for the renders this run's checkov tests need (their stacks, and REGRESSION),
+    """checkov's results for the renders the selected checkov tests need (the new-stacks copy selects no regression),
     made once per pytest run: the xdist workers share the first one's, through a file in the run's
     temporary directory."""
     per_stack = test_checkov_reports_zero_failed_checks
@@ -262,6 +262,8 @@ def checkov_report(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     keys += sorted({CNPG_RENDER + str(i.callspec.params["stack"]) for i in request.session.items if getattr(i, "function", None) is engine})
     wal = test_checkov_reports_zero_failed_checks_with_wal_archiving
     keys += [WAL_RENDER] if any(getattr(i, "function", None) is wal for i in request.session.items) else []
+    regression = test_checkov_would_catch_a_regression
+    keys += [REGRESSION] if any(getattr(i, "function", None) is regression for i in request.session.items) else []
     shared = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         shared = shared.parent  # the run's directory, above each worker's
@@ -270,7 +272,7 @@ def checkov_report(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not result.is_file():
             work = Path(tempfile.mkdtemp(prefix="checkov-", dir=shared))
-            result.write_text(json.dumps(_scan(work, [*keys, REGRESSION])))
+            result.write_text(json.dumps(_scan(work, keys)))
     reports: dict[str, dict[str, Any]] = json.loads(result.read_text())
     return reports
 
