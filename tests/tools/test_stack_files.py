@@ -268,8 +268,10 @@ def test_a_bad_stack_file_fails_its_tests_with_one_line(repo: Path) -> None:
     result = run_in(
         repo, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-q", "-p", "no:randomly", "-p", "no:warnings",
         "tests/stacks/test_database.py", "tests/stacks/test_config.py",
-        # Only the bad files' per-stack tests (the copy's good stacks pass elsewhere): a third of the time.
-        env={ONLY_STACKS: "bad,badvalue"},
+        # Only the bad files' per-stack tests (the copy's good stacks pass elsewhere, and so do the modules' tests
+        # that name no bad file): -k bad keeps each bad file's one failure (Pulumi.<stack>.yaml[<stack>],
+        # tests/conftest.py) and any per-stack test of it that would run beside it. 5.5 s -> 1.7 s.
+        "-k", "bad", env={ONLY_STACKS: "bad,badvalue"},
     )  # fmt: skip
     lines = [
         "Pulumi.bad.yaml, line 2, column 23: not valid YAML: mapping values are not allowed here",
