@@ -65,6 +65,13 @@ def template(pg_bin: Path) -> Iterator[Node]:
         yield primary
 
 
+@pytest.fixture(scope="session")
+def small_segment_template(pg_bin: Path) -> Iterator[Node]:
+    """``template`` with 1 MiB WAL segments (pg_harness.small_segments), for the WAL tests' primaries."""
+    with primary_template(pg_bin, small=True) as primary:
+        yield primary
+
+
 @pytest.fixture
 def templated_cluster(make_cluster: Callable[..., Cluster], template: Node) -> Cluster:
     """A cluster whose primary's volume holds a copy of ``template``: init.sh and postgres start on data an initdb

@@ -1085,12 +1085,13 @@ def copy_primary_data(template: Node, node: Node) -> None:
 
 
 @contextlib.contextmanager
-def primary_template(pg_bin: Path) -> Iterator[Node]:
+def primary_template(pg_bin: Path, *, small: bool = False) -> Iterator[Node]:
     """A primary's data directory as init.sh makes it, for copy_primary_data (a session-scoped
-    fixture: one initdb per worker); removed on exit."""
+    fixture: one initdb per worker); with ``small``, of 1 MiB WAL segments (small_segments), for the
+    WAL tests' primaries. Removed on exit."""
     made = Cluster(pg_bin)
     try:
-        made.primary.init()
+        made.primary.init(**(small_segments(made.primary) if small else {}))
         yield made.primary
     finally:
         made.close()
