@@ -56,11 +56,19 @@ def cluster(make_cluster: Callable[..., Cluster]) -> Cluster:
     return make_cluster()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def template(pg_bin: Path) -> Iterator[Node]:
-    """A primary's data directory as init.sh makes it, made once per module and worker: the primaries of tests
-    that do not test initdb start on copies of it (pg_harness.copy_primary_data)."""
+    """A primary's data directory as init.sh makes it, made once per worker: the primaries of tests that do
+    not test initdb start on copies of it (pg_harness.copy_primary_data). Every copy, in any module, has its
+    system identifier: a test that needs two different databases makes the second with a real initdb."""
     with primary_template(pg_bin) as primary:
+        yield primary
+
+
+@pytest.fixture(scope="session")
+def small_segment_template(pg_bin: Path) -> Iterator[Node]:
+    """``template`` with 1 MiB WAL segments (pg_harness.small_segments), for the WAL tests' primaries."""
+    with primary_template(pg_bin, small=True) as primary:
         yield primary
 
 

@@ -1050,13 +1050,15 @@ def wait_archived_cheaply(node: Node, timeout: float = 30) -> str:
 
 
 @contextlib.contextmanager
-def shared_replicated(pg_bin: Path) -> Iterator[Cluster]:
-    """A running primary (pg-0) and one streaming standby (pg-standby-1), as conftest's ``replicated``
-    builds them, for a module-scoped fixture: the tests that only read it (or leave it as they found
-    it) share one initdb, one clone and two server starts per worker. Closed (servers stopped, directory
-    removed) on exit; its script output and server logs are printed when the block raised."""
-    cluster = Cluster(pg_bin)
+def shared_replicated(template: Node) -> Iterator[Cluster]:
+    """A running primary (pg-0, on a copy of ``template``: copy_primary_data) and one streaming standby
+    (pg-standby-1), as conftest's ``replicated`` builds them, for a module-scoped fixture: the tests that
+    only read it (or leave it as they found it) share one clone and two server starts per worker. Closed
+    (servers stopped, directory removed) on exit; its script output and server logs are printed when the
+    block raised."""
+    cluster = Cluster(template.cluster.pg_bin)
     try:
+        copy_primary_data(template, cluster.primary)
         cluster.start_node(0)
         cluster.start_node(1)
         wait_streaming(cluster.node(1))
@@ -1083,12 +1085,13 @@ def copy_primary_data(template: Node, node: Node) -> None:
 
 
 @contextlib.contextmanager
-def primary_template(pg_bin: Path) -> Iterator[Node]:
-    """A primary's data directory as init.sh makes it, for copy_primary_data (a module-scoped
-    fixture: one initdb per worker); removed on exit."""
+def primary_template(pg_bin: Path, *, small: bool = False) -> Iterator[Node]:
+    """A primary's data directory as init.sh makes it, for copy_primary_data (a session-scoped
+    fixture: one initdb per worker); with ``small``, of 1 MiB WAL segments (small_segments), for the
+    WAL tests' primaries. Removed on exit."""
     made = Cluster(pg_bin)
     try:
-        made.primary.init()
+        made.primary.init(**(small_segments(made.primary) if small else {}))
         yield made.primary
     finally:
         made.close()

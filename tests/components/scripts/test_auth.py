@@ -4,20 +4,19 @@ replication role, and the application role and database."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
-from .pg_harness import Cluster, shared_replicated
+from .pg_harness import Cluster, Node, shared_replicated
 
 ALLOWED_METHODS = {"peer", "scram-sha-256", "reject"}
 
 
 @pytest.fixture(scope="module")
-def shared(pg_bin: Path) -> Iterator[Cluster]:
-    """One primary and streaming standby for the tests that only log in and read (one initdb and clone
-    instead of four): none of them changes a role, a rule or a password."""
-    with shared_replicated(pg_bin) as cluster:
+def shared(template: Node) -> Iterator[Cluster]:
+    """One primary (on a copy of conftest's ``template``) and streaming standby for the tests that only log
+    in and read (one clone instead of four): none of them changes a role, a rule or a password."""
+    with shared_replicated(template) as cluster:
         yield cluster
 
 
@@ -58,7 +57,8 @@ def test_replication_connections_are_for_the_replication_role_only(shared: Clust
 
 
 def test_app_user_owns_its_database_and_can_work_in_it(shared: Cluster) -> None:
-    # The primary init.sh made, as a fresh pod's; the table is the app's own, which no other test reads.
+    # The role and database init.sh made at the first start (in conftest's template); the table is the app's own,
+    # which no other test reads.
     p = shared.primary
     pw = shared.passwords["password"]
     script = "CREATE TABLE notes (id int); INSERT INTO notes VALUES (7); SELECT current_database(), current_user, sum(id) FROM notes"

@@ -11,12 +11,12 @@ import errno
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from .pg_harness import RUN_USER, TEST_SERVER_SETTINGS, Cluster, Node, chown_run_user, run_library
+from .pg_harness import RUN_USER, TEST_SERVER_SETTINGS, Cluster, Node, chown_run_user, copy_primary_data, run_library
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -74,19 +74,11 @@ def run_init(node: Node) -> subprocess.CompletedProcess[str]:
     return node.run_script("init.sh", check=False)
 
 
-@pytest.fixture(scope="module")
-def template(pg_bin: Path) -> Iterator[Path]:
-    """A data directory as init.sh makes it for a primary: one initdb, copied where needed."""
-    made = Cluster(pg_bin)
-    made.primary.init()
-    yield made.primary.pgdata
-    made.close()
-
-
-def copy_cluster(template: Path, dest: Path, volume: Path) -> None:
-    """A copy of template at dest on volume, everything on the volume owned by postgres."""
+def copy_cluster(template: Node, dest: Path, volume: Path) -> None:
+    """A copy of conftest's ``template`` (a primary's data directory as init.sh makes it: one initdb per
+    worker) at dest on volume, everything on the volume owned by postgres."""
     dest.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["cp", "-a", "--", f"{template}/.", str(dest)], check=True)
+    subprocess.run(["cp", "-a", "--", f"{template.pgdata}/.", str(dest)], check=True)
     subprocess.run(["chown", "-R", f"{RUN_USER}:", str(volume)], check=True)
 
 
@@ -120,10 +112,12 @@ def test_volume_settings_for_a_volume_size(size: int, replication: bool, expecte
 
 
 def test_server_runs_with_the_volume_settings_and_follows_a_grown_volume(
-    cluster: Cluster, mount_tmpfs: Callable[[Path, str], None]
+    cluster: Cluster, mount_tmpfs: Callable[[Path, str], None], template: Node
 ) -> None:
     p = cluster.primary
     mount_tmpfs(p.volume, "1G")
+    # Data init.sh made elsewhere: the settings are sized to the volume at every start, this one's first.
+    copy_cluster(template, p.pgdata, p.volume)
     # The command line must not set them: it would override the file.
     base = {k: v for k, v in TEST_SERVER_SETTINGS.items() if k not in VOLUME_KEYS}
 
@@ -163,7 +157,7 @@ def test_server_runs_with_the_volume_settings_and_follows_a_grown_volume(
 
 
 @pytest.mark.parametrize("missing", ["global/pg_control", "base/", "pg_wal/"])
-def test_incomplete_data_directory_is_refused_and_not_written_into(cluster: Cluster, template: Path, missing: str) -> None:
+def test_incomplete_data_directory_is_refused_and_not_written_into(cluster: Cluster, template: Node, missing: str) -> None:
     p = cluster.primary
     copy_cluster(template, p.pgdata, p.volume)
     victim = p.pgdata / missing.rstrip("/")
@@ -182,7 +176,7 @@ def test_incomplete_data_directory_is_refused_and_not_written_into(cluster: Clus
 
 
 @pytest.mark.parametrize("where", ["pgdata", "17/docker", "."])
-def test_data_at_another_layout_stops_a_new_cluster(cluster: Cluster, template: Path, where: str) -> None:
+def test_data_at_another_layout_stops_a_new_cluster(cluster: Cluster, template: Node, where: str) -> None:
     """Same major, another place (a changed PGDATA): refused, the data left as it was."""
     p = cluster.primary
     found = (p.volume / where).resolve()
@@ -196,7 +190,7 @@ def test_data_at_another_layout_stops_a_new_cluster(cluster: Cluster, template: 
     assert tree(p.volume) == before, "nothing may be created or changed on the volume"
 
 
-def test_valid_data_is_kept_with_a_warning_about_another_cluster(cluster: Cluster, template: Path) -> None:
+def test_valid_data_is_kept_with_a_warning_about_another_cluster(cluster: Cluster, template: Node) -> None:
     p = cluster.primary
     copy_cluster(template, p.pgdata, p.volume)
     old = p.volume / "pgdata"
@@ -211,7 +205,7 @@ def test_valid_data_is_kept_with_a_warning_about_another_cluster(cluster: Cluste
 
 
 def test_full_volume_is_told_and_leaves_no_temporary_file(
-    cluster: Cluster, mount_tmpfs: Callable[[Path, str], None], template: Path
+    cluster: Cluster, mount_tmpfs: Callable[[Path, str], None], template: Node
 ) -> None:
     p = cluster.primary
     mount_tmpfs(p.volume, "64M")
@@ -230,7 +224,7 @@ def test_full_volume_is_told_and_leaves_no_temporary_file(
 
 
 def test_full_volume_never_leaves_half_a_line_in_postgresql_conf(
-    cluster: Cluster, mount_tmpfs: Callable[[Path, str], None], template: Path
+    cluster: Cluster, mount_tmpfs: Callable[[Path, str], None], template: Node
 ) -> None:
     """A volume filled by the previous script version's pod: the new include line cannot be added."""
     p = cluster.primary
@@ -275,7 +269,8 @@ def test_initdb_on_a_too_small_volume_is_told(cluster: Cluster, mount_tmpfs: Cal
     assert not p.pgdata.exists()
 
 
-def test_clone_onto_a_too_small_volume_stops_at_once(cluster: Cluster, mount_tmpfs: Callable[[Path, str], None]) -> None:
+def test_clone_onto_a_too_small_volume_stops_at_once(cluster: Cluster, mount_tmpfs: Callable[[Path, str], None], template: Node) -> None:
+    copy_primary_data(template, cluster.primary)  # the primary on a copy of conftest's template: the clone is the test
     cluster.start_node(0)
     s = cluster.node(1)
     mount_tmpfs(s.volume, "24M")
@@ -315,7 +310,7 @@ def test_data_mount_defaults_to_the_images_layout_and_holds_pgdata(pgdata: str, 
         assert cp.returncode == 0 and cp.stdout == f"{expected}\n", cp.stderr
 
 
-def test_temporary_files_of_an_interrupted_start_are_removed(cluster: Cluster, template: Path) -> None:
+def test_temporary_files_of_an_interrupted_start_are_removed(cluster: Cluster, template: Node) -> None:
     p = cluster.primary
     copy_cluster(template, p.pgdata, p.volume)
     stale = p.pgdata / "pg_hba.conf.Ab3xYz"

@@ -21,7 +21,7 @@ import pytest
 from components.postgres_conf import MiB, data_layout, server_parameters
 from tests.conftest import settings_of
 
-from .pg_harness import PG_TOOLS, REPO_ROOT, Cluster, Node, bin_major, find_pg_bin, run_user_copy, wheel_bin
+from .pg_harness import PG_TOOLS, REPO_ROOT, Cluster, Node, bin_major, copy_primary_data, find_pg_bin, run_user_copy, wheel_bin
 
 EMBEDDED = ("16", "17", "18")
 MAJORS_DIR = REPO_ROOT / ".pg-majors"
@@ -56,6 +56,16 @@ def use_major(node: Node, major: str, pg_bin: Path) -> None:
     node.server_bin, node.lib_dir = server_bin(major, pg_bin)
     layout = data_layout(int(major))
     node.pgdata = node.volume / Path(layout.pgdata).relative_to(layout.mount_path)
+
+
+def init_data(node: Node, major: str, pg_bin: Path, template: Node) -> None:
+    """The node's volume with that major's data as init.sh makes it, for the tests of what init.sh does with
+    it at the next start: a copy of conftest's ``template`` for the harness's major (kept by init.sh, as at a
+    pod restart), init.sh on the empty volume for another."""
+    use_major(node, major, pg_bin)
+    if major == bin_major(pg_bin):
+        copy_primary_data(template, node)
+    node.init()
 
 
 def tree(root: Path) -> dict[str, tuple[int, bytes | None]]:
@@ -156,10 +166,11 @@ def test_primary_init_and_the_pods_settings_on_a_real_major(make_cluster: Callab
 
 
 @pytest.mark.parametrize(("old", "new"), [("17", "18"), ("18", "17")], ids=["upgrade-17-to-18", "rollback-18-to-17"])
-def test_another_majors_data_at_its_own_layout_stops_the_new_image(cluster: Cluster, pg_bin: Path, old: str, new: str) -> None:
+def test_another_majors_data_at_its_own_layout_stops_the_new_image(
+    cluster: Cluster, pg_bin: Path, template: Node, old: str, new: str
+) -> None:
     p = cluster.primary
-    use_major(p, old, pg_bin)
-    p.init()
+    init_data(p, old, pg_bin, template)
     old_pgdata = p.pgdata
     before = tree(p.volume)
 
@@ -191,10 +202,11 @@ def test_another_majors_data_at_the_same_path_is_refused(cluster: Cluster, pg_bi
     assert tree(p.volume) == before
 
 
-def test_a_clone_of_another_major_is_discarded(cluster: Cluster, pg_bin: Path) -> None:
+def test_a_clone_of_another_major_is_discarded(templated_cluster: Cluster, pg_bin: Path) -> None:
     """A standby whose image is newer than the primary's: pg_basebackup copies the
     primary's major, which this standby's server cannot run."""
-    cluster.start_node(0)  # the harness's major (18)
+    cluster = templated_cluster
+    cluster.start_node(0)  # the harness's major (18), on a copy of conftest's template
     s = cluster.node(1)
     use_major(s, "16", pg_bin)  # pg_basebackup stays the harness's: it can copy the primary
     cp = s.run_script("init.sh", check=False)

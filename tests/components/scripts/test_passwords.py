@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import signal
 
+import pytest
+
 from .pg_harness import Cluster, Node, create_table, insert, leak_needles, read_bytes_tree, wait_for, wait_rows, wait_streaming
 
 
@@ -41,8 +43,20 @@ def walsender_pids(primary: Node) -> list[str]:
     return primary.psql("SELECT pid FROM pg_stat_replication WHERE state = 'streaming'").split()
 
 
-def test_rotation_reaches_every_role_and_the_standby(replicated: Cluster) -> None:
-    c = replicated
+@pytest.fixture
+def templated_replicated(templated_cluster: Cluster) -> Cluster:
+    """conftest's ``replicated`` with the primary on a copy of conftest's ``template`` (its passwords are the
+    Secret's): for the tests that rotate passwords. The volume scan and the xtrace test run init.sh on empty
+    volumes, so that every script that touches a password (initdb's --pwfile, the roles' first apply) runs
+    in the test, its output and data scanned."""
+    templated_cluster.start_node(0)
+    templated_cluster.start_node(1)
+    wait_streaming(templated_cluster.node(1))
+    return templated_cluster
+
+
+def test_rotation_reaches_every_role_and_the_standby(templated_replicated: Cluster) -> None:
+    c = templated_replicated
     p, s = c.primary, c.node(1)
     create_table(p)
     insert(p, 1)
@@ -91,8 +105,8 @@ def test_rotation_reaches_every_role_and_the_standby(replicated: Cluster) -> Non
     assert state.endswith(" applied\n") and all(v not in state for v in [*new.values(), *old.values()])
 
 
-def test_sync_once_reports_a_stopped_server_and_bad_usage(cluster: Cluster) -> None:
-    p = cluster.start_node(0)
+def test_sync_once_reports_a_stopped_server_and_bad_usage(templated_cluster: Cluster) -> None:
+    p = templated_cluster.start_node(0)
     p.stop()
     cp = p.sync_passwords_once()
     assert cp.returncode == 3 and "not accepting connections" in cp.stderr
@@ -100,7 +114,8 @@ def test_sync_once_reports_a_stopped_server_and_bad_usage(cluster: Cluster) -> N
     assert cp.returncode == 2 and "usage:" in cp.stderr
 
 
-def test_sync_loop_applies_rotation_and_stops_on_sigterm(cluster: Cluster) -> None:
+def test_sync_loop_applies_rotation_and_stops_on_sigterm(templated_cluster: Cluster) -> None:
+    cluster = templated_cluster
     p = cluster.start_node(0)
     loop = p.spawn_script("sync-passwords.sh", env={"SYNC_INTERVAL_SECONDS": "1"})
     wait_for(lambda: "applied" in loop.stderr(), 30, "the loop's first pass")

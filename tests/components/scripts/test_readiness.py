@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -11,11 +10,18 @@ from .pg_harness import Cluster, Node, create_table, insert, shared_replicated, 
 
 
 @pytest.fixture(scope="module")
-def shared(pg_bin: Path) -> Iterator[Cluster]:
-    """One primary and streaming standby for the tests that leave both running and the standby
-    replaying (the stopped-servers test builds its own)."""
-    with shared_replicated(pg_bin) as cluster:
+def shared(template: Node) -> Iterator[Cluster]:
+    """One primary (on a copy of conftest's ``template``) and streaming standby for the tests that leave
+    both running and the standby replaying (the stopped-servers test builds its own)."""
+    with shared_replicated(template) as cluster:
         yield cluster
+
+
+@pytest.fixture
+def cluster(templated_cluster: Cluster) -> Cluster:
+    """conftest's ``templated_cluster`` as this module's ``cluster`` (and so ``replicated``): what these
+    tests watch is readiness.sh's answers, not initdb."""
+    return templated_cluster
 
 
 def answer(node: Node, **env: str) -> tuple[int, str]:

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
+
 from .pg_harness import Cluster, StallingProxy, create_table, free_port, insert, wait_for, wait_rows
 from .test_readiness import answer
+
+
+@pytest.fixture
+def cluster(templated_cluster: Cluster) -> Cluster:
+    """conftest's ``templated_cluster`` as this module's ``cluster`` (and so ``replicated``): what this
+    test watches is a standby's readiness behind a stalled connection, not initdb."""
+    return templated_cluster
 
 
 def test_streaming_without_a_wal_position_from_the_primary_is_not_ready(replicated: Cluster) -> None:

@@ -1,5 +1,9 @@
 """init.sh against real PostgreSQL: primary initialisation, standby bootstrap and
-streaming, restarts, wiped and interrupted clones, scale to zero and back."""
+streaming, restarts, wiped and interrupted clones, scale to zero and back.
+
+The primaries of the tests that watch something other than initdb (a clone, a restart, a standby's wait)
+start on a copy of conftest's ``template`` (templated_cluster); the ones that test the primary's first
+start (a new cluster, a killed initdb, replication off) run init.sh on an empty volume."""
 
 from __future__ import annotations
 
@@ -40,11 +44,11 @@ def snapshot(node: Node) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def shared(pg_bin: Path) -> Iterator[Cluster]:
-    """One primary and streaming standby for the restart and wipe scenarios (5 to 7): each restarts
-    or re-clones a pod for real and leaves both running and streaming again, so one initdb and
-    clone per worker serves them all."""
-    with shared_replicated(pg_bin) as cluster:
+def shared(template: Node) -> Iterator[Cluster]:
+    """One primary (on a copy of conftest's ``template``) and streaming standby for the restart and wipe
+    scenarios (5 to 7): each restarts or re-clones a pod for real and leaves both running and streaming
+    again, so one clone per worker serves them all."""
+    with shared_replicated(template) as cluster:
         yield cluster
 
 
@@ -95,7 +99,8 @@ def test_primary_initialises_once_and_starts(cluster: Cluster) -> None:
 # ------------------------------------------------------------- scenarios 2-4
 
 
-def test_standby_bootstraps_streams_and_is_read_only(cluster: Cluster) -> None:
+def test_standby_bootstraps_streams_and_is_read_only(templated_cluster: Cluster) -> None:
+    cluster = templated_cluster
     p = cluster.start_node(0)
     create_table(p)
     insert(p, 1)
@@ -210,7 +215,8 @@ def freeze_when(spawned_pid: int, condition: Callable[[], bool], timeout: float,
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def test_killed_clone_is_discarded_and_redone(cluster: Cluster) -> None:
+def test_killed_clone_is_discarded_and_redone(templated_cluster: Cluster) -> None:
+    cluster = templated_cluster
     p = cluster.start_node(0)
     create_table(p)
     insert(p, 1)
@@ -268,7 +274,8 @@ def test_populated_pgdata_without_pg_version_is_left_alone(cluster: Cluster) -> 
 # ---------------------------------------------------------------- scenario 9
 
 
-def test_scale_to_zero_and_back(cluster: Cluster) -> None:
+def test_scale_to_zero_and_back(templated_cluster: Cluster) -> None:
+    cluster = templated_cluster
     p = cluster.start_node(0)
     create_table(p)
     insert(p, 1)
@@ -305,7 +312,8 @@ def test_scale_to_zero_and_back(cluster: Cluster) -> None:
 # ------------------------------------------------- waiting for the primary
 
 
-def test_standby_waits_for_the_primary(cluster: Cluster) -> None:
+def test_standby_waits_for_the_primary(templated_cluster: Cluster) -> None:
+    cluster = templated_cluster
     s = cluster.node(1)
     run = s.spawn_script("init.sh")
     wait_for(lambda: "not accepting connections yet" in run.stderr(), 30, "init.sh to report waiting")
@@ -320,7 +328,8 @@ def test_standby_waits_for_the_primary(cluster: Cluster) -> None:
     wait_rows(s, [1])
 
 
-def test_failed_clone_is_retried_with_the_current_secret(cluster: Cluster) -> None:
+def test_failed_clone_is_retried_with_the_current_secret(templated_cluster: Cluster) -> None:
+    cluster = templated_cluster
     p = cluster.start_node(0)
     create_table(p)
     insert(p, 1)

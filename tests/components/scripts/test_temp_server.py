@@ -54,9 +54,10 @@ def test_the_bootstrap_server_listens_on_a_private_socket_only(cluster: Cluster)
     assert not (p.pgdata / "postmaster.pid").exists()
 
 
-def test_a_temporary_server_that_cannot_start_says_why_and_nothing_moves(cluster: Cluster) -> None:
+def test_a_temporary_server_that_cannot_start_says_why_and_nothing_moves(templated_cluster: Cluster) -> None:
     """Promotion: the standby's data starts on a temporary server first; a setting it
     refuses stops init.sh with the server's own message, the data still a standby's."""
+    cluster = templated_cluster  # the primary on a copy of conftest's template: the promotion is the test
     p, s = cluster.start_node(0), cluster.start_node(1)
     wait_streaming(s)
     p.stop()

@@ -19,13 +19,11 @@ import pytest
 from .pg_harness import (
     SMALL_SEGMENT,
     Cluster,
-    HarnessError,
     Node,
     archived_count,
     chown_run_user,
-    require_pg_bin,
+    copy_primary_data,
     run_wal_job,
-    small_segments,
     wait_archived,
     wait_archived_cheaply,
     wait_for,
@@ -66,14 +64,11 @@ class Archiving:
 
 
 @pytest.fixture(scope="module")
-def archiving() -> Iterator[Archiving]:
+def archiving(small_segment_template: Node) -> Iterator[Archiving]:
     if os.geteuid() != 0:
         pytest.fail("the WAL archive tests mount a tmpfs: run the script tests as root", pytrace=False)
-    try:
-        # Replication on: the base backup below connects as the replication role.
-        cluster = Cluster(require_pg_bin())
-    except HarnessError as exc:
-        pytest.fail(str(exc), pytrace=False)
+    # Replication on: the base backup below connects as the replication role.
+    cluster = Cluster(small_segment_template.cluster.pg_bin)
     target = cluster.base / "archive"
     target.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1G,mode=0700", "tmpfs", str(target)], check=True)
@@ -84,7 +79,9 @@ def archiving() -> Iterator[Archiving]:
     rclone = primary.stand_in("rclone", STAND_IN.format(flags=flags))["PATH"].split(":", 1)[0] + "/rclone"
     cluster.extra_env.update({"WAL_TARGET": str(target), "WAL_RCLONE": rclone})
     try:
-        primary.init(**small_segments(primary))
+        # A copy of the 1 MiB-segment template (conftest): what these tests watch is the archiving, not initdb.
+        copy_primary_data(small_segment_template, primary)
+        primary.init()
         primary.start(wal_settings())
         primary.psql("CREATE TABLE t (id int PRIMARY KEY)")
         yield Archiving(cluster, target, flags)

@@ -13,7 +13,7 @@ import pytest
 from tools.verify.steps import psql_local_command
 from tools.verify.wal import ARCHIVER_SQL, archive_note
 
-from .pg_harness import Cluster, HarnessError, Node, as_run_user, require_pg_bin, small_segments, wait_for
+from .pg_harness import Cluster, Node, as_run_user, copy_primary_data, wait_for
 
 BUDGET = {"max_wal_size": "4MB", "min_wal_size": "2MB"}  # 4 segments of 1 MiB (small_segments)
 WARNING = re.compile(
@@ -23,14 +23,13 @@ WARNING = re.compile(
 
 
 @pytest.fixture(scope="module")
-def primary() -> Iterator[Node]:
-    try:
-        cluster = Cluster(require_pg_bin(), replication=False)
-    except HarnessError as exc:
-        pytest.fail(str(exc), pytrace=False)
+def primary(small_segment_template: Node) -> Iterator[Node]:
+    cluster = Cluster(small_segment_template.cluster.pg_bin, replication=False)
     try:
         node = cluster.primary
-        node.init(**small_segments(node))
+        # A copy of the 1 MiB-segment template (conftest): what these tests watch is the archiver's backlog.
+        copy_primary_data(small_segment_template, node)
+        node.init()
         # A target that is down: the archive command fails, as rclone does without its remote, until the flag file
         # exists; the teardown creates it, or the shutdown spends seconds retrying (pgarch.c NUM_ARCHIVE_RETRIES).
         up = cluster.base / "target-up"

@@ -17,9 +17,9 @@ from .pg_harness import (
     HarnessError,
     Node,
     chown_run_user,
+    copy_primary_data,
     require_pg_bin,
     run_wal_job,
-    small_segments,
     timeline,
     wait_archived,
     wal_settings,
@@ -38,17 +38,16 @@ def ids(node: Node) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def source() -> Iterator[tuple[Cluster, Path, str]]:
+def source(small_segment_template: Node) -> Iterator[tuple[Cluster, Path, str]]:
     """Stack A: archives to a directory, one base backup, 200 rows before the target and 100 after."""
-    try:
-        cluster = Cluster(require_pg_bin())
-    except HarnessError as exc:
-        pytest.fail(str(exc), pytrace=False)
+    cluster = Cluster(small_segment_template.cluster.pg_bin)
     archive = _directory(cluster, "archive-a")
     cluster.extra_env.update({"WAL_TARGET": str(archive)})
     try:
         p = cluster.primary
-        p.init(**small_segments(p))
+        # A copy of the 1 MiB-segment template (conftest): stack A's initdb is not what these tests watch.
+        copy_primary_data(small_segment_template, p)
+        p.init()
         p.start(wal_settings())
         p.psql("CREATE TABLE t (id int PRIMARY KEY)")
         p.psql("INSERT INTO t SELECT generate_series(1, 100)")

@@ -10,12 +10,13 @@ from collections.abc import Callable
 
 from .pg_harness import (
     Cluster,
+    Node,
     archived_count,
+    copy_primary_data,
     create_table,
     ids,
     insert,
     run_wal_job,
-    small_segments,
     timeline,
     wait_archived,
     wait_for,
@@ -25,12 +26,16 @@ from .pg_harness import (
 )
 
 
-def test_the_promoted_standby_archives_its_timeline_and_pitr_crosses_it(make_cluster: Callable[..., Cluster]) -> None:
+def test_the_promoted_standby_archives_its_timeline_and_pitr_crosses_it(
+    make_cluster: Callable[..., Cluster], small_segment_template: Node
+) -> None:
     cluster = make_cluster()
     target = cluster.job_dir("archive")
     cluster.extra_env["WAL_TARGET"] = str(target)
     primary, standby = cluster.node(0), cluster.node(1)
-    primary.init(**small_segments(primary))
+    # A copy of the 1 MiB-segment template (conftest): the archive across a failover is the test, not initdb.
+    copy_primary_data(small_segment_template, primary)
+    primary.init()
     primary.start(wal_settings())
     standby.init()
     standby.start(wal_settings())

@@ -22,9 +22,8 @@ from .pg_harness import (
     MotoS3,
     Node,
     chown_run_user,
-    require_pg_bin,
+    copy_primary_data,
     run_wal_job,
-    small_segments,
     timeline,
     wait_archived,
     wait_for,
@@ -50,16 +49,18 @@ class Archive:
 
 
 @pytest.fixture(scope="module")
-def archive() -> Iterator[Archive]:
+def archive(small_segment_template: Node) -> Iterator[Archive]:
     try:
-        cluster = Cluster(require_pg_bin())
+        cluster = Cluster(small_segment_template.cluster.pg_bin)
         s3 = MotoS3(cluster.base)
     except HarnessError as exc:
         pytest.fail(str(exc), pytrace=False)
     cluster.extra_env.update({"WAL_TARGET": TARGET, **s3.env})
     try:
         primary = cluster.primary
-        primary.init(**small_segments(primary))
+        # A copy of the 1 MiB-segment template (conftest): what these tests watch is the archive and the restores.
+        copy_primary_data(small_segment_template, primary)
+        primary.init()
         primary.start(wal_settings())
         primary.psql("CREATE TABLE t (id int PRIMARY KEY)")
         yield Archive(cluster, s3)
