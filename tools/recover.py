@@ -21,6 +21,13 @@ def recovery_target(stack: str) -> list[str]:
     settings = parse_settings({k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)})
     context = values.get("kubernetes:context")
     pg = settings.postgres
+    if pg.engine == "cloudnative-pg":
+        # The operator owns the instances' pods (no StatefulSet): it replaces a pod that does not come up itself.
+        raise ConfigError(
+            f"Pulumi.{stack}.yaml runs {PROJECT}:postgres.engine cloudnative-pg: its operator runs the pods, there is no "
+            f"StatefulSet rollout to unstick; see the Cluster's phase with `kubectl -n {settings.namespace} get "
+            f"cluster {pg.name}` (docs/operations.md#cloudnative-pg)"
+        )
     sets = [sts for sts, _, _, _ in statefulsets(pg.name, pg.replicas, pg.replication.enabled)]
     return [settings.namespace, context if isinstance(context, str) else "", *sets]
 

@@ -100,6 +100,12 @@ def load_source(stack: str, context_flag: str | None = None, root: Path = ROOT) 
     values = stack_config(stack, root)
     settings = _settings(values)
     pg = settings.postgres
+    if pg.engine == "cloudnative-pg":
+        # wal-pitr.sh and restoreFrom are the StatefulSet engine's; the operator archives through the Barman Cloud plugin.
+        raise RestoreError(
+            f"stack {stack} runs {PROJECT}:postgres.engine cloudnative-pg: its archive is the Barman Cloud plugin's, which "
+            "this command does not restore from (restoreFrom is not built on that engine yet: docs/operations.md#cloudnative-pg)"
+        )
     context = values.get("kubernetes:context")
     return Source(
         stack=stack,

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import fixed_config
+from tools import recover
 from tools.stack_files import ROOT
 
 SCRIPT = ROOT / "bin" / "recover-rollout"
@@ -228,3 +230,18 @@ def test_a_stack_without_its_file_is_refused_before_any_kubectl(kube: Kube) -> N
     assert result.returncode == 1
     assert "no stack file Pulumi.prdo.yaml" in result.stderr
     assert kube.calls() == []
+
+
+def test_a_cloudnative_pg_stack_is_refused_with_where_to_look(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The operator runs that engine's pods: there is no StatefulSet to unstick (tools/recover.py, in process)."""
+    config = fixed_config("dev")
+    config["pgstack:postgres"] = {**config["pgstack:postgres"], "engine": "cloudnative-pg"}
+    monkeypatch.setattr(recover, "stack_config", lambda stack: config)
+    assert recover.main(["ops"]) == 1
+    assert capsys.readouterr().err == (
+        "recover-rollout: Pulumi.ops.yaml runs pgstack:postgres.engine cloudnative-pg: its operator runs the pods, there is "
+        f"no StatefulSet rollout to unstick; see the Cluster's phase with `kubectl -n {config['pgstack:namespace']} get "
+        "cluster postgres` (docs/operations.md#cloudnative-pg)\n"
+    )
+    config["pgstack:postgres"]["engine"] = "statefulset"
+    assert recover.main(["ops"]) == 0

@@ -81,6 +81,7 @@ def test_apply_runs_the_steps_in_order_and_stops_at_the_first_failure(root: Path
         (["plain", "--latest", "--into", "restored"], "stack plain has no WAL archive (pgstack:backup.wal.s3Remote)"),
         (["prod", "--latest", "--into", "clash"], "stack clash uses namespace orders too"),
         (["prod", "--latest", "--into", "shared"], "stack shared archives to backups/orders-wal, the archive it restores from"),
+        (["operator", "--latest", "--into", "restored"], "stack operator runs pgstack:postgres.engine cloudnative-pg: its archive is"),
         (
             ["prod", "--latest", "--same-stack"],
             "needs --confirm with exactly this sentence: 'prod: restore orders to latest true",
@@ -91,6 +92,7 @@ def test_refusals_name_the_problem_and_run_nothing(root: Path, capsys: pytest.Ca
     stack(root, "plain", "plain", archive=None)
     stack(root, "clash", "orders", archive="backups/other")
     stack(root, "shared", "orders-shared")
+    stack(root, "operator", "ops", archive="backups/ops-wal", **{"pgstack:postgres": {"engine": "cloudnative-pg"}})
     code, out, err, ran = call(root, capsys, *argv, "--apply")
     assert (code, out, ran) == (1, "", [])
     assert err.startswith("bin/restore-pitr: ") and message in err, err

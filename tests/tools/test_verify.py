@@ -41,7 +41,7 @@ from tests.components.scripts.pg_harness import (
     wait_for,
     write_secret,
 )
-from tests.conftest import fixed_settings, settings_of
+from tests.conftest import fixed_config, fixed_settings, settings_of
 from tools.verify import (
     FIELD_MANAGER,
     CronJobStatus,
@@ -957,6 +957,18 @@ def test_main_reads_the_stack_and_connects_with_the_context(capsys: pytest.Captu
 def test_main_unknown_stack_exits_1_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["nosuch"], connect=lambda *a: pytest.fail("no connection for an unknown stack")) == 1
     assert capsys.readouterr().err.strip() == "verify: no stack file Pulumi.nosuch.yaml"
+
+
+def test_main_refuses_a_cloudnative_pg_stack_before_connecting(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    config = fixed_config("prod")
+    config["pgstack:postgres"] = {**config["pgstack:postgres"], "engine": "cloudnative-pg"}
+    monkeypatch.setattr("tools.verify.run.stack_config", lambda stack: config)
+    assert main(["ops"], connect=lambda *a: pytest.fail("no connection for the operator's engine")) == 1
+    assert capsys.readouterr().err == (
+        "verify: Pulumi.ops.yaml runs pgstack:postgres.engine cloudnative-pg: this experiment moves the StatefulSet "
+        f"engine's pods; the operator reports its Cluster with `kubectl -n {config['pgstack:namespace']} get cluster "
+        "postgres` (docs/operations.md#cloudnative-pg)\n"
+    )
 
 
 @pytest.mark.cli

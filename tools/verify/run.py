@@ -112,6 +112,15 @@ def main(argv: Sequence[str] | None = None, connect: Callable[[str, str, str | N
     except (FileNotFoundError, StackFileError, ConfigError) as exc:
         print(f"verify: {exc}", file=sys.stderr)
         return 1
+    if settings.postgres.engine == "cloudnative-pg":
+        # The experiment deletes the primary pod and scales StatefulSets: the operator's pods are not ours to move.
+        print(
+            f"verify: Pulumi.{args.stack}.yaml runs pgstack:postgres.engine cloudnative-pg: this experiment moves the "
+            f"StatefulSet engine's pods; the operator reports its Cluster with `kubectl -n {settings.namespace} get cluster "
+            f"{settings.postgres.name}` (docs/operations.md#cloudnative-pg)",
+            file=sys.stderr,
+        )
+        return 1
     target = target_of(settings)
     stack_context = values.get("kubernetes:context")
     context = args.context or (stack_context if isinstance(stack_context, str) else None)
