@@ -136,6 +136,11 @@ def server_bin(major: int, pg_bin: Path) -> tuple[Path, Path | None]:
     return native / "bin", native / "lib"
 
 
+def conn(node: Node) -> list[str]:
+    """pgbench's and psql's connection arguments: the superuser over the node's socket, database postgres."""
+    return ["-h", str(node.socket_dir), "-p", str(node.port), "-U", "postgres", "postgres"]
+
+
 def run_as(node: Node, argv: list[str], timeout: float = 3600, env: dict[str, str] | None = None) -> str:
     cp = subprocess.run(as_run_user(argv, node.env(**(env or {}))), capture_output=True, text=True, timeout=timeout)
     if cp.returncode != 0:
@@ -198,7 +203,7 @@ class Server:
         self.node.start(self.settings | local, base_settings={})
 
     def conn(self) -> list[str]:
-        return ["-h", str(self.node.socket_dir), "-p", str(self.node.port), "-U", "postgres", "postgres"]
+        return conn(self.node)
 
     def prewarm(self) -> None:
         self.node.psql("CREATE EXTENSION IF NOT EXISTS pg_prewarm")

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from bench_pgbench import conn, run_as
 from benchstats import Spread, interleave, machine_load, noise_verdict, ratios
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -35,7 +35,6 @@ from tests.components.scripts.pg_harness import (
     BENCH_SETTINGS,
     Cluster,
     Node,
-    as_run_user,
     require_pg_bin,
     run_wal_job,
     wait_archived,
@@ -54,17 +53,6 @@ printf '*:*:*:%s:' "$REPLICATION_USER" >"$passfile"
 sed -e 's/[\\:]/\\&/g' "$SECRETS_DIR/replication-password" >>"$passfile"
 PGPASSFILE=$passfile "$1" -h 127.0.0.1 -p "$3" -U "$REPLICATION_USER" -w -D "$2" -X stream -c fast
 """
-
-
-def run_as(node: Node, argv: list[str]) -> str:
-    cp = subprocess.run(as_run_user(argv, node.env()), capture_output=True, text=True, timeout=3600)
-    if cp.returncode != 0:
-        raise SystemExit(f"{' '.join(argv[:3])} failed ({cp.returncode}):\n{cp.stderr}\n{node.log_tail()}")
-    return cp.stdout
-
-
-def conn(node: Node) -> list[str]:
-    return ["-h", str(node.socket_dir), "-p", str(node.port), "-U", "postgres", "postgres"]
 
 
 def empty(node: Node) -> None:

@@ -29,12 +29,12 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench_pgbench import conn, run_as
 from benchstats import Spread, interleave, machine_load, noise_verdict, ratios
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -43,24 +43,12 @@ from tests.components.scripts.pg_harness import (
     BENCH_SETTINGS,
     Cluster,
     Node,
-    as_run_user,
     chown_run_user,
     require_pg_bin,
     wal_settings,
 )
 
 TPS = re.compile(r"^tps = ([0-9.]+) \(without initial connection time\)", re.M)
-
-
-def run_as(node: Node, argv: list[str]) -> str:
-    cp = subprocess.run(as_run_user(argv, node.env()), capture_output=True, text=True, timeout=3600)
-    if cp.returncode != 0:
-        raise SystemExit(f"{' '.join(argv[:3])} failed ({cp.returncode}):\n{cp.stderr}\n{node.log_tail()}")
-    return cp.stdout
-
-
-def conn(node: Node) -> list[str]:
-    return ["-h", str(node.socket_dir), "-p", str(node.port), "-U", "postgres", "postgres"]
 
 
 def pgbench_run(node: Node, seconds: int, clients: int) -> float:
