@@ -936,6 +936,14 @@ def wal_settings(archive_timeout: str = "0") -> dict[str, str]:
     }
 
 
+def start_archiving_copy(template: Node, node: Node) -> None:
+    """``node`` as an archiving primary on a copy of ``template`` (copy_primary_data, init.sh, wal_settings): the
+    WAL modules' primaries, whose initdb is not what they test."""
+    copy_primary_data(template, node)
+    node.init()
+    node.start(wal_settings())
+
+
 def wal_job_env(cluster: Cluster, **env: str) -> dict[str, str]:
     """The environment of the base-backup job or a restore pod (WAL_ENV in components/pod_env_contract.py)."""
     executable_scripts()

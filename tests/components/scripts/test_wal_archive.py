@@ -22,12 +22,11 @@ from .pg_harness import (
     Node,
     archived_count,
     chown_run_user,
-    copy_primary_data,
     run_wal_job,
+    start_archiving_copy,
     wait_archived,
     wait_archived_cheaply,
     wait_for,
-    wal_settings,
 )
 
 # The real rclone unless a flag file says otherwise: fail = the remote is away; die-mid = an upload
@@ -80,9 +79,7 @@ def archiving(small_segment_template: Node) -> Iterator[Archiving]:
     cluster.extra_env.update({"WAL_TARGET": str(target), "WAL_RCLONE": rclone})
     try:
         # A copy of the 1 MiB-segment template (conftest): what these tests watch is the archiving, not initdb.
-        copy_primary_data(small_segment_template, primary)
-        primary.init()
-        primary.start(wal_settings())
+        start_archiving_copy(small_segment_template, primary)
         primary.psql("CREATE TABLE t (id int PRIMARY KEY)")
         yield Archiving(cluster, target, flags)
     finally:

@@ -17,12 +17,11 @@ from .pg_harness import (
     HarnessError,
     Node,
     chown_run_user,
-    copy_primary_data,
     require_pg_bin,
     run_wal_job,
+    start_archiving_copy,
     timeline,
     wait_archived,
-    wal_settings,
 )
 
 
@@ -46,9 +45,7 @@ def source(small_segment_template: Node) -> Iterator[tuple[Cluster, Path, str]]:
     try:
         p = cluster.primary
         # A copy of the 1 MiB-segment template (conftest): stack A's initdb is not what these tests watch.
-        copy_primary_data(small_segment_template, p)
-        p.init()
-        p.start(wal_settings())
+        start_archiving_copy(small_segment_template, p)
         p.psql("CREATE TABLE t (id int PRIMARY KEY)")
         p.psql("INSERT INTO t SELECT generate_series(1, 100)")
         run_wal_job(cluster, "wal-basebackup.sh")

@@ -12,11 +12,11 @@ from .pg_harness import (
     Cluster,
     Node,
     archived_count,
-    copy_primary_data,
     create_table,
     ids,
     insert,
     run_wal_job,
+    start_archiving_copy,
     timeline,
     wait_archived,
     wait_for,
@@ -34,9 +34,7 @@ def test_the_promoted_standby_archives_its_timeline_and_pitr_crosses_it(
     cluster.extra_env["WAL_TARGET"] = str(target)
     primary, standby = cluster.node(0), cluster.node(1)
     # A copy of the 1 MiB-segment template (conftest): the archive across a failover is the test, not initdb.
-    copy_primary_data(small_segment_template, primary)
-    primary.init()
-    primary.start(wal_settings())
+    start_archiving_copy(small_segment_template, primary)
     standby.init()
     standby.start(wal_settings())
     wait_streaming(standby)

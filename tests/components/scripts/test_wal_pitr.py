@@ -22,8 +22,8 @@ from .pg_harness import (
     MotoS3,
     Node,
     chown_run_user,
-    copy_primary_data,
     run_wal_job,
+    start_archiving_copy,
     timeline,
     wait_archived,
     wait_for,
@@ -59,9 +59,7 @@ def archive(small_segment_template: Node) -> Iterator[Archive]:
     try:
         primary = cluster.primary
         # A copy of the 1 MiB-segment template (conftest): what these tests watch is the archive and the restores.
-        copy_primary_data(small_segment_template, primary)
-        primary.init()
-        primary.start(wal_settings())
+        start_archiving_copy(small_segment_template, primary)
         primary.psql("CREATE TABLE t (id int PRIMARY KEY)")
         yield Archive(cluster, s3)
     finally:
