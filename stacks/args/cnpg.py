@@ -8,14 +8,10 @@ from __future__ import annotations
 import pulumi
 
 from components.cnpg_operator_args import CnpgOperatorArgs
-from components.logical_backup_args import backup_labels
-from components.longhorn_backups_args import recurring_job_labels
 from components.postgres_cluster_args import BarmanS3, MigrateFrom, PostgresClusterArgs
 from components.postgres_cluster_spec import operator_ca_secret
 from components.postgres_names import wal_job, wal_s3_secret
-from stacks.args.network import dns_egress_of, peer_of
-from stacks.args.statefulset import metrics_args, tls_args
-from stacks.args.storage import backup_group
+from stacks.args.statefulset import database_fields, tls_args
 from stacks.config.cnpg import CNPG, operator_adoptions
 from stacks.config.schema import Settings
 from stacks.config.secrets import DumpS3Secret
@@ -44,29 +40,12 @@ def barman_s3(settings: Settings, s3: DumpS3Secret | None) -> tuple[BarmanS3, di
 def cluster_args(settings: Settings, storage_class: str, s3: DumpS3Secret | None = None) -> PostgresClusterArgs:
     """The CloudNativePG engine's Cluster from the same settings (postgres.engine cloudnative-pg)."""
     pg = settings.postgres
-    group = backup_group(settings)
     archive = barman_s3(settings, s3)
     return PostgresClusterArgs(
+        **database_fields(settings),
         namespace=settings.namespace,
         storage_class=storage_class,
-        image=pg.image.reference,
-        image_pull_policy=pg.image.pullPolicy,
         instances=pg.replicas,
-        storage_size=pg.storageSize,
-        requests=pg.resources.requests.model_dump(),
-        limits=pg.resources.limits.model_dump(),
-        database=pg.database,
-        username=pg.username,
-        password_rotation=pg.passwordRotation,
-        anti_affinity=pg.replication.podAntiAffinity,
-        protect=settings.protect,
-        claim_labels=recurring_job_labels(group) if group else {},
-        backup_clients=backup_labels(pg.name) if settings.backup.dumps is not None else None,
-        network_policy=pg.networkPolicy.enabled,
-        dns=dns_egress_of(settings),
-        allowed_clients=tuple(peer_of(c) for c in pg.networkPolicy.allowFrom),
-        metrics=metrics_args(settings),
-        tls=tls_args(settings),
         migrate_from=migrate_from_of(settings),
         adopt=f"cluster/{settings.namespace}/{pg.name}" in settings.adopt,
         operator_namespace=settings.cnpg.namespace,

@@ -5,11 +5,14 @@ Pure: no resource is created here (stacks/args/__init__.py).
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import pulumi
 
 from components.logical_backup_args import backup_labels
 from components.longhorn_backups_args import recurring_job_labels
-from components.postgres_args import PostgresStatefulSetArgs
+from components.network_args import DnsEgress, NetworkPolicyPeer
+from components.postgres_args import AntiAffinity, PostgresStatefulSetArgs, PullPolicy
 from components.postgres_metrics_args import MetricsArgs
 from components.postgres_tls_args import IssuerRef, TlsArgs
 from components.wal_archive_args import WalArchiveArgs, wal_labels
@@ -49,44 +52,74 @@ def tls_args(settings: Settings) -> TlsArgs | None:
     )
 
 
+class DatabaseFields(TypedDict):
+    """The arguments both engines' components take from the same settings (PostgresStatefulSetArgs and
+    stacks/args/cnpg.py's PostgresClusterArgs): one mapping, so a setting reaches both or neither."""
+
+    image: str
+    image_pull_policy: PullPolicy
+    storage_size: str
+    requests: dict[str, str]
+    limits: dict[str, str]
+    database: str
+    username: str | None
+    password_rotation: int
+    anti_affinity: AntiAffinity
+    protect: bool
+    claim_labels: dict[str, str]
+    backup_clients: dict[str, str] | None
+    network_policy: bool
+    dns: DnsEgress
+    allowed_clients: tuple[NetworkPolicyPeer, ...]
+    metrics: MetricsArgs | None
+    tls: TlsArgs | None
+
+
+def database_fields(settings: Settings) -> DatabaseFields:
+    pg = settings.postgres
+    group = backup_group(settings)
+    return DatabaseFields(
+        image=pg.image.reference,
+        image_pull_policy=pg.image.pullPolicy,
+        storage_size=pg.storageSize,
+        requests=pg.resources.requests.model_dump(),
+        limits=pg.resources.limits.model_dump(),
+        database=pg.database,
+        username=pg.username,
+        password_rotation=pg.passwordRotation,
+        anti_affinity=pg.replication.podAntiAffinity,
+        protect=settings.protect,
+        claim_labels=recurring_job_labels(group) if group else {},
+        backup_clients=backup_labels(pg.name) if settings.backup.dumps is not None else None,
+        network_policy=pg.networkPolicy.enabled,
+        dns=dns_egress_of(settings),
+        allowed_clients=tuple(peer_of(c) for c in pg.networkPolicy.allowFrom),
+        metrics=metrics_args(settings),
+        tls=tls_args(settings),
+    )
+
+
 def postgres_args(
     settings: Settings, namespace: pulumi.Input[str], storage_class: pulumi.Input[str], wal: WalArchiveArgs | None = None
 ) -> PostgresStatefulSetArgs:
     """Map validated settings onto the component's typed arguments (wal: stacks/args/wal.py wal_args, which needs
     the secret config)."""
     pg = settings.postgres
-    group = backup_group(settings)
     return PostgresStatefulSetArgs(
-        claim_labels=recurring_job_labels(group) if group else {},
-        backup_clients=backup_labels(pg.name) if settings.backup.dumps is not None else None,
+        **database_fields(settings),
         namespace=namespace,
         storage_class=storage_class,
-        protect=settings.protect,
-        image=pg.image.reference,
-        image_pull_policy=pg.image.pullPolicy,
         replicas=pg.replicas,
-        storage_size=pg.storageSize,
-        requests=pg.resources.requests.model_dump(),
-        limits=pg.resources.limits.model_dump(),
-        database=pg.database,
-        password_rotation=pg.passwordRotation,
-        username=pg.username,
         service_type=pg.service.type,
         service_port=pg.service.port,
         node_port=pg.service.nodePort,
         replication=pg.replication.enabled,
         replication_user=pg.replication.user,
         max_lag_bytes=pg.replication.maxLagBytes,
-        anti_affinity=pg.replication.podAntiAffinity,
         primary_pod=pg.replication.primary,
         accept_wal_loss_up_to=pg.replication.acceptWalLossUpTo,
         shm_size=pg.shmSize,
         hold=settings.holdDatabase,
-        network_policy=pg.networkPolicy.enabled,
-        dns=dns_egress_of(settings),
-        allowed_clients=tuple(peer_of(c) for c in pg.networkPolicy.allowFrom),
-        metrics=metrics_args(settings),
-        tls=tls_args(settings),
         wal=wal,
         wal_clients=wal_labels(pg.name) if wal is not None else None,
     )
