@@ -51,6 +51,11 @@ def one_at_a_time(
     )
 
 
+def job_resources() -> k8s.core.v1.ResourceRequirementsArgs:
+    """A backup job's main container (the dump, the base backup): a client of the server, a core at most."""
+    return k8s.core.v1.ResourceRequirementsArgs(requests={"cpu": "100m", "memory": "256Mi"}, limits={"cpu": "1", "memory": "1Gi"})
+
+
 def dump_env(args: LogicalBackupArgs) -> list[k8s.core.v1.EnvVarArgs]:
     hosts = pulumi.Output.all(*args.hosts).apply(lambda hs: " ".join(hs))
     plain = {
@@ -86,7 +91,7 @@ def dump_pod_spec(args: LogicalBackupArgs, claim_name: str, s3_secret: pulumi.In
         command=[f"{SCRIPTS_MOUNT}/backup.sh"],
         env=dump_env(args),
         security_context=container_security(),
-        resources=k8s.core.v1.ResourceRequirementsArgs(requests={"cpu": "100m", "memory": "256Mi"}, limits={"cpu": "1", "memory": "1Gi"}),
+        resources=job_resources(),
         volume_mounts=mounts,
     )
     init_containers, containers = [], [dump]

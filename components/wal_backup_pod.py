@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pulumi_kubernetes as k8s
 
-from components.logical_backup_pod import ca_volume, one_at_a_time
+from components.logical_backup_pod import ca_volume, job_resources, one_at_a_time
 from components.pod_env_contract import WAL_ENV
 from components.pod_security import container_security, pod_security_context
 from components.postgres_conf import TLS_MOUNT
@@ -72,9 +72,7 @@ def wal_job_pod_spec(args: WalBaseBackupArgs, service_account: str) -> k8s.core.
                 command=[f"{SCRIPTS_MOUNT}/wal-basebackup.sh"],
                 env=wal_job_env(args),
                 security_context=container_security(),
-                resources=k8s.core.v1.ResourceRequirementsArgs(
-                    requests={"cpu": "100m", "memory": "256Mi"}, limits={"cpu": "1", "memory": "1Gi"}
-                ),
+                resources=job_resources(),
                 volume_mounts=mounts,
             )
         ],
