@@ -190,17 +190,22 @@ def run_with(overrides: dict[str, Any], stack: str = "dev") -> Run:
 
 
 def program_run(config: dict[str, Any], stack: str, secret_keys: list[str] | None = None) -> Run:
-    """run_program(config, stack), made once per configuration and worker: a mock run is most of the unit tier's
-    time, and many tests read the same one. Each caller gets its own copy, and the run's log messages again
-    (tools.mock_run.replay), as if the program had just run. Only for runs of the program as it is: a test that
+    """run_program(config, stack), made once per configuration and worker (cached_run): a mock run is most of the
+    unit tier's time, and many tests read the same one. Only for runs of the program as it is: a test that
     patches the program (test_changes' next pgstack version) calls run_program itself."""
     key = json.dumps([stack, config, sorted(secret_keys or [])], sort_keys=True, default=str)
-    if key in _PROGRAM_RUNS:
-        replay(copied := _copy(_PROGRAM_RUNS[key]))
+    return cached_run(key, lambda: run_program(config, stack=stack, secret_keys=secret_keys))
+
+
+def cached_run(key: str, make: Callable[[], Run]) -> Run:
+    """make(), once per key and worker. Each caller gets its own copy, and the run's log messages again
+    (tools.mock_run.replay), as if the program had just run. Kept pickled: a copy is a pickle.loads, a quarter of a
+    deepcopy's time."""
+    if key in _RUNS:
+        replay(copied := _copy(_RUNS[key]))
         return copied
-    # Kept pickled: a copy is a pickle.loads, a quarter of a deepcopy's time.
-    _PROGRAM_RUNS[key] = pickle.dumps(run_program(config, stack=stack, secret_keys=secret_keys), protocol=pickle.HIGHEST_PROTOCOL)
-    return _copy(_PROGRAM_RUNS[key])
+    _RUNS[key] = pickle.dumps(make(), protocol=pickle.HIGHEST_PROTOCOL)
+    return _copy(_RUNS[key])
 
 
 def _copy(pickled: bytes) -> Run:
@@ -208,7 +213,7 @@ def _copy(pickled: bytes) -> Run:
     return run
 
 
-_PROGRAM_RUNS: dict[str, bytes] = {}
+_RUNS: dict[str, bytes] = {}
 
 
 def run_component(build: Callable[[], object]) -> Run:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from components.postgres_names import statefulsets
 from stacks.config import PROJECT, ConfigError, parse_settings
+from stacks.config.cnpg import CNPG
 from tools.stack_files import StackFileError, stack_config
 
 
@@ -21,7 +22,7 @@ def recovery_target(stack: str) -> list[str]:
     settings = parse_settings({k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)})
     context = values.get("kubernetes:context")
     pg = settings.postgres
-    if pg.engine == "cloudnative-pg":
+    if pg.engine == CNPG:
         # The operator owns the instances' pods (no StatefulSet): it replaces a pod that does not come up itself.
         raise ConfigError(
             f"Pulumi.{stack}.yaml runs {PROJECT}:postgres.engine cloudnative-pg: its operator runs the pods, there is no "

@@ -33,6 +33,7 @@ from typing import Any
 from components.postgres_names import primary_pod_name
 from components.postgres_pod import SCRIPTS_MOUNT
 from stacks.config import PROJECT, ConfigError, parse_settings
+from stacks.config.cnpg import CNPG
 from tools.stack_files import ROOT, StackFileError, stack_config
 
 PROG = "bin/restore-pitr"
@@ -100,7 +101,7 @@ def load_source(stack: str, context_flag: str | None = None, root: Path = ROOT) 
     values = stack_config(stack, root)
     settings = _settings(values)
     pg = settings.postgres
-    if pg.engine == "cloudnative-pg":
+    if pg.engine == CNPG:
         # wal-pitr.sh and restoreFrom are the StatefulSet engine's; the operator archives through the Barman Cloud plugin.
         raise RestoreError(
             f"stack {stack} runs {PROJECT}:postgres.engine cloudnative-pg: its archive is the Barman Cloud plugin's, which "

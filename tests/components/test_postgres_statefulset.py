@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-import pickle
+import json
 from typing import Any
 
 import pulumi
@@ -11,7 +10,7 @@ import pulumi
 from components.postgres_args import PostgresStatefulSetArgs
 from components.postgres_pod import script_files
 from components.postgres_statefulset import PostgresStatefulSet
-from tests.conftest import CLAIM, PASSWORD, SECRET, STS, SVC, by_name, run_component
+from tests.conftest import CLAIM, PASSWORD, SECRET, STS, SVC, by_name, cached_run, run_component
 from tools.mock_run import Run
 from tools.mock_run import plain as _plain
 
@@ -26,16 +25,10 @@ def _fresh(**overrides: Any) -> Run:
     return run_component(program)
 
 
-@functools.cache
-def _pickled(overrides: tuple[tuple[str, Any], ...]) -> bytes:
-    return pickle.dumps(_fresh(**dict(overrides)))
-
-
 def _build(**overrides: Any) -> Run:
-    """The component with these overrides, run once per worker (most tests read replicas=2 or 3); each caller gets
-    its own copy. A test that needs two runs of one configuration (new mock passwords each) calls _fresh."""
-    run: Run = pickle.loads(_pickled(tuple(sorted(overrides.items()))))
-    return run
+    """The component with these overrides, run once per worker (most tests read replicas=2 or 3; cached_run); each
+    caller gets its own copy. A test that needs two runs of one configuration (new mock passwords each) calls _fresh."""
+    return cached_run(json.dumps(["PostgresStatefulSet", overrides], sort_keys=True), lambda: _fresh(**overrides))
 
 
 def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:

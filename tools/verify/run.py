@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from stacks.config import ConfigError
+from stacks.config.cnpg import CNPG
 from tools.stack_files import StackFileError, stack_config
 from tools.verify.cluster import STEPS, Cluster, Target, settings_from_config, target_of
 from tools.verify.live import KubernetesCluster
@@ -112,7 +113,7 @@ def main(argv: Sequence[str] | None = None, connect: Callable[[str, str, str | N
     except (FileNotFoundError, StackFileError, ConfigError) as exc:
         print(f"verify: {exc}", file=sys.stderr)
         return 1
-    if settings.postgres.engine == "cloudnative-pg":
+    if settings.postgres.engine == CNPG:
         # The experiment deletes the primary pod and scales StatefulSets: the operator's pods are not ours to move.
         print(
             f"verify: Pulumi.{args.stack}.yaml runs pgstack:postgres.engine cloudnative-pg: this experiment moves the "
